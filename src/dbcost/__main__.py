@@ -1,0 +1,5 @@
+"""``python -m dbcost`` runs the CLI."""
+
+from dbcost.cli import main
+
+main()

@@ -1,0 +1,337 @@
+"""The Cost Explorer client: governor -> retry -> breaker -> transport, paging, and accounting.
+
+One :class:`CostExplorer` serves one target (one payer account / credential set). Everything that talks
+to that target shares its :class:`~dbcost.governor.Governor` and :class:`~dbcost.breaker.Breaker`.
+
+Paging (botocore ships no paginator for GetCostAndUsage):
+
+* follow ``NextPageToken``, resending the identical request with only the token added;
+* refuse a token seen twice in one chain (a server bug would otherwise loop forever, $0.01 a turn);
+* on ``InvalidNextTokenException`` / ``RequestChangedException`` restart the chain once from page one;
+  records an earlier pass already yielded are not yielded again (``dedup_replays``), or, for consumers
+  that buffer per chain, the restarted first page is flagged so they can discard what they hold;
+* a group whose (period, keys) already appeared in the same pass is quarantined as a duplicate, so a
+  server that repeats a group can never double a cent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any
+
+from dbcost.breaker import Breaker
+from dbcost.clock import Clock, SystemClock
+from dbcost.errors import (
+    ApiError,
+    BudgetExhaustedError,
+    InvalidNextTokenError,
+    MalformedResponseError,
+    RequestChangedError,
+    is_retryable,
+    is_throttle,
+)
+from dbcost.governor import Governor
+from dbcost.models import CostQuery, CostRecord, Quarantined
+from dbcost.parse import ParsedPage, parse_page
+from dbcost.retry import RetryPolicy, retry
+from dbcost.transport.base import Transport
+
+__all__ = ["PRICE_PER_REQUEST_USD", "CostExplorer", "RequestBudget", "Stats"]
+
+log = logging.getLogger("dbcost.client")
+
+#: Cost Explorer API price: $0.01 per request, each page a separate request.
+PRICE_PER_REQUEST_USD = Decimal("0.01")
+
+
+@dataclass
+class Stats:
+    """Counters for one run (or one target). ``billed_requests`` are the successful ones."""
+
+    requests: int = 0
+    billed_requests: int = 0
+    pages: int = 0
+    retries: int = 0
+    throttled: int = 0
+    records: int = 0
+    quarantined: int = 0
+    restarts: int = 0
+    replayed: int = 0
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return self.billed_requests * PRICE_PER_REQUEST_USD
+
+    def add(self, other: Stats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["cost_usd"] = str(self.cost_usd)
+        return out
+
+    def summary_line(self) -> str:
+        return (
+            f"requests={self.requests} billed={self.billed_requests} (${self.cost_usd}) pages={self.pages} "
+            f"retries={self.retries} throttled={self.throttled} records={self.records} "
+            f"quarantined={self.quarantined}"
+            + (f" restarts={self.restarts}" if self.restarts else "")
+        )
+
+
+@dataclass
+class RequestBudget:
+    """A cap on requests sent (every attempt counts: AWS does not document that failed ones are free)."""
+
+    max_requests: int | None = None
+    used: int = field(default=0)
+
+    def take(self) -> None:
+        if self.max_requests is not None and self.used >= self.max_requests:
+            raise BudgetExhaustedError(
+                f"request cap reached: {self.used} of {self.max_requests} requests used; stopped before "
+                "sending more"
+            )
+        self.used += 1
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.max_requests is None else max(0, self.max_requests - self.used)
+
+
+class CostExplorer:
+    """Cost Explorer operations for one target, with rate governing, retries, a breaker and paging."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        governor: Governor | None = None,
+        breaker: Breaker | None = None,
+        retry_policy: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        stats: Stats | None = None,
+        budget: RequestBudget | None = None,
+        name: str = "default",
+    ) -> None:
+        self.transport = transport
+        self.clock = clock or SystemClock()
+        self.governor = governor or Governor(clock=self.clock)
+        self.breaker = breaker or Breaker(clock=self.clock, name=name)
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.stats = stats if stats is not None else Stats()
+        self.budget = budget if budget is not None else RequestBudget()
+        self.name = name
+
+    # ------------------------------------------------------------------------------------ one call
+
+    async def _attempt(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        self.breaker.before_call()
+        self.budget.take()
+        async with self.governor.slot():
+            self.stats.requests += 1
+            try:
+                response = await self.transport.call(operation, params)
+            except Exception as exc:
+                if is_throttle(exc):
+                    self.stats.throttled += 1
+                    self.governor.on_throttle()
+                    self.breaker.on_neutral()
+                elif is_retryable(exc):
+                    self.breaker.on_failure()
+                elif isinstance(exc, ApiError):
+                    self.breaker.on_success()  # the service answered: it is up
+                else:
+                    self.breaker.on_neutral()
+                raise
+        self.stats.billed_requests += 1
+        self.governor.on_success()
+        self.breaker.on_success()
+        return response
+
+    async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """One operation through governor, retry and breaker. Raises only :mod:`dbcost.errors`."""
+
+        def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+            self.stats.retries += 1
+            log.info("%s: %s attempt %d failed (%s); retrying in %.2fs", self.name, operation, attempt, exc, delay)
+
+        return await retry(
+            lambda: self._attempt(operation, params),
+            self.retry_policy,
+            clock=self.clock,
+            on_retry=on_retry,
+            what=f"{self.name}: {operation}",
+        )
+
+    # -------------------------------------------------------------------------------------- paging
+
+    async def pages(
+        self,
+        query: CostQuery,
+        *,
+        start: Any = None,
+        end: Any = None,
+        dedup_replays: bool = True,
+    ) -> AsyncIterator[ParsedPage]:
+        """Every page of ``query`` (optionally of the sub-window ``start``..``end``), parsed."""
+        request = query.to_request(start, end)
+        group_defs = request.get("GroupBy", [])
+        seen_before: set[tuple[str, tuple[str, ...]]] = set()
+        passes = 0
+        while True:
+            passes += 1
+            seen: set[tuple[str, tuple[str, ...]]] = set()
+            tokens: set[str] = set()
+            token: str | None = None
+            page_no = 0
+            restart = False
+            while True:
+                page_no += 1
+                params = dict(request)
+                if token is not None:
+                    params["NextPageToken"] = token
+                try:
+                    payload = await self.call("GetCostAndUsage", params)
+                except (InvalidNextTokenError, RequestChangedError) as exc:
+                    if token is None or passes > 1:
+                        raise
+                    log.warning("%s: page %d: %s; restarting the page chain from page 1", self.name, page_no, exc)
+                    self.stats.restarts += 1
+                    restart = True
+                    break
+                parsed = parse_page(
+                    payload, page=page_no, granularity=query.granularity, group_definitions=group_defs,
+                    metrics=query.metrics,
+                )
+                parsed.restarted = passes > 1 and page_no == 1
+                self._dedup(parsed, seen, seen_before if dedup_replays else None)
+                self.stats.pages += 1
+                self.stats.records += len(parsed.records)
+                self.stats.quarantined += len(parsed.quarantined)
+                token = parsed.next_token
+                if token is not None:
+                    if token in tokens:
+                        raise MalformedResponseError(
+                            f"page {page_no}: NextPageToken repeats an earlier token; refusing to loop"
+                        )
+                    tokens.add(token)
+                yield parsed
+                if token is None:
+                    return
+            if restart:
+                seen_before |= seen
+
+    def _dedup(
+        self,
+        parsed: ParsedPage,
+        seen: set[tuple[str, tuple[str, ...]]],
+        seen_before: set[tuple[str, tuple[str, ...]]] | None,
+    ) -> None:
+        kept: list[CostRecord] = []
+        for rec in parsed.records:
+            ident = rec.identity
+            if ident in seen:
+                parsed.quarantined.append(
+                    Quarantined("duplicate group: same period and keys already received in this query",
+                                rec.period_start, rec.period_end, parsed.page, rec.to_json())
+                )
+                continue
+            seen.add(ident)
+            if seen_before is not None and ident in seen_before:
+                self.stats.replayed += 1
+                continue
+            kept.append(rec)
+        parsed.records = kept
+
+    async def records(self, query: CostQuery) -> AsyncIterator[CostRecord | Quarantined]:
+        """Every record and quarantined entry of ``query``, in page order."""
+        async for page in self.pages(query):
+            for rec in page.records:
+                yield rec
+            for q in page.quarantined:
+                yield q
+
+    # ------------------------------------------------------------------------------ other operations
+
+    async def _paged_list(self, operation: str, params: dict[str, Any], item_key: str) -> list[Any]:
+        items: list[Any] = []
+        tokens: set[str] = set()
+        token: str | None = None
+        while True:
+            req = dict(params)
+            if token is not None:
+                req["NextPageToken"] = token
+            payload = await self.call(operation, req)
+            batch = payload.get(item_key, [])
+            if not isinstance(batch, list):
+                raise MalformedResponseError(f"{operation}: {item_key} is not a list")
+            items.extend(batch)
+            nxt = payload.get("NextPageToken")
+            if not nxt:
+                return items
+            if nxt in tokens:
+                raise MalformedResponseError(f"{operation}: NextPageToken repeats an earlier token")
+            tokens.add(nxt)
+            token = nxt
+
+    async def dimension_values(
+        self,
+        dimension: str,
+        start: str,
+        end: str,
+        *,
+        search: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Every value of ``dimension`` with data in ``start``..``end`` (GetDimensionValues, all pages)."""
+        params: dict[str, Any] = {
+            "TimePeriod": {"Start": start, "End": end},
+            "Dimension": dimension,
+            "Context": "COST_AND_USAGE",
+        }
+        if search:
+            params["SearchString"] = search
+        if filter:
+            params["Filter"] = dict(filter)
+        items = await self._paged_list("GetDimensionValues", params, "DimensionValues")
+        values: list[str] = []
+        for item in items:
+            value = item.get("Value") if isinstance(item, Mapping) else None
+            if not isinstance(value, str):
+                raise MalformedResponseError(f"GetDimensionValues: entry without a Value: {item!r:.80}")
+            values.append(value)
+        return values
+
+    async def tags(self, start: str, end: str, *, tag_key: str | None = None) -> list[str]:
+        """Tag keys (or, with ``tag_key``, that key's values) with data in ``start``..``end`` (GetTags)."""
+        params: dict[str, Any] = {"TimePeriod": {"Start": start, "End": end}}
+        if tag_key:
+            params["TagKey"] = tag_key
+        items = await self._paged_list("GetTags", params, "Tags")
+        if not all(isinstance(t, str) for t in items):
+            raise MalformedResponseError("GetTags: Tags holds a non-string")
+        return items
+
+    async def cost_forecast(
+        self,
+        start: str,
+        end: str,
+        *,
+        metric: str = "UNBLENDED_COST",
+        granularity: str = "MONTHLY",
+        filter: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """GetCostForecast as returned (``Total`` and ``ForecastResultsByTime``)."""
+        params: dict[str, Any] = {
+            "TimePeriod": {"Start": start, "End": end},
+            "Metric": metric,
+            "Granularity": granularity,
+        }
+        if filter:
+            params["Filter"] = dict(filter)
+        return await self.call("GetCostForecast", params)

@@ -1,0 +1,56 @@
+"""Logging setup for the CLI: human lines or JSON lines on stderr, and no credentials, ever.
+
+botocore and aiobotocore log request headers (``X-Amz-Security-Token``) and signing details at DEBUG, so
+their loggers are pinned at WARNING whatever dbcost's own level is. dbcost's own messages never include
+credentials: transports format only operation names, codes, statuses and service messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Literal
+
+import orjson
+
+__all__ = ["LogFormat", "setup_logging"]
+
+LogFormat = Literal["text", "json"]
+
+_QUIET_LIBRARIES = ("botocore", "aiobotocore", "aioboto3", "boto3", "urllib3", "s3transfer", "aiokafka",
+                    "asyncio", "aiohttp.access")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            entry.update(extra)
+        if record.exc_info and record.exc_info[1] is not None:
+            entry["error"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        return orjson.dumps(entry, default=str).decode()
+
+
+def setup_logging(level: str = "WARNING", fmt: LogFormat = "text") -> None:
+    """Configure the ``dbcost`` logger tree on stderr (idempotent)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("dbcost")
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = False
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,255 @@
+"""The only module that imports aioboto3 / aiobotocore / botocore.
+
+* Client lifecycle as an async context manager (``async with AwsTransport(...) as t``).
+* Credentials: the standard AWS chain (env, shared files, SSO, container/instance roles) via
+  ``profile``; optionally a role to assume, with credentials refreshed before they expire.
+* Endpoint: ``endpoint_url`` if given, else botocore's own ``AWS_ENDPOINT_URL_COST_EXPLORER`` /
+  ``AWS_ENDPOINT_URL`` / config-file resolution, else the public endpoint.
+* botocore's retries are set to a single attempt: ``dbcost.retry`` is the one retry layer.
+* Every botocore / aiohttp exception is mapped here, once, into :mod:`dbcost.errors` (``from exc``).
+  Messages never contain credentials: only codes, statuses, operation names and the service's message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aioboto3
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.credentials import AioDeferredRefreshableCredentials
+from botocore import exceptions as bce
+from botocore import xform_name
+
+from dbcost.errors import (
+    AccessDeniedError,
+    ApiError,
+    CredentialsError,
+    DataUnavailableError,
+    DbcostError,
+    InvalidNextTokenError,
+    QueryError,
+    RequestChangedError,
+    ServerError,
+    ServiceValidationError,
+    ThrottledError,
+    TransportError,
+)
+
+__all__ = ["THROTTLE_CODES", "AwsTransport", "translate_errors"]
+
+#: Error codes that mean "slow down" (botocore's standard retry list + Cost Explorer's own).
+THROTTLE_CODES = frozenset(
+    {
+        "LimitExceededException",  # Cost Explorer, HTTP 400 "Rate limit exceeded"
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+_ACCESS_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "AuthFailure",
+    }
+)
+_EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+_DATA_CODES = frozenset(
+    {
+        "DataUnavailableException",
+        "BillExpirationException",
+        "ResourceNotFoundException",
+        "BillingViewHealthStatusException",
+        "UnresolvableUsageUnitException",
+    }
+)
+_SERVER_CODES = frozenset(
+    {"InternalServerError", "InternalFailure", "ServiceUnavailable", "InternalError", "ServiceException"}
+)
+
+
+def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
+    err = exc.response.get("Error", {}) or {}
+    meta = exc.response.get("ResponseMetadata", {}) or {}
+    code = str(err.get("Code", "") or "")
+    message = str(err.get("Message", "") or "") or "no message"
+    status = meta.get("HTTPStatusCode")
+    status = int(status) if isinstance(status, int | str) and str(status).isdigit() else None
+    kw: dict[str, Any] = {
+        "code": code,
+        "status": status,
+        "operation": operation,
+        "request_id": str(meta.get("RequestId", "") or ""),
+    }
+    if code in THROTTLE_CODES or status == 429:
+        return ThrottledError(message, **kw)
+    if code == "InvalidNextTokenException":
+        return InvalidNextTokenError(message, **kw)
+    if code == "RequestChangedException":
+        return RequestChangedError(message, **kw)
+    if code in _EXPIRED_CODES:
+        return CredentialsError(f"{operation}: {code}: AWS credentials have expired")
+    if code in _ACCESS_CODES or status == 403:
+        return AccessDeniedError(message, **kw)
+    if code == "ValidationException":
+        return ServiceValidationError(message, **kw)
+    if code in _DATA_CODES:
+        return DataUnavailableError(message, **kw)
+    if code in _SERVER_CODES or (status is not None and status >= 500):
+        return ServerError(message, **kw)
+    return ApiError(message, **kw)
+
+
+@contextlib.contextmanager
+def translate_errors(operation: str) -> Iterator[None]:
+    """Map botocore/aiohttp exceptions raised inside the block into :mod:`dbcost.errors`."""
+    try:
+        yield
+    except DbcostError:
+        raise
+    except bce.ClientError as exc:
+        raise _from_client_error(exc, operation) from exc
+    except (bce.NoCredentialsError, bce.PartialCredentialsError, bce.ProfileNotFound,
+            bce.CredentialRetrievalError, bce.TokenRetrievalError, bce.SSOError,
+            bce.UnauthorizedSSOTokenError) as exc:
+        raise CredentialsError(f"{operation}: {exc}") from exc
+    except bce.ParamValidationError as exc:
+        raise QueryError("request", str(exc).replace("\n", " ")) from exc
+    except (bce.ConnectTimeoutError, bce.ReadTimeoutError) as exc:
+        raise TransportError(f"{operation}: timed out ({type(exc).__name__})") from exc
+    except (bce.EndpointConnectionError, bce.ConnectionClosedError, bce.HTTPClientError) as exc:
+        raise TransportError(f"{operation}: connection failed ({type(exc).__name__})") from exc
+    except bce.ResponseParserError as exc:
+        raise TransportError(f"{operation}: response body could not be parsed") from exc
+    except aiohttp.ClientError as exc:
+        raise TransportError(f"{operation}: {type(exc).__name__}: {exc}") from exc
+    except TimeoutError as exc:
+        raise TransportError(f"{operation}: timed out") from exc
+    except bce.BotoCoreError as exc:
+        raise ApiError(str(exc), operation=operation) from exc
+
+
+class AwsTransport:
+    """An aioboto3 client for one AWS service, as a :class:`~dbcost.transport.base.Transport`."""
+
+    def __init__(
+        self,
+        *,
+        service: str = "ce",
+        profile: str | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        role_arn: str | None = None,
+        external_id: str | None = None,
+        role_session_name: str = "dbcost",
+        credentials: tuple[str, str] | None = None,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 60.0,
+        max_pool_connections: int = 32,
+    ) -> None:
+        self.service = service
+        self.profile = profile
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.role_arn = role_arn
+        self.external_id = external_id
+        self.role_session_name = role_session_name
+        self._static_credentials = credentials
+        self._config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            max_pool_connections=max_pool_connections,
+            user_agent_extra="dbcost",
+        )
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None
+
+    def __repr__(self) -> str:  # never shows credentials
+        return (
+            f"AwsTransport(service={self.service!r}, profile={self.profile!r}, region={self.region!r}, "
+            f"endpoint_url={self.endpoint_url!r}, role_arn={self.role_arn!r})"
+        )
+
+    async def __aenter__(self) -> AwsTransport:
+        stack = AsyncExitStack()
+        try:
+            with translate_errors("open session"):
+                if self._static_credentials is not None:
+                    key, secret = self._static_credentials
+                    session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret)
+                else:
+                    session = aioboto3.Session(profile_name=self.profile)
+                region = self.region or session.region_name or "us-east-1"
+                if self.role_arn:
+                    self._assume_role(session, region)
+                self._client = await stack.enter_async_context(
+                    session.client(
+                        self.service, region_name=region, endpoint_url=self.endpoint_url, config=self._config
+                    )
+                )
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            self._client = None
+            await stack.aclose()
+
+    def _assume_role(self, session: Any, region: str) -> None:
+        """Swap the session's credentials for refreshable ones from ``sts:AssumeRole``."""
+        base = session._session  # the AioSession aioboto3 wraps: its credential chain signs STS calls
+        params: dict[str, Any] = {"RoleArn": self.role_arn, "RoleSessionName": self.role_session_name}
+        if self.external_id:
+            params["ExternalId"] = self.external_id
+
+        async def refresh() -> dict[str, Any]:
+            async with base.create_client("sts", region_name=region) as sts:
+                with translate_errors("AssumeRole"):
+                    creds = (await sts.assume_role(**params))["Credentials"]
+            expiry = creds["Expiration"]
+            if isinstance(expiry, dt.datetime):
+                expiry = expiry.isoformat()
+            return {
+                "access_key": creds["AccessKeyId"],
+                "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"],
+                "expiry_time": expiry,
+            }
+
+        base._credentials = AioDeferredRefreshableCredentials(refresh_using=refresh, method="assume-role")
+
+    async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        if self._client is None:
+            raise RuntimeError("AwsTransport used outside 'async with'")
+        method = getattr(self._client, xform_name(operation))
+        with translate_errors(operation):
+            response: dict[str, Any] = await method(**params)
+        response.pop("ResponseMetadata", None)
+        return response
+

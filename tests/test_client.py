@@ -1,0 +1,234 @@
+"""The client over MockTransport: paging, token rules, chain restart, retries through the governor,
+budget and breaker — every path a user runs, with an injected transport and a fake clock."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from dbcost.client import CostExplorer, RequestBudget, Stats
+from dbcost.clock import FakeClock
+from dbcost.errors import (
+    BudgetExhaustedError,
+    CircuitOpenError,
+    InvalidNextTokenError,
+    MalformedResponseError,
+    RequestChangedError,
+    RetryExhaustedError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+)
+from dbcost.governor import Governor, GovernorSettings
+from dbcost.breaker import Breaker
+from dbcost.models import CostQuery
+from dbcost.retry import RetryPolicy
+from dbcost.transport.mock import MockTransport
+
+QUERY = CostQuery.build(start="2026-09-01", end="2026-09-03", group_by=["SERVICE", "TAG:db-cluster"])
+
+
+def make_pages(n_groups: int, page_size: int) -> list[dict[str, Any]]:
+    """A 2-day result cut every page_size groups, so pages end mid-period like Cost Explorer's."""
+    flat = [(day, i) for day in ("2026-09-01", "2026-09-02") for i in range(n_groups)]
+    pages = []
+    for p in range(0, len(flat), page_size):
+        chunk = flat[p : p + page_size]
+        results: list[dict[str, Any]] = []
+        for day, i in chunk:
+            if not results or results[-1]["TimePeriod"]["Start"] != day:
+                end = "2026-09-02" if day == "2026-09-01" else "2026-09-03"
+                results.append({"TimePeriod": {"Start": day, "End": end}, "Total": {}, "Groups": [],
+                                "Estimated": False})
+            results[-1]["Groups"].append({
+                "Keys": ["Amazon Relational Database Service", f"db-cluster$db-{i:04d}"],
+                "Metrics": {"UnblendedCost": {"Amount": f"{i}.0000000001", "Unit": "USD"}},
+            })
+        pages.append({"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"},
+                                           {"Type": "TAG", "Key": "db-cluster"}],
+                      "ResultsByTime": results})
+    for k, page in enumerate(pages[:-1]):
+        page["NextPageToken"] = f"tok-{k + 1}"
+    return pages
+
+
+def serve(pages: list[dict[str, Any]], faults: dict[int, list[Exception]] | None = None) -> MockTransport:
+    """A handler that serves pages by token and raises the queued faults per page index first."""
+    faults = {k: list(v) for k, v in (faults or {}).items()}
+
+    def handler(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        token = params.pop("NextPageToken", None)
+        idx = 0 if token is None else int(token.split("-")[1])
+        if faults.get(idx):
+            raise faults[idx].pop(0)
+        return pages[idx]
+
+    return MockTransport(handler)
+
+
+def client(transport: MockTransport, **kw: Any) -> CostExplorer:
+    clock = kw.pop("clock", FakeClock())
+    return CostExplorer(transport, clock=clock, retry_policy=kw.pop("retry_policy", RetryPolicy.no_wait()),
+                        governor=kw.pop("governor", Governor(GovernorSettings(max_rps=1000, burst=1000),
+                                                             clock=clock)), **kw)
+
+
+async def collect(ce: CostExplorer, query: CostQuery = QUERY) -> tuple[list[Any], list[Any], list[Any]]:
+    recs, quar, pages = [], [], []
+    async for page in ce.pages(query):
+        pages.append(page)
+        recs.extend(page.records)
+        quar.extend(page.quarantined)
+    return recs, quar, pages
+
+
+async def test_follows_every_page_and_resends_the_identical_request() -> None:
+    """7,002 groups over 29 pages: every group arrives once, each request identical but for the token."""
+    pages = make_pages(3501, 250)
+    transport = serve(pages)
+    ce = client(transport)
+    recs, quar, got = await collect(ce)
+    assert len(got) == len(pages) == 29 and len(recs) == 7002 and not quar
+    assert sum(r.metrics["UnblendedCost"].amount for r in recs) == 2 * sum(
+        Decimal(f"{i}.0000000001") for i in range(3501))
+    first = transport.calls[0][1]
+    for k, (op, params) in enumerate(transport.calls):
+        assert op == "GetCostAndUsage"
+        token = params.pop("NextPageToken", None)
+        assert token == (None if k == 0 else f"tok-{k}")
+        assert params == first
+    assert ce.stats.pages == 29 and ce.stats.billed_requests == 29 and ce.stats.cost_usd == Decimal("0.29")
+
+
+async def test_repeated_token_is_refused() -> None:
+    """A server that hands out the same token twice cannot make the client loop (and spend) forever."""
+    pages = make_pages(10, 4)
+    pages[2]["NextPageToken"] = "tok-1"
+    with pytest.raises(MalformedResponseError, match="repeats"):
+        await collect(client(serve(pages)))
+
+
+@pytest.mark.parametrize("exc_type", [InvalidNextTokenError, RequestChangedError])
+async def test_token_error_restarts_the_chain_once_without_duplicates(exc_type: type[Exception]) -> None:
+    """A token error mid-chain restarts from page 1; what was already yielded is not yielded again."""
+    pages = make_pages(10, 4)  # 20 groups, 5 pages
+    transport = serve(pages, faults={3: [exc_type("expired", code=exc_type.__name__)]})
+    ce = client(transport)
+    recs, quar, got = await collect(ce)
+    assert len(recs) == 20 and not quar
+    assert len({r.identity for r in recs}) == 20
+    assert ce.stats.restarts == 1 and ce.stats.replayed == 12
+    assert [p.restarted for p in got] == [False, False, False, True, False, False, False, False]
+
+
+async def test_second_token_error_in_one_query_fails() -> None:
+    """The chain restarts once; a second token error is raised."""
+    pages = make_pages(10, 4)
+    transport = serve(pages, faults={2: [InvalidNextTokenError("x"), InvalidNextTokenError("x")]})
+    with pytest.raises(InvalidNextTokenError):
+        await collect(client(transport))
+
+
+async def test_duplicate_group_within_a_chain_is_quarantined() -> None:
+    """A server that repeats a group cannot double a cent: the repeat is quarantined."""
+    pages = make_pages(4, 100)
+    pages[0]["ResultsByTime"][1]["Groups"].append(pages[0]["ResultsByTime"][1]["Groups"][0])
+    recs, quar, _ = await collect(client(serve(pages)))
+    assert len(recs) == 8 and len(quar) == 1 and "duplicate" in quar[0].reason
+
+
+async def test_throttles_and_5xx_are_retried_and_every_attempt_passes_the_governor() -> None:
+    """LimitExceededException, 500 and dropped connections are retried; each attempt takes a governor slot."""
+    pages = make_pages(6, 4)
+    faults: dict[int, list[Exception]] = {
+        0: [ThrottledError("Rate limit exceeded", code="LimitExceededException", status=400)],
+        1: [ServerError("oops", status=500), TransportError("dropped")],
+        2: [ThrottledError("Rate limit exceeded", code="LimitExceededException", status=400)],
+    }
+    clock = FakeClock()
+    gov = Governor(GovernorSettings(max_rps=1000, burst=1000, increase=0.0), clock=clock)
+    slots = 0
+    real_slot = gov.slot
+
+    def counting_slot() -> Any:
+        nonlocal slots
+        slots += 1
+        return real_slot()
+
+    gov.slot = counting_slot  # type: ignore[method-assign]
+    ce = client(serve(pages, faults), clock=clock, governor=gov)
+    recs, _, _ = await collect(ce)
+    assert len(recs) == 12
+    assert ce.stats.requests == slots == 3 + 4
+    assert ce.stats.retries == 4 and ce.stats.throttled == 2
+    assert ce.stats.billed_requests == 3
+    assert gov.rate == 250  # two throttles halved it twice, no recovery with increase=0
+
+
+async def test_budget_stops_before_spending_more() -> None:
+    """--max-requests N: the (N+1)th request is never sent."""
+    pages = make_pages(10, 4)
+    transport = serve(pages)
+    ce = client(transport, budget=RequestBudget(3))
+    got = []
+    with pytest.raises(BudgetExhaustedError, match="3 of 3"):
+        async for page in ce.pages(QUERY):
+            got.append(page)
+    assert len(got) == 3 and len(transport.calls) == 3
+
+
+async def test_breaker_opens_on_persistent_failures_and_fails_fast() -> None:
+    """Consecutive 5xx open the breaker; the next call fails fast without reaching the transport."""
+    clock = FakeClock()
+
+    def handler(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise ServerError("down", status=503)
+
+    transport = MockTransport(handler)
+    ce = client(transport, clock=clock, breaker=Breaker(failure_threshold=4, reset_timeout_s=60, clock=clock),
+                retry_policy=RetryPolicy.no_wait(10))
+    with pytest.raises(CircuitOpenError):
+        await collect(ce)
+    assert len(transport.calls) == 4
+    with pytest.raises(CircuitOpenError):
+        await collect(ce)
+    assert len(transport.calls) == 4
+
+
+async def test_retries_exhausted_is_reported() -> None:
+    """A target that keeps throttling ends in RetryExhaustedError after bounded attempts."""
+    def handler(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise ThrottledError("Rate limit exceeded", code="LimitExceededException")
+
+    with pytest.raises(RetryExhaustedError):
+        await collect(client(MockTransport(handler), retry_policy=RetryPolicy.no_wait(3)))
+
+
+async def test_dimension_values_and_tags_follow_pages() -> None:
+    """GetDimensionValues and GetTags are paged too (no botocore paginator exists for them)."""
+    def handler(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        tok = params.get("NextPageToken")
+        if op == "GetDimensionValues":
+            if tok is None:
+                return {"DimensionValues": [{"Value": "Amazon DynamoDB", "Attributes": {}}], "NextPageToken": "a"}
+            return {"DimensionValues": [{"Value": "Amazon Redshift", "Attributes": {}}]}
+        if tok is None:
+            return {"Tags": ["payments"], "NextPageToken": "b"}
+        return {"Tags": ["search"]}
+
+    ce = client(MockTransport(handler))
+    assert await ce.dimension_values("SERVICE", "2026-01-01", "2026-02-01") == ["Amazon DynamoDB", "Amazon Redshift"]
+    assert await ce.tags("2026-01-01", "2026-02-01", tag_key="team") == ["payments", "search"]
+    assert ce.stats.billed_requests == 4
+
+
+def test_stats_json_has_the_contract_fields() -> None:
+    """The summary JSON carries the fields other tools read."""
+    s = Stats(requests=3, billed_requests=2)
+    data = s.to_json()
+    for key in ("requests", "billed_requests", "pages", "retries", "throttled", "records", "quarantined",
+                "cost_usd"):
+        assert key in data
+    assert data["cost_usd"] == "0.02"

@@ -1,0 +1,209 @@
+"""Parsing pages: every real sample parses; a malformed group is quarantined and its neighbours kept."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dbcost.errors import MalformedResponseError
+from dbcost.models import Metric
+from dbcost.parse import parse_page
+from tests.conftest import SAMPLES
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SAMPLES / name).read_text())
+    return data
+
+
+def test_sample_two_group_keys_dimension_plus_tag() -> None:
+    """Sample 01: SERVICE + TAG keys named from GroupDefinitions, untagged `Environment$` becomes ''."""
+    page = parse_page(load("01_awscli_two_groupkeys_dimension_plus_tag.json"), granularity="MONTHLY")
+    assert not page.quarantined
+    assert [r.keys for r in page.records] == [
+        {"SERVICE": "Amazon Simple Storage Service", "TAG:Environment": ""},
+        {"SERVICE": "Amazon Simple Storage Service", "TAG:Environment": "Dev"},
+    ]
+    first = page.records[0]
+    assert first.metrics["UnblendedCost"] == Metric(Decimal("40.3543773134"), "USD")
+    assert first.metrics["UsageQuantity"] == Metric(Decimal("9312771.098461578"), "N/A")
+    assert first.to_json()["metrics"]["BlendedCost"] == {"amount": "40.3527508453", "unit": "USD"}
+    assert (first.period_start, first.period_end, first.estimated) == ("2017-09-01", "2017-10-01", False)
+
+
+def test_sample_service_monthly_with_zero_amounts() -> None:
+    """Sample 02: every SERVICE group parses, zero amounts included, sum exact."""
+    raw = load("02_groupby_service_monthly_cloudscape_excerpt.json")
+    page = parse_page(raw, granularity="MONTHLY", metrics=["UnblendedCost"])
+    groups = raw["ResultsByTime"][0]["Groups"]
+    assert len(page.records) == len(groups) and not page.quarantined
+    expected = sum(Decimal(g["Metrics"]["UnblendedCost"]["Amount"]) for g in groups)
+    assert sum(r.metrics["UnblendedCost"].amount for r in page.records) == expected
+    assert any(r.metrics["UnblendedCost"].amount == 0 for r in page.records)
+
+
+def test_sample_total_only_no_groupby_estimated_flip() -> None:
+    """Sample 03: no GroupBy -> one record per period from Total, with empty keys; Estimated kept per period."""
+    raw = load("03_total_only_no_groupby_daily_estimated_flip.json")
+    page = parse_page(raw, granularity="DAILY", metrics=["BlendedCost"])
+    assert len(page.records) == len(raw["ResultsByTime"]) and not page.quarantined
+    assert all(r.keys == {} for r in page.records)
+    flags = {r.period_start: r.estimated for r in page.records}
+    assert flags["2021-10-15"] is False
+    assert flags["2021-11-01"] is True
+
+
+@pytest.mark.parametrize("name", ["05_get_dimension_values_service_awscli.json", "06_get_tags_awscli.json"])
+def test_other_operation_samples_have_the_shapes_the_client_reads(name: str) -> None:
+    """Samples 05/06: the fields the client reads (DimensionValues[].Value, Tags[]) are there."""
+    raw = load(name)
+    if "DimensionValues" in raw:
+        assert all(isinstance(v["Value"], str) for v in raw["DimensionValues"])
+    else:
+        assert all(isinstance(t, str) for t in raw["Tags"])
+
+
+def two_key_page() -> dict[str, Any]:
+    return {
+        "GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "TAG", "Key": "db-cluster"}],
+        "ResultsByTime": [
+            {
+                "TimePeriod": {"Start": "2026-09-01", "End": "2026-09-02"},
+                "Total": {},
+                "Estimated": False,
+                "Groups": [
+                    {"Keys": ["Amazon DynamoDB", f"db-cluster$db-{i:04d}"],
+                     "Metrics": {"UnblendedCost": {"Amount": f"{i}.1000000000", "Unit": "USD"}}}
+                    for i in range(5)
+                ],
+            }
+        ],
+    }
+
+
+MALFORMATIONS: list[tuple[str, Any, str]] = [
+    ("nan", {"Keys": ["Amazon DynamoDB", "db-cluster$x"], "Metrics": {"UnblendedCost": {"Amount": "NaN", "Unit": "USD"}}},
+     "not a plain decimal"),
+    ("comma", {"Keys": ["Amazon DynamoDB", "db-cluster$x"],
+               "Metrics": {"UnblendedCost": {"Amount": "12,50", "Unit": "USD"}}}, "not a plain decimal"),
+    ("empty", {"Keys": ["Amazon DynamoDB", "db-cluster$x"],
+               "Metrics": {"UnblendedCost": {"Amount": "", "Unit": "USD"}}}, "empty"),
+    ("no-amount", {"Keys": ["Amazon DynamoDB", "db-cluster$x"], "Metrics": {"UnblendedCost": {"Unit": "USD"}}},
+     "Amount missing"),
+    ("no-unit", {"Keys": ["Amazon DynamoDB", "db-cluster$x"], "Metrics": {"UnblendedCost": {"Amount": "1"}}},
+     "Unit missing"),
+    ("no-metrics", {"Keys": ["Amazon DynamoDB", "db-cluster$x"]}, "Metrics missing"),
+    ("empty-metrics", {"Keys": ["Amazon DynamoDB", "db-cluster$x"], "Metrics": {}}, "Metrics missing"),
+    ("key-count", {"Keys": ["Amazon DynamoDB"], "Metrics": {"UnblendedCost": {"Amount": "1", "Unit": "USD"}}},
+     "Keys has 1 values"),
+    ("no-keys", {"Metrics": {"UnblendedCost": {"Amount": "1", "Unit": "USD"}}}, "Keys missing"),
+    ("tag-prefix", {"Keys": ["Amazon DynamoDB", "team$x"],
+                    "Metrics": {"UnblendedCost": {"Amount": "1", "Unit": "USD"}}}, "does not start with"),
+    ("number", {"Keys": ["Amazon DynamoDB", "db-cluster$x"],
+                "Metrics": {"UnblendedCost": {"Amount": 1.5, "Unit": "USD"}}}, "must be a string"),
+    ("not-object", "garbage", "not an object"),
+    ("wrong-metric", {"Keys": ["Amazon DynamoDB", "db-cluster$x"],
+                      "Metrics": {"BlendedCost": {"Amount": "1", "Unit": "USD"}}}, "lacks UnblendedCost"),
+]
+
+
+@pytest.mark.parametrize(("label", "bad", "reason"), MALFORMATIONS, ids=[m[0] for m in MALFORMATIONS])
+def test_malformed_group_is_quarantined_and_neighbours_kept(label: str, bad: Any, reason: str) -> None:
+    """One bad group in the middle of a period: quarantined with raw JSON, reason, period, page; others kept."""
+    raw = two_key_page()
+    raw["ResultsByTime"][0]["Groups"].insert(2, copy.deepcopy(bad))
+    page = parse_page(raw, page=7, granularity="DAILY", metrics=["UnblendedCost"])
+    assert len(page.records) == 5
+    assert sum(r.metrics["UnblendedCost"].amount for r in page.records) == Decimal("10.5")
+    [q] = page.quarantined
+    assert reason in q.reason
+    assert (q.period_start, q.period_end, q.page) == ("2026-09-01", "2026-09-02", 7)
+    assert q.raw == bad
+
+
+def test_result_without_time_period_is_quarantined_whole() -> None:
+    """A result whose TimePeriod is missing cannot be placed: quarantined whole, other periods kept."""
+    raw = two_key_page()
+    broken = copy.deepcopy(raw["ResultsByTime"][0])
+    del broken["TimePeriod"]
+    raw["ResultsByTime"].append(broken)
+    page = parse_page(raw, granularity="DAILY")
+    assert len(page.records) == 5 and len(page.quarantined) == 1
+    assert "TimePeriod" in page.quarantined[0].reason
+
+
+def test_missing_estimated_means_not_final() -> None:
+    """A result without Estimated is treated as estimated, so a sync re-reads it."""
+    raw = two_key_page()
+    del raw["ResultsByTime"][0]["Estimated"]
+    assert all(r.estimated for r in parse_page(raw).records)
+
+
+def test_groupby_period_with_total_and_no_groups_becomes_a_keyless_record() -> None:
+    """With GroupBy, a period that has a Total and no groups still yields its money (empty keys)."""
+    raw = two_key_page()
+    raw["ResultsByTime"].append({"TimePeriod": {"Start": "2026-09-02", "End": "2026-09-03"}, "Estimated": True,
+                                 "Groups": [], "Total": {"UnblendedCost": {"Amount": "3.5", "Unit": "USD"}}})
+    page = parse_page(raw)
+    last = page.records[-1]
+    assert last.keys == {} and last.metrics["UnblendedCost"].amount == Decimal("3.5")
+
+
+def test_group_definitions_from_the_query_when_the_page_has_none() -> None:
+    """Keys are named from the query's GroupBy when a page carries no GroupDefinitions."""
+    raw = two_key_page()
+    defs = raw.pop("GroupDefinitions")
+    page = parse_page(raw, group_definitions=defs)
+    assert page.records[0].keys == {"SERVICE": "Amazon DynamoDB", "TAG:db-cluster": "db-0000"}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [[], "x", {"ResultsByTime": {}}, {"ResultsByTime": [], "GroupDefinitions": {}},
+     {"ResultsByTime": [], "GroupDefinitions": [{"Type": "WHAT", "Key": "x"}]},
+     {"ResultsByTime": [], "NextPageToken": 5}],
+)
+def test_page_that_is_not_a_cost_explorer_response_is_an_error(payload: Any) -> None:
+    """A page without the basic shape is a MalformedResponseError, not silently empty."""
+    with pytest.raises(MalformedResponseError):
+        parse_page(payload)
+
+
+tag_text = st.text(alphabet=st.characters(blacklist_characters="$", blacklist_categories=("Cs",)), max_size=20)
+
+
+@given(key=tag_text.filter(bool), value=st.text(max_size=30))
+def test_tag_keys_round_trip(key: str, value: str) -> None:
+    """Any tag key/value pair in `key$value` form parses back to the value ('' when untagged)."""
+    raw = {
+        "GroupDefinitions": [{"Type": "TAG", "Key": key}],
+        "ResultsByTime": [{"TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Estimated": False,
+                           "Groups": [{"Keys": [f"{key}${value}"],
+                                       "Metrics": {"UnblendedCost": {"Amount": "1", "Unit": "USD"}}}]}],
+    }
+    page = parse_page(raw)
+    assert not page.quarantined
+    assert page.records[0].keys == {f"TAG:{key}": value}
+
+
+@given(amounts=st.lists(st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False, places=10, min_value=-(10**12), max_value=10**12).map(
+        lambda d: format(d, "f")),
+    st.sampled_from(["NaN", "", "1,5", "Infinity", " 2"]),
+), max_size=40))
+def test_every_group_is_a_record_or_quarantined(amounts: list[str]) -> None:
+    """Nothing disappears: records + quarantined == groups, and the record sum is exact."""
+    groups = [{"Keys": [f"s{i}"], "Metrics": {"UnblendedCost": {"Amount": a, "Unit": "USD"}}}
+              for i, a in enumerate(amounts)]
+    raw = {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+           "ResultsByTime": [{"TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Groups": groups}]}
+    page = parse_page(raw)
+    assert len(page.records) + len(page.quarantined) == len(groups)
+    good = [Decimal(a) for a in amounts if a not in {"NaN", "", "1,5", "Infinity", " 2"}]
+    assert sum(r.metrics["UnblendedCost"].amount for r in page.records) == sum(good)
