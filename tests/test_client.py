@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dbcost.breaker import Breaker
 from dbcost.client import CostExplorer, RequestBudget, Stats
 from dbcost.clock import FakeClock
 from dbcost.errors import (
@@ -22,7 +23,6 @@ from dbcost.errors import (
     TransportError,
 )
 from dbcost.governor import Governor, GovernorSettings
-from dbcost.breaker import Breaker
 from dbcost.models import CostQuery
 from dbcost.retry import RetryPolicy
 from dbcost.transport.mock import MockTransport
@@ -33,7 +33,7 @@ QUERY = CostQuery.build(start="2026-09-01", end="2026-09-03", group_by=["SERVICE
 def make_pages(n_groups: int, page_size: int) -> list[dict[str, Any]]:
     """A 2-day result cut every page_size groups, so pages end mid-period like Cost Explorer's."""
     flat = [(day, i) for day in ("2026-09-01", "2026-09-02") for i in range(n_groups)]
-    pages = []
+    pages: list[dict[str, Any]] = []
     for p in range(0, len(flat), page_size):
         chunk = flat[p : p + page_size]
         results: list[dict[str, Any]] = []
@@ -49,8 +49,8 @@ def make_pages(n_groups: int, page_size: int) -> list[dict[str, Any]]:
         pages.append({"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"},
                                            {"Type": "TAG", "Key": "db-cluster"}],
                       "ResultsByTime": results})
-    for k, page in enumerate(pages[:-1]):
-        page["NextPageToken"] = f"tok-{k + 1}"
+    for k, pg in enumerate(pages[:-1]):
+        pg["NextPageToken"] = f"tok-{k + 1}"
     return pages
 
 
@@ -111,7 +111,9 @@ async def test_repeated_token_is_refused() -> None:
 
 
 @pytest.mark.parametrize("exc_type", [InvalidNextTokenError, RequestChangedError])
-async def test_token_error_restarts_the_chain_once_without_duplicates(exc_type: type[Exception]) -> None:
+async def test_token_error_restarts_the_chain_once_without_duplicates(
+    exc_type: type[InvalidNextTokenError | RequestChangedError],
+) -> None:
     """A token error mid-chain restarts from page 1; what was already yielded is not yielded again."""
     pages = make_pages(10, 4)  # 20 groups, 5 pages
     transport = serve(pages, faults={3: [exc_type("expired", code=exc_type.__name__)]})
@@ -172,11 +174,14 @@ async def test_budget_stops_before_spending_more() -> None:
     pages = make_pages(10, 4)
     transport = serve(pages)
     ce = client(transport, budget=RequestBudget(3))
-    got = []
+    got: list[Any] = []
+
+    async def drain() -> None:
+        got.extend([page async for page in ce.pages(QUERY)])
+
     with pytest.raises(BudgetExhaustedError, match="3 of 3"):
-        async for page in ce.pages(QUERY):
-            got.append(page)
-    assert len(got) == 3 and len(transport.calls) == 3
+        await drain()
+    assert not got and len(transport.calls) == 3
 
 
 async def test_breaker_opens_on_persistent_failures_and_fails_fast() -> None:

@@ -88,8 +88,8 @@ def two_key_page() -> dict[str, Any]:
 
 
 MALFORMATIONS: list[tuple[str, Any, str]] = [
-    ("nan", {"Keys": ["Amazon DynamoDB", "db-cluster$x"], "Metrics": {"UnblendedCost": {"Amount": "NaN", "Unit": "USD"}}},
-     "not a plain decimal"),
+    ("nan", {"Keys": ["Amazon DynamoDB", "db-cluster$x"],
+             "Metrics": {"UnblendedCost": {"Amount": "NaN", "Unit": "USD"}}}, "not a plain decimal"),
     ("comma", {"Keys": ["Amazon DynamoDB", "db-cluster$x"],
                "Metrics": {"UnblendedCost": {"Amount": "12,50", "Unit": "USD"}}}, "not a plain decimal"),
     ("empty", {"Keys": ["Amazon DynamoDB", "db-cluster$x"],
@@ -175,7 +175,7 @@ def test_page_that_is_not_a_cost_explorer_response_is_an_error(payload: Any) -> 
         parse_page(payload)
 
 
-tag_text = st.text(alphabet=st.characters(blacklist_characters="$", blacklist_categories=("Cs",)), max_size=20)
+tag_text = st.text(alphabet=st.characters(blacklist_characters="$", blacklist_categories=["Cs"]), max_size=20)
 
 
 @given(key=tag_text.filter(bool), value=st.text(max_size=30))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from dbcost import errors, jobs, logs
 from dbcost.api import FetchResult, FetchSettings, fetch, fetch_pages, open_client
 from dbcost.client import CostExplorer, RequestBudget, Stats
 from dbcost.errors import DbcostError
@@ -31,8 +32,11 @@ __all__ = [
     "RequestBudget",
     "Stats",
     "__version__",
+    "errors",
     "fetch",
     "fetch_pages",
+    "jobs",
+    "logs",
     "open_client",
     "parse_page",
 ]

@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import orjson
 import typer
 from rich.console import Console
 
 import dbcost
-from dbcost.errors import DbcostError, UsageError
-from dbcost.logs import LogFormat, setup_logging
+
+DbcostError = dbcost.errors.DbcostError
+UsageError = dbcost.errors.UsageError
 
 T = TypeVar("T")
 
@@ -71,8 +71,7 @@ def _main(
         _fail_usage(f"--log-format: must be text or json, got {log_format!r}")
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         _fail_usage(f"--log-level: unknown level {log_level!r}")
-    fmt: LogFormat = "json" if log_format == "json" else "text"
-    setup_logging(log_level, fmt)
+    dbcost.logs.setup_logging(log_level, "json" if log_format == "json" else "text")
 
 
 def _fail_usage(message: str) -> NoReturn:
@@ -182,6 +181,8 @@ def fetch(
     """
     if format_ not in ("jsonl", "csv", "table"):
         _fail_usage(f"--format: must be jsonl, csv or table, got {format_!r}")
+    if quarantine is not None and quarantine == output:
+        _fail_usage("--quarantine: must not be the same file as --output")
     try:
         query = dbcost.CostQuery.build(
             start=start,
@@ -218,76 +219,38 @@ async def _fetch(
     summary_json: str | None,
     strict: bool,
 ) -> int:
-    from dbcost.sinks.files import AtomicOutput, csv_rows, jsonl_line
-
-    stats = dbcost.Stats()
-    out = AtomicOutput(output, binary=fmt not in {"csv", "table"})
-    qout = AtomicOutput(quarantine) if quarantine else None
-    quarantined_preview: list[dbcost.Quarantined] = []
-    table_rows: list[dbcost.CostRecord] = []
-    failure: DbcostError | None = None
-    pages_done = 0
     with _page_status(enabled=err_console.is_terminal) as status:
-        try:
-            with out as f, (qout if qout is not None else _NullCtx()) as qf:
-                if fmt == "csv":
-                    import csv
-
-                    writer = csv.writer(f, lineterminator="\n")
-                    writer.writerow(["period_start", "period_end", "granularity", "estimated", *query.columns,
-                                     "metric", "amount", "unit"])
-                async for page in dbcost.fetch_pages(query, settings, stats=stats):
-                    pages_done = page.page
-                    if fmt == "jsonl":
-                        f.write(b"".join(jsonl_line(r.to_json()) for r in page.records))
-                    elif fmt == "csv":
-                        writer.writerows(csv_rows(page.records, query.columns))
-                    else:
-                        table_rows.extend(page.records)
-                    for q in page.quarantined:
-                        if qf is not None:
-                            qf.write(jsonl_line(q.to_json()))
-                        quarantined_preview.append(q)
-                    status(f"page {page.page}: {stats.records} records, {stats.quarantined} quarantined, "
-                           f"{stats.requests} requests")
-                if fmt == "table":
-                    _print_table(f, query, table_rows)
-        except DbcostError as exc:
-            if isinstance(exc, UsageError):
-                raise
-            failure = exc
-
+        outcome = await dbcost.jobs.run_fetch(
+            query, settings, output=output, fmt=fmt, quarantine=quarantine,
+            on_page=lambda n, st: status(f"page {n}: {st.records} records, {st.quarantined} quarantined, "
+                                         f"{st.requests} requests"),
+            render_table=_print_table,
+        )
+    stats = outcome.stats
     if summary_json:
-        _write_summary(summary_json, stats, extra={"status": "failed" if failure else "done",
-                                                   "pages_completed": pages_done,
+        _write_summary(summary_json, stats, extra={"status": "failed" if outcome.failure else "done",
+                                                   "pages_completed": outcome.pages_completed,
                                                    "query": query.describe()})
-    if quarantined_preview and qout is None:
-        for q in quarantined_preview[:10]:
+    if outcome.quarantined and quarantine is None:
+        for q in outcome.quarantined[:10]:
             err_console.print(f"dbcost: quarantined (page {q.page}, {q.period_start}): {q.reason}", markup=False)
-        more = len(quarantined_preview) - 10
-        hint = " (use --quarantine PATH to keep them with their raw JSON)"
-        err_console.print(f"dbcost: {len(quarantined_preview)} group(s) quarantined"
-                          + (f", {more} not shown" if more > 0 else "") + hint, markup=False)
+        more = len(outcome.quarantined) - 10
+        err_console.print(f"dbcost: {len(outcome.quarantined)} group(s) quarantined"
+                          + (f", {more} not shown" if more > 0 else "")
+                          + " (use --quarantine PATH to keep them with their raw JSON)", markup=False)
     err_console.print(f"dbcost fetch: {stats.summary_line()}", markup=False)
-    if failure is not None:
+    if outcome.failure is not None:
         where = ""
-        if out.partial_path is not None:
-            where = f"; the {stats.records} records received are in {out.partial_path}"
+        if outcome.partial_path is not None:
+            where = f"; the {stats.records} records received are in {outcome.partial_path}"
         err_console.print(
-            f"dbcost: failed after {pages_done} complete page(s): {failure}{where}", markup=False
+            f"dbcost: failed after {outcome.pages_completed} complete page(s): {outcome.failure}{where}",
+            markup=False,
         )
         return EXIT_FAILED
     if strict and stats.quarantined:
         return EXIT_QUARANTINED
     return EXIT_OK
-
-
-class _NullCtx:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class _page_status:
@@ -329,12 +292,10 @@ def _print_table(f: Any, query: dbcost.CostQuery, records: list[dbcost.CostRecor
 
 
 def _write_summary(path: str, stats: dbcost.Stats, *, extra: dict[str, Any]) -> None:
-    data = {**stats.to_json(), **extra}
-    target = Path(path)
     try:
-        target.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        dbcost.jobs.write_json(path, {**stats.to_json(), **extra})
     except OSError as exc:
-        err_console.print(f"dbcost: cannot write summary {target}: {exc.strerror}", markup=False)
+        err_console.print(f"dbcost: cannot write summary {path}: {exc.strerror}", markup=False)
 
 
 def main() -> None:

@@ -1,0 +1,105 @@
+"""Jobs the CLI runs, as library functions: each does the work and returns what happened; the CLI only
+turns options into arguments and outcomes into text and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from dbcost.api import FetchSettings, fetch_pages
+from dbcost.client import Stats
+from dbcost.errors import DbcostError, UsageError
+from dbcost.models import CostQuery, CostRecord, Quarantined
+from dbcost.sinks.files import CSV_BASE_COLUMNS, AtomicOutput, csv_rows, jsonl_line
+
+__all__ = ["FetchOutcome", "run_fetch"]
+
+
+@dataclass
+class FetchOutcome:
+    """What a fetch did: counters, pages completed, the error that stopped it (if any)."""
+
+    stats: Stats
+    pages_completed: int = 0
+    failure: DbcostError | None = None
+    partial_path: Path | None = None
+    quarantined: list[Quarantined] = field(default_factory=list)
+
+
+async def run_fetch(
+    query: CostQuery,
+    settings: FetchSettings,
+    *,
+    output: str | None = "-",
+    fmt: str = "jsonl",
+    quarantine: str | None = None,
+    on_page: Callable[[int, Stats], None] | None = None,
+    render_table: Callable[[IO[str], CostQuery, list[CostRecord]], None] | None = None,
+) -> FetchOutcome:
+    """Fetch every page of ``query`` and write records to ``output`` (``-`` = stdout).
+
+    ``output`` is written atomically: complete on success, kept as ``<output>.partial`` on failure (the
+    records in it were paid for). An API failure is returned in the outcome, not raised; bad input
+    (:class:`~dbcost.errors.UsageError`) is raised before anything is sent.
+    """
+    if fmt not in ("jsonl", "csv", "table"):
+        raise UsageError(f"--format: must be jsonl, csv or table, got {fmt!r}")
+    outcome = FetchOutcome(stats=Stats())
+    out = AtomicOutput(output, binary=fmt == "jsonl")
+    qout = AtomicOutput(quarantine) if quarantine else None
+    table_rows: list[CostRecord] = []
+    try:
+        with out as f, (qout if qout is not None else _Null()) as qf:
+            writer = None
+            if fmt == "csv":
+                writer = csv.writer(f, lineterminator="\n")
+                writer.writerow([*CSV_BASE_COLUMNS, *query.columns, "metric", "amount", "unit"])
+            async for page in fetch_pages(query, settings, stats=outcome.stats):
+                outcome.pages_completed = page.page
+                if writer is not None:
+                    writer.writerows(csv_rows(page.records, query.columns))
+                elif fmt == "jsonl":
+                    f.write(b"".join(jsonl_line(r.to_json()) for r in page.records))
+                else:
+                    table_rows.extend(page.records)
+                for q in page.quarantined:
+                    if qf is not None:
+                        qf.write(jsonl_line(q.to_json()))
+                    outcome.quarantined.append(q)
+                if on_page is not None:
+                    on_page(page.page, outcome.stats)
+            if fmt == "table":
+                (render_table or _plain_table)(f, query, table_rows)
+    except UsageError:
+        raise
+    except DbcostError as exc:
+        outcome.failure = exc
+    outcome.partial_path = out.partial_path
+    return outcome
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _plain_table(f: IO[str], query: CostQuery, records: list[CostRecord]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    for row in csv_rows(records, query.columns):
+        w.writerow(row)
+    f.write(buf.getvalue())
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON (summary files)."""
+    import orjson
+
+    Path(path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")

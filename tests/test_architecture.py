@@ -1,0 +1,78 @@
+"""The layer rules of ARCHITECTURE.md, enforced: a module imports only from lower layers (or its own
+sub-package); only transport/aws.py and the sinks import AWS clients; the CLI imports only `dbcost`."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "dbcost"
+
+#: module (or sub-package) -> layer. Higher layers may import lower ones, never the reverse.
+LAYERS: dict[str, int] = {
+    "errors": 0, "money": 0, "clock": 0, "logs": 0,
+    "models": 1,
+    "plan": 2, "governor": 2, "retry": 2, "breaker": 2, "parse": 2, "attribution": 2, "quota": 2,
+    "transport": 3, "sinks": 3, "state": 3, "store": 3,
+    "client": 4,
+    "api": 5,
+    "pipeline": 6, "emulator": 6, "report": 6, "demo": 6, "jobs": 6,
+    "cli": 7, "__main__": 8, "__init__": 8,
+}
+AWS_LIBS = ("aioboto3", "aiobotocore", "botocore", "boto3")
+
+
+def unit_of(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py")
+
+
+def imports_of(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append(node.module)
+    return out
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_module_imports_only_lower_layers(path: Path) -> None:
+    """Every dbcost import in this module points to a lower layer or the module's own sub-package."""
+    unit = unit_of(path)
+    assert unit in LAYERS, f"{unit} has no layer in the architecture map"
+    for name in imports_of(path):
+        parts = name.split(".")
+        if parts[0] != "dbcost" or len(parts) == 1:
+            continue
+        target = parts[1]
+        if target == unit:
+            continue
+        assert target in LAYERS, f"{path.name} imports unknown module dbcost.{target}"
+        assert LAYERS[target] < LAYERS[unit], (
+            f"{path.relative_to(SRC)} (layer {LAYERS[unit]}) imports dbcost.{target} (layer {LAYERS[target]})"
+        )
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_aws_libraries_only_behind_the_seams(path: Path) -> None:
+    """aioboto3/aiobotocore/botocore are imported only in transport/aws.py, sinks and the emulator's tests."""
+    rel = str(path.relative_to(SRC))
+    allowed = rel == "transport/aws.py" or rel.startswith("sinks/")
+    for name in imports_of(path):
+        if name.split(".")[0] in AWS_LIBS:
+            assert allowed, f"{rel} imports {name}"
+
+
+def test_cli_imports_only_the_public_package() -> None:
+    """cli.py reaches the library through `import dbcost` only."""
+    for name in imports_of(SRC / "cli.py"):
+        if name.startswith("dbcost"):
+            assert name == "dbcost", f"cli.py imports {name}"
