@@ -1,0 +1,23 @@
+# dbcost developer commands. `make demo` and `make test` are the README's quick start.
+.PHONY: demo test lint bench setup
+
+setup:
+	bash .ci/setup
+
+# The main job on the embedded default: the built-in Cost Explorer emulator and a DuckDB file.
+demo:
+	bash .ci/setup --python-only
+	.venv/bin/dbcost demo --dir dbcost-demo
+
+# The whole suite (unit + integration against real local servers), lint and types.
+test: setup
+	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
+	.venv/bin/pytest -q
+
+lint:
+	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
+
+bench:
+	.venv/bin/python -m bench.bench_parse --matrix
