@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from dbcost import errors, jobs, logs
+from dbcost import errors, jobs, logs, sinks
 from dbcost.api import FetchResult, FetchSettings, fetch, fetch_pages, open_client
 from dbcost.client import CostExplorer, RequestBudget, Stats
 from dbcost.errors import DbcostError
 from dbcost.governor import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RPS
+from dbcost.metrics import write_metrics_file
 from dbcost.models import CostQuery, CostRecord, Metric, Quarantined
 from dbcost.parse import ParsedPage, parse_page
+from dbcost.pipeline import RunOutcome, RunSpec, make_plan, run_pipeline, sync_start
+from dbcost.plan import Plan, WorkUnit, describe_units, parse_shard, plan_units
+from dbcost.store import Store
+from dbcost.targets import TargetConfig, load_targets
 
 try:
     __version__ = version("dbcost")
@@ -28,15 +33,30 @@ __all__ = [
     "FetchSettings",
     "Metric",
     "ParsedPage",
+    "Plan",
     "Quarantined",
     "RequestBudget",
+    "RunOutcome",
+    "RunSpec",
     "Stats",
+    "Store",
+    "TargetConfig",
+    "WorkUnit",
     "__version__",
+    "describe_units",
     "errors",
     "fetch",
     "fetch_pages",
     "jobs",
+    "load_targets",
     "logs",
+    "make_plan",
     "open_client",
     "parse_page",
+    "parse_shard",
+    "plan_units",
+    "run_pipeline",
+    "sinks",
+    "sync_start",
+    "write_metrics_file",
 ]

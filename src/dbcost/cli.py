@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 import dbcost
+import dbcost.emulator.cli
 
 DbcostError = dbcost.errors.DbcostError
 UsageError = dbcost.errors.UsageError
@@ -47,6 +48,7 @@ app = typer.Typer(
 )
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+app.add_typer(dbcost.emulator.cli.app, name="emulator", help="A local Cost Explorer look-alike (for trying dbcost).")
 
 
 def _version_callback(value: bool) -> None:
@@ -296,6 +298,341 @@ def _write_summary(path: str, stats: dbcost.Stats, *, extra: dict[str, Any]) -> 
         dbcost.jobs.write_json(path, {**stats.to_json(), **extra})
     except OSError as exc:
         err_console.print(f"dbcost: cannot write summary {path}: {exc.strerror}", markup=False)
+
+
+# -------------------------------------------------------------------------------------- backfill/sync
+
+DbOpt = Annotated[str, typer.Option("--db", help="The DuckDB store file.")]
+TargetsOpt = Annotated[
+    str | None,
+    typer.Option("--targets", help="TOML/YAML file of payer targets (name, profile or role_arn, max_rps, ...)."),
+]
+ShardOpt = Annotated[str | None, typer.Option("--shard", help="K/N: run the K-th of N disjoint shares of the units.")]
+SinkOpt = Annotated[
+    list[str] | None,
+    typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka://H:P/TOPIC, "
+                                "kinesis://STREAM, postgresql://USER@H:P/DB. Repeatable."),
+]
+WindowOpt = Annotated[str, typer.Option("--window", help="Unit window: auto, month, semimonth, quartermonth, day.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
+
+
+def _run_spec(
+    *, command: str, start: str | None, end: str | None, granularity: str, metric: list[str] | None,
+    group_by: list[str] | None, filter_: str | None, targets: str | None, endpoint_url: str | None,
+    profile: str | None, region: str | None, db: str, resume: bool, shard: str | None,
+    max_requests: int | None, max_cost_usd: float | None, max_rps: float, max_concurrency: int,
+    sinks: list[str] | None, window: str, today: str | None,
+) -> dbcost.RunSpec:
+    """Options -> a validated RunSpec; every problem is a UsageError (exit 2, nothing sent)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
+    # sync computes its own range from the store: it builds the query on a placeholder window first
+    query = dbcost.CostQuery.build(
+        start=start or (day - dt.timedelta(days=1)).isoformat(), end=end or day.isoformat(),
+        granularity=granularity, metrics=metric or ["UnblendedCost"], group_by=group_by or [],
+        filter=_load_filter(filter_),
+    )
+    if window not in ("auto", "month", "semimonth", "quartermonth", "day"):
+        raise UsageError(f"--window: must be auto, month, semimonth, quartermonth or day, got {window!r}")
+    if targets:
+        if endpoint_url or profile or region:
+            raise UsageError("--targets: give profiles/endpoints in the targets file, not also on the command line")
+        target_list = dbcost.load_targets(targets)
+    else:
+        target_list = [dbcost.TargetConfig(name="default", profile=profile, region=region, endpoint_url=endpoint_url)]
+    for url in sinks or []:
+        dbcost.sinks.parse_sink_url(url)
+    spec = dbcost.RunSpec(
+        query=query, targets=target_list, db=Path(db), command=command, today=day,
+        window=window,  # type: ignore[arg-type]  # checked above
+        shard=dbcost.parse_shard(shard), resume=resume, max_requests=max_requests,
+        max_cost_usd=Decimal(str(max_cost_usd)) if max_cost_usd is not None else None,
+        max_rps=max_rps, max_concurrency=max_concurrency, sinks=list(sinks or []),
+        sink_context={"endpoint_url": None, "region": region, "profile": profile},
+    )
+    return spec
+
+
+class _RunProgress:
+    """Rich progress bars on a terminal; one plain line per finished unit otherwise."""
+
+    def __init__(self, *, live: bool) -> None:
+        self.live = live
+        self._progress: Any = None
+        self._task: Any = None
+        self._done = 0
+        self._total = 0
+        self._stats: dict[str, dbcost.Stats] = {}
+
+    def __enter__(self) -> _RunProgress:
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]units"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.fields[info]}"), console=err_console, transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def _info(self) -> str:
+        st = dbcost.Stats()
+        for s in self._stats.values():
+            st.add(s)
+        return (f"pages {st.pages}  records {st.records}  requests {st.requests}  ${st.cost_usd}  "
+                f"throttled {st.throttled}  quarantined {st.quarantined}")
+
+    def planned(self, plan: dbcost.Plan, skipped: int) -> None:
+        self._total = len(plan.units)
+        self._done = skipped
+        if self._progress is not None:
+            self._task = self._progress.add_task("units", total=self._total, completed=skipped, info="")
+        else:
+            err_console.print(f"dbcost: plan {plan.plan_id}: {self._total} unit(s), {skipped} already done",
+                              markup=False)
+
+    def page(self, unit: dbcost.WorkUnit, page: int, stats: dbcost.Stats) -> None:
+        self._stats[unit.target] = stats
+        if self._progress is not None:
+            self._progress.update(self._task, info=self._info())
+
+    def unit_done(self, unit: dbcost.WorkUnit, diff: Any, error: str | None, stats: dbcost.Stats) -> None:
+        self._stats[unit.target] = stats
+        self._done += 1
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, info=self._info())
+        elif error is None:
+            err_console.print(
+                f"dbcost: unit {self._done}/{self._total} done: {unit.target} {unit.query.granularity} "
+                f"{unit.start}..{unit.end} rows={diff.rows} new={diff.inserted} changed={diff.changed} "
+                f"deleted={diff.deleted} quarantined={diff.quarantined} | {self._info()}", markup=False)
+        else:
+            err_console.print(f"dbcost: unit {unit.target} {unit.start}..{unit.end} failed: {error}", markup=False)
+
+
+async def _run_backfill(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bool,
+                        metrics_file: str | None) -> int:
+    if dry_run:
+        plan = dbcost.make_plan(spec, await _pages_per_day(spec.db))
+        _print_plan(plan, as_json)
+        return EXIT_OK
+    with _RunProgress(live=err_console.is_terminal and not as_json) as progress:
+        outcome = await dbcost.run_pipeline(spec, progress=progress)
+    if metrics_file:
+        dbcost.write_metrics_file(metrics_file, spec.db)
+    return _report_run(outcome, as_json=as_json, strict=strict, command=spec.command)
+
+
+async def _pages_per_day(db: Path) -> dict[str, float]:
+    def read() -> dict[str, float]:
+        if not db.exists():
+            return {}
+        with dbcost.Store(db, read_only=True) as store:
+            return store.pages_per_day()
+
+    return await asyncio.to_thread(read)
+
+
+def _print_plan(plan: dbcost.Plan, as_json: bool) -> None:
+    units = dbcost.describe_units(plan.units)
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps({
+            "plan_id": plan.plan_id, "shard": str(plan.shard) if plan.shard else None, "units": units,
+            "min_requests": plan.min_requests, "expected_requests": plan.expected_requests,
+            "min_cost_usd": str(plan.min_cost_usd), "expected_cost_usd": str(plan.expected_cost_usd),
+        }, option=orjson.OPT_INDENT_2).decode())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"plan {plan.plan_id}" + (f" shard {plan.shard}" if plan.shard else ""))
+    for col in ("target", "granularity", "start", "end", "dataset"):
+        table.add_column(col)
+    for u in units:
+        table.add_row(u["target"], u["granularity"], u["start"], u["end"], u["dataset"])
+    Console().print(table)
+    typer.echo(f"{len(units)} unit(s); at least {plan.min_requests} request(s) (${plan.min_cost_usd}), "
+               f"expected {plan.expected_requests} (${plan.expected_cost_usd}) at $0.01 per request/page")
+
+
+def _report_run(outcome: dbcost.RunOutcome, *, as_json: bool, strict: bool, command: str) -> int:
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(outcome.to_json(), option=orjson.OPT_INDENT_2).decode())
+    st = outcome.stats
+    err_console.print(
+        f"dbcost {command}: {outcome.status}: units {outcome.units_done} done, {outcome.units_skipped} skipped "
+        f"(earlier run), {outcome.units_failed} failed, {outcome.units_stopped} stopped | rows new "
+        f"{outcome.inserted} changed {outcome.changed} deleted {outcome.deleted} | {st.summary_line()}",
+        markup=False,
+    )
+    if outcome.stopped_reason:
+        err_console.print(f"dbcost: stopped: {outcome.stopped_reason}; run again with --resume to continue",
+                          markup=False)
+    if outcome.incomplete_targets:
+        err_console.print(f"dbcost: incomplete target(s): {', '.join(outcome.incomplete_targets)}", markup=False)
+        for e in outcome.errors[:5]:
+            err_console.print(f"  {e}", markup=False)
+    if outcome.status != "done":
+        return EXIT_FAILED
+    if strict and outcome.quarantined:
+        return EXIT_QUARANTINED
+    return EXIT_OK
+
+
+TodayOpt = Annotated[str | None, typer.Option("--today", hidden=True, help="Pretend today is this date (tests).")]
+MetricsFileOpt = Annotated[
+    str | None,
+    typer.Option("--metrics-file", help="Write Prometheus text-format metrics here (node_exporter textfile)."),
+]
+
+
+@app.command()
+def backfill(
+    start: StartOpt,
+    end: Annotated[str | None, typer.Option("--end", help="Day after the last, YYYY-MM-DD (default: today).")] = None,
+    granularity: GranularityOpt = "DAILY",
+    metric: MetricOpt = None,
+    group_by: GroupByOpt = None,
+    filter_: FilterOpt = None,
+    targets: TargetsOpt = None,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    db: DbOpt = "dbcost.duckdb",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the last unfinished run of this plan.")] = False,
+    shard: ShardOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the units, requests and dollars; send nothing.")] = False,
+    max_requests: MaxReqOpt = None,
+    max_cost_usd: Annotated[
+        float | None, typer.Option("--max-cost-usd", help="Refuse/stop before spending more than this.", min=0)
+    ] = None,
+    max_rps: MaxRpsOpt = dbcost.DEFAULT_MAX_RPS,
+    max_concurrency: MaxConcOpt = dbcost.DEFAULT_MAX_CONCURRENCY,
+    sink: SinkOpt = None,
+    window: WindowOpt = "auto",
+    as_json: JsonOpt = False,
+    strict: StrictOpt = False,
+    metrics_file: MetricsFileOpt = None,
+    today: TodayOpt = None,
+) -> None:
+    """Backfill a date range into the DuckDB store: planned units, run concurrently under one rate.
+
+    Units that Cost Explorer's date rules allow (DAILY in the 13-month window, MONTHLY beyond it) fan out
+    across targets; each page is staged as it arrives, each unit is committed atomically and
+    checkpointed, so a killed run continues with --resume. Records are idempotent on their natural key:
+    a rerun replaces, never adds.
+    """
+    try:
+        spec = _run_spec(command="backfill", start=start, end=end, granularity=granularity, metric=metric,
+                         group_by=group_by, filter_=filter_, targets=targets, endpoint_url=endpoint_url,
+                         profile=profile, region=region, db=db, resume=resume, shard=shard,
+                         max_requests=max_requests, max_cost_usd=max_cost_usd, max_rps=max_rps,
+                         max_concurrency=max_concurrency, sinks=sink, window=window, today=today)
+    except (UsageError, ValueError) as exc:
+        _fail_usage(str(exc))
+    code = run_async(lambda: _run_backfill(spec, dry_run=dry_run, as_json=as_json, strict=strict,
+                                           metrics_file=metrics_file))
+    raise typer.Exit(code)
+
+
+@app.command()
+def sync(
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="Only for a first sync: where to begin (later syncs continue from the store)."),
+    ] = None,
+    granularity: GranularityOpt = "DAILY",
+    metric: MetricOpt = None,
+    group_by: GroupByOpt = None,
+    filter_: FilterOpt = None,
+    targets: TargetsOpt = None,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    db: DbOpt = "dbcost.duckdb",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the last unfinished sync of this plan.")] = False,
+    shard: ShardOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the units, requests and dollars; send nothing.")] = False,
+    max_requests: MaxReqOpt = None,
+    max_cost_usd: Annotated[float | None, typer.Option("--max-cost-usd", min=0, help="Spending cap.")] = None,
+    max_rps: MaxRpsOpt = dbcost.DEFAULT_MAX_RPS,
+    max_concurrency: MaxConcOpt = dbcost.DEFAULT_MAX_CONCURRENCY,
+    sink: SinkOpt = None,
+    window: WindowOpt = "auto",
+    as_json: JsonOpt = False,
+    strict: StrictOpt = False,
+    metrics_file: MetricsFileOpt = None,
+    today: TodayOpt = None,
+) -> None:
+    """Bring a dataset up to today and re-read what Cost Explorer may still restate.
+
+    Fetches from the last completed checkpoint to today, and re-reads the restatement window: the open
+    month, the previous month until the 5th, and any stored period still marked Estimated. Restated
+    records replace the old ones (new version); what changed is recorded in the store's changes table.
+    """
+    import datetime as dt
+
+    try:
+        spec = _run_spec(command="sync", start=None, end=None, granularity=granularity,
+                         metric=metric, group_by=group_by, filter_=filter_, targets=targets,
+                         endpoint_url=endpoint_url, profile=profile, region=region, db=db, resume=resume,
+                         shard=shard, max_requests=max_requests, max_cost_usd=max_cost_usd, max_rps=max_rps,
+                         max_concurrency=max_concurrency, sinks=sink, window=window, today=today)
+        day = spec.today
+        last_end: dt.date | None = None
+        restate = day
+        if Path(db).exists():
+            with dbcost.Store(db, read_only=True) as store:
+                last_end, restate = dbcost.sync_start(store, spec.query, [t.name for t in spec.targets], day)
+        if start is not None:
+            dbcost.CostQuery.build(start=start, end=day.isoformat())  # validates the date
+        if last_end is None and start is None:
+            raise UsageError("--start: this dataset has no completed data in the store yet; give --start for the "
+                             "first sync (or run backfill)")
+        begin = min(x for x in (last_end, restate, dt.date.fromisoformat(start) if start else None) if x is not None)
+        if begin >= day:
+            err_console.print("dbcost sync: nothing to do (the store is up to date)", markup=False)
+            raise typer.Exit(EXIT_OK)
+        spec.query = spec.query.with_window(begin, day)
+    except (UsageError, ValueError) as exc:
+        _fail_usage(str(exc))
+    code = run_async(lambda: _run_backfill(spec, dry_run=dry_run, as_json=as_json, strict=strict,
+                                           metrics_file=metrics_file))
+    raise typer.Exit(code)
+
+
+@app.command()
+def export(
+    db: DbOpt = "dbcost.duckdb",
+    format_: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet.")] = "jsonl",
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout (jsonl/csv).")] = "-",
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset (fingerprint).")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Only this target.")] = None,
+) -> None:
+    """Write the stored records in the `dbcost fetch` JSONL shape (plus dataset, target, version), or as
+    CSV/Parquet with the fetch CSV columns (plus dataset, target)."""
+    if format_ not in ("jsonl", "csv", "parquet"):
+        _fail_usage(f"--format: must be jsonl, csv or parquet, got {format_!r}")
+    if format_ == "parquet" and output == "-":
+        _fail_usage("--output: parquet needs a file path")
+    try:
+        n = dbcost.jobs.run_export(Path(db), fmt=format_, output=output, dataset=dataset, target=target)
+    except UsageError as exc:
+        _fail_usage(str(exc))
+    except DbcostError as exc:
+        err_console.print(f"dbcost: failed: {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    err_console.print(f"dbcost export: {n} record(s) written", markup=False)
 
 
 def main() -> None:

@@ -177,8 +177,15 @@ class CostExplorer:
         start: Any = None,
         end: Any = None,
         dedup_replays: bool = True,
+        resume_token: str | None = None,
+        resume_page: int = 0,
     ) -> AsyncIterator[ParsedPage]:
-        """Every page of ``query`` (optionally of the sub-window ``start``..``end``), parsed."""
+        """Every page of ``query`` (optionally of the sub-window ``start``..``end``), parsed.
+
+        ``resume_token``/``resume_page`` continue a chain a killed run checkpointed after page
+        ``resume_page``; if the token has expired meanwhile, the chain restarts from page one (and the
+        first page is flagged ``restarted``).
+        """
         request = query.to_request(start, end)
         group_defs = request.get("GroupBy", [])
         seen_before: set[tuple[str, tuple[str, ...]]] = set()
@@ -187,8 +194,8 @@ class CostExplorer:
             passes += 1
             seen: set[tuple[str, tuple[str, ...]]] = set()
             tokens: set[str] = set()
-            token: str | None = None
-            page_no = 0
+            token: str | None = resume_token if passes == 1 else None
+            page_no = resume_page if passes == 1 and resume_token else 0
             restart = False
             while True:
                 page_no += 1

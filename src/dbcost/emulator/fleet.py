@@ -535,10 +535,7 @@ class Fleet:
                 break
             w -= weight
         own_team = account.name.split("-", 1)[0]
-        if own_team in TEAMS and _hp(seed, cid, "team-own") < 600_000:
-            team = own_team
-        else:
-            team = _pick(seed, TEAMS, cid, "team")
+        team = own_team if own_team in TEAMS and _hp(seed, cid, "team-own") < 600000 else _pick(seed, TEAMS, cid, "team")
         u = _hp(seed, cid, "deployment")
         if engine.startswith("aurora"):
             deployment = "serverless-v2" if u < 250_000 else "io-optimized" if u < 450_000 else "provisioned"

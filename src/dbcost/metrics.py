@@ -1,0 +1,85 @@
+"""Operational metrics in Prometheus text format, for node_exporter's textfile collector.
+
+Written after every backfill/sync (``--metrics-file PATH``) from what the store recorded, atomically
+(temp file + rename, as the textfile collector requires). Gauges describe the latest run of each
+command per target; ``dbcost_last_success_timestamp_seconds`` says when each (target, dataset) last
+completed a unit, which is what an alert on staleness needs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from dbcost.store import Store
+
+__all__ = ["render_metrics", "write_metrics_file"]
+
+_RUN_GAUGES = (
+    ("requests", "Cost Explorer requests sent (every attempt) in the latest run"),
+    ("billed_requests", "Successful Cost Explorer requests ($0.01 each) in the latest run"),
+    ("retries", "Retried attempts in the latest run"),
+    ("throttled", "Throttled attempts (LimitExceededException) in the latest run"),
+    ("pages", "Pages fetched in the latest run"),
+    ("records", "Records parsed in the latest run"),
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_metrics(store: Store) -> str:
+    lines: list[str] = []
+    latest = store.query(
+        "SELECT command, run_id, status, stats, epoch(started_at) FROM runs r WHERE stats IS NOT NULL AND "
+        "started_at = (SELECT max(started_at) FROM runs r2 WHERE r2.command = r.command AND r2.stats IS NOT NULL)"
+    )
+    import orjson
+
+    per_target: list[tuple[str, str, dict[str, object]]] = []
+    for command, _run_id, _status, stats_json, _ts in latest:
+        stats = orjson.loads(stats_json)
+        for target, tstats in (stats.get("targets") or {}).items():
+            per_target.append((command, target, tstats))
+    for name, help_text in _RUN_GAUGES:
+        lines.append(f"# HELP dbcost_{name} {help_text}.")
+        lines.append(f"# TYPE dbcost_{name} gauge")
+        for command, target, tstats in per_target:
+            lines.append(f'dbcost_{name}{{command="{_label(command)}",target="{_label(target)}"}} {tstats.get(name, 0)}')
+    lines.append("# HELP dbcost_cost_usd Dollars spent on Cost Explorer requests in the latest run.")
+    lines.append("# TYPE dbcost_cost_usd gauge")
+    for command, target, tstats in per_target:
+        lines.append(f'dbcost_cost_usd{{command="{_label(command)}",target="{_label(target)}"}} {tstats.get("cost_usd", 0)}')
+    lines.append("# HELP dbcost_quarantined Groups quarantined by the latest run.")
+    lines.append("# TYPE dbcost_quarantined gauge")
+    lines.append("# HELP dbcost_run_ok 1 when the latest run of the command completed, else 0.")
+    lines.append("# TYPE dbcost_run_ok gauge")
+    for command, _run_id, status, stats_json, _ts in latest:
+        stats = orjson.loads(stats_json)
+        lines.append(f'dbcost_quarantined{{command="{_label(command)}"}} {stats.get("quarantined", 0)}')
+        lines.append(f'dbcost_run_ok{{command="{_label(command)}"}} {1 if status == "done" else 0}')
+    lines.append("# HELP dbcost_last_success_timestamp_seconds When a unit of this target and dataset last completed.")
+    lines.append("# TYPE dbcost_last_success_timestamp_seconds gauge")
+    for target, dataset, ts in store.query(
+        "SELECT target, dataset, epoch(max(updated_at)) FROM units WHERE status = 'done' GROUP BY 1, 2 ORDER BY 1, 2"
+    ):
+        lines.append(f'dbcost_last_success_timestamp_seconds{{target="{_label(target)}",dataset="{_label(dataset)}"}} '
+                     f"{float(ts):.0f}")
+    lines.append("# HELP dbcost_stored_records Records (rows per metric) held in the store.")
+    lines.append("# TYPE dbcost_stored_records gauge")
+    for (count,) in store.query("SELECT count(*) FROM records"):
+        lines.append(f"dbcost_stored_records {count}")
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics_file(path: str | Path, db: str | Path) -> None:
+    target = Path(path)
+    with Store(db, read_only=True) as store:
+        text = render_metrics(store)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)

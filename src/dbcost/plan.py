@@ -1,0 +1,266 @@
+"""The planner (pure): a query over a date range becomes work units that Cost Explorer will accept.
+
+Date rules (``COST-EXPLORER-FACTS.md``; AWS does not publish all of them, so they are parameters):
+
+* DAILY data reaches back 13 months plus the current month: the earliest daily date is the first day of
+  the month 13 months before today's month. A DAILY range that starts earlier is planned as MONTHLY
+  units (first-of-month starts) up to the daily window, and DAILY units from there on. A MONTHLY part
+  must start on the 1st of a month: a mid-month start beyond the daily window is refused.
+* MONTHLY data reaches back 38 months (with multi-year data enabled); earlier is refused.
+* HOURLY data covers the last 14 days only.
+
+Windows are calendar-aligned (months, half-months, quarter-months or days), so the same range always
+yields the same units; ``auto`` picks the largest window that still gives enough units to keep
+``max_concurrency`` requests busy. Units are ordered by (target, dataset, start) and sharded round-robin
+over that order: ``--shard K/N`` takes a deterministic, disjoint share.
+
+Each unit costs at least one request (one page); the expected count uses pages-per-day from earlier
+runs of the same dataset when the store has them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+import orjson
+
+from dbcost.errors import UsageError
+from dbcost.models import HOURLY_MAX_DAYS, CostQuery
+
+__all__ = [
+    "DAILY_HISTORY_MONTHS",
+    "MONTHLY_HISTORY_MONTHS",
+    "Plan",
+    "Shard",
+    "Window",
+    "WorkUnit",
+    "add_months",
+    "daily_window_start",
+    "describe_units",
+    "expected_requests",
+    "month_start",
+    "parse_shard",
+    "plan_units",
+]
+
+DAILY_HISTORY_MONTHS = 13
+MONTHLY_HISTORY_MONTHS = 38
+Window = Literal["auto", "month", "semimonth", "quartermonth", "day"]
+PRICE_PER_REQUEST = Decimal("0.01")
+
+
+def month_start(d: dt.date) -> dt.date:
+    return d.replace(day=1)
+
+
+def add_months(d: dt.date, months: int) -> dt.date:
+    """First day of the month ``months`` after ``d``'s month."""
+    y, m = divmod(d.year * 12 + (d.month - 1) + months, 12)
+    return dt.date(y, m + 1, 1)
+
+
+def daily_window_start(today: dt.date, months: int = DAILY_HISTORY_MONTHS) -> dt.date:
+    """The earliest date Cost Explorer serves DAILY data for."""
+    return add_months(today, -months)
+
+
+@dataclass(frozen=True, order=True)
+class Shard:
+    index: int  # 1-based
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str | None) -> Shard | None:
+    """``K/N`` with 1 <= K <= N."""
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard: must be K/N like 2/3, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard: K must be between 1 and N, got {text!r}")
+    return Shard(k, n)
+
+
+@dataclass(frozen=True, order=True)
+class WorkUnit:
+    """One request chain: one target, one dataset (query), one window ``[start, end)``."""
+
+    target: str
+    dataset: str
+    start: dt.date
+    end: dt.date
+    query: CostQuery = field(compare=False)
+
+    @property
+    def unit_id(self) -> str:
+        return f"{self.dataset}/{self.target}/{self.start.isoformat()}/{self.end.isoformat()}"
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def window_query(self) -> CostQuery:
+        return self.query.with_window(self.start, self.end)
+
+
+@dataclass(frozen=True)
+class Plan:
+    units: tuple[WorkUnit, ...]
+    shard: Shard | None
+    min_requests: int
+    expected_requests: int
+    plan_id: str
+
+    @property
+    def min_cost_usd(self) -> Decimal:
+        return self.min_requests * PRICE_PER_REQUEST
+
+    @property
+    def expected_cost_usd(self) -> Decimal:
+        return self.expected_requests * PRICE_PER_REQUEST
+
+    @property
+    def datasets(self) -> dict[str, CostQuery]:
+        return {u.dataset: u.query for u in self.units}
+
+    @property
+    def targets(self) -> list[str]:
+        return sorted({u.target for u in self.units})
+
+
+def _split(start: dt.date, end: dt.date, window: Window) -> list[tuple[dt.date, dt.date]]:
+    """Calendar-aligned windows covering ``[start, end)``."""
+    if window == "day":
+        return [(start + dt.timedelta(days=i), start + dt.timedelta(days=i + 1)) for i in range((end - start).days)]
+    cuts_in_month = {"month": (1,), "semimonth": (1, 16), "quartermonth": (1, 8, 15, 22)}[window]
+    bounds: set[dt.date] = {start, end}
+    m = month_start(start)
+    while m < end:
+        for day in cuts_in_month:
+            b = m.replace(day=day)
+            if start < b < end:
+                bounds.add(b)
+        m = add_months(m, 1)
+    edges = sorted(bounds)
+    return list(itertools.pairwise(edges))
+
+
+def _auto_window(start: dt.date, end: dt.date, want_units: int) -> Window:
+    candidates: tuple[Window, ...] = ("month", "semimonth", "quartermonth")
+    for w in candidates:
+        if len(_split(start, end, w)) >= want_units:
+            return w
+    return "day"
+
+
+def plan_units(
+    query: CostQuery,
+    targets: Sequence[str],
+    *,
+    today: dt.date,
+    window: Window = "auto",
+    max_concurrency: int = 8,
+    shard: Shard | None = None,
+    pages_per_day: dict[str, float] | None = None,
+    daily_history_months: int = DAILY_HISTORY_MONTHS,
+    monthly_history_months: int = MONTHLY_HISTORY_MONTHS,
+) -> Plan:
+    """Units for ``query`` over its range for every target. Raises :class:`UsageError` for a range
+    Cost Explorer would refuse."""
+    if not targets:
+        raise UsageError("targets: at least one target is required")
+    if len(set(targets)) != len(targets):
+        raise UsageError("targets: target names must be unique")
+    pieces: list[tuple[CostQuery, dt.date, dt.date]] = []  # (query for granularity, start, end)
+    daily_from = daily_window_start(today, daily_history_months)
+    monthly_from = add_months(today, -monthly_history_months)
+    if query.granularity == "HOURLY":
+        earliest = today - dt.timedelta(days=HOURLY_MAX_DAYS)
+        if query.start < earliest:
+            raise UsageError(f"start: HOURLY data covers the last {HOURLY_MAX_DAYS} days only (from {earliest})")
+        pieces.append((query, query.start, query.end))
+    elif query.granularity == "MONTHLY":
+        if query.start < monthly_from:
+            raise UsageError(
+                f"start: MONTHLY data reaches back {monthly_history_months} months (to {monthly_from}), "
+                f"got {query.start}"
+            )
+        if query.start < daily_from and query.start.day != 1:
+            raise UsageError(f"start: beyond the daily window ({daily_from}) a MONTHLY start must be the 1st of a month")
+        pieces.append((query, query.start, query.end))
+    elif query.start < daily_from:
+        if query.start < monthly_from:
+            raise UsageError(
+                f"start: data reaches back {monthly_history_months} months (to {monthly_from}), got {query.start}"
+            )
+        if query.start.day != 1:
+            raise UsageError(
+                f"start: {query.start} is before the {daily_history_months}-month DAILY window "
+                f"(earliest {daily_from}); the part before it is fetched MONTHLY, which needs a "
+                "first-of-month start"
+            )
+        monthly_end = min(daily_from, query.end)
+        if monthly_end.day != 1 and monthly_end != query.end:  # pragma: no cover - daily_from is a 1st
+            raise UsageError("end: MONTHLY part must end on the 1st of a month")
+        monthly = query.model_copy(update={"granularity": "MONTHLY"})
+        pieces.append((monthly, query.start, monthly_end))
+        if query.end > daily_from:
+            pieces.append((query, daily_from, query.end))
+    else:
+        pieces.append((query, query.start, query.end))
+
+    total_days = (query.end - query.start).days
+    # Enough units to keep about half of max_concurrency chains busy (a chain is sequential), but no
+    # more: every unit ends in a partly filled page, i.e. one more $0.01 request.
+    want = max(2, math.ceil(max_concurrency / 2))
+    units: list[WorkUnit] = []
+    for q, s, e in pieces:
+        if q.granularity == "MONTHLY":
+            win: Window = "month"
+        elif window == "auto":
+            win = _auto_window(query.start, query.end, want)
+        else:
+            win = window
+        for target in targets:
+            units.extend(WorkUnit(target, q.fingerprint, ws, we, q) for ws, we in _split(s, e, win))
+    units.sort()
+    if shard is not None:
+        units = [u for i, u in enumerate(units) if i % shard.count == shard.index - 1]
+    expected = expected_requests(units, pages_per_day)
+    ident = {
+        "query": query.model_dump(mode="json"),
+        "targets": sorted(targets),
+        "window": window,
+        "shard": str(shard) if shard else None,
+        "today_daily_from": daily_from.isoformat(),
+        "total_days": total_days,
+    }
+    plan_id = hashlib.sha256(orjson.dumps(ident, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    return Plan(tuple(units), shard, len(units), expected, plan_id)
+
+
+def expected_requests(units: Iterable[WorkUnit], pages_per_day: dict[str, float] | None) -> int:
+    """At least one request per unit; more where earlier runs of the dataset needed more pages per day."""
+    ppd = pages_per_day or {}
+    return sum(max(1, math.ceil(ppd.get(u.dataset, 0.0) * u.days)) for u in units)
+
+
+def describe_units(units: Iterable[WorkUnit]) -> list[dict[str, str]]:
+    return [
+        {"target": u.target, "dataset": u.dataset, "granularity": u.query.granularity,
+         "start": u.start.isoformat(), "end": u.end.isoformat()}
+        for u in units
+    ]
