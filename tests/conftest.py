@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -74,3 +75,26 @@ def moto(moto_url: str) -> str:
     req = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=5).close()
     return moto_url
+
+
+async def run_cli_async(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180  # noqa: ASYNC109 - a subprocess deadline
+) -> tuple[int, str, str]:
+    """Run ``python -m dbcost ARGS`` as a subprocess without blocking the event loop (so an in-process
+    emulator keeps serving). Returns (exit code, stdout, stderr)."""
+    import asyncio
+
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dbcost", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=full_env,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from dbcost import errors, jobs, logs, sinks
 from dbcost.api import FetchResult, FetchSettings, fetch, fetch_pages, open_client
 from dbcost.client import CostExplorer, RequestBudget, Stats
+from dbcost.demo import DemoResult, run_demo
 from dbcost.errors import DbcostError
 from dbcost.governor import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RPS
 from dbcost.metrics import write_metrics_file
@@ -29,6 +30,7 @@ __all__ = [
     "CostQuery",
     "CostRecord",
     "DbcostError",
+    "DemoResult",
     "FetchResult",
     "FetchSettings",
     "Metric",
@@ -55,6 +57,7 @@ __all__ = [
     "parse_page",
     "parse_shard",
     "plan_units",
+    "run_demo",
     "run_pipeline",
     "sinks",
     "sync_start",

@@ -72,6 +72,8 @@ class RunSpec:
     breaker_threshold: int = 8
     breaker_reset_s: float = 30.0
     sink_context: dict[str, Any] = field(default_factory=dict)
+    #: explicit credentials for every target (the demo's emulator); None = the AWS credential chain
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
 
     def request_cap(self) -> int | None:
         caps = []
@@ -88,6 +90,7 @@ class RunSpec:
             region=target.region,
             role_arn=target.role_arn,
             external_id=target.external_id,
+            credentials=self.credentials,
             max_rps=target.max_rps or self.max_rps,
             max_concurrency=target.max_concurrency or self.max_concurrency,
             retry=self.retry,

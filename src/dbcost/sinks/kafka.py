@@ -1,0 +1,370 @@
+"""Kafka sink: one message per record, keyed by the record's natural key, through aiokafka.
+
+``kafka://HOST:PORT/TOPIC[?option=value&...]``
+
+=================  ==========================  ==========================================================
+option             default                     meaning
+=================  ==========================  ==========================================================
+``idempotence``    ``true``                    idempotent producer (needs ``InitProducerId`` support)
+``compression``    ``none``                    ``none``, ``gzip``, ``lz4``, ``zstd``, ``snappy``
+                                               (all but gzip need the ``cramjam`` package)
+``linger_ms``      ``20``                      how long the producer waits to fill a batch
+``batch_size``     ``262144``                  bytes per partition batch (``max_batch_size``)
+``timeout_ms``     ``30000``                   request timeout; an unacknowledged batch fails after it
+``retries``        ``5``                       attempts per message (the first send included)
+``backoff_ms``     ``200``                     base of the full-jitter backoff between attempts
+``retry_budget_s`` ``120``                     total time one batch of messages may spend retrying
+``create_topics``  ``true``                    create the topic(s) when missing (AIOKafkaAdminClient)
+``partitions``     ``3``                       partitions of a created topic
+``replication``    ``1``                       replication factor of a created topic
+``status_topic``   ``<TOPIC>.quota-status``    where :meth:`KafkaSink.publish_status` sends
+``client_id``      ``dbcost``                  the Kafka client id
+=================  ==========================  ==========================================================
+
+Message: key = :attr:`SinkRecord.key` (utf-8: ``dataset|target|period_start|["k1","k2"]``), value =
+``orjson.dumps(record.to_message())`` (the ``dbcost fetch`` JSONL record plus dataset, target, version,
+run_id and ``deleted`` for a tombstone; amounts stay exact decimal strings).
+
+Guarantee: **at-least-once**. Every message is produced with ``acks="all"`` and :meth:`write_unit`
+returns only when every message of the unit has been acknowledged by the broker, so the pipeline
+checkpoints a unit only after Kafka holds all of it. Messages a broker did not acknowledge are sent again
+(only those, with backoff, ``retries`` attempts in all); a message that still fails makes
+:meth:`write_unit` raise (:class:`~dbcost.errors.TransientSinkError` when the broker was unavailable), the
+unit is not checkpointed and ``--resume`` sends it again. So a message may arrive twice — a retry after a
+lost acknowledgement, a re-sent unit — but always with the same key and the same ``version``. The
+idempotent producer (the default) removes the first kind of duplicate inside one producer session; the
+second kind is removed by the consumer: **keep, per key, the message with the highest ``version`` and drop
+it when it says ``deleted``** — that is exactly the store's content, whatever was sent twice and in
+whichever order. Note that topic compaction keeps the *last offset* per key, not the highest version: a
+consumer must compare versions, it cannot rely on log order alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import decimal
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka import errors as kerr
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.codec import has_lz4, has_snappy, has_zstd
+
+from dbcost.clock import Clock
+from dbcost.errors import ConfigError, RetryExhaustedError, SinkError, TransientSinkError
+from dbcost.retry import RetryPolicy, retry
+from dbcost.sinks.base import SinkRecord, SinkSpec, UnitRef
+
+__all__ = ["KafkaSink"]
+
+T = TypeVar("T")
+
+#: a queued message: key, value, and its delivery future (or the error that kept it from being queued)
+_Sent = tuple[bytes | None, bytes, "asyncio.Future[Any] | BaseException"]
+
+_OPTIONS = frozenset({
+    "idempotence", "compression", "linger_ms", "batch_size", "timeout_ms", "retries", "backoff_ms",
+    "retry_budget_s", "create_topics", "partitions", "replication", "status_topic", "client_id",
+})
+_COMPRESSION = {"none": None, "gzip": "gzip", "lz4": "lz4", "zstd": "zstd", "snappy": "snappy"}
+_CODEC_AVAILABLE: dict[str, Callable[[], bool]] = {"lz4": has_lz4, "zstd": has_zstd, "snappy": has_snappy}
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
+
+#: Messages sent but not yet confirmed before write_unit waits for the oldest batch: keeps memory bounded
+#: on big units while the producer still has plenty to batch.
+_MAX_UNCONFIRMED = 20_000
+
+#: Errors that mean "not now" even though aiokafka does not flag them ``retriable``.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    kerr.KafkaTimeoutError,
+    kerr.KafkaConnectionError,
+    kerr.KafkaUnavailableError,
+    kerr.NoBrokersAvailable,
+    kerr.BrokerNotAvailableError,
+    kerr.RequestTimedOutError,
+    kerr.QuotaViolationError,
+    kerr.NotEnoughReplicasError,
+    kerr.NotEnoughReplicasAfterAppendError,
+)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, decimal.Decimal):
+        return str(obj)
+    if isinstance(obj, dt.date | dt.datetime):
+        return obj.isoformat()
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _consume_exception(fut: asyncio.Future[Any]) -> None:
+    """Mark a delivery future's exception as retrieved (its failure is handled through the message list)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+# -- URL options ---------------------------------------------------------------------------------------
+def _bool(spec: SinkSpec, name: str, default: bool) -> bool:
+    raw = spec.options.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(f"--sink {spec.display}: ?{name}={raw!r} is not true/false")
+
+
+def _int(spec: SinkSpec, name: str, default: int, minimum: int) -> int:
+    raw = spec.options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"--sink {spec.display}: ?{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"--sink {spec.display}: ?{name}={value} must be at least {minimum}")
+    return value
+
+
+class KafkaSink:
+    """Produces each record to ``TOPIC`` (quota status events to ``status_topic``); see the module doc."""
+
+    def __init__(self, spec: SinkSpec, **context: Any) -> None:
+        unknown = sorted(set(spec.options) - _OPTIONS)
+        if unknown:
+            raise ConfigError(f"--sink {spec.display}: unknown option(s) {', '.join(unknown)} "
+                              f"(known: {', '.join(sorted(_OPTIONS))})")
+        self.spec = spec
+        self.name = spec.display
+        self.topic = spec.location
+        self.bootstrap = f"{spec.host}:{spec.port}"
+        self.status_topic = spec.options.get("status_topic") or f"{self.topic}.quota-status"
+        self.idempotence = _bool(spec, "idempotence", True)
+        compression = spec.options.get("compression", "none").lower()
+        if compression not in _COMPRESSION:
+            raise ConfigError(f"--sink {spec.display}: ?compression={compression!r} "
+                              f"(use one of {', '.join(_COMPRESSION)})")
+        if compression in _CODEC_AVAILABLE and not _CODEC_AVAILABLE[compression]():
+            raise ConfigError(f"--sink {spec.display}: ?compression={compression} needs the 'cramjam' package "
+                              "(pip install cramjam), or use gzip")
+        self.compression = _COMPRESSION[compression]
+        self.linger_ms = _int(spec, "linger_ms", 20, 0)
+        self.batch_size = _int(spec, "batch_size", 256 * 1024, 1024)
+        self.timeout_ms = _int(spec, "timeout_ms", 30_000, 100)
+        self.create_topics = _bool(spec, "create_topics", True)
+        self.partitions = _int(spec, "partitions", 3, 1)
+        self.replication = _int(spec, "replication", 1, 1)
+        self.client_id = spec.options.get("client_id") or "dbcost"
+        self.policy = RetryPolicy(
+            max_attempts=_int(spec, "retries", 5, 1),
+            base_s=_int(spec, "backoff_ms", 200, 0) / 1000,
+            cap_s=10.0,
+            budget_s=float(_int(spec, "retry_budget_s", 120, 1)),
+        )
+        #: tests inject a FakeClock (``clock=``) to run the backoff without sleeping
+        self._clock: Clock | None = context.get("clock")
+        self._producer: AIOKafkaProducer | None = None
+        # An idempotent producer retries a batch until it succeeds (aiokafka never expires it), so the wait
+        # for acknowledgements is bounded here rather than by the producer.
+        self._delivery_timeout_s = 2 * self.timeout_ms / 1000 + self.linger_ms / 1000 + 1.0
+
+    def __repr__(self) -> str:
+        return f"KafkaSink({self.name!r})"
+
+    # -- errors ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _is_transient(exc: BaseException) -> bool:
+        if isinstance(exc, SinkError):
+            return isinstance(exc, TransientSinkError)
+        if isinstance(exc, _TRANSIENT):
+            return True
+        return isinstance(exc, kerr.KafkaError) and bool(exc.retriable)
+
+    def _detail(self, exc: BaseException) -> str:
+        detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        if self.idempotence and isinstance(exc, kerr.UnknownError | kerr.UnsupportedVersionError |
+                                           kerr.ClusterAuthorizationFailedError):
+            detail += " (the broker refused an idempotent producer; add ?idempotence=false)"
+        return detail
+
+    def _translate(self, exc: BaseException, what: str) -> SinkError:
+        """One library exception -> a one-line dbcost error naming this sink."""
+        if isinstance(exc, SinkError):
+            return exc
+        cls = TransientSinkError if self._is_transient(exc) else SinkError
+        return cls(f"{self.name}: {what}: {self._detail(exc)}")
+
+    async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        try:
+            return await retry(call, self.policy, clock=self._clock, what=f"{self.name}: {what}")
+        except RetryExhaustedError as exc:
+            raise TransientSinkError(str(exc).replace("\n", " ")) from exc
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._producer is not None:
+            return
+        if self.create_topics:
+            await self._retry(self._create_topics_once, "create topics")
+        self._producer = await self._retry(self._start_producer_once, "connect")
+
+    async def _create_topics_once(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id,
+                                    request_timeout_ms=self.timeout_ms)
+        try:
+            await admin.start()
+            topics = [NewTopic(t, self.partitions, self.replication) for t in dict.fromkeys(
+                (self.topic, self.status_topic))]
+            response = await admin.create_topics(topics)
+        except Exception as exc:
+            raise self._translate(exc, "create topics") from exc
+        finally:
+            await admin.close()
+        for entry in response.topic_errors:
+            topic, code = entry[0], entry[1]
+            if code in (0, kerr.TopicAlreadyExistsError.errno):
+                continue
+            err = kerr.for_code(code)()
+            raise self._translate(err, f"create topic {topic!r}") from err
+
+    async def _start_producer_once(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=self.idempotence,
+            linger_ms=self.linger_ms,
+            max_batch_size=self.batch_size,
+            max_request_size=max(self.batch_size, 1024 * 1024),
+            compression_type=self.compression,
+            request_timeout_ms=self.timeout_ms,
+        )
+        try:
+            await producer.start()
+            # fail here, not on the first record, when the topic is missing and cannot be auto-created
+            await producer.partitions_for(self.topic)
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # the start error is the one worth reporting
+                await producer.stop()
+            raise self._translate(exc, "connect") from exc
+        return producer
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            # stop() flushes what is still queued; bounded, because an idempotent producer would wait forever
+            # for a broker that is gone.
+            async with asyncio.timeout(self._delivery_timeout_s):
+                await producer.stop()
+        except TimeoutError as exc:
+            raise TransientSinkError(f"{self.name}: close: pending messages not flushed within "
+                                     f"{self._delivery_timeout_s:g}s") from exc
+        except Exception as exc:
+            raise self._translate(exc, "close") from exc
+
+    def _require(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise SinkError(f"{self.name}: used before open()")
+        return self._producer
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def encode(self, record: SinkRecord) -> tuple[bytes, bytes]:
+        """(key, value) of the message for ``record``."""
+        return record.key.encode(), orjson.dumps(record.to_message(), default=_json_default)
+
+    async def _send_all(self, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> list[_Sent]:
+        """Queue every message; each comes back with its delivery future, or the error that kept it out.
+
+        A fatal error raises at once. After a transient one (no metadata, a full buffer that did not drain)
+        the rest of the messages are not even tried: they are marked failed and retried after a backoff.
+        """
+        producer = self._require()
+        out: list[_Sent] = []
+        failed: BaseException | None = None
+        for key, value in messages:
+            if failed is None:
+                try:
+                    fut = await producer.send(topic, value=value, key=key)
+                except Exception as exc:
+                    if not self._is_transient(exc):
+                        raise self._translate(exc, f"send to {topic}") from exc
+                    failed = exc
+                else:
+                    fut.add_done_callback(_consume_exception)
+                    out.append((key, value, fut))
+                    continue
+            out.append((key, value, failed))
+        return out
+
+    async def _confirm(self, topic: str, sent: list[_Sent]) -> None:
+        """Wait until every message of ``sent`` is acknowledged; re-send only the failed ones, after a backoff."""
+        state = sent
+        resend: list[tuple[bytes | None, bytes]] = []
+        total = len(sent)
+
+        async def attempt() -> None:
+            nonlocal state, resend
+            if resend:
+                state, resend = await self._send_all(topic, resend), []
+            futures = [f for _, _, f in state if isinstance(f, asyncio.Future)]
+            if futures:
+                # asyncio.wait, not gather: a timeout must not cancel the producer's delivery futures
+                await asyncio.wait(futures, timeout=self._delivery_timeout_s)
+            first = ""
+            for key, value, f in state:
+                if isinstance(f, asyncio.Future):
+                    if not f.done():
+                        error = f"no acknowledgement within {self._delivery_timeout_s:g}s"
+                    elif f.cancelled():
+                        error = "delivery cancelled"
+                    elif (exc := f.exception()) is not None:
+                        if not self._is_transient(exc):
+                            raise self._translate(exc, f"deliver to {topic}") from exc
+                        error = self._detail(exc)
+                    else:
+                        continue
+                else:
+                    error = self._detail(f)
+                resend.append((key, value))
+                first = first or error
+            if resend:
+                raise TransientSinkError(f"{len(resend)} of {total} messages not acknowledged ({first})")
+
+        await self._retry(attempt, f"write to {topic}")
+
+    async def write_unit(self, unit: UnitRef, batches: AsyncIterator[list[SinkRecord]]) -> int:
+        """Produce every record of ``unit``; returns once the broker acknowledged all of them."""
+        window: deque[list[_Sent]] = deque()
+        unconfirmed = 0
+        written = 0
+        async for batch in batches:
+            messages: list[tuple[bytes | None, bytes]] = [self.encode(r) for r in batch]
+            window.append(await self._send_all(self.topic, messages))
+            unconfirmed += len(messages)
+            written += len(messages)
+            while unconfirmed > _MAX_UNCONFIRMED and len(window) > 1:
+                oldest = window.popleft()
+                unconfirmed -= len(oldest)
+                await self._confirm(self.topic, oldest)
+        while window:
+            await self._confirm(self.topic, window.popleft())
+        return written
+
+    async def publish_status(self, event: dict[str, Any]) -> None:
+        """Send a quota status event to ``status_topic`` (key = the event's ``pool``), acknowledged."""
+        pool = event.get("pool")
+        key = str(pool).encode() if pool is not None else None
+        value = orjson.dumps(event, default=_json_default)
+        await self._confirm(self.status_topic, await self._send_all(self.status_topic, [(key, value)]))

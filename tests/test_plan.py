@@ -1,0 +1,96 @@
+"""The planner: legal windows under Cost Explorer's date rules, deterministic order, disjoint shards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+
+from dbcost.errors import UsageError
+from dbcost.models import CostQuery
+from dbcost.plan import Shard, parse_shard, plan_units
+
+TODAY = dt.date(2026, 11, 28)
+
+
+def q(start: str, end: str, granularity: str = "DAILY") -> CostQuery:
+    return CostQuery.build(start=start, end=end, granularity=granularity, group_by=["SERVICE"])
+
+
+def test_thirteen_month_daily_backfill_is_monthly_windows_covering_the_range_exactly() -> None:
+    """13 months of DAILY data: calendar-month units, contiguous, no gap, no overlap."""
+    plan = plan_units(q("2025-10-01", "2026-11-28"), ["t"], today=TODAY)
+    units = plan.units
+    assert units[0].start == dt.date(2025, 10, 1) and units[-1].end == dt.date(2026, 11, 28)
+    assert all(a.end == b.start for a, b in itertools.pairwise(units))
+    assert all(u.start.day == 1 for u in units)
+    assert len(units) == 14 and plan.min_requests == 14
+
+
+def test_range_before_the_daily_window_is_planned_monthly() -> None:
+    """A DAILY range reaching past the 13-month window gets MONTHLY units before it, DAILY after."""
+    plan = plan_units(q("2025-01-01", "2026-03-01"), ["t"], today=TODAY)
+    monthly = [u for u in plan.units if u.query.granularity == "MONTHLY"]
+    daily = [u for u in plan.units if u.query.granularity == "DAILY"]
+    assert monthly[0].start == dt.date(2025, 1, 1) and monthly[-1].end == dt.date(2025, 10, 1)
+    assert daily[0].start == dt.date(2025, 10, 1) and daily[-1].end == dt.date(2026, 3, 1)
+    assert {u.dataset for u in monthly} != {u.dataset for u in daily}  # different granularity, different dataset
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "gran", "fragment"),
+    [
+        ("2025-01-15", "2026-03-01", "DAILY", "first-of-month"),
+        ("2023-01-01", "2023-03-01", "DAILY", "reaches back 38 months"),
+        ("2023-01-01", "2023-03-01", "MONTHLY", "reaches back 38 months"),
+        ("2025-03-15", "2025-05-01", "MONTHLY", "1st of a month"),
+        ("2026-11-01", "2026-11-10", "HOURLY", "last 14 days"),
+    ],
+)
+def test_ranges_cost_explorer_refuses_are_refused_up_front(start: str, end: str, gran: str, fragment: str) -> None:
+    """Date-rule violations are a UsageError naming the rule, before any request."""
+    with pytest.raises(UsageError, match=fragment):
+        plan_units(q(start, end, gran), ["t"], today=TODAY)
+
+
+def test_short_ranges_use_smaller_aligned_windows_for_concurrency() -> None:
+    """A 61-day range is cut finer than months so several chains can run at once; boundaries are aligned."""
+    plan = plan_units(q("2026-09-01", "2026-11-01"), ["t"], today=TODAY, max_concurrency=8)
+    assert len(plan.units) >= 4
+    assert all(u.start.day in (1, 16) for u in plan.units)
+
+
+def test_units_cover_every_target_in_deterministic_order() -> None:
+    """Two targets: each gets every window; the order is the same on every call."""
+    a = plan_units(q("2026-01-01", "2026-06-01"), ["b", "a"], today=TODAY)
+    b = plan_units(q("2026-01-01", "2026-06-01"), ["a", "b"], today=TODAY)
+    assert a.units == b.units and a.plan_id == b.plan_id
+    assert {u.target for u in a.units} == {"a", "b"}
+    assert list(a.units) == sorted(a.units)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_shards_are_disjoint_and_complete(n: int) -> None:
+    """Shards 1..N of a plan partition its units: no overlap, nothing missing."""
+    full = plan_units(q("2025-10-01", "2026-11-28"), ["a", "b"], today=TODAY).units
+    parts = [plan_units(q("2025-10-01", "2026-11-28"), ["a", "b"], today=TODAY, shard=Shard(k, n)).units
+             for k in range(1, n + 1)]
+    ids = [u.unit_id for p in parts for u in p]
+    assert len(ids) == len(set(ids)) == len(full)
+    assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
+
+
+def test_expected_requests_use_history() -> None:
+    """With pages-per-day history the estimate grows with the window; without it, one request per unit."""
+    query = q("2026-01-01", "2026-03-01")
+    assert plan_units(query, ["t"], today=TODAY, window="month").expected_requests == 2
+    ppd = {query.fingerprint: 0.5}
+    assert plan_units(query, ["t"], today=TODAY, window="month", pages_per_day=ppd).expected_requests == 16 + 14
+
+
+@pytest.mark.parametrize("text", ["1/0", "0/3", "4/3", "a/b", "2", ""])
+def test_bad_shard_is_a_usage_error(text: str) -> None:
+    """--shard must be K/N with 1 <= K <= N."""
+    with pytest.raises(UsageError, match="--shard"):
+        parse_shard(text)
