@@ -20,8 +20,9 @@ LAYERS: dict[str, int] = {
     "sinks": 4, "store": 5, "client": 5,
     "api": 6, "metrics": 6,
     "pipeline": 7, "emulator": 7, "report": 7, "jobs": 7,
-    "demo": 8,
-    "cli": 9, "__main__": 10, "__init__": 10,
+    "attribute": 8,
+    "demo": 9,
+    "cli": 10, "__main__": 11, "__init__": 11,
 }
 AWS_LIBS = ("aioboto3", "aiobotocore", "botocore", "boto3")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from dbcost import errors, jobs, logs, sinks
+from dbcost import attribution, errors, jobs, logs, sinks
 from dbcost.api import FetchResult, FetchSettings, fetch, fetch_pages, open_client
+from dbcost.attribute import AttributeResult, AttributeSpec, month_range, run_attribute
 from dbcost.client import CostExplorer, RequestBudget, Stats
 from dbcost.demo import DemoResult, run_demo
 from dbcost.errors import DbcostError
@@ -26,6 +27,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_RPS",
+    "AttributeResult",
+    "AttributeSpec",
     "CostExplorer",
     "CostQuery",
     "CostRecord",
@@ -45,6 +48,7 @@ __all__ = [
     "TargetConfig",
     "WorkUnit",
     "__version__",
+    "attribution",
     "describe_units",
     "errors",
     "fetch",
@@ -53,10 +57,12 @@ __all__ = [
     "load_targets",
     "logs",
     "make_plan",
+    "month_range",
     "open_client",
     "parse_page",
     "parse_shard",
     "plan_units",
+    "run_attribute",
     "run_demo",
     "run_pipeline",
     "sinks",

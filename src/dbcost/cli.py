@@ -681,6 +681,125 @@ next:
     raise typer.Exit(EXIT_OK if result.exact and o.status == "done" else EXIT_FAILED)
 
 
+# ----------------------------------------------------------------------------------------- attribution
+
+MonthOpt = Annotated[str, typer.Option("--month", help="The month, YYYY-MM.")]
+FormatTJ = Annotated[str, typer.Option("--format", help="table or json.")]
+
+
+def _targets_for(targets: str | None, endpoint_url: str | None, profile: str | None,
+                 region: str | None) -> list[dbcost.TargetConfig]:
+    if targets:
+        if endpoint_url or profile or region:
+            raise UsageError("--targets: give profiles/endpoints in the targets file, not also on the command line")
+        return dbcost.load_targets(targets)
+    return [dbcost.TargetConfig(name="default", profile=profile, region=region, endpoint_url=endpoint_url)]
+
+
+@app.command()
+def attribute(
+    month: MonthOpt,
+    db: DbOpt = "dbcost.duckdb",
+    metric: Annotated[str, typer.Option("--metric", help="Cost metric to attribute.")] = "UnblendedCost",
+    cluster_tag: Annotated[str, typer.Option("--cluster-tag", help="Tag key naming the cluster.")] = "db-cluster",
+    team_tag: Annotated[str, typer.Option("--team-tag", help="Tag key naming the owning team.")] = "team",
+    topology: Annotated[
+        str | None, typer.Option("--topology", help="CSV/YAML (cluster,team,env,owner) for clusters whose tags are missing.")
+    ] = None,
+    allocate_shared: Annotated[
+        bool, typer.Option("--allocate-shared", help="Spread unattributed spend over teams by account and service.")
+    ] = False,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    targets: TargetsOpt = None,
+    format_: FormatTJ = "table",
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch again even if the store is fresh.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never call Cost Explorer; use the store only.")] = False,
+    max_age_hours: Annotated[
+        float, typer.Option("--max-age-hours", min=0, help="Store data younger than this is fresh enough.")
+    ] = 6.0,
+    max_rps: MaxRpsOpt = dbcost.DEFAULT_MAX_RPS,
+    max_concurrency: MaxConcOpt = dbcost.DEFAULT_MAX_CONCURRENCY,
+    max_requests: MaxReqOpt = None,
+    today: TodayOpt = None,
+) -> None:
+    """Database spend of a month per team, cluster and category (compute, storage, io, backup, ...).
+
+    Fetches what it needs through the backfill pipeline (per database service: USAGE_TYPE x cluster tag;
+    once: cluster tag x team tag), unless the store already holds it and it is fresh. Database services are
+    discovered with GetDimensionValues. The team comes from the team tag, else the topology file; spend
+    with no owner is shown as `unattributed`, never spread unless --allocate-shared.
+    """
+    import datetime as dt
+
+    if format_ not in ("table", "json"):
+        _fail_usage(f"--format: must be table or json, got {format_!r}")
+    try:
+        day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
+        dbcost.CostQuery.build(start="2026-01-01", end="2026-01-02", metrics=[metric])  # validates the metric
+        topo = dbcost.attribution.load_topology(topology) if topology else None
+        spec = dbcost.AttributeSpec(
+            month=month, db=Path(db), targets=_targets_for(targets, endpoint_url, profile, region), metric=metric,
+            cluster_tag=cluster_tag, team_tag=team_tag, topology=topo, allocate_shared=allocate_shared, today=day,
+            max_age=dt.timedelta(hours=max_age_hours), refresh=refresh, offline=offline, max_rps=max_rps,
+            max_concurrency=max_concurrency, max_requests=max_requests,
+        )
+        dbcost.month_range(month, day)
+    except (UsageError, ValueError) as exc:
+        _fail_usage(str(exc).replace("metrics:", "--metric:"))
+    result = run_async(lambda: dbcost.run_attribute(spec))
+    if result.fetched is not None:
+        err_console.print(f"dbcost attribute: fetched {len(result.services)} database service(s): "
+                          f"{result.fetched.stats.summary_line()}", markup=False)
+        if result.fetched.status != "done":
+            _report_run(result.fetched, as_json=False, strict=False, command="attribute")
+            raise typer.Exit(EXIT_FAILED)
+    a = result.attribution
+    if format_ == "json":
+        import orjson
+
+        typer.echo(orjson.dumps(a.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_attribution(a)
+
+
+def _print_attribution(a: Any) -> None:
+    from rich.table import Table
+
+    console = Console()
+    cats = ("compute", "storage", "io", "backup", "data_transfer", "other", "shared")
+    teams = Table(title=f"Database spend {a.month} ({a.metric}), total {a.total:,.2f} USD")
+    teams.add_column("team")
+    teams.add_column("amount", justify="right")
+    teams.add_column("share", justify="right")
+    teams.add_column("clusters", justify="right")
+    for t in a.teams:
+        share = (t.amount / a.total * 100) if a.total else 0
+        teams.add_row(t.team, f"{t.amount:,.2f}", f"{share:.1f}%", str(len(t.clusters)))
+    teams.add_row("unattributed", f"{a.unattributed:,.2f}",
+                  f"{(a.unattributed / a.total * 100) if a.total else 0:.1f}%", str(len(a.unattributed_clusters)),
+                  style="yellow")
+    console.print(teams)
+    clusters = Table(title="Top clusters by category")
+    for col in ("team", "cluster", "amount", *cats):
+        clusters.add_column(col, justify="right" if col not in ("team", "cluster") else "left")
+    rows = sorted(((t.team, c) for t in a.teams for c in t.clusters), key=lambda x: -x[1].amount)[:25]
+    for team, c in rows:
+        clusters.add_row(team, c.cluster, f"{c.amount:,.2f}", *(f"{c.categories.get(k, 0):,.2f}" for k in cats))
+    console.print(clusters)
+    if a.unclassified_usage_types:
+        un = Table(title="Unclassified usage types (category 'other')")
+        un.add_column("service")
+        un.add_column("usage type")
+        un.add_column("amount", justify="right")
+        for u in a.unclassified_usage_types[:20]:
+            un.add_row(u.service, u.usage_type, f"{u.amount:,.2f}")
+        console.print(un)
+    if a.estimated_amount:
+        console.print(f"estimated (month still open): {a.estimated_amount:,.2f} USD of {a.total:,.2f}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

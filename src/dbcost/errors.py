@@ -30,6 +30,8 @@ Whether an error is worth retrying is a property of its class, not a string comp
     ├── BudgetExhaustedError            --max-requests / --max-cost-usd reached: stopped cleanly
     ├── SinkError                       a sink failed to write
     │   └── TransientSinkError          [Retryable]  worth another try (broker unavailable, ...)
+    ├── NotifyError                     a webhook (quota notification) could not be delivered
+    │   └── TransientNotifyError        [Retryable]  5xx, timeout, connection refused
     └── StoreError                      the embedded DuckDB store failed or holds unexpected data
 """
 
@@ -46,6 +48,7 @@ __all__ = [
     "DbcostError",
     "InvalidNextTokenError",
     "MalformedResponseError",
+    "NotifyError",
     "QueryError",
     "RequestChangedError",
     "RetryExhaustedError",
@@ -56,6 +59,7 @@ __all__ = [
     "StoreError",
     "Throttle",
     "ThrottledError",
+    "TransientNotifyError",
     "TransientSinkError",
     "TransportError",
     "UsageError",
@@ -190,6 +194,14 @@ class SinkError(DbcostError):
 
 class TransientSinkError(SinkError, Retryable):
     """A sink failure that another attempt may fix (broker or database temporarily unavailable)."""
+
+
+class NotifyError(DbcostError):
+    """A notification (webhook) could not be delivered."""
+
+
+class TransientNotifyError(NotifyError, Retryable):
+    """A notification failure another attempt may fix (HTTP 5xx, timeout, connection refused)."""
 
 
 class StoreError(DbcostError):

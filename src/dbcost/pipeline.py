@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -42,6 +43,7 @@ __all__ = [
     "make_plan",
     "run_pipeline",
     "sync_start",
+    "target_settings",
 ]
 
 log = logging.getLogger("dbcost.pipeline")
@@ -74,6 +76,14 @@ class RunSpec:
     sink_context: dict[str, Any] = field(default_factory=dict)
     #: explicit credentials for every target (the demo's emulator); None = the AWS credential chain
     credentials: tuple[str, str] | None = field(default=None, repr=False)
+    #: more datasets fetched in the same run (e.g. attribution's per-service queries); same range rules
+    extra_queries: list[CostQuery] = field(default_factory=list)
+    #: label per dataset fingerprint, stored with the dataset
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def queries(self) -> list[CostQuery]:
+        return [self.query, *self.extra_queries]
 
     def request_cap(self) -> int | None:
         caps = []
@@ -84,20 +94,36 @@ class RunSpec:
         return min(caps) if caps else None
 
     def settings_for(self, target: TargetConfig) -> FetchSettings:
-        return FetchSettings(
-            endpoint_url=target.endpoint_url,
-            profile=target.profile,
-            region=target.region,
-            role_arn=target.role_arn,
-            external_id=target.external_id,
-            credentials=self.credentials,
-            max_rps=target.max_rps or self.max_rps,
-            max_concurrency=target.max_concurrency or self.max_concurrency,
-            retry=self.retry,
-            breaker_threshold=self.breaker_threshold,
-            breaker_reset_s=self.breaker_reset_s,
-            name=target.name,
-        )
+        return target_settings(target, max_rps=self.max_rps, max_concurrency=self.max_concurrency,
+                               credentials=self.credentials, retry=self.retry,
+                               breaker_threshold=self.breaker_threshold, breaker_reset_s=self.breaker_reset_s)
+
+
+def target_settings(
+    target: TargetConfig,
+    *,
+    max_rps: float,
+    max_concurrency: int,
+    credentials: tuple[str, str] | None = None,
+    retry: RetryPolicy | None = None,
+    breaker_threshold: int = 8,
+    breaker_reset_s: float = 30.0,
+) -> FetchSettings:
+    """How to reach ``target``: its own rate/concurrency where the targets file sets them."""
+    return FetchSettings(
+        endpoint_url=target.endpoint_url,
+        profile=target.profile,
+        region=target.region,
+        role_arn=target.role_arn,
+        external_id=target.external_id,
+        credentials=credentials,
+        max_rps=target.max_rps or max_rps,
+        max_concurrency=target.max_concurrency or max_concurrency,
+        retry=retry or RetryPolicy(),
+        breaker_threshold=breaker_threshold,
+        breaker_reset_s=breaker_reset_s,
+        name=target.name,
+    )
 
 
 class PipelineProgress(Protocol):
@@ -163,9 +189,17 @@ class RunOutcome:
 
 
 def make_plan(spec: RunSpec, pages_per_day: dict[str, float] | None = None) -> Plan:
-    """The run's plan (pure): the query's range for every target, sharded if asked."""
-    return plan_units(spec.query, [t.name for t in spec.targets], today=spec.today, window=spec.window,
-                      max_concurrency=spec.max_concurrency, shard=spec.shard, pages_per_day=pages_per_day)
+    """The run's plan (pure): every query's range for every target, sharded if asked."""
+    names = [t.name for t in spec.targets]
+    plans = [plan_units(q, names, today=spec.today, window=spec.window, max_concurrency=spec.max_concurrency,
+                        pages_per_day=pages_per_day) for q in spec.queries]
+    if len(plans) == 1 and spec.shard is None:
+        return plans[0]
+    units = sorted({u for p in plans for u in p.units})
+    if spec.shard is not None:
+        units = [u for i, u in enumerate(units) if i % spec.shard.count == spec.shard.index - 1]
+    plan_id = hashlib.sha256("".join(p.plan_id for p in plans).encode() + str(spec.shard).encode()).hexdigest()[:16]
+    return Plan(tuple(units), spec.shard, len(units), expected_requests(units, pages_per_day), plan_id)
 
 
 def sync_start(store_sync: Any, query: CostQuery, targets: Sequence[str], today: dt.date) -> tuple[
@@ -208,7 +242,7 @@ async def run_pipeline(
             plan = make_plan(spec, ppd)
         the_plan = plan
         queries = list(plan.datasets.values())
-        await store.call(lambda s: [s.register_dataset(q, spec.label) for q in queries])
+        await store.call(lambda s: [s.register_dataset(q, spec.labels.get(q.fingerprint, spec.label)) for q in queries])
 
         run: tuple[str, int] | None = None
         if spec.resume:

@@ -1,0 +1,245 @@
+"""``dbcost attribute``: database spend of a month per team, cluster and category.
+
+Cost Explorer allows two GroupBy keys, but attribution needs three facts per dollar: its category (from
+USAGE_TYPE), its cluster (a tag) and its team (another tag). And usage types collide across services
+(DynamoDB and S3 both bill ``TimedStorage-ByteHrs``). So attribution fetches, through the backfill
+pipeline (governor, retries, checkpoints, store):
+
+* per database service ``S``: DAILY, GroupBy ``USAGE_TYPE`` + ``TAG:<cluster-tag>``, Filter SERVICE = S
+  (the money, with its category and cluster);
+* once: MONTHLY, GroupBy ``TAG:<cluster-tag>`` + ``TAG:<team-tag>``, Filter SERVICE in the database
+  services (which team each cluster belongs to);
+* with ``--allocate-shared`` or a topology file mapping accounts: per service, DAILY, GroupBy
+  ``LINKED_ACCOUNT`` + ``TAG:<cluster-tag>`` (proportions per account).
+
+Database services are discovered with GetDimensionValues (SERVICE) for the month and kept when the
+classifier knows them as a database family, rather than trusted from a hard-coded list. Nothing is
+fetched when the store already holds every dataset for the month and it is fresh: completed within
+``max_age`` or fetched after the month was final (5 days after its end).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from dbcost.api import open_client
+from dbcost.attribution.build import AccountRow, UsageRow, build_attribution
+from dbcost.attribution.classify import classify, is_database_family
+from dbcost.attribution.model import Attribution
+from dbcost.attribution.pools import Topology, resolve_teams
+from dbcost.client import Stats
+from dbcost.errors import UsageError
+from dbcost.models import CostQuery
+from dbcost.pipeline import RESTATEMENT_GRACE_DAYS, RunOutcome, RunSpec, run_pipeline, target_settings
+from dbcost.plan import add_months
+from dbcost.retry import RetryPolicy
+from dbcost.store import Store
+from dbcost.targets import TargetConfig
+
+__all__ = ["AttributeSpec", "AttributionDatasets", "attribution_datasets", "month_range", "run_attribute"]
+
+log = logging.getLogger("dbcost.attribute")
+
+LABEL_PREFIX = "attribution"
+
+
+def month_range(month: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """[first day, exclusive end) of ``month`` (YYYY-MM), cut at ``today`` for the open month."""
+    try:
+        start = dt.date.fromisoformat(f"{month}-01")
+    except ValueError:
+        raise UsageError(f"--month: must be YYYY-MM, got {month!r}") from None
+    if len(month) != 7:
+        raise UsageError(f"--month: must be YYYY-MM, got {month!r}")
+    end = min(add_months(start, 1), today)
+    if end <= start:
+        raise UsageError(f"--month: {month} has no data yet (today is {today})")
+    return start, end
+
+
+@dataclass(frozen=True)
+class AttributionDatasets:
+    usage: dict[str, CostQuery]  # service -> query
+    teams: CostQuery
+    accounts: dict[str, CostQuery]  # service -> query (empty unless needed)
+
+    def all(self) -> list[CostQuery]:
+        return [*self.usage.values(), self.teams, *self.accounts.values()]
+
+    def labels(self, metric: str) -> dict[str, str]:
+        out = {q.fingerprint: f"{LABEL_PREFIX} usage {s} {metric}" for s, q in self.usage.items()}
+        out[self.teams.fingerprint] = f"{LABEL_PREFIX} teams {metric}"
+        out.update({q.fingerprint: f"{LABEL_PREFIX} accounts {s} {metric}" for s, q in self.accounts.items()})
+        return out
+
+
+def attribution_datasets(
+    services: list[str], start: dt.date, end: dt.date, *, metric: str, cluster_tag: str, team_tag: str,
+    with_accounts: bool,
+) -> AttributionDatasets:
+    def svc_filter(values: list[str]) -> dict[str, Any]:
+        return {"Dimensions": {"Key": "SERVICE", "Values": values}}
+
+    usage = {
+        s: CostQuery.build(start=start, end=end, granularity="DAILY", metrics=[metric],
+                           group_by=["USAGE_TYPE", f"TAG:{cluster_tag}"], filter=svc_filter([s]))
+        for s in services
+    }
+    teams = CostQuery.build(start=start, end=end, granularity="MONTHLY", metrics=[metric],
+                            group_by=[f"TAG:{cluster_tag}", f"TAG:{team_tag}"], filter=svc_filter(sorted(services)))
+    accounts = {
+        s: CostQuery.build(start=start, end=end, granularity="DAILY", metrics=[metric],
+                           group_by=["LINKED_ACCOUNT", f"TAG:{cluster_tag}"], filter=svc_filter([s]))
+        for s in services
+    } if with_accounts else {}
+    return AttributionDatasets(usage, teams, accounts)
+
+
+@dataclass
+class AttributeSpec:
+    month: str
+    db: Path
+    targets: list[TargetConfig]
+    metric: str = "UnblendedCost"
+    cluster_tag: str = "db-cluster"
+    team_tag: str = "team"
+    topology: Topology | None = None
+    allocate_shared: bool = False
+    today: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
+    max_age: dt.timedelta = dt.timedelta(hours=6)
+    refresh: bool = False
+    offline: bool = False
+    max_rps: float = 5.0
+    max_concurrency: int = 8
+    max_requests: int | None = None
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
+    retry: RetryPolicy | None = None
+
+
+@dataclass
+class AttributeResult:
+    attribution: Attribution
+    fetched: RunOutcome | None
+    services: list[str]
+    datasets: AttributionDatasets
+
+
+def _fresh(store: Store, dataset: str, targets: list[str], start: dt.date, end: dt.date, now: dt.datetime,
+           max_age: dt.timedelta) -> bool:
+    """Every target has done units covering [start, end) of ``dataset``, each recent or fetched after final."""
+    for target in targets:
+        rows = store.query(
+            "SELECT window_start, window_end, max(updated_at) FROM units WHERE dataset = ? AND target = ? "
+            "AND status = 'done' AND window_start >= ? AND window_end <= ? GROUP BY 1, 2 ORDER BY 1",
+            [dataset, target, start, end],
+        )
+        cursor = start
+        for ws, we, updated in rows:
+            if ws > cursor:
+                return False
+            final_after = we + dt.timedelta(days=RESTATEMENT_GRACE_DAYS)
+            if not (now - updated <= max_age or updated.date() >= final_after):
+                return False
+            cursor = max(cursor, we)
+        if cursor < end:
+            return False
+    return True
+
+
+def _known_services(store: Store, metric: str) -> list[str]:
+    prefix = f"{LABEL_PREFIX} usage "
+    rows = store.query("SELECT label FROM datasets WHERE label LIKE ?", [f"{prefix}% {metric}"])
+    return sorted({str(r[0])[len(prefix): -len(metric) - 1] for r in rows})
+
+
+async def run_attribute(spec: AttributeSpec) -> AttributeResult:
+    start, end = month_range(spec.month, spec.today)
+    target_names = [t.name for t in spec.targets]
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with_accounts = spec.allocate_shared or bool(spec.topology and spec.topology.business_units)
+
+    services: list[str] = []
+    if spec.db.exists():
+        with Store(spec.db, read_only=True) as store:
+            services = _known_services(store, spec.metric)
+            if services and not spec.refresh:
+                ds = attribution_datasets(services, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
+                                          team_tag=spec.team_tag, with_accounts=with_accounts)
+                if all(_fresh(store, q.fingerprint, target_names, q.start, q.end, now, spec.max_age)
+                       for q in ds.all()):
+                    log.info("attribution data for %s is in the store and fresh; nothing to fetch", spec.month)
+                    return AttributeResult(_compute(spec, store, ds, start, end), None, services, ds)
+    if spec.offline:
+        raise UsageError(f"--offline: the store has no fresh attribution data for {spec.month}; run without --offline")
+
+    # discover the database services of the month (GetDimensionValues), per target
+    discovered: set[str] = set()
+    discovery = Stats()
+    for target in spec.targets:
+        settings = target_settings(target, max_rps=spec.max_rps, max_concurrency=spec.max_concurrency,
+                                   credentials=spec.credentials, retry=spec.retry)
+        async with open_client(settings, stats=discovery) as ce:
+            values = await ce.dimension_values("SERVICE", start.isoformat(), end.isoformat())
+        discovered |= {v for v in values if is_database_family(classify(v, "").family)}
+    services = sorted(discovered)
+    if not services:
+        raise UsageError(f"--month {spec.month}: Cost Explorer reports no database service with spend")
+    ds = attribution_datasets(services, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
+                              team_tag=spec.team_tag, with_accounts=with_accounts)
+    queries = ds.all()
+    run = RunSpec(
+        query=queries[0], extra_queries=queries[1:], targets=spec.targets, db=spec.db, command="attribute",
+        today=spec.today, max_rps=spec.max_rps, max_concurrency=spec.max_concurrency,
+        max_requests=spec.max_requests, labels=ds.labels(spec.metric), credentials=spec.credentials,
+        retry=spec.retry or RetryPolicy(),
+    )
+    outcome = await run_pipeline(run)
+    outcome.stats.add(discovery)
+    if outcome.status != "done":
+        return AttributeResult(_empty(spec), outcome, services, ds)
+    with Store(spec.db, read_only=True) as store:
+        return AttributeResult(_compute(spec, store, ds, start, end), outcome, services, ds)
+
+
+def _empty(spec: AttributeSpec) -> Attribution:
+    return Attribution(spec.month, spec.metric, Decimal(0), Decimal(0), [])
+
+
+def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: dt.date, end: dt.date) -> Attribution:
+    s, e = start.isoformat(), end.isoformat()
+    usage: list[UsageRow] = []
+    for service, q in ds.usage.items():
+        for day, ut, cluster, amount, est in store.query(
+            "SELECT period_start, key1, coalesce(key2, ''), amount, estimated FROM records "
+            "WHERE dataset = ? AND metric = ? AND period_start >= ? AND period_start < ?",
+            [q.fingerprint, spec.metric, s, e],
+        ):
+            usage.append(UsageRow(dt.date.fromisoformat(day[:10]), service, ut or "", cluster, amount, bool(est)))
+    tag_rows = [
+        (str(c), str(t), Decimal(a))
+        for c, t, a in store.query(
+            "SELECT coalesce(key1, ''), coalesce(key2, ''), amount FROM records WHERE dataset = ? AND metric = ?",
+            [ds.teams.fingerprint, spec.metric],
+        )
+    ]
+    owners = resolve_teams(tag_rows, spec.topology)
+    account_rows: list[AccountRow] | None = None
+    if ds.accounts:
+        account_rows = []
+        for service, q in ds.accounts.items():
+            for day, acct, cluster, amount in store.query(
+                "SELECT period_start, key1, coalesce(key2, ''), amount FROM records "
+                "WHERE dataset = ? AND metric = ? AND period_start >= ? AND period_start < ?",
+                [q.fingerprint, spec.metric, s, e],
+            ):
+                account_rows.append(AccountRow(dt.date.fromisoformat(day[:10]), service, acct or "", cluster, amount))
+    return build_attribution(
+        spec.month, spec.metric, usage, owners, account_rows=account_rows, allocate_shared=spec.allocate_shared,
+        business_units=spec.topology.business_units if spec.topology and spec.topology.business_units else None,
+        services=list(ds.usage), through=end,
+    )
