@@ -14,7 +14,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dbcost"
 LAYERS: dict[str, int] = {
     "errors": 0, "money": 0, "clock": 0, "logs": 0,
     "models": 1,
-    "plan": 2, "governor": 2, "retry": 2, "breaker": 2, "parse": 2, "attribution": 2, "quota": 2,
+    "plan": 2, "governor": 2, "retry": 2, "breaker": 2, "parse": 2, "attribution": 2,
+    "quota": 3, "notify": 4,
     "targets": 2,
     "transport": 3,
     "sinks": 4, "store": 5, "client": 5,

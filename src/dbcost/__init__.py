@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from dbcost import attribution, errors, jobs, logs, sinks
 from dbcost.api import FetchResult, FetchSettings, fetch, fetch_pages, open_client
 from dbcost.attribute import AttributeResult, AttributeSpec, month_range, run_attribute
 from dbcost.client import CostExplorer, RequestBudget, Stats
-from dbcost.demo import DemoResult, run_demo
 from dbcost.errors import DbcostError
 from dbcost.governor import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RPS
 from dbcost.metrics import write_metrics_file
@@ -18,6 +18,19 @@ from dbcost.pipeline import RunOutcome, RunSpec, make_plan, run_pipeline, sync_s
 from dbcost.plan import Plan, WorkUnit, describe_units, parse_shard, plan_units
 from dbcost.store import Store
 from dbcost.targets import TargetConfig, load_targets
+
+if TYPE_CHECKING:
+    from dbcost.demo import DemoResult, run_demo
+
+
+def __getattr__(name: str) -> Any:
+    # the demo pulls in the emulator (aiohttp.web, the synthetic fleet): load it only when asked for
+    if name in ("DemoResult", "run_demo"):
+        from dbcost import demo
+
+        return getattr(demo, name)
+    raise AttributeError(f"module 'dbcost' has no attribute {name!r}")
+
 
 try:
     __version__ = version("dbcost")

@@ -313,7 +313,7 @@ SinkOpt = Annotated[
     typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka://H:P/TOPIC, "
                                 "kinesis://STREAM, postgresql://USER@H:P/DB. Repeatable."),
 ]
-WindowOpt = Annotated[str, typer.Option("--window", help="Unit window: auto, month, semimonth, quartermonth, day.")]
+WindowOpt = Annotated[str, typer.Option("--window", help="Unit window: auto, month, semimonth, week, day.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
 
 
@@ -335,8 +335,8 @@ def _run_spec(
         granularity=granularity, metrics=metric or ["UnblendedCost"], group_by=group_by or [],
         filter=_load_filter(filter_),
     )
-    if window not in ("auto", "month", "semimonth", "quartermonth", "day"):
-        raise UsageError(f"--window: must be auto, month, semimonth, quartermonth or day, got {window!r}")
+    if window not in ("auto", "month", "semimonth", "week", "day"):
+        raise UsageError(f"--window: must be auto, month, semimonth, week or day, got {window!r}")
     if targets:
         if endpoint_url or profile or region:
             raise UsageError("--targets: give profiles/endpoints in the targets file, not also on the command line")

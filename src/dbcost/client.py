@@ -8,10 +8,12 @@ Paging (botocore ships no paginator for GetCostAndUsage):
 * follow ``NextPageToken``, resending the identical request with only the token added;
 * refuse a token seen twice in one chain (a server bug would otherwise loop forever, $0.01 a turn);
 * on ``InvalidNextTokenException`` / ``RequestChangedException`` restart the chain once from page one;
-  records an earlier pass already yielded are not yielded again (``dedup_replays``), or, for consumers
-  that buffer per chain, the restarted first page is flagged so they can discard what they hold;
-* a group whose (period, keys) already appeared in the same pass is quarantined as a duplicate, so a
-  server that repeats a group can never double a cent.
+  the restarted first page is flagged (``ParsedPage.restarted``);
+* with ``dedup=True`` (streaming consumers such as ``dbcost fetch``): records an earlier pass already
+  yielded are not yielded again, and a group whose (period, keys) already appeared in the same pass is
+  quarantined as a duplicate, so a server that repeats a group can never double a cent. This keeps one
+  small tuple per group of the query in memory. Consumers that stage a chain and deduplicate on commit
+  (the backfill pipeline's store) pass ``dedup=False`` and discard what they staged on a restart.
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ class CostExplorer:
         *,
         start: Any = None,
         end: Any = None,
-        dedup_replays: bool = True,
+        dedup: bool = True,
         resume_token: str | None = None,
         resume_page: int = 0,
     ) -> AsyncIterator[ParsedPage]:
@@ -216,7 +218,8 @@ class CostExplorer:
                     metrics=query.metrics,
                 )
                 parsed.restarted = passes > 1 and page_no == 1
-                self._dedup(parsed, seen, seen_before if dedup_replays else None)
+                if dedup:
+                    self._dedup(parsed, seen, seen_before)
                 self.stats.pages += 1
                 self.stats.records += len(parsed.records)
                 self.stats.quarantined += len(parsed.quarantined)
@@ -237,7 +240,7 @@ class CostExplorer:
         self,
         parsed: ParsedPage,
         seen: set[tuple[str, tuple[str, ...]]],
-        seen_before: set[tuple[str, tuple[str, ...]]] | None,
+        seen_before: set[tuple[str, tuple[str, ...]]],
     ) -> None:
         kept: list[CostRecord] = []
         for rec in parsed.records:
@@ -249,7 +252,7 @@ class CostExplorer:
                 )
                 continue
             seen.add(ident)
-            if seen_before is not None and ident in seen_before:
+            if ident in seen_before:
                 self.stats.replayed += 1
                 continue
             kept.append(rec)

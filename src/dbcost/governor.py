@@ -23,7 +23,7 @@ from dbcost.clock import Clock, SystemClock
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_RPS", "Governor", "GovernorSettings"]
 
 DEFAULT_MAX_RPS = 5.0
-DEFAULT_MAX_CONCURRENCY = 8
+DEFAULT_MAX_CONCURRENCY = 16
 _EPS = 1e-9
 
 

@@ -15,10 +15,12 @@ every sink from the store in period order, and only then checkpointed. So:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,6 +31,7 @@ from dbcost.api import FetchSettings, open_client
 from dbcost.client import PRICE_PER_REQUEST_USD, CostExplorer, RequestBudget, Stats
 from dbcost.errors import BudgetExhaustedError, DbcostError, UsageError
 from dbcost.models import CostQuery
+from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, add_months, expected_requests, month_start, plan_units
 from dbcost.retry import RetryPolicy
 from dbcost.sinks.base import Sink, UnitRef, open_sink
@@ -164,6 +167,7 @@ class RunOutcome:
     errors: list[str] = field(default_factory=list)
     stopped_reason: str | None = None
     resumed: bool = False
+    elapsed_s: float = 0.0  # from the first unit's start to the last unit's end
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -185,6 +189,7 @@ class RunOutcome:
             "targets": {name: st.to_json() for name, st in self.per_target.items()},
             "errors": self.errors[:20],
             "stopped_reason": self.stopped_reason,
+            "elapsed_s": round(self.elapsed_s, 3),
         }
 
 
@@ -328,9 +333,11 @@ async def run_pipeline(
                     await store.call(lambda s: s.fail_unit(run_id, unit.unit_id, message))
                     progress.unit_done(unit, None, message, per_target[unit.target])
 
+            began = time.monotonic()
             async with asyncio.TaskGroup() as tg:
                 for unit in todo:
                     tg.create_task(guarded(unit))
+            outcome.elapsed_s = time.monotonic() - began
 
         for st in per_target.values():
             outcome.stats.add(st)
@@ -342,6 +349,44 @@ async def run_pipeline(
         await store.call(lambda s: s.finish_run(run_id, outcome.status, outcome.to_json(),
                                                 outcome.incomplete_targets))
         return outcome
+
+
+_DONE = object()
+
+
+async def _prefetch(pages: AsyncIterator[ParsedPage], depth: int = 2) -> AsyncIterator[ParsedPage]:
+    """Keep the page chain running while earlier pages are being staged.
+
+    A unit's requests are sequential (each needs the previous page's token); without this, every
+    page's staging time would add to the chain's round trip. At most ``depth`` pages wait in memory.
+    """
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
+
+    async def produce() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+        except Exception as exc:  # handed to the consumer, which re-raises it in order
+            await queue.put(exc)
+            return
+        await queue.put(_DONE)
+
+    task = asyncio.create_task(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, Exception):
+                raise item
+            assert isinstance(item, ParsedPage)
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await pages.aclose() if hasattr(pages, "aclose") else None
 
 
 async def _run_unit(
@@ -366,7 +411,8 @@ async def _run_unit(
     await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=token is None))
     if token:
         log.info("unit %s: continuing after page %d", uid, first_page)
-    async for page in ce.pages(unit.window_query, dedup_replays=False, resume_token=token, resume_page=first_page):
+    async for page in _prefetch(ce.pages(unit.window_query, dedup=False, resume_token=token,
+                                         resume_page=first_page)):
         if page.restarted:
             # the chain restarted (token expired): what was staged from the old chain is superseded
             await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=True))

@@ -9,7 +9,7 @@ Date rules (``COST-EXPLORER-FACTS.md``; AWS does not publish all of them, so the
 * MONTHLY data reaches back 38 months (with multi-year data enabled); earlier is refused.
 * HOURLY data covers the last 14 days only.
 
-Windows are calendar-aligned (months, half-months, quarter-months or days), so the same range always
+Windows are calendar-aligned (months, half-months, ISO weeks or days), so the same range always
 yields the same units; ``auto`` picks the largest window that still gives enough units to keep
 ``max_concurrency`` requests busy. Units are ordered by (target, dataset, start) and sharded round-robin
 over that order: ``--shard K/N`` takes a deterministic, disjoint share.
@@ -52,7 +52,7 @@ __all__ = [
 
 DAILY_HISTORY_MONTHS = 13
 MONTHLY_HISTORY_MONTHS = 38
-Window = Literal["auto", "month", "semimonth", "quartermonth", "day"]
+Window = Literal["auto", "month", "semimonth", "week", "day"]
 PRICE_PER_REQUEST = Decimal("0.01")
 
 
@@ -145,8 +145,16 @@ def _split(start: dt.date, end: dt.date, window: Window) -> list[tuple[dt.date, 
     """Calendar-aligned windows covering ``[start, end)``."""
     if window == "day":
         return [(start + dt.timedelta(days=i), start + dt.timedelta(days=i + 1)) for i in range((end - start).days)]
-    cuts_in_month = {"month": (1,), "semimonth": (1, 16), "quartermonth": (1, 8, 15, 22)}[window]
     bounds: set[dt.date] = {start, end}
+    if window == "week":
+        # ISO weeks (Monday starts): equal lengths, so concurrent chains finish together
+        b = start + dt.timedelta(days=(7 - start.weekday()) % 7 or 7)
+        while b < end:
+            bounds.add(b)
+            b += dt.timedelta(days=7)
+        edges = sorted(bounds)
+        return list(itertools.pairwise(edges))
+    cuts_in_month = {"month": (1,), "semimonth": (1, 16)}[window]
     m = month_start(start)
     while m < end:
         for day in cuts_in_month:
@@ -159,7 +167,7 @@ def _split(start: dt.date, end: dt.date, window: Window) -> list[tuple[dt.date, 
 
 
 def _auto_window(start: dt.date, end: dt.date, want_units: int) -> Window:
-    candidates: tuple[Window, ...] = ("month", "semimonth", "quartermonth")
+    candidates: tuple[Window, ...] = ("month", "semimonth", "week")
     for w in candidates:
         if len(_split(start, end, w)) >= want_units:
             return w

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -184,6 +186,13 @@ class UnitProgress:
     next_token: str | None
 
 
+def _memory_limit() -> str:
+    value = os.environ.get("DBCOST_DUCKDB_MEMORY_LIMIT", "64MB")
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", value, re.IGNORECASE):
+        raise ConfigError(f"DBCOST_DUCKDB_MEMORY_LIMIT: expected a size like 256MB, got {value!r}")
+    return value
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -205,6 +214,13 @@ class Store:
             raise StoreError(f"--db {self.path}: cannot open: {exc}") from exc
         self._duckdb = duckdb
         self._seq = 0
+        # DuckDB's default cache is 80% of RAM; a bounded cache keeps a long backfill's memory flat
+        # (DuckDB spills to <db>.tmp beyond it).
+        with self._errors("configure"):
+            self.con.execute(f"SET memory_limit = '{_memory_limit()}'")
+            # Rows committed since the last checkpoint stay in memory: checkpoint more often than the
+            # 16 MB default so a long run's memory does not grow with its range.
+            self.con.execute("SET checkpoint_threshold = '4MB'")
         if not read_only:
             self._migrate()
             # staging rows of a killed run survive; new ones continue after them, in order

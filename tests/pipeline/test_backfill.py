@@ -76,20 +76,23 @@ async def _kill_at(proc: asyncio.subprocess.Process, after: float) -> bool:
 
 async def test_kill_9_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     """Killed mid-run three times at random points, resumed: identical to a run never interrupted."""
-    cfg = EmulatorConfig(today=TODAY, page_size=60, latency_ms=15, malformed_rate=0.003, fault_rate=0.02)
+    cfg = EmulatorConfig(today=TODAY, page_size=40, latency_ms=20, malformed_rate=0.003, fault_rate=0.02)
     args = ["--start", "2026-05-01", *Q, "--max-rps", "100", "--max-concurrency", "4"]
     async with Emulator(cfg) as emu:
         ref_db, db = tmp_path / "ref.duckdb", tmp_path / "killed.duckdb"
+        began = asyncio.get_running_loop().time()
         code, _, err = await dbcost("backfill", *args, "--endpoint-url", emu.url, "--db", str(ref_db))
         assert code == 0, err
+        reference_s = asyncio.get_running_loop().time() - began
         rng = random.Random(int(os.environ.get("DBCOST_TEST_SEED", "4242")))
         kills = 0
-        for attempt in range(8):
+        for attempt in range(10):
             cmd = [sys.executable, "-m", "dbcost", "backfill", *args, "--endpoint-url", emu.url, "--db", str(db),
                    "--today", TODAY_S] + (["--resume"] if attempt else [])
             proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
                                                         stderr=asyncio.subprocess.DEVNULL)
-            if kills < 3 and await _kill_at(proc, rng.uniform(0.8, 2.5)):
+            # a random point within the first ~third of what a whole run takes: several kills fit in one run
+            if kills < 3 and await _kill_at(proc, rng.uniform(0.15, 0.35) * reference_s):
                 kills += 1
                 continue
             await proc.wait()

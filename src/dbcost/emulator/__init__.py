@@ -15,20 +15,44 @@ exact ground truth (every cent) of any GetCostAndUsage query.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from dbcost.emulator.config import RUNTIME_KNOBS, EmulatorConfig
-from dbcost.emulator.fleet import (
-    DATABASE_SERVICES,
-    METRICS,
-    REGIONS,
-    TAG_KEYS,
-    Account,
-    Cluster,
-    Fleet,
-    Line,
-)
-from dbcost.emulator.lookups import FORECAST_HISTORY_DAYS
-from dbcost.emulator.query import MALFORMATIONS, AwsError, malformation, truth
-from dbcost.emulator.server import Emulator
+
+if TYPE_CHECKING:
+    from dbcost.emulator.fleet import (
+        DATABASE_SERVICES,
+        METRICS,
+        REGIONS,
+        TAG_KEYS,
+        Account,
+        Cluster,
+        Fleet,
+        Line,
+    )
+    from dbcost.emulator.lookups import FORECAST_HISTORY_DAYS
+    from dbcost.emulator.query import MALFORMATIONS, AwsError, malformation, truth
+    from dbcost.emulator.server import Emulator
+
+# The server, fleet and query engine load on first use (PEP 562): the dbcost CLI imports this package on
+# every start to mount ``dbcost emulator``, and should not pay for aiohttp.web and the fleet then.
+_LAZY = {
+    "DATABASE_SERVICES": "fleet", "METRICS": "fleet", "REGIONS": "fleet", "TAG_KEYS": "fleet",
+    "Account": "fleet", "Cluster": "fleet", "Fleet": "fleet", "Line": "fleet",
+    "FORECAST_HISTORY_DAYS": "lookups",
+    "MALFORMATIONS": "query", "AwsError": "query", "malformation": "query", "truth": "query",
+    "Emulator": "server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dbcost.emulator' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"dbcost.emulator.{module}"), name)
+
 
 __all__ = [
     "DATABASE_SERVICES",

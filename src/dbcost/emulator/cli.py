@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 
 from dbcost.emulator.config import EmulatorConfig, parse_today
-from dbcost.emulator.server import Emulator
 
 __all__ = ["app"]
 
@@ -100,6 +99,9 @@ def serve(
 
 
 async def _serve(cfg: EmulatorConfig) -> None:
+    # imported here, not at module level: the dbcost CLI mounts this app on every start
+    from dbcost.emulator.server import Emulator
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -5,35 +5,42 @@
 =================  ==========================  ==========================================================
 option             default                     meaning
 =================  ==========================  ==========================================================
-``idempotence``    ``true``                    idempotent producer (needs ``InitProducerId`` support)
+``idempotence``    ``true``                    idempotent producer (the broker must grant a producer id)
 ``compression``    ``none``                    ``none``, ``gzip``, ``lz4``, ``zstd``, ``snappy``
                                                (all but gzip need the ``cramjam`` package)
-``linger_ms``      ``20``                      how long the producer waits to fill a batch
-``batch_size``     ``262144``                  bytes per partition batch (``max_batch_size``)
+``batch_size``     ``262144``                  bytes per record batch (``max_batch_size``)
 ``timeout_ms``     ``30000``                   request timeout; an unacknowledged batch fails after it
-``retries``        ``5``                       attempts per message (the first send included)
+``retries``        ``5``                       attempts per batch (the first send included)
 ``backoff_ms``     ``200``                     base of the full-jitter backoff between attempts
-``retry_budget_s`` ``120``                     total time one batch of messages may spend retrying
-``create_topics``  ``true``                    create the topic(s) when missing (AIOKafkaAdminClient)
+``retry_budget_s`` ``120``                     total time one batch may spend retrying
+``create_topics``  ``true``                    create the topic(s) when missing (AIOKafkaAdminClient;
+                                               "already exists" and "not authorized" are fine)
 ``partitions``     ``3``                       partitions of a created topic
-``replication``    ``1``                       replication factor of a created topic
+``replication``    ``1``                       replication factor of a created topic (3 on a cluster)
 ``status_topic``   ``<TOPIC>.quota-status``    where :meth:`KafkaSink.publish_status` sends
 ``client_id``      ``dbcost``                  the Kafka client id
 =================  ==========================  ==========================================================
 
 Message: key = :attr:`SinkRecord.key` (utf-8: ``dataset|target|period_start|["k1","k2"]``), value =
 ``orjson.dumps(record.to_message())`` (the ``dbcost fetch`` JSONL record plus dataset, target, version,
-run_id and ``deleted`` for a tombstone; amounts stay exact decimal strings).
+run_id and ``deleted`` for a tombstone; amounts stay exact decimal strings). The partition is the
+producer's default, murmur2 of the key (as in the Java client), so one key always lands on one partition.
+
+Batching: the sink builds the record batches itself (``create_batch``/``send_batch``), one open batch
+per partition, and submits a batch when it is full (``batch_size``) and a unit's last batches as soon as
+the unit ends. That replaces the producer's ``linger_ms``: a unit never waits out a linger at its end (the
+pipeline checkpoints only after the last acknowledgement), and there is no future per message. Measured
+on Tansu, ``send()`` + ``linger_ms=20`` gave ~28k records/s on 870-record units, this ~75k.
 
 Guarantee: **at-least-once**. Every message is produced with ``acks="all"`` and :meth:`write_unit`
 returns only when every message of the unit has been acknowledged by the broker, so the pipeline
-checkpoints a unit only after Kafka holds all of it. Messages a broker did not acknowledge are sent again
-(only those, with backoff, ``retries`` attempts in all); a message that still fails makes
+checkpoints a unit only after Kafka holds all of it. A batch the broker did not acknowledge is sent again
+(only its messages, after a full-jitter backoff, ``retries`` attempts in all); one that still fails makes
 :meth:`write_unit` raise (:class:`~dbcost.errors.TransientSinkError` when the broker was unavailable), the
 unit is not checkpointed and ``--resume`` sends it again. So a message may arrive twice — a retry after a
 lost acknowledgement, a re-sent unit — but always with the same key and the same ``version``. The
-idempotent producer (the default) removes the first kind of duplicate inside one producer session; the
-second kind is removed by the consumer: **keep, per key, the message with the highest ``version`` and drop
+idempotent producer (the default) keeps the producer's own internal retries from writing a batch twice;
+every other duplicate is removed by the consumer: **keep, per key, the message with the highest ``version`` and drop
 it when it says ``deleted``** — that is exactly the store's content, whatever was sent twice and in
 whichever order. Note that topic compaction keeps the *last offset* per key, not the highest version: a
 consumer must compare versions, it cannot rely on log order alone.
@@ -54,6 +61,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka import errors as kerr
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.codec import has_lz4, has_snappy, has_zstd
+from aiokafka.partitioner import DefaultPartitioner
 
 from dbcost.clock import Clock
 from dbcost.errors import ConfigError, RetryExhaustedError, SinkError, TransientSinkError
@@ -64,19 +72,23 @@ __all__ = ["KafkaSink"]
 
 T = TypeVar("T")
 
-#: a queued message: key, value, and its delivery future (or the error that kept it from being queued)
-_Sent = tuple[bytes | None, bytes, "asyncio.Future[Any] | BaseException"]
+_Message = tuple[bytes | None, bytes]
+#: a submitted batch: its messages and its delivery future (or the error that kept it from being queued)
+_Sent = tuple[list[_Message], "asyncio.Future[Any] | BaseException"]
+
+#: the producer's own default: murmur2(key) like the Java client, so every producer of a topic agrees
+_PARTITIONER = DefaultPartitioner()
 
 _OPTIONS = frozenset({
-    "idempotence", "compression", "linger_ms", "batch_size", "timeout_ms", "retries", "backoff_ms",
+    "idempotence", "compression", "batch_size", "timeout_ms", "retries", "backoff_ms",
     "retry_budget_s", "create_topics", "partitions", "replication", "status_topic", "client_id",
 })
 _COMPRESSION = {"none": None, "gzip": "gzip", "lz4": "lz4", "zstd": "zstd", "snappy": "snappy"}
 _CODEC_AVAILABLE: dict[str, Callable[[], bool]] = {"lz4": has_lz4, "zstd": has_zstd, "snappy": has_snappy}
 _TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
-#: Messages sent but not yet confirmed before write_unit waits for the oldest batch: keeps memory bounded
-#: on big units while the producer still has plenty to batch.
+#: Messages submitted but not yet confirmed before write_unit waits for the oldest batches: keeps memory
+#: bounded on big units while the producer still has plenty in flight.
 _MAX_UNCONFIRMED = 20_000
 
 #: Errors that mean "not now" even though aiokafka does not flag them ``retriable``.
@@ -158,7 +170,6 @@ class KafkaSink:
             raise ConfigError(f"--sink {spec.display}: ?compression={compression} needs the 'cramjam' package "
                               "(pip install cramjam), or use gzip")
         self.compression = _COMPRESSION[compression]
-        self.linger_ms = _int(spec, "linger_ms", 20, 0)
         self.batch_size = _int(spec, "batch_size", 256 * 1024, 1024)
         self.timeout_ms = _int(spec, "timeout_ms", 30_000, 100)
         self.create_topics = _bool(spec, "create_topics", True)
@@ -176,7 +187,7 @@ class KafkaSink:
         self._producer: AIOKafkaProducer | None = None
         # An idempotent producer retries a batch until it succeeds (aiokafka never expires it), so the wait
         # for acknowledgements is bounded here rather than by the producer.
-        self._delivery_timeout_s = 2 * self.timeout_ms / 1000 + self.linger_ms / 1000 + 1.0
+        self._delivery_timeout_s = 2 * self.timeout_ms / 1000 + 1.0
 
     def __repr__(self) -> str:
         return f"KafkaSink({self.name!r})"
@@ -191,7 +202,9 @@ class KafkaSink:
         return isinstance(exc, kerr.KafkaError) and bool(exc.retriable)
 
     def _detail(self, exc: BaseException) -> str:
-        detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        text = str(exc)
+        detail = text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+        detail = detail.replace("\n", " ")
         if self.idempotence and isinstance(exc, kerr.UnknownError | kerr.UnsupportedVersionError |
                                            kerr.ClusterAuthorizationFailedError):
             detail += " (the broker refused an idempotent producer; add ?idempotence=false)"
@@ -205,10 +218,16 @@ class KafkaSink:
         return cls(f"{self.name}: {what}: {self._detail(exc)}")
 
     async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """``call`` under the sink's bounded policy; running out of attempts is a TransientSinkError."""
         try:
-            return await retry(call, self.policy, clock=self._clock, what=f"{self.name}: {what}")
+            return await retry(call, self.policy, clock=self._clock, what=what)
         except RetryExhaustedError as exc:
-            raise TransientSinkError(str(exc).replace("\n", " ")) from exc
+            cause = exc.__cause__
+            detail = str(cause).removeprefix(f"{self.name}: ") if cause is not None else str(exc)
+            why = "" if exc.attempts >= self.policy.max_attempts else \
+                f", time budget of {self.policy.budget_s:g}s spent"
+            raise TransientSinkError(f"{self.name}: gave up after {exc.attempts} attempts{why}: "
+                                     f"{detail}".replace("\n", " ")) from exc
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -232,8 +251,9 @@ class KafkaSink:
             await admin.close()
         for entry in response.topic_errors:
             topic, code = entry[0], entry[1]
-            if code in (0, kerr.TopicAlreadyExistsError.errno):
-                continue
+            if code in (0, kerr.TopicAlreadyExistsError.errno, kerr.TopicAuthorizationFailedError.errno,
+                        kerr.ClusterAuthorizationFailedError.errno):
+                continue  # exists, or not ours to create: the producer's metadata check below decides
             err = kerr.for_code(code)()
             raise self._translate(err, f"create topic {topic!r}") from err
 
@@ -243,7 +263,6 @@ class KafkaSink:
             client_id=self.client_id,
             acks="all",
             enable_idempotence=self.idempotence,
-            linger_ms=self.linger_ms,
             max_batch_size=self.batch_size,
             max_request_size=max(self.batch_size, 1024 * 1024),
             compression_type=self.compression,
@@ -284,46 +303,42 @@ class KafkaSink:
         """(key, value) of the message for ``record``."""
         return record.key.encode(), orjson.dumps(record.to_message(), default=_json_default)
 
-    async def _send_all(self, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> list[_Sent]:
-        """Queue every message; each comes back with its delivery future, or the error that kept it out.
-
-        A fatal error raises at once. After a transient one (no metadata, a full buffer that did not drain)
-        the rest of the messages are not even tried: they are marked failed and retried after a backoff.
-        """
+    async def _batcher(self, topic: str) -> _Batcher:
         producer = self._require()
-        out: list[_Sent] = []
-        failed: BaseException | None = None
+        try:
+            partitions = sorted(await producer.partitions_for(topic))
+        except Exception as exc:
+            raise self._translate(exc, f"metadata of {topic}") from exc
+        return _Batcher(self, producer, topic, partitions)
+
+    async def _send(self, topic: str, messages: Sequence[_Message]) -> list[_Sent]:
+        """Submit ``messages`` in full per-partition batches; returns them with their delivery futures."""
+        try:
+            batcher = await self._batcher(topic)
+        except TransientSinkError as exc:
+            return [(list(messages), exc)]
         for key, value in messages:
-            if failed is None:
-                try:
-                    fut = await producer.send(topic, value=value, key=key)
-                except Exception as exc:
-                    if not self._is_transient(exc):
-                        raise self._translate(exc, f"send to {topic}") from exc
-                    failed = exc
-                else:
-                    fut.add_done_callback(_consume_exception)
-                    out.append((key, value, fut))
-                    continue
-            out.append((key, value, failed))
-        return out
+            await batcher.add(key, value)
+        await batcher.finish()
+        return batcher.take()
 
     async def _confirm(self, topic: str, sent: list[_Sent]) -> None:
-        """Wait until every message of ``sent`` is acknowledged; re-send only the failed ones, after a backoff."""
+        """Wait until every batch of ``sent`` is acknowledged; re-send the messages of failed batches only,
+        after a backoff, ``retries`` attempts in all."""
         state = sent
-        resend: list[tuple[bytes | None, bytes]] = []
-        total = len(sent)
+        resend: list[_Message] = []
+        total = sum(len(msgs) for msgs, _ in sent)
 
         async def attempt() -> None:
             nonlocal state, resend
             if resend:
-                state, resend = await self._send_all(topic, resend), []
-            futures = [f for _, _, f in state if isinstance(f, asyncio.Future)]
+                state, resend = await self._send(topic, resend), []
+            futures = [f for _, f in state if isinstance(f, asyncio.Future)]
             if futures:
                 # asyncio.wait, not gather: a timeout must not cancel the producer's delivery futures
                 await asyncio.wait(futures, timeout=self._delivery_timeout_s)
             first = ""
-            for key, value, f in state:
+            for msgs, f in state:
                 if isinstance(f, asyncio.Future):
                     if not f.done():
                         error = f"no acknowledgement within {self._delivery_timeout_s:g}s"
@@ -336,30 +351,41 @@ class KafkaSink:
                     else:
                         continue
                 else:
-                    error = self._detail(f)
-                resend.append((key, value))
+                    error = str(f).removeprefix(f"{self.name}: ") if isinstance(f, SinkError) else self._detail(f)
+                resend.extend(msgs)
                 first = first or error
             if resend:
-                raise TransientSinkError(f"{len(resend)} of {total} messages not acknowledged ({first})")
+                raise TransientSinkError(f"write to {topic}: {len(resend)} of {total} messages not acknowledged "
+                                         f"({first})")
 
         await self._retry(attempt, f"write to {topic}")
 
     async def write_unit(self, unit: UnitRef, batches: AsyncIterator[list[SinkRecord]]) -> int:
         """Produce every record of ``unit``; returns once the broker acknowledged all of them."""
-        window: deque[list[_Sent]] = deque()
+        pending: deque[_Sent] = deque()
         unconfirmed = 0
         written = 0
+        try:
+            batcher = await self._batcher(self.topic)
+        except TransientSinkError as exc:
+            # no metadata now: take the unit in anyway and let the retry loop send it after a backoff
+            held: list[_Message] = [self.encode(r) async for batch in batches for r in batch]
+            await self._confirm(self.topic, [(held, exc)])
+            return len(held)
         async for batch in batches:
-            messages: list[tuple[bytes | None, bytes]] = [self.encode(r) for r in batch]
-            window.append(await self._send_all(self.topic, messages))
-            unconfirmed += len(messages)
-            written += len(messages)
-            while unconfirmed > _MAX_UNCONFIRMED and len(window) > 1:
-                oldest = window.popleft()
-                unconfirmed -= len(oldest)
-                await self._confirm(self.topic, oldest)
-        while window:
-            await self._confirm(self.topic, window.popleft())
+            for record in batch:
+                await batcher.add(*self.encode(record))
+            written += len(batch)
+            for sent in batcher.take():
+                pending.append(sent)
+                unconfirmed += len(sent[0])
+            while unconfirmed > _MAX_UNCONFIRMED and pending:
+                oldest = pending.popleft()
+                unconfirmed -= len(oldest[0])
+                await self._confirm(self.topic, [oldest])
+        await batcher.finish()  # the unit's last, partly filled batches go now
+        pending.extend(batcher.take())
+        await self._confirm(self.topic, list(pending))
         return written
 
     async def publish_status(self, event: dict[str, Any]) -> None:
@@ -367,4 +393,58 @@ class KafkaSink:
         pool = event.get("pool")
         key = str(pool).encode() if pool is not None else None
         value = orjson.dumps(event, default=_json_default)
-        await self._confirm(self.status_topic, await self._send_all(self.status_topic, [(key, value)]))
+        await self._confirm(self.status_topic, await self._send(self.status_topic, [(key, value)]))
+
+
+class _Batcher:
+    """One open batch per partition of ``topic``; a full batch is submitted at once, the rest by ``finish()``.
+
+    Building the record batches here (``create_batch``/``send_batch``) instead of one ``send()`` per
+    message saves a future and a callback per message, and a unit's last batches need no linger wait.
+    After a transient failure to submit, later batches are not tried: they are marked failed with it.
+    """
+
+    def __init__(self, sink: KafkaSink, producer: AIOKafkaProducer, topic: str, partitions: list[int]) -> None:
+        self.sink = sink
+        self.producer = producer
+        self.topic = topic
+        self.partitions = partitions
+        self.open: dict[int, tuple[Any, list[_Message]]] = {}
+        self.sent: list[_Sent] = []
+        self.failed: BaseException | None = None
+
+    async def add(self, key: bytes | None, value: bytes) -> None:
+        partition: int = _PARTITIONER(key, self.partitions, self.partitions)
+        entry = self.open.get(partition)
+        if entry is None:
+            entry = self.open[partition] = (self.producer.create_batch(), [])
+        if entry[0].append(key=key, value=value, timestamp=None) is None:
+            await self._submit(partition)
+            entry = self.open[partition] = (self.producer.create_batch(), [])
+            entry[0].append(key=key, value=value, timestamp=None)  # an empty batch takes any one message
+        entry[1].append((key, value))
+
+    async def _submit(self, partition: int) -> None:
+        builder, messages = self.open.pop(partition)
+        if self.failed is not None:
+            self.sent.append((messages, self.failed))
+            return
+        builder.close()  # a closed batch is sent at once; an open one would wait for more messages
+        try:
+            fut = await self.producer.send_batch(builder, self.topic, partition=partition)
+        except Exception as exc:
+            if not self.sink._is_transient(exc):
+                raise self.sink._translate(exc, f"send to {self.topic}") from exc
+            self.failed = exc
+            self.sent.append((messages, exc))
+            return
+        fut.add_done_callback(_consume_exception)
+        self.sent.append((messages, fut))
+
+    async def finish(self) -> None:
+        for partition in list(self.open):
+            await self._submit(partition)
+
+    def take(self) -> list[_Sent]:
+        sent, self.sent = self.sent, []
+        return sent

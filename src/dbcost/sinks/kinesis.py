@@ -188,7 +188,8 @@ class KinesisSink:
         if isinstance(exc, SinkError):
             return exc
         cls = TransientSinkError if is_retryable(exc) else SinkError
-        return cls(f"{self.name}: {what}: {exc}".replace("\n", " "))
+        text = str(exc)  # transport errors already name their operation
+        return cls(f"{self.name}: {text if text.startswith(what) else f'{what}: {text}'}".replace("\n", " "))
 
     async def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """One call; the transport's dbcost errors become SinkError / TransientSinkError naming the sink."""
@@ -201,10 +202,16 @@ class KinesisSink:
             raise self._translate(exc, operation) from exc
 
     async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """``call`` under the sink's bounded policy; running out of attempts is a TransientSinkError."""
         try:
-            return await retry(call, self.policy, clock=self._clock, what=f"{self.name}: {what}")
+            return await retry(call, self.policy, clock=self._clock, what=what)
         except RetryExhaustedError as exc:
-            raise TransientSinkError(str(exc).replace("\n", " ")) from exc
+            cause = exc.__cause__
+            detail = str(cause).removeprefix(f"{self.name}: ") if cause is not None else str(exc)
+            why = "" if exc.attempts >= self.policy.max_attempts else \
+                f", time budget of {self.policy.budget_s:g}s spent"
+            raise TransientSinkError(f"{self.name}: gave up after {exc.attempts} attempts{why}: "
+                                     f"{detail}".replace("\n", " ")) from exc
 
     def _require(self) -> Transport:
         if self._transport is None:
@@ -343,7 +350,7 @@ class KinesisSink:
             codes = Counter(str(r["ErrorCode"]) for r in results if r.get("ErrorCode"))
             pending = failed
             summary = ", ".join(f"{code} x{n}" for code, n in codes.most_common())
-            raise TransientSinkError(f"{len(failed)} of {total} records failed ({summary})")
+            raise TransientSinkError(f"PutRecords: {len(failed)} of {total} records failed ({summary})")
 
         await self._retry(attempt, "PutRecords")
 

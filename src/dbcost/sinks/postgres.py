@@ -31,7 +31,9 @@ Kinesis record of one record share one identity. JSON keeps an absent key (``nul
 tag value (``""``) and a ``|`` inside a tag value cannot collide with anything; a sentinel string
 (``coalesce(key1, '<none>')``) could collide with a real tag value, and ``UNIQUE NULLS NOT DISTINCT``
 needs PostgreSQL 15 and cannot be a primary key. ``amount`` is for arithmetic; ``amount_text`` keeps the
-exact decimal string Cost Explorer sent.
+exact decimal string Cost Explorer sent. ``period_start`` is ISO text (a date, or a timestamp for HOURLY),
+so a unit's range is a text range on the primary key's prefix. ``fetched_at`` is when the sink wrote the
+row (a SinkRecord does not carry the fetch time).
 
 Guarantee: **exactly one logical copy, never an older version**. :meth:`PostgresSink.write_unit` runs one
 transaction per unit:
@@ -107,12 +109,14 @@ CREATE TABLE IF NOT EXISTS dbcost_datasets (
 #: advisory lock taken while creating the schema: concurrent CREATE TABLE IF NOT EXISTS can still collide
 _SCHEMA_LOCK = 0x6462636F73745F31  # "dbcost_1"
 
+#: per session, emptied at every commit: created once per connection (IF NOT EXISTS costs a catalog lookup),
+#: and safe behind a transaction-pooling proxy since it is only ever used inside one transaction
 _STAGE = """
-CREATE TEMPORARY TABLE dbcost_stage (
+CREATE TEMPORARY TABLE IF NOT EXISTS dbcost_stage (
     dataset text, target text, period_start text, period_end text, granularity text, keys_json text,
     key1 text, key2 text, metric text, amount numeric(38,10), amount_text text, unit text, estimated boolean,
     version bigint, run_id text, fetched_at timestamptz, deleted boolean
-) ON COMMIT DROP
+) ON COMMIT DELETE ROWS
 """
 _STAGE_COLUMNS = ("dataset", "target", "period_start", "period_end", "granularity", "keys_json", "key1", "key2",
                   "metric", "amount", "amount_text", "unit", "estimated", "version", "run_id", "fetched_at",
@@ -157,8 +161,11 @@ WHERE (dbcost_datasets.key1_name, dbcost_datasets.key2_name, dbcost_datasets.gra
       IS DISTINCT FROM (excluded.key1_name, excluded.key2_name, excluded.granularity)
 """
 
-#: asyncpg errors worth another attempt, beyond connection loss (class 08) and operator intervention (57)
+#: errors worth another attempt: the network, connection loss (class 08), operator intervention (57),
+#: serialization failures and deadlocks (40), lack of resources (53)
 _TRANSIENT_PG: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
     asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
     asyncpg.exceptions.LockNotAvailableError,
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, out of memory, disk full
@@ -229,7 +236,7 @@ class PostgresSink:
     def _translate(self, exc: BaseException, what: str) -> SinkError:
         if isinstance(exc, SinkError):
             return exc
-        transient = isinstance(exc, OSError | TimeoutError | _TRANSIENT_PG) or (
+        transient = isinstance(exc, _TRANSIENT_PG) or (
             # the server closed the connection under a statement (shutdown, crash, network)
             isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
         )
@@ -238,6 +245,8 @@ class PostgresSink:
         return cls(f"{self.name}: {what}: {detail}")
 
     async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """``call`` under the sink's bounded policy, asyncpg errors translated; running out of attempts
+        is a TransientSinkError."""
         async def translated() -> T:
             try:
                 return await call()
@@ -247,9 +256,14 @@ class PostgresSink:
                 raise self._translate(exc, what) from exc
 
         try:
-            return await retry(translated, self.policy, clock=self._clock, what=f"{self.name}: {what}")
+            return await retry(translated, self.policy, clock=self._clock, what=what)
         except RetryExhaustedError as exc:
-            raise TransientSinkError(str(exc).replace("\n", " ")) from exc
+            cause = exc.__cause__
+            detail = str(cause).removeprefix(f"{self.name}: ") if cause is not None else str(exc)
+            why = "" if exc.attempts >= self.policy.max_attempts else \
+                f", time budget of {self.policy.budget_s:g}s spent"
+            raise TransientSinkError(f"{self.name}: gave up after {exc.attempts} attempts{why}: "
+                                     f"{detail}".replace("\n", " ")) from exc
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -332,13 +346,14 @@ class PostgresSink:
         """Replace ``unit``'s range with its records in one transaction; returns the records written."""
         now = dt.datetime.now(dt.UTC)
         rows: list[tuple[Any, ...]] = []
-        count = 0
+        count = tombstones = 0
         # the whole unit is kept in memory: a retried transaction needs its rows again
         async for batch in batches:
             rows.extend(self.rows(unit, batch, now))
             count += len(batch)
+            tombstones += sum(1 for r in batch if r.deleted)
         await self._ensure_dataset(unit)
-        await self._retry(lambda: self._write_once(unit, rows), "write unit "
+        await self._retry(lambda: self._write_once(unit, rows, tombstones > 0), "write unit "
                           f"{unit.dataset}/{unit.target} [{unit.start}, {unit.end})")
         return count
 
@@ -355,13 +370,15 @@ class PostgresSink:
         await self._retry(once, f"register dataset {unit.dataset}")
         self._datasets.add(ident)
 
-    async def _write_once(self, unit: UnitRef, rows: list[tuple[Any, ...]]) -> None:
+    async def _write_once(self, unit: UnitRef, rows: list[tuple[Any, ...]], tombstones: bool) -> None:
         async with self._require().acquire() as conn, conn.transaction():
+            # every writer of this range, on any machine, queues here until the previous one commits
             await conn.execute("SELECT pg_advisory_xact_lock($1)", range_lock_id(unit))
             await conn.execute(_STAGE)
             if rows:
                 await conn.copy_records_to_table("dbcost_stage", records=rows, columns=_STAGE_COLUMNS)
-                await conn.execute("ANALYZE dbcost_stage")
+            if tombstones:
+                await conn.execute("ANALYZE dbcost_stage")  # a few tombstones: index lookups, not a scan
                 await conn.execute(_DELETE_TOMBSTONED)
             await conn.execute(_DELETE_VANISHED, unit.dataset, unit.target, unit.start.isoformat(),
                                unit.end.isoformat())
