@@ -22,8 +22,8 @@ LAYERS: dict[str, int] = {
     "api": 6, "metrics": 6,
     "pipeline": 7, "emulator": 7, "report": 7, "jobs": 7,
     "attribute": 8,
-    "demo": 9,
-    "cli": 10, "__main__": 11, "__init__": 11,
+    "checks": 9, "demo": 10,
+    "cli": 11, "__main__": 12, "__init__": 12,
 }
 AWS_LIBS = ("aioboto3", "aiobotocore", "botocore", "boto3")
 

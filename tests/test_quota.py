@@ -31,7 +31,7 @@ from dbcost.quota import (
     table_rows,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "policy.toml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "dbcost" / "data" / "policy.example.toml"
 NOV = "2026-11"  # 30 days
 
 
@@ -405,7 +405,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_example_policy_loads() -> None:
-    """examples/policy.toml is valid and budgets teams of the emulator's fleet."""
+    """the packaged example policy is valid and budgets teams of the emulator's fleet."""
     pol = load_policy(EXAMPLE)
     assert len(pol.pools) >= 6
     assert {p.team for p in pol.pools} <= set(TEAMS)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from dbcost import attribution, errors, jobs, logs, sinks
+from dbcost import attribution, checks, errors, jobs, logs, notify, quota, report, sinks
 from dbcost.api import FetchResult, FetchSettings, fetch, fetch_pages, open_client
 from dbcost.attribute import AttributeResult, AttributeSpec, month_range, run_attribute
+from dbcost.checks import QuotaCheckResult, QuotaCheckSpec, run_quota_check
 from dbcost.client import CostExplorer, RequestBudget, Stats
 from dbcost.errors import DbcostError
 from dbcost.governor import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RPS
@@ -53,6 +54,8 @@ __all__ = [
     "ParsedPage",
     "Plan",
     "Quarantined",
+    "QuotaCheckResult",
+    "QuotaCheckSpec",
     "RequestBudget",
     "RunOutcome",
     "RunSpec",
@@ -62,6 +65,7 @@ __all__ = [
     "WorkUnit",
     "__version__",
     "attribution",
+    "checks",
     "describe_units",
     "errors",
     "fetch",
@@ -71,13 +75,17 @@ __all__ = [
     "logs",
     "make_plan",
     "month_range",
+    "notify",
     "open_client",
     "parse_page",
     "parse_shard",
     "plan_units",
+    "quota",
+    "report",
     "run_attribute",
     "run_demo",
     "run_pipeline",
+    "run_quota_check",
     "sinks",
     "sync_start",
     "write_metrics_file",

@@ -27,6 +27,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from dbcost.api import open_client
 from dbcost.attribution.build import AccountRow, UsageRow, build_attribution
 from dbcost.attribution.classify import classify, is_database_family
@@ -41,7 +43,15 @@ from dbcost.retry import RetryPolicy
 from dbcost.store import Store
 from dbcost.targets import TargetConfig
 
-__all__ = ["AttributeSpec", "AttributionDatasets", "attribution_datasets", "month_range", "run_attribute"]
+__all__ = [
+    "AttributeResult",
+    "AttributeSpec",
+    "AttributionDatasets",
+    "attribution_datasets",
+    "attribution_from_store",
+    "month_range",
+    "run_attribute",
+]
 
 log = logging.getLogger("dbcost.attribute")
 
@@ -151,29 +161,58 @@ def _fresh(store: Store, dataset: str, targets: list[str], start: dt.date, end: 
     return True
 
 
-def _known_services(store: Store, metric: str) -> list[str]:
-    prefix = f"{LABEL_PREFIX} usage "
-    rows = store.query("SELECT label FROM datasets WHERE label LIKE ?", [f"{prefix}% {metric}"])
-    return sorted({str(r[0])[len(prefix): -len(metric) - 1] for r in rows})
+def _services_key(spec: AttributeSpec, month: str) -> str:
+    return f"attribution-services|{spec.metric}|{spec.cluster_tag}|{spec.team_tag}|{month}"
+
+
+def _stored_services(store: Store, spec: AttributeSpec, month: str) -> list[str] | None:
+    """The database services discovered for ``month`` by an earlier attribute run (None if never run)."""
+    rows = store.query("SELECT value FROM meta WHERE key = ?", [_services_key(spec, month)])
+    return list(orjson.loads(rows[0][0])) if rows else None
+
+
+def _datasets_for(spec: AttributeSpec, services: list[str], start: dt.date, end: dt.date) -> AttributionDatasets:
+    with_accounts = spec.allocate_shared or bool(spec.topology and spec.topology.business_units)
+    return attribution_datasets(services, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
+                                team_tag=spec.team_tag, with_accounts=with_accounts)
+
+
+def attribution_from_store(spec: AttributeSpec, store: Store, month: str | None = None) -> Attribution | None:
+    """The attribution of ``month`` (default ``spec.month``) from what the store holds, fresh or not;
+    None when ``dbcost attribute`` never fetched that month (with these tags and metric)."""
+    month = month or spec.month
+    start, end = month_range(month, spec.today)
+    services = _stored_services(store, spec, month)
+    if services is None:
+        return None
+    ds = _datasets_for(spec, services, start, end)
+    if ds.accounts and not _covered(store, ds.accounts.values(), start, end):
+        return None
+    return _compute(spec, store, ds, start, end, month)
+
+
+def _covered(store: Store, queries: Any, start: dt.date, end: dt.date) -> bool:
+    return all(
+        store.query("SELECT count(*) FROM units WHERE dataset = ? AND status = 'done' AND window_start < ? "
+                    "AND window_end > ?", [q.fingerprint, end, start])[0][0] > 0
+        for q in queries
+    )
 
 
 async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     start, end = month_range(spec.month, spec.today)
     target_names = [t.name for t in spec.targets]
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with_accounts = spec.allocate_shared or bool(spec.topology and spec.topology.business_units)
 
-    services: list[str] = []
     if spec.db.exists():
         with Store(spec.db, read_only=True) as store:
-            services = _known_services(store, spec.metric)
-            if services and not spec.refresh:
-                ds = attribution_datasets(services, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
-                                          team_tag=spec.team_tag, with_accounts=with_accounts)
+            known = _stored_services(store, spec, spec.month)
+            if known is not None and not spec.refresh:
+                ds = _datasets_for(spec, known, start, end)
                 if all(_fresh(store, q.fingerprint, target_names, q.start, q.end, now, spec.max_age)
                        for q in ds.all()):
                     log.info("attribution data for %s is in the store and fresh; nothing to fetch", spec.month)
-                    return AttributeResult(_compute(spec, store, ds, start, end), None, services, ds)
+                    return AttributeResult(_compute(spec, store, ds, start, end, spec.month), None, known, ds)
     if spec.offline:
         raise UsageError(f"--offline: the store has no fresh attribution data for {spec.month}; run without --offline")
 
@@ -189,8 +228,7 @@ async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     services = sorted(discovered)
     if not services:
         raise UsageError(f"--month {spec.month}: Cost Explorer reports no database service with spend")
-    ds = attribution_datasets(services, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
-                              team_tag=spec.team_tag, with_accounts=with_accounts)
+    ds = _datasets_for(spec, services, start, end)
     queries = ds.all()
     run = RunSpec(
         query=queries[0], extra_queries=queries[1:], targets=spec.targets, db=spec.db, command="attribute",
@@ -202,15 +240,18 @@ async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     outcome.stats.add(discovery)
     if outcome.status != "done":
         return AttributeResult(_empty(spec), outcome, services, ds)
-    with Store(spec.db, read_only=True) as store:
-        return AttributeResult(_compute(spec, store, ds, start, end), outcome, services, ds)
+    with Store(spec.db) as store:
+        store.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                      [_services_key(spec, spec.month), orjson.dumps(services).decode()])
+        return AttributeResult(_compute(spec, store, ds, start, end, spec.month), outcome, services, ds)
 
 
 def _empty(spec: AttributeSpec) -> Attribution:
     return Attribution(spec.month, spec.metric, Decimal(0), Decimal(0), [])
 
 
-def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: dt.date, end: dt.date) -> Attribution:
+def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: dt.date, end: dt.date,
+             month: str) -> Attribution:
     s, e = start.isoformat(), end.isoformat()
     usage: list[UsageRow] = []
     for service, q in ds.usage.items():
@@ -223,8 +264,9 @@ def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: 
     tag_rows = [
         (str(c), str(t), Decimal(a))
         for c, t, a in store.query(
-            "SELECT coalesce(key1, ''), coalesce(key2, ''), amount FROM records WHERE dataset = ? AND metric = ?",
-            [ds.teams.fingerprint, spec.metric],
+            "SELECT coalesce(key1, ''), coalesce(key2, ''), amount FROM records WHERE dataset = ? AND metric = ? "
+            "AND period_start >= ? AND period_start < ?",
+            [ds.teams.fingerprint, spec.metric, s, e],
         )
     ]
     owners = resolve_teams(tag_rows, spec.topology)
@@ -239,7 +281,7 @@ def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: 
             ):
                 account_rows.append(AccountRow(dt.date.fromisoformat(day[:10]), service, acct or "", cluster, amount))
     return build_attribution(
-        spec.month, spec.metric, usage, owners, account_rows=account_rows, allocate_shared=spec.allocate_shared,
+        month, spec.metric, usage, owners, account_rows=account_rows, allocate_shared=spec.allocate_shared,
         business_units=spec.topology.business_units if spec.topology and spec.topology.business_units else None,
         services=list(ds.usage), through=end,
     )

@@ -657,27 +657,40 @@ def demo(
         _fail_usage(f"--today: must be YYYY-MM-DD, got {today!r}")
     result = run_async(lambda: dbcost.run_demo(Path(dir_), months=months, today=day, seed=seed, say=say))
     o = result.outcome
-    st = o.stats
-    print(f"""
-dbcost demo finished: {result.db}
-
-  backfill      {o.units_done} units, {st.pages} pages, {st.records} records, {o.quarantined} quarantined
-  requests      {st.requests} sent, {st.billed_requests} billed (${st.cost_usd} at real prices), \
-{st.retries} retried, {st.throttled} throttled
-  ground truth  stored {result.stored_total} USD == emulator {result.truth_total} USD: \
-{"exact" if result.exact else "MISMATCH"}
-                quarantined {o.quarantined} == malformed groups served {result.malformed}
-
-  top services in {result.month}:""")
-    for svc, amount in result.top_services:
-        print(f"    {amount:>14,.2f}  {svc}")
-    print(f"""
-next:
-  dbcost export --db {result.db} --format csv -o costs.csv     # every stored record
-  dbcost emulator serve &                                       # a local Cost Explorer; it prints its URL
-  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x dbcost fetch --endpoint-url URL \
-      --start {dt.date.today().replace(day=1)} --end {dt.date.today()} --group-by SERVICE --format table
-""")
+    st = result.requests
+    a = result.attribution
+    q = result.quota
+    assert a is not None and q is not None
+    lines = [
+        "",
+        f"dbcost demo finished in {result.directory}/",
+        "",
+        f"  backfill      {o.units_done} units, {o.stats.pages} pages, {o.stats.records} records, "
+        f"{o.quarantined} quarantined (== {result.malformed} malformed groups served)",
+        f"                stored {result.stored_total:,.10f} USD == emulator ground truth {result.truth_total:,.10f}: "
+        + ("exact" if result.truth_total == result.stored_total else "MISMATCH"),
+        f"  requests      {st.requests} sent, {st.billed_requests} billed (${st.cost_usd} at real prices), "
+        f"{st.retries} retried, {st.throttled} throttled",
+        f"  attribution   {result.month}: {a.total:,.2f} USD of database spend over {len(a.teams)} teams, "
+        f"{a.unattributed:,.2f} unattributed"
+        + (" (exact against the ground truth)" if result.attribution_exact else " (MISMATCH against the ground truth)"),
+    ]
+    lines.extend(f"                {t.amount:>14,.2f}  {t.team}" for t in a.teams[:5])
+    statuses = ", ".join(f"{p.pool} {p.status}" for p in q.pools if p.status != "OK") or "all OK"
+    lines += [
+        f"  quota         {result.policy_path}: {statuses}",
+        f"  report        {result.report_path}",
+        "",
+        "next:",
+        f"  dbcost report --db {result.db} --month {result.month}              # the same report as tables",
+        f"  dbcost quota check --db {result.db} --policy {result.policy_path} --month {result.month} --fail-on breach",
+        f"  dbcost export --db {result.db} --format csv -o costs.csv     # every stored record",
+        "  dbcost emulator serve &                                       # a local Cost Explorer; it prints its URL",
+        "  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x dbcost fetch --endpoint-url URL \\",
+        f"      --start {dt.date.today().replace(day=1)} --end {dt.date.today()} --group-by SERVICE --format table",
+        "",
+    ]
+    typer.echo("\n".join(lines))
     raise typer.Exit(EXIT_OK if result.exact and o.status == "done" else EXIT_FAILED)
 
 
@@ -798,6 +811,180 @@ def _print_attribution(a: Any) -> None:
         console.print(un)
     if a.estimated_amount:
         console.print(f"estimated (month still open): {a.estimated_amount:,.2f} USD of {a.total:,.2f}")
+
+
+# ------------------------------------------------------------------------------------------ quota/report
+
+quota_app = typer.Typer(name="quota", help="Monthly database budgets per team: check, gate, notify.",
+                        no_args_is_help=True, add_completion=False)
+app.add_typer(quota_app, name="quota")
+
+def _attribute_spec(
+    *, month: str, db: str, metric: str, cluster_tag: str, team_tag: str, topology: str | None,
+    allocate_shared: bool, endpoint_url: str | None, profile: str | None, region: str | None,
+    targets: str | None, today: str | None,
+) -> dbcost.AttributeSpec:
+    import datetime as dt
+
+    day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
+    dbcost.month_range(month, day)
+    return dbcost.AttributeSpec(
+        month=month, db=Path(db), targets=_targets_for(targets, endpoint_url, profile, region), metric=metric,
+        cluster_tag=cluster_tag, team_tag=team_tag,
+        topology=dbcost.attribution.load_topology(topology) if topology else None,
+        allocate_shared=allocate_shared, today=day,
+    )
+
+
+ClusterTagOpt = Annotated[str, typer.Option("--cluster-tag", help="Tag key naming the cluster.")]
+TeamTagOpt = Annotated[str, typer.Option("--team-tag", help="Tag key naming the owning team.")]
+TopologyOpt = Annotated[
+    str | None, typer.Option("--topology", help="CSV/YAML (cluster,team,env,owner) for clusters whose tags are missing.")
+]
+AllocateOpt = Annotated[
+    bool, typer.Option("--allocate-shared", help="Spread unattributed spend over teams by account and service.")
+]
+MetricOneOpt = Annotated[str, typer.Option("--metric", help="Cost metric the attribution was built with.")]
+
+
+@quota_app.command("check")
+def quota_check(
+    month: MonthOpt,
+    policy: Annotated[str, typer.Option("--policy", help="Policy TOML: [[pool]] name, team, monthly_budget_usd, ...")],
+    db: DbOpt = "dbcost.duckdb",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
+    fail_on: Annotated[
+        str | None, typer.Option("--fail-on", help="warn or breach: turn the result into the exit code (4 WARN, 5 BREACH).")
+    ] = None,
+    webhook: Annotated[
+        str | None, typer.Option("--webhook", help="POST a Slack-compatible message here when a pool's status changes.")
+    ] = None,
+    sink: Annotated[
+        list[str] | None,
+        typer.Option("--sink", help="Also publish status changes (kafka://H:P/TOPIC: to <topic>.quota-status)."),
+    ] = None,
+    aws_forecast: Annotated[
+        bool, typer.Option("--aws-forecast", help="Cross-check the run-rate forecast with Cost Explorer's GetCostForecast.")
+    ] = False,
+    metric: MetricOneOpt = "UnblendedCost",
+    cluster_tag: ClusterTagOpt = "db-cluster",
+    team_tag: TeamTagOpt = "team",
+    topology: TopologyOpt = None,
+    allocate_shared: AllocateOpt = False,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    targets: TargetsOpt = None,
+    today: TodayOpt = None,
+) -> None:
+    """Evaluate each pool's month against its budget: actual, daily burn, run-rate forecast, breach date.
+
+    Status: BREACH (actual >= budget or a category over its cap), WARN (actual >= warn_at x budget, or
+    the forecast >= budget or a category cap), OK. With --fail-on the exit code gates CI/CD: 0 OK,
+    4 WARN, 5 BREACH. --webhook posts only when a pool's status changed since the last notification
+    (state kept in the store), so a cron job does not spam. Reads the attribution from the store:
+    run `dbcost attribute --month` first.
+    """
+    if fail_on not in (None, "warn", "breach"):
+        _fail_usage(f"--fail-on: must be warn or breach, got {fail_on!r}")
+    try:
+        spec = _attribute_spec(month=month, db=db, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag,
+                               topology=topology, allocate_shared=allocate_shared, endpoint_url=endpoint_url,
+                               profile=profile, region=region, targets=targets, today=today)
+        check = dbcost.QuotaCheckSpec(attribute=spec, policy=dbcost.quota.load_policy(policy), webhook=webhook,
+                                      sinks=list(sink or []), aws_forecast=aws_forecast,
+                                      fail_on=fail_on)  # type: ignore[arg-type]
+        if webhook:
+            dbcost.notify.safe_url(webhook)
+        for url in sink or []:
+            dbcost.sinks.parse_sink_url(url)
+    except (UsageError, ValueError) as exc:
+        _fail_usage(str(exc))
+    result = run_async(lambda: dbcost.run_quota_check(check))
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(result.report.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(dbcost.quota.render_table(result.report))
+    if result.data_age is not None and result.data_age > dt_timedelta(hours=24):
+        err_console.print(f"dbcost quota: the attribution data is {result.data_age.days} day(s) old; run "
+                          "`dbcost attribute` to refresh it", markup=False)
+    if result.changes:
+        err_console.print("dbcost quota: status changed: " + ", ".join(
+            f"{c.pool} {c.old or 'new'} -> {c.new}" for c in result.changes), markup=False)
+    if result.notified:
+        err_console.print(f"dbcost quota: notified {len(result.notified)} change(s)", markup=False)
+    if result.notify_error:
+        err_console.print(f"dbcost quota: notification failed (will retry next run): {result.notify_error}",
+                          markup=False)
+    raise typer.Exit(result.exit_code)
+
+
+def dt_timedelta(**kw: float) -> Any:
+    import datetime as dt
+
+    return dt.timedelta(**kw)
+
+
+@quota_app.command("example")
+def quota_example() -> None:
+    """Print an example policy file (the one the demo uses) to start from."""
+    typer.echo(dbcost.quota.example_policy_text(), nl=False)
+
+
+@app.command()
+def report(
+    month: MonthOpt,
+    db: DbOpt = "dbcost.duckdb",
+    format_: Annotated[str, typer.Option("--format", help="table, json or html.")] = "table",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    months: Annotated[int, typer.Option("--months", min=1, max=24, help="Months in the trend chart.")] = 6,
+    policy: Annotated[str | None, typer.Option("--policy", help="Include the quota evaluation of this policy.")] = None,
+    metric: MetricOneOpt = "UnblendedCost",
+    cluster_tag: ClusterTagOpt = "db-cluster",
+    team_tag: TeamTagOpt = "team",
+    topology: TopologyOpt = None,
+    allocate_shared: AllocateOpt = False,
+    today: TodayOpt = None,
+) -> None:
+    """Spend per team, cluster and category for a month, the largest movers against the previous month,
+    unattributed spend, quarantined records, data freshness and the estimated share.
+
+    --format html writes one self-contained file with charts (trend per team, category split per cluster)
+    that opens offline. Reads the store only: run `dbcost attribute --month` for each month first.
+    """
+    if format_ not in ("table", "json", "html"):
+        _fail_usage(f"--format: must be table, json or html, got {format_!r}")
+    if format_ == "html" and output is None:
+        _fail_usage("--output: the html report needs a file path")
+    try:
+        spec = _attribute_spec(month=month, db=db, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag,
+                               topology=topology, allocate_shared=allocate_shared, endpoint_url=None, profile=None,
+                               region=None, targets=None, today=today)
+        pol = dbcost.quota.load_policy(policy) if policy else None
+        if output is not None and not Path(output).parent.is_dir():
+            raise UsageError(f"--output {output}: directory {Path(output).parent} does not exist")
+        quota_report = None
+        if pol is not None:
+            quota_report = dbcost.quota.evaluate(pol, dbcost.checks.attribution_for(spec), today=spec.today)
+        data = dbcost.checks.gather_report(spec, history_months=months, quota=quota_report)
+    except UsageError as exc:
+        _fail_usage(str(exc))
+    except DbcostError as exc:
+        err_console.print(f"dbcost: failed: {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    if format_ == "table":
+        console = Console(file=open(output, "w", encoding="utf-8") if output else None, width=160)  # noqa: SIM115
+        dbcost.report.render_table(data, console)
+        if output:
+            console.file.close()
+        return
+    text = dbcost.checks.write_report(data, format_, Path(output) if output else None)
+    if text is not None:
+        typer.echo(text, nl=False)
+    else:
+        err_console.print(f"dbcost report: wrote {output}", markup=False)
 
 
 def main() -> None:

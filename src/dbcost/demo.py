@@ -3,8 +3,9 @@
 Starts the built-in Cost Explorer emulator in-process on a free loopback port (a synthetic fleet of
 hundreds of database clusters, with some throttling, 5xx answers and malformed groups switched on so
 the safety nets are exercised), backfills the last months into a DuckDB file through the real AWS
-client path (aioboto3, SigV4, paging), and checks the result against the emulator's ground truth.
-Later stages (attribution, quota check, HTML report) run on the same store.
+client path (aioboto3, SigV4, paging), attributes the last months per team, cluster and category,
+checks the quotas of an example policy and writes the HTML report — checking the money against the
+emulator's ground truth on the way.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
+from dbcost.attribute import AttributeSpec, run_attribute
+from dbcost.attribution.model import Attribution
+from dbcost.checks import attribution_for, gather_report, write_report
+from dbcost.client import Stats
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import ConfigError
 from dbcost.models import CostQuery
 from dbcost.pipeline import RunOutcome, RunSpec, run_pipeline
 from dbcost.plan import add_months
+from dbcost.quota import QuotaReport, evaluate, example_policy_text, load_policy
 from dbcost.retry import RetryPolicy
 from dbcost.store import Store
 from dbcost.targets import TargetConfig
@@ -42,11 +47,17 @@ class DemoResult:
     malformed: int
     top_services: list[tuple[str, Decimal]] = field(default_factory=list)
     month: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
+    attribution: Attribution | None = None
+    attribution_exact: bool = False
+    quota: QuotaReport | None = None
+    report_path: Path | None = None
+    policy_path: Path | None = None
+    requests: Stats = field(default_factory=Stats)
 
     @property
     def exact(self) -> bool:
-        return self.truth_total == self.stored_total and self.malformed == self.outcome.quarantined
+        return (self.truth_total == self.stored_total and self.malformed == self.outcome.quarantined
+                and self.attribution_exact)
 
 
 def _fresh_directory(directory: Path, db: Path) -> None:
@@ -71,32 +82,68 @@ async def run_demo(
     db = directory / "dbcost.duckdb"
     await asyncio.to_thread(_fresh_directory, directory, db)
     start = add_months(today, -(months - 1))
-    cfg = EmulatorConfig(today=today, seed=seed, max_rps=40.0, burst=10, fault_rate=0.01, drop_rate=0.005,
+    # the month the quota check and report are about: this one, unless it has no complete day yet
+    month_start = today.replace(day=1) if today.day > 1 else add_months(today, -1)
+    month = month_start.strftime("%Y-%m")
+    cfg = EmulatorConfig(today=today, seed=seed, max_rps=100.0, burst=20, fault_rate=0.01, drop_rate=0.005,
                          malformed_rate=0.001, page_size=500)
+    target = TargetConfig(name="demo", endpoint_url=None)
+    retry = RetryPolicy(base_s=0.1, cap_s=2.0)
+    total = Stats()
     async with Emulator(cfg) as emu:
+        target = TargetConfig(name="demo", endpoint_url=emu.url)
         say(f"emulator: {emu.url} ({len(emu.fleet.clusters)} database clusters, "
-            f"{len(emu.fleet.accounts)} linked accounts, throttling above {cfg.max_rps:g} requests/s)")
+            f"{len(emu.fleet.accounts)} linked accounts, throttling above {cfg.max_rps:g} requests/s, "
+            "with 5xx, dropped connections and malformed groups)")
         query = CostQuery.build(start=start.isoformat(), end=today.isoformat(), granularity="DAILY",
                                 metrics=["UnblendedCost"], group_by=["SERVICE", "TAG:db-cluster"])
         spec = RunSpec(
-            query=query, targets=[TargetConfig(name="demo", endpoint_url=emu.url)], db=db, command="backfill",
-            today=today, max_rps=30.0, max_concurrency=8, credentials=DEMO_CREDENTIALS,
-            retry=RetryPolicy(base_s=0.1, cap_s=2.0), label="demo: daily spend by service and cluster",
+            query=query, targets=[target], db=db, command="backfill", today=today, max_rps=80.0,
+            max_concurrency=16, credentials=DEMO_CREDENTIALS, retry=retry,
+            label="demo: daily spend by service and cluster",
         )
         say(f"backfill: {start} .. {today} DAILY, grouped by SERVICE and TAG:db-cluster")
         outcome = await run_pipeline(spec)
+        total.add(outcome.stats)
         truth = emu.truth(query.to_request())
+
+        attribution: Attribution | None = None
+        attribution_exact = True
+        for back in range(months - 1, -1, -1):
+            m = add_months(month_start, -back).strftime("%Y-%m")
+            say(f"attribute: {m} per team, cluster and category (database services discovered from the API)")
+            aspec = AttributeSpec(month=m, db=db, targets=[target], today=today, max_rps=80.0, max_concurrency=16,
+                                  credentials=DEMO_CREDENTIALS, retry=retry)
+            result = await run_attribute(aspec)
+            if result.fetched is not None:
+                total.add(result.fetched.stats)
+            attribution = result.attribution
+            # every dollar of the month's database spend is attributed once: the attribution's total equals
+            # the ground truth of the per-service datasets it was built from (malformed groups excluded)
+            expected = sum((Decimal(emu.truth(q.to_request())["metrics"]["UnblendedCost"])
+                            for q in result.datasets.usage.values()), Decimal(0))
+            attribution_exact = attribution_exact and expected == attribution.total
+    assert attribution is not None
+    policy_path = directory / "policy.toml"
+    await asyncio.to_thread(policy_path.write_text, example_policy_text(), "utf-8")
+    aspec = AttributeSpec(month=month, db=db, targets=[target], today=today)
+    quota = evaluate(load_policy(policy_path), attribution_for(aspec), today=today)
+    say(f"quota check: {policy_path} against {month}: worst status {quota.worst}")
+    report_path = directory / "report.html"
+    data = await asyncio.to_thread(gather_report, aspec, history_months=months, quota=quota)
+    await asyncio.to_thread(write_report, data, "html", report_path)
+    say(f"report: {report_path}")
     with Store(db, read_only=True) as store:
         stored = store.query("SELECT coalesce(sum(amount), 0) FROM records WHERE dataset = ?", [query.fingerprint])
-        month = add_months(today, -1)
         top = store.query(
             "SELECT key1, sum(amount) FROM records WHERE dataset = ? AND period_start >= ? AND period_start < ? "
             "GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
-            [query.fingerprint, month.isoformat(), today.replace(day=1).isoformat()],
+            [query.fingerprint, month_start.isoformat(), add_months(month_start, 1).isoformat()],
         )
     return DemoResult(
         directory=directory, db=db, emulator_url=emu.url, outcome=outcome,
         truth_total=Decimal(truth["metrics"]["UnblendedCost"]), stored_total=Decimal(stored[0][0]),
         malformed=int(truth["malformed_groups"]), top_services=[(str(k), Decimal(v)) for k, v in top],
-        month=month.strftime("%Y-%m"),
+        month=month, attribution=attribution, attribution_exact=attribution_exact, quota=quota,
+        report_path=report_path, policy_path=policy_path, requests=total,
     )

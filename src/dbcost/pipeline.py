@@ -197,7 +197,7 @@ def make_plan(spec: RunSpec, pages_per_day: dict[str, float] | None = None) -> P
     """The run's plan (pure): every query's range for every target, sharded if asked."""
     names = [t.name for t in spec.targets]
     plans = [plan_units(q, names, today=spec.today, window=spec.window, max_concurrency=spec.max_concurrency,
-                        pages_per_day=pages_per_day) for q in spec.queries]
+                        pages_per_day=pages_per_day, sibling_queries=len(spec.queries)) for q in spec.queries]
     if len(plans) == 1 and spec.shard is None:
         return plans[0]
     units = sorted({u for p in plans for u in p.units})

@@ -185,9 +185,14 @@ def plan_units(
     pages_per_day: dict[str, float] | None = None,
     daily_history_months: int = DAILY_HISTORY_MONTHS,
     monthly_history_months: int = MONTHLY_HISTORY_MONTHS,
+    sibling_queries: int = 1,
 ) -> Plan:
     """Units for ``query`` over its range for every target. Raises :class:`UsageError` for a range
-    Cost Explorer would refuse."""
+    Cost Explorer would refuse.
+
+    ``sibling_queries``: how many queries (datasets) run in the same plan; their chains run side by side,
+    so each one needs fewer, larger windows to keep the requests flowing.
+    """
     if not targets:
         raise UsageError("targets: at least one target is required")
     if len(set(targets)) != len(targets):
@@ -232,8 +237,9 @@ def plan_units(
 
     total_days = (query.end - query.start).days
     # Enough units to keep about half of max_concurrency chains busy (a chain is sequential), but no
-    # more: every unit ends in a partly filled page, i.e. one more $0.01 request.
-    want = max(2, math.ceil(max_concurrency / 2))
+    # more: every unit ends in a partly filled page, i.e. one more $0.01 request. Targets and sibling
+    # datasets run their own chains side by side, so they count towards that.
+    want = max(1, math.ceil(max(2, math.ceil(max_concurrency / 2)) / (len(targets) * max(1, sibling_queries))))
     units: list[WorkUnit] = []
     for q, s, e in pieces:
         if q.granularity == "MONTHLY":

@@ -91,6 +91,7 @@ __all__ = [
     "Status",
     "StatusChange",
     "evaluate",
+    "example_policy_text",
     "exit_code",
     "format_usd",
     "load_policy",
@@ -651,3 +652,10 @@ def render_table(report: QuotaReport) -> str:
     if any(p.team == UNATTRIBUTED for p in report.pools):
         notes.append(f"team {UNATTRIBUTED!r} = spend without an owner")
     return "\n".join([title, *lines, *notes])
+
+
+def example_policy_text() -> str:
+    """The packaged example policy (budgets for the emulator's fleet), to copy and edit."""
+    from importlib.resources import files
+
+    return files("dbcost").joinpath("data/policy.example.toml").read_text(encoding="utf-8")

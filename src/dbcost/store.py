@@ -688,6 +688,53 @@ class Store:
                                       deleted=True))
             yield out
 
+    # ------------------------------------------------------------------------------------ quota state
+
+    def quota_states(self, month: str) -> dict[str, str]:
+        """The last *notified* status of every pool for ``month``."""
+        rows = self.con.execute(
+            "SELECT pool, status FROM quota_state q WHERE month = ? AND changed_at = "
+            "(SELECT max(changed_at) FROM quota_state q2 WHERE q2.pool = q.pool AND q2.month = q.month)",
+            [month],
+        ).fetchall()
+        return {str(p): str(s) for p, s in rows}
+
+    def record_quota_states(self, month: str, states: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        """Remember what was notified: pool -> (status, detail). History is kept (one row per change)."""
+        now = _now()
+
+        def tx() -> None:
+            for pool, (status, detail) in sorted(states.items()):
+                self.con.execute("INSERT INTO quota_state VALUES (?, ?, ?, ?::JSON, ?)",
+                                 [pool, month, status, orjson.dumps(detail, default=str).decode(), now])
+
+        self._tx(tx, "record quota state")
+
+    def quarantine_summary(self, datasets: Sequence[str], start: str, end: str) -> list[tuple[str, int]]:
+        """(reason, count) of quarantined groups of ``datasets`` with a period in [start, end)."""
+        if not datasets:
+            return []
+        marks = ", ".join("?" for _ in datasets)
+        rows = self.con.execute(
+            f"SELECT reason, count(*) FROM quarantine WHERE dataset IN ({marks}) AND "
+            "(period_start IS NULL OR (period_start >= ? AND period_start < ?)) GROUP BY 1 ORDER BY 2 DESC, 1",
+            [*datasets, start, end],
+        ).fetchall()
+        return [(str(r), int(n)) for r, n in rows]
+
+    def freshness(self, datasets: Sequence[str]) -> list[tuple[str, str, dt.datetime | None, dt.date | None]]:
+        """(target, dataset label, last completed unit, last day covered) per target and dataset."""
+        if not datasets:
+            return []
+        marks = ", ".join("?" for _ in datasets)
+        rows = self.con.execute(
+            f"SELECT u.target, coalesce(d.label, u.dataset), max(u.updated_at), max(u.window_end) FROM units u "
+            f"JOIN datasets d USING (dataset) WHERE u.status = 'done' AND u.dataset IN ({marks}) GROUP BY 1, 2 "
+            "ORDER BY 1, 2",
+            list(datasets),
+        ).fetchall()
+        return [(str(t), str(label), ts, we) for t, label, ts, we in rows]
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._errors("query"):
             return list(self.con.execute(sql, list(params)).fetchall())
