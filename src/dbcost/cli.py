@@ -74,11 +74,24 @@ def _main(
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         _fail_usage(f"--log-level: unknown level {log_level!r}")
     dbcost.logs.setup_logging(log_level, "json" if log_format == "json" else "text")
+    _JSON_LOGS["on"] = log_format == "json"
 
 
 def _fail_usage(message: str) -> NoReturn:
-    err_console.print(f"dbcost: error: {message}", markup=False)
+    _say(f"dbcost: error: {message}", level="error")
     raise typer.Exit(EXIT_USAGE)
+
+
+_JSON_LOGS = {"on": False}
+
+
+def _say(message: str, *, level: str = "info") -> None:
+    """A message for the operator on stderr: plain text, or a JSON log line with --log-format json."""
+    if _JSON_LOGS["on"]:
+        sys.stderr.write(dbcost.logs.json_line(level, "dbcost.cli", message) + "\n")
+        sys.stderr.flush()
+    else:
+        err_console.print(message, markup=False)
 
 
 def run_async(main: Callable[[], Awaitable[T]]) -> T:
@@ -88,10 +101,10 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
     except UsageError as exc:
         _fail_usage(str(exc))
     except DbcostError as exc:
-        err_console.print(f"dbcost: failed: {exc}", markup=False)
+        _say(f"dbcost: failed: {exc}", level="error")
         raise typer.Exit(EXIT_FAILED) from None
     except KeyboardInterrupt:
-        err_console.print("dbcost: interrupted", markup=False)
+        _say("dbcost: interrupted")
         raise typer.Exit(130) from None
 
 
@@ -174,6 +187,11 @@ def fetch(
     summary_json: Annotated[
         str | None, typer.Option("--summary-json", help="Write the run's counters as JSON here.")
     ] = None,
+    sink: Annotated[
+        list[str] | None,
+        typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka://H:P/TOPIC, "
+                                    "kinesis://STREAM, postgresql://USER@H:P/DB. Repeatable."),
+    ] = None,
 ) -> None:
     """Run one GetCostAndUsage query, following every page, and write validated records.
 
@@ -186,6 +204,8 @@ def fetch(
     if quarantine is not None and quarantine == output:
         _fail_usage("--quarantine: must not be the same file as --output")
     try:
+        for url in sink or []:
+            dbcost.sinks.parse_sink_url(url)
         query = dbcost.CostQuery.build(
             start=start,
             end=end,
@@ -206,7 +226,8 @@ def fetch(
     )
     code = run_async(
         lambda: _fetch(query, settings, output=output, fmt=format_, quarantine=quarantine,
-                       summary_json=summary_json, strict=strict)
+                       summary_json=summary_json, strict=strict, sinks=list(sink or []),
+                       sink_context={"region": region, "profile": profile})
     )
     raise typer.Exit(code)
 
@@ -220,10 +241,12 @@ async def _fetch(
     quarantine: str | None,
     summary_json: str | None,
     strict: bool,
+    sinks: list[str],
+    sink_context: dict[str, Any],
 ) -> int:
-    with _page_status(enabled=err_console.is_terminal) as status:
+    with _page_status(enabled=err_console.is_terminal and not _JSON_LOGS["on"]) as status:
         outcome = await dbcost.jobs.run_fetch(
-            query, settings, output=output, fmt=fmt, quarantine=quarantine,
+            query, settings, output=output, fmt=fmt, quarantine=quarantine, sinks=sinks, sink_context=sink_context,
             on_page=lambda n, st: status(f"page {n}: {st.records} records, {st.quarantined} quarantined, "
                                          f"{st.requests} requests"),
             render_table=_print_table,
@@ -235,20 +258,18 @@ async def _fetch(
                                                    "query": query.describe()})
     if outcome.quarantined and quarantine is None:
         for q in outcome.quarantined[:10]:
-            err_console.print(f"dbcost: quarantined (page {q.page}, {q.period_start}): {q.reason}", markup=False)
+            _say(f"dbcost: quarantined (page {q.page}, {q.period_start}): {q.reason}")
         more = len(outcome.quarantined) - 10
-        err_console.print(f"dbcost: {len(outcome.quarantined)} group(s) quarantined"
+        _say(f"dbcost: {len(outcome.quarantined)} group(s) quarantined"
                           + (f", {more} not shown" if more > 0 else "")
-                          + " (use --quarantine PATH to keep them with their raw JSON)", markup=False)
-    err_console.print(f"dbcost fetch: {stats.summary_line()}", markup=False)
+                          + " (use --quarantine PATH to keep them with their raw JSON)")
+    _say(f"dbcost fetch: {stats.summary_line()}")
     if outcome.failure is not None:
         where = ""
         if outcome.partial_path is not None:
             where = f"; the {stats.records} records received are in {outcome.partial_path}"
-        err_console.print(
-            f"dbcost: failed after {outcome.pages_completed} complete page(s): {outcome.failure}{where}",
-            markup=False,
-        )
+        _say(f"dbcost: failed after {outcome.pages_completed} complete page(s): {outcome.failure}{where}",
+             level="error")
         return EXIT_FAILED
     if strict and stats.quarantined:
         return EXIT_QUARANTINED
@@ -297,7 +318,7 @@ def _write_summary(path: str, stats: dbcost.Stats, *, extra: dict[str, Any]) -> 
     try:
         dbcost.jobs.write_json(path, {**stats.to_json(), **extra})
     except OSError as exc:
-        err_console.print(f"dbcost: cannot write summary {path}: {exc.strerror}", markup=False)
+        _say(f"dbcost: cannot write summary {path}: {exc.strerror}")
 
 
 # -------------------------------------------------------------------------------------- backfill/sync
@@ -395,8 +416,7 @@ class _RunProgress:
         if self._progress is not None:
             self._task = self._progress.add_task("units", total=self._total, completed=skipped, info="")
         else:
-            err_console.print(f"dbcost: plan {plan.plan_id}: {self._total} unit(s), {skipped} already done",
-                              markup=False)
+            _say(f"dbcost: plan {plan.plan_id}: {self._total} unit(s), {skipped} already done")
 
     def page(self, unit: dbcost.WorkUnit, page: int, stats: dbcost.Stats) -> None:
         self._stats[unit.target] = stats
@@ -409,12 +429,12 @@ class _RunProgress:
         if self._progress is not None:
             self._progress.update(self._task, advance=1, info=self._info())
         elif error is None:
-            err_console.print(
+            _say(
                 f"dbcost: unit {self._done}/{self._total} done: {unit.target} {unit.query.granularity} "
                 f"{unit.start}..{unit.end} rows={diff.rows} new={diff.inserted} changed={diff.changed} "
-                f"deleted={diff.deleted} quarantined={diff.quarantined} | {self._info()}", markup=False)
+                f"deleted={diff.deleted} quarantined={diff.quarantined} | {self._info()}")
         else:
-            err_console.print(f"dbcost: unit {unit.target} {unit.start}..{unit.end} failed: {error}", markup=False)
+            _say(f"dbcost: unit {unit.target} {unit.start}..{unit.end} failed: {error}")
 
 
 async def _run_backfill(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bool,
@@ -423,7 +443,7 @@ async def _run_backfill(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, s
         plan = dbcost.make_plan(spec, await _pages_per_day(spec.db))
         _print_plan(plan, as_json)
         return EXIT_OK
-    with _RunProgress(live=err_console.is_terminal and not as_json) as progress:
+    with _RunProgress(live=err_console.is_terminal and not as_json and not _JSON_LOGS["on"]) as progress:
         outcome = await dbcost.run_pipeline(spec, progress=progress)
     if metrics_file:
         dbcost.write_metrics_file(metrics_file, spec.db)
@@ -469,19 +489,18 @@ def _report_run(outcome: dbcost.RunOutcome, *, as_json: bool, strict: bool, comm
 
         typer.echo(orjson.dumps(outcome.to_json(), option=orjson.OPT_INDENT_2).decode())
     st = outcome.stats
-    err_console.print(
+    _say(
         f"dbcost {command}: {outcome.status}: units {outcome.units_done} done, {outcome.units_skipped} skipped "
         f"(earlier run), {outcome.units_failed} failed, {outcome.units_stopped} stopped | rows new "
         f"{outcome.inserted} changed {outcome.changed} deleted {outcome.deleted} | {st.summary_line()}",
-        markup=False,
+        level="info" if outcome.status == "done" else "error",
     )
     if outcome.stopped_reason:
-        err_console.print(f"dbcost: stopped: {outcome.stopped_reason}; run again with --resume to continue",
-                          markup=False)
+        _say(f"dbcost: stopped: {outcome.stopped_reason}; run again with --resume to continue")
     if outcome.incomplete_targets:
-        err_console.print(f"dbcost: incomplete target(s): {', '.join(outcome.incomplete_targets)}", markup=False)
+        _say(f"dbcost: incomplete target(s): {', '.join(outcome.incomplete_targets)}")
         for e in outcome.errors[:5]:
-            err_console.print(f"  {e}", markup=False)
+            _say(f"  {e}")
     if outcome.status != "done":
         return EXIT_FAILED
     if strict and outcome.quarantined:
@@ -601,7 +620,7 @@ def sync(
                              "first sync (or run backfill)")
         begin = min(x for x in (last_end, restate, dt.date.fromisoformat(start) if start else None) if x is not None)
         if begin >= day:
-            err_console.print("dbcost sync: nothing to do (the store is up to date)", markup=False)
+            _say("dbcost sync: nothing to do (the store is up to date)")
             raise typer.Exit(EXIT_OK)
         spec.query = spec.query.with_window(begin, day)
     except (UsageError, ValueError) as exc:
@@ -630,9 +649,9 @@ def export(
     except UsageError as exc:
         _fail_usage(str(exc))
     except DbcostError as exc:
-        err_console.print(f"dbcost: failed: {exc}", markup=False)
+        _say(f"dbcost: failed: {exc}", level="error")
         raise typer.Exit(EXIT_FAILED) from None
-    err_console.print(f"dbcost export: {n} record(s) written", markup=False)
+    _say(f"dbcost export: {n} record(s) written")
 
 
 @app.command()
@@ -649,7 +668,7 @@ def demo(
     import datetime as dt
 
     def say(message: str) -> None:
-        err_console.print(f"dbcost demo: {message}", markup=False)
+        _say(f"dbcost demo: {message}")
 
     try:
         day = dt.date.fromisoformat(today) if today else None
@@ -763,8 +782,8 @@ def attribute(
         _fail_usage(str(exc).replace("metrics:", "--metric:"))
     result = run_async(lambda: dbcost.run_attribute(spec))
     if result.fetched is not None:
-        err_console.print(f"dbcost attribute: fetched {len(result.services)} database service(s): "
-                          f"{result.fetched.stats.summary_line()}", markup=False)
+        _say(f"dbcost attribute: fetched {len(result.services)} database service(s): "
+                          f"{result.fetched.stats.summary_line()}")
         if result.fetched.status != "done":
             _report_run(result.fetched, as_json=False, strict=False, command="attribute")
             raise typer.Exit(EXIT_FAILED)
@@ -908,16 +927,15 @@ def quota_check(
     else:
         typer.echo(dbcost.quota.render_table(result.report))
     if result.data_age is not None and result.data_age > dt_timedelta(hours=24):
-        err_console.print(f"dbcost quota: the attribution data is {result.data_age.days} day(s) old; run "
-                          "`dbcost attribute` to refresh it", markup=False)
+        _say(f"dbcost quota: the attribution data is {result.data_age.days} day(s) old; run "
+                          "`dbcost attribute` to refresh it")
     if result.changes:
-        err_console.print("dbcost quota: status changed: " + ", ".join(
-            f"{c.pool} {c.old or 'new'} -> {c.new}" for c in result.changes), markup=False)
+        _say("dbcost quota: status changed: " + ", ".join(
+            f"{c.pool} {c.old or 'new'} -> {c.new}" for c in result.changes))
     if result.notified:
-        err_console.print(f"dbcost quota: notified {len(result.notified)} change(s)", markup=False)
+        _say(f"dbcost quota: notified {len(result.notified)} change(s)")
     if result.notify_error:
-        err_console.print(f"dbcost quota: notification failed (will retry next run): {result.notify_error}",
-                          markup=False)
+        _say(f"dbcost quota: notification failed (will retry next run): {result.notify_error}")
     raise typer.Exit(result.exit_code)
 
 
@@ -972,7 +990,7 @@ def report(
     except UsageError as exc:
         _fail_usage(str(exc))
     except DbcostError as exc:
-        err_console.print(f"dbcost: failed: {exc}", markup=False)
+        _say(f"dbcost: failed: {exc}", level="error")
         raise typer.Exit(EXIT_FAILED) from None
     if format_ == "table":
         console = Console(file=open(output, "w", encoding="utf-8") if output else None, width=160)  # noqa: SIM115
@@ -984,7 +1002,7 @@ def report(
     if text is not None:
         typer.echo(text, nl=False)
     else:
-        err_console.print(f"dbcost report: wrote {output}", markup=False)
+        _say(f"dbcost report: wrote {output}")
 
 
 def main() -> None:

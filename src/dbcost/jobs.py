@@ -3,9 +3,12 @@ turns options into arguments and outcomes into text and exit codes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -14,6 +17,7 @@ from dbcost.api import FetchSettings, fetch_pages
 from dbcost.client import Stats
 from dbcost.errors import DbcostError, UsageError
 from dbcost.models import CostQuery, CostRecord, Quarantined
+from dbcost.sinks.base import Sink, SinkRecord, UnitRef, natural_key, open_sink
 from dbcost.sinks.files import CSV_BASE_COLUMNS, AtomicOutput, csv_rows, jsonl_line
 
 __all__ = ["FetchOutcome", "run_export", "run_fetch", "write_json"]
@@ -39,12 +43,18 @@ async def run_fetch(
     quarantine: str | None = None,
     on_page: Callable[[int, Stats], None] | None = None,
     render_table: Callable[[IO[str], CostQuery, list[CostRecord]], None] | None = None,
+    sinks: Sequence[str] = (),
+    sink_context: dict[str, Any] | None = None,
 ) -> FetchOutcome:
-    """Fetch every page of ``query`` and write records to ``output`` (``-`` = stdout).
+    """Fetch every page of ``query`` and write records to ``output`` (``-`` = stdout) and to ``sinks``.
 
     ``output`` is written atomically: complete on success, kept as ``<output>.partial`` on failure (the
     records in it were paid for). An API failure is returned in the outcome, not raised; bad input
     (:class:`~dbcost.errors.UsageError`) is raised before anything is sent.
+
+    Each sink receives the whole query as one unit, streamed page by page; it is durable in the sink when
+    this returns without failure. fetch has no store to compare with, so every record carries the run's
+    version (its start time in milliseconds): later fetches supersede earlier ones.
     """
     if fmt not in ("jsonl", "csv", "table"):
         raise UsageError(f"--format: must be jsonl, csv or table, got {fmt!r}")
@@ -52,7 +62,9 @@ async def run_fetch(
     out = AtomicOutput(output, binary=fmt == "jsonl")
     qout = AtomicOutput(quarantine) if quarantine else None
     table_rows: list[CostRecord] = []
+    feeds = _SinkFeeds(query, list(sinks), sink_context or {})
     try:
+        await feeds.open()
         with out as f, (qout if qout is not None else _Null()) as qf:
             writer = None
             if fmt == "csv":
@@ -70,16 +82,82 @@ async def run_fetch(
                     if qf is not None:
                         qf.write(jsonl_line(q.to_json()))
                     outcome.quarantined.append(q)
+                await feeds.put(page.records)
                 if on_page is not None:
                     on_page(page.page, outcome.stats)
+            await feeds.finish()
             if fmt == "table":
                 (render_table or _plain_table)(f, query, table_rows)
     except UsageError:
+        await feeds.abort()
         raise
     except DbcostError as exc:
+        await feeds.abort()
         outcome.failure = exc
+    finally:
+        await feeds.close()
     outcome.partial_path = out.partial_path
     return outcome
+
+
+class _SinkFeeds:
+    """Streams fetch's pages into each sink's ``write_unit`` (one unit: the whole query), with backpressure."""
+
+    def __init__(self, query: CostQuery, urls: list[str], context: dict[str, Any]) -> None:
+        self.query = query
+        self.sinks: list[Sink] = [open_sink(u, **context) for u in urls]
+        self.version = int(time.time() * 1000)
+        self.run_id = f"fetch-{self.version}"
+        self.unit = UnitRef(self.run_id, query.fingerprint, "default", query.start, query.end, query.granularity,
+                            query.columns)
+        self._queues: list[asyncio.Queue[list[SinkRecord] | None]] = []
+        self._tasks: list[asyncio.Task[int]] = []
+        self._opened: list[Sink] = []
+
+    async def open(self) -> None:
+        for sink in self.sinks:
+            await sink.open()
+            self._opened.append(sink)
+            queue: asyncio.Queue[list[SinkRecord] | None] = asyncio.Queue(maxsize=4)
+            self._queues.append(queue)
+            self._tasks.append(asyncio.create_task(sink.write_unit(self.unit, self._drain(queue))))
+
+    @staticmethod
+    async def _drain(queue: asyncio.Queue[list[SinkRecord] | None]) -> AsyncIterator[list[SinkRecord]]:
+        while (batch := await queue.get()) is not None:
+            yield batch
+
+    async def put(self, records: list[CostRecord]) -> None:
+        if not self._queues or not records:
+            return
+        batch = [
+            SinkRecord(natural_key(self.unit.dataset, self.unit.target, r.period_start,
+                                   tuple(r.keys.get(n) for n in self.unit.key_names)),
+                       self.unit.dataset, self.unit.target, self.version, self.run_id, r.to_json())
+            for r in records
+        ]
+        for queue, task in zip(self._queues, self._tasks, strict=True):
+            if task.done():
+                task.result()  # a sink failed: raise its error now
+            await queue.put(batch)
+
+    async def finish(self) -> None:
+        for queue in self._queues:
+            await queue.put(None)
+        for task in self._tasks:
+            await task
+
+    async def abort(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, DbcostError):
+                await task
+
+    async def close(self) -> None:
+        for sink in self._opened:
+            with contextlib.suppress(DbcostError):
+                await sink.close()
 
 
 class _Null:

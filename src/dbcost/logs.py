@@ -14,12 +14,25 @@ from typing import Any, Literal
 
 import orjson
 
-__all__ = ["LogFormat", "setup_logging"]
+__all__ = ["LogFormat", "json_line", "setup_logging"]
 
 LogFormat = Literal["text", "json"]
 
 _QUIET_LIBRARIES = ("botocore", "aiobotocore", "aioboto3", "boto3", "urllib3", "s3transfer", "aiokafka",
                     "asyncio", "aiohttp.access")
+
+
+def json_line(level: str, logger: str, message: str, **fields: Any) -> str:
+    """One JSON log line (the shape of every line under --log-format json)."""
+    now = time.time()
+    entry: dict[str, Any] = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    entry.update(fields)
+    return orjson.dumps(entry, default=str).decode()
 
 
 class _JsonFormatter(logging.Formatter):

@@ -76,6 +76,9 @@ class AtomicOutput:
 
     def __init__(self, path: str | os.PathLike[str] | None, *, binary: bool = True) -> None:
         self.path = None if path is None or str(path) == "-" else Path(path)
+        # /dev/null, a FIFO, /dev/stdout: written in place; renaming a temp file over them would replace
+        # the device node with a regular file
+        self.special = self.path is not None and self.path.exists() and not self.path.is_file()
         self.binary = binary
         self.partial_path: Path | None = None
         self._tmp: Path | None = None
@@ -89,6 +92,10 @@ class AtomicOutput:
         if self.path is None:
             self._file = sys.stdout.buffer if self.binary else sys.stdout
             return self._file
+        if self.special:
+            raw = self.path.open("wb")
+            self._file = raw if self.binary else io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            return self._file
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         self._tmp = Path(tmp)
         raw = os.fdopen(fd, "wb")
@@ -98,6 +105,9 @@ class AtomicOutput:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         f = self._file
         assert f is not None
+        if self.special:
+            f.close()
+            return
         if self.path is None or self._tmp is None:
             f.flush()
             return
