@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-ms", type=float, default=300.0)
     ap.add_argument("--page-size", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--client-rps", type=float, default=None,
+                    help="the client's --max-rps (default: the emulator's limit); above it, the adaptive governor "
+                         "has to find the limit from throttles")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     emu, url = start_emulator(args.rps, args.latency_ms, args.page_size)
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for months, start in ((3, "2026-09-01"), (13, "2025-11-01")):
             with tempfile.TemporaryDirectory() as d:
-                s = run_backfill(url, start, args.rps, args.concurrency, Path(d) / "bench.duckdb")
+                s = run_backfill(url, start, args.client_rps or args.rps, args.concurrency, Path(d) / "bench.duckdb")
             ideal = s["billed_requests"] / args.rps
             results.append({
                 "months": months,
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"rps": args.rps, "latency_ms": args.latency_ms, "results": results}, indent=2))
         return 0
-    print(f"emulator limit {args.rps:g} req/s, latency {args.latency_ms:g} ms, page size {args.page_size}")
+    print(f"emulator limit {args.rps:g} req/s, client --max-rps {args.client_rps or args.rps:g}, "
+          f"latency {args.latency_ms:g} ms, page size {args.page_size}")
     print("months  units  requests  throttled  records   wall_s  pipeline_s  ideal_s  rate/allowed (process, "
           "pipeline)  throttled%  peak_rss_mb")
     for r in results:

@@ -64,8 +64,8 @@ from aiokafka.codec import has_lz4, has_snappy, has_zstd
 from aiokafka.partitioner import DefaultPartitioner
 
 from dbcost.clock import Clock
-from dbcost.errors import ConfigError, RetryExhaustedError, SinkError, TransientSinkError
-from dbcost.retry import RetryPolicy, retry
+from dbcost.errors import ConfigError, SinkError, TransientSinkError
+from dbcost.sinks._common import bool_option, check_options, int_option, retry_policy_from, retry_sink
 from dbcost.sinks.base import SinkRecord, SinkSpec, UnitRef
 
 __all__ = ["KafkaSink"]
@@ -85,7 +85,6 @@ _OPTIONS = frozenset({
 })
 _COMPRESSION = {"none": None, "gzip": "gzip", "lz4": "lz4", "zstd": "zstd", "snappy": "snappy"}
 _CODEC_AVAILABLE: dict[str, Callable[[], bool]] = {"lz4": has_lz4, "zstd": has_zstd, "snappy": has_snappy}
-_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 #: Messages submitted but not yet confirmed before write_unit waits for the oldest batches: keeps memory
 #: bounded on big units while the producer still has plenty in flight.
@@ -123,45 +122,17 @@ def _consume_exception(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-# -- URL options ---------------------------------------------------------------------------------------
-def _bool(spec: SinkSpec, name: str, default: bool) -> bool:
-    raw = spec.options.get(name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise ConfigError(f"--sink {spec.display}: ?{name}={raw!r} is not true/false")
-
-
-def _int(spec: SinkSpec, name: str, default: int, minimum: int) -> int:
-    raw = spec.options.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"--sink {spec.display}: ?{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ConfigError(f"--sink {spec.display}: ?{name}={value} must be at least {minimum}")
-    return value
-
-
 class KafkaSink:
     """Produces each record to ``TOPIC`` (quota status events to ``status_topic``); see the module doc."""
 
     def __init__(self, spec: SinkSpec, **context: Any) -> None:
-        unknown = sorted(set(spec.options) - _OPTIONS)
-        if unknown:
-            raise ConfigError(f"--sink {spec.display}: unknown option(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(_OPTIONS))})")
+        check_options(spec, _OPTIONS)
         self.spec = spec
         self.name = spec.display
         self.topic = spec.location
         self.bootstrap = f"{spec.host}:{spec.port}"
         self.status_topic = spec.options.get("status_topic") or f"{self.topic}.quota-status"
-        self.idempotence = _bool(spec, "idempotence", True)
+        self.idempotence = bool_option(spec, "idempotence", True)
         compression = spec.options.get("compression", "none").lower()
         if compression not in _COMPRESSION:
             raise ConfigError(f"--sink {spec.display}: ?compression={compression!r} "
@@ -170,18 +141,13 @@ class KafkaSink:
             raise ConfigError(f"--sink {spec.display}: ?compression={compression} needs the 'cramjam' package "
                               "(pip install cramjam), or use gzip")
         self.compression = _COMPRESSION[compression]
-        self.batch_size = _int(spec, "batch_size", 256 * 1024, 1024)
-        self.timeout_ms = _int(spec, "timeout_ms", 30_000, 100)
-        self.create_topics = _bool(spec, "create_topics", True)
-        self.partitions = _int(spec, "partitions", 3, 1)
-        self.replication = _int(spec, "replication", 1, 1)
+        self.batch_size = int_option(spec, "batch_size", 256 * 1024, 1024)
+        self.timeout_ms = int_option(spec, "timeout_ms", 30_000, 100)
+        self.create_topics = bool_option(spec, "create_topics", True)
+        self.partitions = int_option(spec, "partitions", 3, 1)
+        self.replication = int_option(spec, "replication", 1, 1)
         self.client_id = spec.options.get("client_id") or "dbcost"
-        self.policy = RetryPolicy(
-            max_attempts=_int(spec, "retries", 5, 1),
-            base_s=_int(spec, "backoff_ms", 200, 0) / 1000,
-            cap_s=10.0,
-            budget_s=float(_int(spec, "retry_budget_s", 120, 1)),
-        )
+        self.policy = retry_policy_from(spec, retries=5, backoff_ms=200, budget_s=120, integers=True)
         #: tests inject a FakeClock (``clock=``) to run the backoff without sleeping
         self._clock: Clock | None = context.get("clock")
         self._producer: AIOKafkaProducer | None = None
@@ -219,15 +185,7 @@ class KafkaSink:
 
     async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         """``call`` under the sink's bounded policy; running out of attempts is a TransientSinkError."""
-        try:
-            return await retry(call, self.policy, clock=self._clock, what=what)
-        except RetryExhaustedError as exc:
-            cause = exc.__cause__
-            detail = str(cause).removeprefix(f"{self.name}: ") if cause is not None else str(exc)
-            why = "" if exc.attempts >= self.policy.max_attempts else \
-                f", time budget of {self.policy.budget_s:g}s spent"
-            raise TransientSinkError(f"{self.name}: gave up after {exc.attempts} attempts{why}: "
-                                     f"{detail}".replace("\n", " ")) from exc
+        return await retry_sink(self.name, call, self.policy, clock=self._clock, what=what)
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def open(self) -> None:

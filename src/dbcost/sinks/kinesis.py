@@ -55,15 +55,13 @@ from dbcost.clock import Clock, SystemClock
 from dbcost.errors import (
     AccessDeniedError,
     ApiError,
-    ConfigError,
     DataUnavailableError,
     DbcostError,
-    RetryExhaustedError,
     SinkError,
     TransientSinkError,
     is_retryable,
 )
-from dbcost.retry import RetryPolicy, retry
+from dbcost.sinks._common import bool_option, check_options, number_option, retry_policy_from, retry_sink
 from dbcost.sinks.base import SinkRecord, SinkSpec, UnitRef
 from dbcost.transport.base import Transport
 
@@ -88,7 +86,6 @@ _OPTIONS = frozenset({
     "endpoint_url", "region", "profile", "retries", "backoff_ms", "retry_budget_s", "timeout",
     "create_stream", "shards",
 })
-_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 #: event loop -> stream name -> the lock that keeps one PutRecords in flight. Keyed by loop because an
 #: asyncio.Lock belongs to one loop (each test, each asyncio.run() has its own).
@@ -123,30 +120,6 @@ def _option(spec: SinkSpec, name: str) -> str | None:
     return value if value else None
 
 
-def _bool(spec: SinkSpec, name: str, default: bool) -> bool:
-    raw = spec.options.get(name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise ConfigError(f"--sink {spec.display}: ?{name}={raw!r} is not true/false")
-
-
-def _number(spec: SinkSpec, name: str, default: float, minimum: float) -> float:
-    raw = spec.options.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"--sink {spec.display}: ?{name}={raw!r} is not a number") from None
-    if not value >= minimum:  # also rejects NaN
-        raise ConfigError(f"--sink {spec.display}: ?{name}={raw} must be at least {minimum:g}")
-    return value
-
-
 class KinesisSink:
     """Puts each record into ``STREAM``; see the module doc for options and the guarantee.
 
@@ -156,25 +129,17 @@ class KinesisSink:
     """
 
     def __init__(self, spec: SinkSpec, **context: Any) -> None:
-        unknown = sorted(set(spec.options) - _OPTIONS)
-        if unknown:
-            raise ConfigError(f"--sink {spec.display}: unknown option(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(_OPTIONS))})")
+        check_options(spec, _OPTIONS)
         self.spec = spec
         self.name = spec.display
         self.stream = spec.location
         self.endpoint_url: str | None = _option(spec, "endpoint_url") or context.get("endpoint_url") or None
         self.region: str | None = _option(spec, "region") or context.get("region") or None
         self.profile: str | None = _option(spec, "profile") or context.get("profile") or None
-        self.timeout_s = _number(spec, "timeout", 30.0, 0.05)
-        self.create_stream = _bool(spec, "create_stream", False)
-        self.shards = int(_number(spec, "shards", 1, 1))
-        self.policy = RetryPolicy(
-            max_attempts=int(_number(spec, "retries", 5, 1)),
-            base_s=_number(spec, "backoff_ms", 200, 0) / 1000,
-            cap_s=10.0,
-            budget_s=_number(spec, "retry_budget_s", 120, 0.001),
-        )
+        self.timeout_s = number_option(spec, "timeout", 30.0, 0.05)
+        self.create_stream = bool_option(spec, "create_stream", False)
+        self.shards = int(number_option(spec, "shards", 1, 1))
+        self.policy = retry_policy_from(spec, retries=5, backoff_ms=200, budget_s=120)
         self._given_transport: Transport | None = context.get("transport")
         self._clock: Clock = context.get("clock") or SystemClock()
         self._transport: Transport | None = None
@@ -203,15 +168,7 @@ class KinesisSink:
 
     async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         """``call`` under the sink's bounded policy; running out of attempts is a TransientSinkError."""
-        try:
-            return await retry(call, self.policy, clock=self._clock, what=what)
-        except RetryExhaustedError as exc:
-            cause = exc.__cause__
-            detail = str(cause).removeprefix(f"{self.name}: ") if cause is not None else str(exc)
-            why = "" if exc.attempts >= self.policy.max_attempts else \
-                f", time budget of {self.policy.budget_s:g}s spent"
-            raise TransientSinkError(f"{self.name}: gave up after {exc.attempts} attempts{why}: "
-                                     f"{detail}".replace("\n", " ")) from exc
+        return await retry_sink(self.name, call, self.policy, clock=self._clock, what=what)
 
     def _require(self) -> Transport:
         if self._transport is None:

@@ -68,8 +68,8 @@ import asyncpg
 import orjson
 
 from dbcost.clock import Clock
-from dbcost.errors import ConfigError, RetryExhaustedError, SinkError, TransientSinkError
-from dbcost.retry import RetryPolicy, retry
+from dbcost.errors import SinkError, TransientSinkError
+from dbcost.sinks._common import number_option, retry_policy_from, retry_sink
 from dbcost.sinks.base import SinkRecord, SinkSpec, UnitRef
 
 __all__ = ["SCHEMA", "PostgresSink", "keys_json", "range_lock_id"]
@@ -192,34 +192,16 @@ def range_lock_id(unit: UnitRef) -> int:
     return int.from_bytes(hashlib.sha256(ident.encode()).digest()[:8], "big", signed=True)
 
 
-def _number(spec: SinkSpec, name: str, default: float, minimum: float) -> float:
-    raw = spec.options.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"--sink {spec.display}: ?{name}={raw!r} is not a number") from None
-    if not value >= minimum:  # also rejects NaN
-        raise ConfigError(f"--sink {spec.display}: ?{name}={raw} must be at least {minimum:g}")
-    return value
-
-
 class PostgresSink:
     """Writes each unit into ``dbcost_records`` in one transaction; see the module doc."""
 
     def __init__(self, spec: SinkSpec, **context: Any) -> None:
         self.spec = spec
         self.name = spec.display
-        self.policy = RetryPolicy(
-            max_attempts=int(_number(spec, "retries", 5, 1)),
-            base_s=_number(spec, "backoff_ms", 200, 0) / 1000,
-            cap_s=10.0,
-            budget_s=_number(spec, "retry_budget_s", 120, 0.001),
-        )
-        self.timeout_s = _number(spec, "timeout", 300, 0.01)
-        self.connect_timeout_s = _number(spec, "connect_timeout", 10, 0.01)
-        self.pool_size = int(_number(spec, "pool_size", 4, 1))
+        self.policy = retry_policy_from(spec, retries=5, backoff_ms=200, budget_s=120)
+        self.timeout_s = number_option(spec, "timeout", 300, 0.01)
+        self.connect_timeout_s = number_option(spec, "connect_timeout", 10, 0.01)
+        self.pool_size = int(number_option(spec, "pool_size", 4, 1))
         # our options are not connection parameters: asyncpg would send unknown ones as server settings
         parts = urlsplit(spec.url)
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _OPTIONS]
@@ -255,15 +237,7 @@ class PostgresSink:
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
                 raise self._translate(exc, what) from exc
 
-        try:
-            return await retry(translated, self.policy, clock=self._clock, what=what)
-        except RetryExhaustedError as exc:
-            cause = exc.__cause__
-            detail = str(cause).removeprefix(f"{self.name}: ") if cause is not None else str(exc)
-            why = "" if exc.attempts >= self.policy.max_attempts else \
-                f", time budget of {self.policy.budget_s:g}s spent"
-            raise TransientSinkError(f"{self.name}: gave up after {exc.attempts} attempts{why}: "
-                                     f"{detail}".replace("\n", " ")) from exc
+        return await retry_sink(self.name, translated, self.policy, clock=self._clock, what=what)
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def open(self) -> None:
