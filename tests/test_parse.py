@@ -207,3 +207,22 @@ def test_every_group_is_a_record_or_quarantined(amounts: list[str]) -> None:
     assert len(page.records) + len(page.quarantined) == len(groups)
     good = [Decimal(a) for a in amounts if a not in {"NaN", "", "1,5", "Infinity", " 2"}]
     assert sum(r.metrics["UnblendedCost"].amount for r in page.records) == sum(good)
+
+
+@given(service=st.text(max_size=20), key=tag_text.filter(bool), value=st.text(max_size=20),
+       other=tag_text.filter(bool))
+def test_dimension_plus_tag_keys_round_trip_or_quarantine(service: str, key: str, value: str, other: str) -> None:
+    """SERVICE x TAG (the unrolled fast path): `key$value` parses back; a group carrying another tag key's
+    prefix is quarantined, never mis-named."""
+    raw_key = f"{other}${value}"
+    raw = {
+        "GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "TAG", "Key": key}],
+        "ResultsByTime": [{"TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Estimated": False,
+                           "Groups": [{"Keys": [service, raw_key],
+                                       "Metrics": {"UnblendedCost": {"Amount": "1", "Unit": "USD"}}}]}],
+    }
+    page = parse_page(raw)
+    if raw_key.startswith(f"{key}$"):
+        assert page.records[0].keys == {"SERVICE": service, f"TAG:{key}": raw_key[len(key) + 1:]}
+    else:
+        assert not page.records and "does not start with" in page.quarantined[0].reason

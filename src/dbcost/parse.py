@@ -155,8 +155,13 @@ def parse_page(
     elif not isinstance(defs, list):
         raise MalformedResponseError(f"page {page}: GroupDefinitions is not a list")
     names, prefixes = column_names(defs)
-    specs = [(n, p, len(p) if p is not None else 0) for n, p in zip(names, prefixes, strict=True)]
     nkeys = len(names)
+    specs = [(n, p, len(p) if p is not None else 0) for n, p in zip(names, prefixes, strict=True)]
+    # the most common shape (a dimension and a tag, e.g. SERVICE x TAG:db-cluster) gets an unrolled path
+    two_dim_tag = nkeys == 2 and prefixes[0] is None and prefixes[1] is not None
+    name0, name1 = (names + ["", ""])[:2]
+    prefix1 = prefixes[1] if two_dim_tag and prefixes[1] is not None else ""
+    plen1 = len(prefix1)
     required = frozenset(metrics) if metrics else None
     fast_amount = FAST_AMOUNT
     new_metric = tuple.__new__
@@ -203,17 +208,25 @@ def parse_page(
                 raw_keys = group.get("Keys")
                 raw_metrics = group.get("Metrics")
                 if type(raw_keys) is list and len(raw_keys) == nkeys and type(raw_metrics) is dict and raw_metrics:
-                    keys: dict[str, str] = {}
-                    for (name, prefix, plen), raw in zip(specs, raw_keys, strict=True):
-                        if type(raw) is not str:
-                            break
-                        if prefix is None:
-                            keys[name] = raw
-                        elif raw.startswith(prefix):
-                            keys[name] = raw[plen:]
-                        else:
-                            break
+                    keys: dict[str, str] | None
+                    if two_dim_tag:  # the common SERVICE x TAG shape, unrolled
+                        k0, k1 = raw_keys
+                        keys = ({name0: k0, name1: k1[plen1:]}
+                                if type(k0) is str and type(k1) is str and k1.startswith(prefix1) else None)
                     else:
+                        keys = {}
+                        for (name, prefix, plen), raw in zip(specs, raw_keys, strict=False):
+                            if type(raw) is not str:
+                                keys = None
+                                break
+                            if prefix is None:
+                                keys[name] = raw
+                            elif raw.startswith(prefix):
+                                keys[name] = raw[plen:]
+                            else:
+                                keys = None
+                                break
+                    if keys is not None:
                         values: dict[str, Metric] = {}
                         for mname, mval in raw_metrics.items():
                             if type(mval) is not dict:
