@@ -159,7 +159,7 @@ def parse_page(
     specs = [(n, p, len(p) if p is not None else 0) for n, p in zip(names, prefixes, strict=True)]
     # the most common shape (a dimension and a tag, e.g. SERVICE x TAG:db-cluster) gets an unrolled path
     two_dim_tag = nkeys == 2 and prefixes[0] is None and prefixes[1] is not None
-    name0, name1 = (names + ["", ""])[:2]
+    name0, name1 = [*names, "", ""][:2]
     prefix1 = prefixes[1] if two_dim_tag and prefixes[1] is not None else ""
     plen1 = len(prefix1)
     required = frozenset(metrics) if metrics else None
