@@ -150,7 +150,7 @@ async def test_throttles_and_5xx_are_retried_and_every_attempt_passes_the_govern
         2: [ThrottledError("Rate limit exceeded", code="LimitExceededException", status=400)],
     }
     clock = FakeClock()
-    gov = Governor(GovernorSettings(max_rps=1000, burst=1000, increase=0.0), clock=clock)
+    gov = Governor(GovernorSettings(max_rps=1000, burst=1000, decrease=0.5, increase=0.0, probe=0.0), clock=clock)
     slots = 0
     real_slot = gov.slot
 
@@ -166,7 +166,7 @@ async def test_throttles_and_5xx_are_retried_and_every_attempt_passes_the_govern
     assert ce.stats.requests == slots == 3 + 4
     assert ce.stats.retries == 4 and ce.stats.throttled == 2
     assert ce.stats.billed_requests == 3
-    assert gov.rate == 250  # two throttles halved it twice, no recovery with increase=0
+    assert gov.rate == 250  # two congestion events halved it twice, no recovery with increase=probe=0
 
 
 async def test_budget_stops_before_spending_more() -> None:

@@ -134,14 +134,14 @@ class CostExplorer:
     async def _attempt(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         self.breaker.before_call()
         self.budget.take()
-        async with self.governor.slot():
+        async with self.governor.slot() as sent_at:
             self.stats.requests += 1
             try:
                 response = await self.transport.call(operation, params)
             except Exception as exc:
                 if is_throttle(exc):
                     self.stats.throttled += 1
-                    self.governor.on_throttle()
+                    self.governor.on_throttle(sent_at)
                     self.breaker.on_neutral()
                 elif is_retryable(exc):
                     self.breaker.on_failure()
