@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dbcost"
 
 #: module (or sub-package) -> layer. Higher layers may import lower ones, never the reverse.
 LAYERS: dict[str, int] = {
-    "errors": 0, "money": 0, "clock": 0, "logs": 0,
+    "errors": 0, "money": 0, "clock": 0, "logs": 0, "aio": 0,
     "models": 1,
     "plan": 2, "governor": 2, "retry": 2, "breaker": 2, "parse": 2, "attribution": 2,
     "quota": 3, "notify": 4,

@@ -19,20 +19,24 @@ from dbcost.money import AmountError, allocate, fmt, parse_amount, sum_amounts
         ("-0.5", Decimal("-0.5")),
         ("9312771.098461578", Decimal("9312771.098461578")),
         ("1E-10", Decimal("1E-10")),
-        (".5", Decimal("0.5")),
+        ("0.0000001361", Decimal("1.361E-7")),
+        ("12.50000000000", Decimal("12.50000000000")),
     ],
 )
 def test_parse_amount_accepts_plain_decimals(text: str, expected: Decimal) -> None:
-    """Plain decimal strings parse exactly, trailing zeros kept."""
+    """Decimal strings parse exactly, trailing zeros kept; plain ones are written back exactly as received."""
     value = parse_amount(text)
     assert value == expected
     assert str(value) == str(expected)
+    if "E" not in text:
+        assert fmt(value) == text
 
 
 @pytest.mark.parametrize(
     "text",
     ["NaN", "nan", "Infinity", "-Infinity", "inf", "", " 1", "1 ", "12,50", "1,234.50", "+1", "1e-11",
-     "0.00000000001", "1" + "0" * 28, "abc", "1.2.3", "--1"],
+     "0.00000000001", "1" + "0" * 28, "abc", "1.2.3", "--1", ".5", "1.", "007", "1_000", "\u0661\u0662",
+     "1234567890123456789.12345678901", "1" * 20 + "." + "1" * 11],
 )
 def test_parse_amount_rejects_corrupting_forms(text: str) -> None:
     """NaN, infinities, empty, locale forms, whitespace and unstorable precision are refused."""
@@ -51,6 +55,13 @@ def test_parse_amount_rejects_non_strings(value: object) -> None:
 def test_parse_amount_round_trips_any_store_sized_decimal(value: Decimal) -> None:
     """Any finite decimal with at most 10 places survives str -> parse exactly."""
     assert parse_amount(format(value, "f")) == value
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=10, min_value=-(10**27), max_value=10**27))
+def test_plain_amounts_are_written_back_exactly_as_received(value: Decimal) -> None:
+    """Any store-sized amount in plain notation round-trips to the identical string (no 1.361E-7)."""
+    text = fmt(value)
+    assert fmt(parse_amount(text)) == text
 
 
 @given(st.text(max_size=30))

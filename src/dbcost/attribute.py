@@ -38,7 +38,7 @@ from dbcost.client import Stats
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
 from dbcost.pipeline import RESTATEMENT_GRACE_DAYS, RunOutcome, RunSpec, run_pipeline, target_settings
-from dbcost.plan import add_months
+from dbcost.plan import add_months, daily_window_start
 from dbcost.retry import RetryPolicy
 from dbcost.store import Store
 from dbcost.targets import TargetConfig
@@ -186,21 +186,25 @@ def attribution_from_store(spec: AttributeSpec, store: Store, month: str | None 
     if services is None:
         return None
     ds = _datasets_for(spec, services, start, end)
-    if ds.accounts and not _covered(store, ds.accounts.values(), start, end):
+    if ds.accounts and not _covered(store, ds.accounts.values(), [t.name for t in spec.targets], start, end):
         return None
     return _compute(spec, store, ds, start, end, month)
 
 
-def _covered(store: Store, queries: Any, start: dt.date, end: dt.date) -> bool:
+def _covered(store: Store, queries: Any, targets: list[str], start: dt.date, end: dt.date) -> bool:
     return all(
-        store.query("SELECT count(*) FROM units WHERE dataset = ? AND status = 'done' AND window_start < ? "
-                    "AND window_end > ?", [q.fingerprint, end, start])[0][0] > 0
-        for q in queries
+        store.query("SELECT count(*) FROM units WHERE dataset = ? AND target = ? AND status = 'done' "
+                    "AND window_start < ? AND window_end > ?", [q.fingerprint, t, end, start])[0][0] > 0
+        for q in queries for t in targets
     )
 
 
 async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     start, end = month_range(spec.month, spec.today)
+    daily_from = daily_window_start(spec.today)
+    if start < daily_from:
+        raise UsageError(f"--month {spec.month}: attribution uses DAILY data, which Cost Explorer keeps for 13 months "
+                         f"plus the current one (from {daily_from})")
     target_names = [t.name for t in spec.targets]
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -253,20 +257,23 @@ def _empty(spec: AttributeSpec) -> Attribution:
 def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: dt.date, end: dt.date,
              month: str) -> Attribution:
     s, e = start.isoformat(), end.isoformat()
+    # only the targets asked for: a store may hold several payers' data
+    names = [t.name for t in spec.targets]
+    targets_sql = f"target IN ({', '.join('?' for _ in names)})"
     usage: list[UsageRow] = []
     for service, q in ds.usage.items():
         for day, ut, cluster, amount, est in store.query(
             "SELECT period_start, key1, coalesce(key2, ''), amount, estimated FROM records "
-            "WHERE dataset = ? AND metric = ? AND period_start >= ? AND period_start < ?",
-            [q.fingerprint, spec.metric, s, e],
+            f"WHERE dataset = ? AND metric = ? AND period_start >= ? AND period_start < ? AND {targets_sql}",
+            [q.fingerprint, spec.metric, s, e, *names],
         ):
             usage.append(UsageRow(dt.date.fromisoformat(day[:10]), service, ut or "", cluster, amount, bool(est)))
     tag_rows = [
         (str(c), str(t), Decimal(a))
         for c, t, a in store.query(
             "SELECT coalesce(key1, ''), coalesce(key2, ''), amount FROM records WHERE dataset = ? AND metric = ? "
-            "AND period_start >= ? AND period_start < ?",
-            [ds.teams.fingerprint, spec.metric, s, e],
+            f"AND period_start >= ? AND period_start < ? AND {targets_sql}",
+            [ds.teams.fingerprint, spec.metric, s, e, *names],
         )
     ]
     owners = resolve_teams(tag_rows, spec.topology)
@@ -276,8 +283,8 @@ def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: 
         for service, q in ds.accounts.items():
             for day, acct, cluster, amount in store.query(
                 "SELECT period_start, key1, coalesce(key2, ''), amount FROM records "
-                "WHERE dataset = ? AND metric = ? AND period_start >= ? AND period_start < ?",
-                [q.fingerprint, spec.metric, s, e],
+                f"WHERE dataset = ? AND metric = ? AND period_start >= ? AND period_start < ? AND {targets_sql}",
+                [q.fingerprint, spec.metric, s, e, *names],
             ):
                 account_rows.append(AccountRow(dt.date.fromisoformat(day[:10]), service, acct or "", cluster, amount))
     return build_attribution(

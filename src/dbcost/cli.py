@@ -606,17 +606,14 @@ def sync(
                          shard=shard, max_requests=max_requests, max_cost_usd=max_cost_usd, max_rps=max_rps,
                          max_concurrency=max_concurrency, sinks=sink, window=window, today=today)
         day = spec.today
-        last_end: dt.date | None = None
-        restate = day
+        first = dbcost.CostQuery.build(start=start, end=day.isoformat()).start if start is not None else None
         if Path(db).exists():
             with dbcost.Store(db, read_only=True) as store:
-                last_end, restate = dbcost.sync_start(store, spec.query, [t.name for t in spec.targets], day)
-        if start is not None:
-            dbcost.CostQuery.build(start=start, end=day.isoformat())  # validates the date
-        if last_end is None and start is None:
-            raise UsageError("--start: this dataset has no completed data in the store yet; give --start for the "
-                             "first sync (or run backfill)")
-        begin = min(x for x in (last_end, restate, dt.date.fromisoformat(start) if start else None) if x is not None)
+                begin = dbcost.sync_start(store, spec.query, [t.name for t in spec.targets], day, first)
+        elif first is None:
+            raise UsageError("--start: the store does not exist yet; give --start for the first sync (or run backfill)")
+        else:
+            begin = first
         if begin >= day:
             _say("dbcost sync: nothing to do (the store is up to date)")
             raise typer.Exit(EXIT_OK)

@@ -24,11 +24,14 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from dbcost.breaker import Breaker
 from dbcost.clock import Clock, SystemClock
 from dbcost.errors import (
     ApiError,
     BudgetExhaustedError,
+    DataChangedError,
     InvalidNextTokenError,
     MalformedResponseError,
     RequestChangedError,
@@ -105,6 +108,22 @@ class RequestBudget:
         return None if self.max_requests is None else max(0, self.max_requests - self.used)
 
 
+def _outside_window(parsed: ParsedPage, window: tuple[str, str]) -> None:
+    """A record whose period lies outside the requested window is quarantined: stored, it would escape the
+    unit's replace-by-window and be counted again by every rerun."""
+    lo, hi = window
+    if all(lo <= r.period_start < hi for r in parsed.records):
+        return
+    kept = []
+    for rec in parsed.records:
+        if lo <= rec.period_start < hi:
+            kept.append(rec)
+        else:
+            parsed.quarantined.append(Quarantined(f"period {rec.period_start} is outside the requested {lo}..{hi}",
+                                                  rec.period_start, rec.period_end, parsed.page, rec.to_json()))
+    parsed.records = kept
+
+
 class CostExplorer:
     """Cost Explorer operations for one target, with rate governing, retries, a breaker and paging."""
 
@@ -132,24 +151,31 @@ class CostExplorer:
     # ------------------------------------------------------------------------------------ one call
 
     async def _attempt(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        self.budget.take()  # before the breaker: a refused budget must not hold a half-open probe slot
         self.breaker.before_call()
-        self.budget.take()
-        async with self.governor.slot() as sent_at:
-            self.stats.requests += 1
-            try:
-                response = await self.transport.call(operation, params)
-            except Exception as exc:
-                if is_throttle(exc):
-                    self.stats.throttled += 1
-                    self.governor.on_throttle(sent_at)
-                    self.breaker.on_neutral()
-                elif is_retryable(exc):
-                    self.breaker.on_failure()
-                elif isinstance(exc, ApiError):
-                    self.breaker.on_success()  # the service answered: it is up
-                else:
-                    self.breaker.on_neutral()
-                raise
+        answered = False
+        try:
+            async with self.governor.slot() as sent_at:
+                self.stats.requests += 1
+                try:
+                    response = await self.transport.call(operation, params)
+                except Exception as exc:
+                    answered = True
+                    if is_throttle(exc):
+                        self.stats.throttled += 1
+                        self.governor.on_throttle(sent_at)
+                        self.breaker.on_neutral()
+                    elif is_retryable(exc):
+                        self.breaker.on_failure()
+                    elif isinstance(exc, ApiError):
+                        self.breaker.on_success()  # the service answered: it is up
+                    else:
+                        self.breaker.on_neutral()
+                    raise
+            answered = True
+        finally:
+            if not answered:  # cancelled while waiting or in flight: release a probe slot, learn nothing
+                self.breaker.on_neutral()
         self.stats.billed_requests += 1
         self.governor.on_success()
         self.breaker.on_success()
@@ -189,8 +215,11 @@ class CostExplorer:
         first page is flagged ``restarted``).
         """
         request = query.to_request(start, end)
+        window = (request["TimePeriod"]["Start"], request["TimePeriod"]["End"])
         group_defs = request.get("GroupBy", [])
-        seen_before: set[tuple[str, tuple[str, ...]]] = set()
+        # dedup bookkeeping: what was yielded (identity -> value signature) and which quarantine entries
+        emitted: dict[tuple[str, tuple[str, ...]], int] = {}
+        emitted_quarantine: set[int] = set()
         passes = 0
         while True:
             passes += 1
@@ -218,8 +247,9 @@ class CostExplorer:
                     metrics=query.metrics,
                 )
                 parsed.restarted = passes > 1 and page_no == 1
+                _outside_window(parsed, window)
                 if dedup:
-                    self._dedup(parsed, seen, seen_before)
+                    self._dedup(parsed, seen, emitted, emitted_quarantine)
                 self.stats.pages += 1
                 self.stats.records += len(parsed.records)
                 self.stats.quarantined += len(parsed.quarantined)
@@ -233,15 +263,19 @@ class CostExplorer:
                 yield parsed
                 if token is None:
                     return
-            if restart:
-                seen_before |= seen
+            if not restart:  # pragma: no cover - the inner loop either returns or breaks to restart
+                return
 
     def _dedup(
         self,
         parsed: ParsedPage,
         seen: set[tuple[str, tuple[str, ...]]],
-        seen_before: set[tuple[str, tuple[str, ...]]],
+        emitted: dict[tuple[str, tuple[str, ...]], int],
+        emitted_quarantine: set[int],
     ) -> None:
+        """In-pass duplicates are quarantined; after a restart, what was already yielded is skipped if it
+        is unchanged, and a changed value fails the query (the data was restated while paging: what was
+        already written is partly stale, so the output would match neither version)."""
         kept: list[CostRecord] = []
         for rec in parsed.records:
             ident = rec.identity
@@ -252,11 +286,28 @@ class CostExplorer:
                 )
                 continue
             seen.add(ident)
-            if ident in seen_before:
+            signature = hash(tuple(rec.metrics.items()))
+            before = emitted.get(ident)
+            if before is not None:
+                if before != signature:
+                    raise DataChangedError(
+                        f"Cost Explorer's data changed while paging (a restatement): {rec.period_start} "
+                        f"{rec.keys} differs from what an earlier page gave; what was written is partly "
+                        "stale; run the query again"
+                    )
                 self.stats.replayed += 1
                 continue
+            emitted[ident] = signature
             kept.append(rec)
         parsed.records = kept
+        if parsed.quarantined:  # a restarted chain serves its malformed groups again: report each once
+            fresh: list[Quarantined] = []
+            for q in parsed.quarantined:
+                key = hash((q.period_start, q.reason, orjson.dumps(q.raw, option=orjson.OPT_SORT_KEYS)))
+                if key not in emitted_quarantine:
+                    emitted_quarantine.add(key)
+                    fresh.append(q)
+            parsed.quarantined = fresh
 
     async def records(self, query: CostQuery) -> AsyncIterator[CostRecord | Quarantined]:
         """Every record and quarantined entry of ``query``, in page order."""

@@ -25,6 +25,7 @@ Whether an error is worth retrying is a property of its class, not a string comp
     ├── TransportError                  [Retryable]  no HTTP answer: connection dropped, timeout, bad body
     ├── CredentialsError                no usable AWS credentials / profile not found
     ├── MalformedResponseError          the page as a whole is not a Cost Explorer response
+    ├── DataChangedError                the data was restated while a streamed query was paging
     ├── CircuitOpenError                the breaker is open: calls fail fast until a probe succeeds
     ├── RetryExhaustedError             attempts or the time budget ran out (the last error chained)
     ├── BudgetExhaustedError            --max-requests / --max-cost-usd reached: stopped cleanly
@@ -44,6 +45,7 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "CredentialsError",
+    "DataChangedError",
     "DataUnavailableError",
     "DbcostError",
     "InvalidNextTokenError",
@@ -170,6 +172,11 @@ class CredentialsError(DbcostError):
 
 class MalformedResponseError(DbcostError):
     """A response that is not a Cost Explorer response at all (not a page with ResultsByTime)."""
+
+
+class DataChangedError(DbcostError):
+    """Cost Explorer's data changed between the pages of one streamed query (a page-chain restart found a
+    different value for a group already written): the output would match neither version."""
 
 
 class CircuitOpenError(DbcostError):

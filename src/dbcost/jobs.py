@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from dbcost.aio import cancel_and_wait
 from dbcost.api import FetchSettings, fetch_pages
 from dbcost.client import Stats
-from dbcost.errors import DbcostError, UsageError
+from dbcost.errors import DbcostError, SinkError, UsageError
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.sinks.base import Sink, SinkRecord, UnitRef, natural_key, open_sink
 from dbcost.sinks.files import CSV_BASE_COLUMNS, AtomicOutput, csv_rows, jsonl_line
@@ -137,27 +138,40 @@ class _SinkFeeds:
             for r in records
         ]
         for queue, task in zip(self._queues, self._tasks, strict=True):
-            if task.done():
-                task.result()  # a sink failed: raise its error now
-            await queue.put(batch)
+            await _put_or_fail(queue, batch, task)
 
     async def finish(self) -> None:
-        for queue in self._queues:
-            await queue.put(None)
+        for queue, task in zip(self._queues, self._tasks, strict=True):
+            await _put_or_fail(queue, None, task)
         for task in self._tasks:
             await task
 
     async def abort(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, DbcostError):
-                await task
+            await cancel_and_wait(task)
 
     async def close(self) -> None:
         for sink in self._opened:
             with contextlib.suppress(DbcostError):
                 await sink.close()
+
+
+async def _put_or_fail(
+    queue: asyncio.Queue[list[SinkRecord] | None], item: list[SinkRecord] | None, sink_task: asyncio.Task[int]
+) -> None:
+    """Put ``item`` for a sink, or raise the sink's error if it dies while the queue is full (no hang)."""
+    if sink_task.done():
+        sink_task.result()
+    put = asyncio.ensure_future(queue.put(item))
+    try:
+        await asyncio.wait({put, sink_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not put.done():
+            put.cancel()
+    if not put.done() or put.cancelled():
+        sink_task.result()  # the sink finished first: raise its error
+        raise SinkError("a sink stopped reading before the fetch finished")  # pragma: no cover
+    put.result()
 
 
 class _Null:

@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dbcost.errors import QueryError
+from dbcost.money import fmt
 
 __all__ = [
     "COST_METRICS",
@@ -445,7 +446,7 @@ class CostRecord:
             "period_end": self.period_end,
             "granularity": self.granularity,
             "keys": self.keys,
-            "metrics": {n: {"amount": str(m.amount), "unit": m.unit} for n, m in self.metrics.items()},
+            "metrics": {n: {"amount": fmt(m.amount), "unit": m.unit} for n, m in self.metrics.items()},
             "estimated": self.estimated,
         }
 

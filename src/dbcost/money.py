@@ -33,13 +33,17 @@ _MAX_MAGNITUDE = Decimal(10) ** _MAX_INTEGER_DIGITS
 _QUANTUM = Decimal(1).scaleb(-STORE_SCALE)
 # Enough digits that no operation on store-sized amounts ever rounds.
 _EXACT = Context(prec=2 * STORE_PRECISION + 10, traps=[InvalidOperation, Inexact])
+# The same width without the Inexact trap: parsing compares against a rounded copy on purpose.
+_WIDE = Context(prec=2 * STORE_PRECISION + 10, traps=[InvalidOperation])
 
 # Plain decimal with an optional exponent: what Cost Explorer (and Decimal's own str) produce.
 # Leading '+', whitespace, thousands separators and decimal commas are refused on purpose.
-_AMOUNT_RE = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-# What Cost Explorer sends nearly always: at most 28 integer and 10 decimal digits, no exponent. Such a
-# string needs no further range/precision check, so it takes the fast path.
-_FAST_RE = re.compile(r"-?\d{1,28}(?:\.\d{0,10})?")
+# ASCII digits only (``\d`` would admit Arabic-Indic digits); a dot needs digits on both sides.
+_AMOUNT_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+# What Cost Explorer sends nearly always: at most 28 integer and 10 decimal digits, no exponent, no
+# leading zeros. Such a string needs no further check (and ``str(Decimal(s)) == s``), so it takes the
+# fast path.
+_FAST_RE = re.compile(r"-?(?:0|[1-9][0-9]{0,27})(?:\.[0-9]{1,10})?")
 #: ``FAST_AMOUNT(text)`` is truthy when ``Decimal(text)`` is exact, finite and fits the store: the parser's
 #: hot loop uses it inline instead of calling :func:`parse_amount` per amount.
 FAST_AMOUNT = _FAST_RE.fullmatch
@@ -52,8 +56,10 @@ class AmountError(ValueError):
 def parse_amount(text: object) -> Decimal:
     """Parse one Cost Explorer amount string into an exact ``Decimal``.
 
-    Raises :class:`AmountError` with a short reason for anything that is not a finite plain decimal
-    string that fits ``DECIMAL(38,10)`` without rounding.
+    Raises :class:`AmountError` with a short reason for anything that is not a finite decimal string that
+    fits ``DECIMAL(38,10)`` without rounding. A plain-notation amount must be in the form :func:`fmt`
+    writes back (no leading zeros, digits on both sides of a dot), so outputs repeat it exactly as
+    received; an exponent form (``1.5E-7``, rare) is accepted and written back in plain notation.
     """
     if type(text) is str and FAST_AMOUNT(text):
         return Decimal(text)
@@ -64,16 +70,19 @@ def parse_amount(text: object) -> Decimal:
     if _AMOUNT_RE.fullmatch(text) is None:
         raise AmountError(f"amount {text[:40]!r} is not a plain decimal number")
     try:
-        value = Decimal(text)
-    except InvalidOperation as exc:  # pragma: no cover - the regex admits only valid literals
-        raise AmountError(f"amount {text[:40]!r} is not a decimal number") from exc
-    if abs(value) >= _MAX_MAGNITUDE:
-        raise AmountError(f"amount {text[:40]!r} has more than {_MAX_INTEGER_DIGITS} integer digits")
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)  # finite: the regex admits no NaN/Infinity
-    if exponent < -STORE_SCALE and value != value.quantize(_QUANTUM, rounding=ROUND_DOWN):
-        # non-zero digits beyond the 10th decimal place would be rounded by the store
-        raise AmountError(f"amount {text[:40]!r} has more than {STORE_SCALE} decimal places")
+        with localcontext(_WIDE):  # wide enough that nothing below rounds or overflows
+            value = Decimal(text)
+            if abs(value) >= _MAX_MAGNITUDE:
+                raise AmountError(f"amount {text[:40]!r} has more than {_MAX_INTEGER_DIGITS} integer digits")
+            exponent = value.as_tuple().exponent
+            assert isinstance(exponent, int)  # finite: the regex admits no NaN/Infinity
+            if exponent < -STORE_SCALE and value != value.quantize(_QUANTUM, rounding=ROUND_DOWN):
+                # non-zero digits beyond the 10th decimal place would be rounded by the store
+                raise AmountError(f"amount {text[:40]!r} has more than {STORE_SCALE} decimal places")
+    except InvalidOperation as exc:
+        raise AmountError(f"amount {text[:40]!r} is not a decimal number the store can hold") from exc
+    if "e" not in text.lower() and fmt(value) != text:
+        raise AmountError(f"amount {text[:40]!r} is not in plain canonical form (would be written {fmt(value)!r})")
     return value
 
 
@@ -87,7 +96,9 @@ def sum_amounts(values: Iterable[Decimal]) -> Decimal:
 
 
 def fmt(value: Decimal) -> str:
-    """A decimal string for JSON output: plain notation (never an exponent), never a float."""
+    """A decimal string for output: plain notation (never an exponent), never a float. For an amount
+    parsed from plain notation this is exactly the string received (``0.0000001361`` stays so, where
+    ``str()`` would write ``1.361E-7``)."""
     return format(value, "f")
 
 

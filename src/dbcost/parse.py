@@ -19,6 +19,7 @@ its own reason and must not take the page down, and it runs several times faster
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from dbcost.money import FAST_AMOUNT, AmountError, parse_amount
 
 __all__ = ["ParsedPage", "column_names", "parse_page"]
 
-_PERIOD_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}:\d{2}Z)?")
+_PERIOD_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?")
 
 
 @dataclass(slots=True)
@@ -146,9 +147,9 @@ def parse_page(
     """
     if not isinstance(payload, dict):
         raise MalformedResponseError(f"page {page}: response is not a JSON object")
-    results = payload.get("ResultsByTime", [])
+    results = payload.get("ResultsByTime")
     if not isinstance(results, list):
-        raise MalformedResponseError(f"page {page}: ResultsByTime is not a list")
+        raise MalformedResponseError(f"page {page}: ResultsByTime is missing or not a list")
     defs = payload.get("GroupDefinitions")
     if defs is None:
         defs = group_definitions or []
@@ -186,6 +187,7 @@ def parse_page(
             and isinstance(end, str)
             and _PERIOD_RE.fullmatch(start)
             and _PERIOD_RE.fullmatch(end)
+            and _real_period(start, end)
         ):
             # without a valid period nothing in this result can be placed: quarantine it whole
             quarantined.append(
@@ -233,9 +235,16 @@ def parse_page(
                                 break
                             text = mval.get("Amount")
                             unit = mval.get("Unit")
-                            if type(text) is not str or type(unit) is not str or not unit or not fast_amount(text):
+                            if type(text) is not str or type(unit) is not str or not unit:
                                 break
-                            values[mname] = new_metric(Metric, (Decimal(text), unit))
+                            if fast_amount(text):
+                                amount = Decimal(text)
+                            else:  # rare forms (an exponent): the full check, the same as the slow path
+                                try:
+                                    amount = parse_amount(text)
+                                except AmountError:
+                                    break
+                            values[mname] = new_metric(Metric, (amount, unit))
                         else:
                             if required is None or required <= values.keys():
                                 records.append(CostRecord(start, end, granularity, keys, values, estimated))
@@ -251,6 +260,14 @@ def parse_page(
                 except _Bad as bad:
                     quarantined.append(Quarantined(f"Total: {bad}", start, end, page, result))
     return out
+
+
+def _real_period(start: str, end: str) -> bool:
+    """Both ends are real calendar dates and the period is not empty (the regex only checks the shape)."""
+    try:
+        return dt.date.fromisoformat(start[:10]) <= dt.date.fromisoformat(end[:10]) and start < end
+    except ValueError:
+        return False
 
 
 def _str_or_none(v: object) -> str | None:

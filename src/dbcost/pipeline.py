@@ -15,18 +15,18 @@ every sink from the store in period order, and only then checkpointed. So:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from dbcost.aio import cancel_and_wait
 from dbcost.api import FetchSettings, open_client
 from dbcost.client import PRICE_PER_REQUEST_USD, CostExplorer, RequestBudget, Stats
 from dbcost.errors import BudgetExhaustedError, DbcostError, UsageError
@@ -34,7 +34,7 @@ from dbcost.models import CostQuery
 from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, add_months, expected_requests, month_start, plan_units
 from dbcost.retry import RetryPolicy
-from dbcost.sinks.base import Sink, UnitRef, open_sink
+from dbcost.sinks.base import Sink, UnitRef, open_sink, redact_url
 from dbcost.store import AsyncStore, UnitDiff
 from dbcost.targets import TargetConfig
 
@@ -43,6 +43,7 @@ __all__ = [
     "PipelineProgress",
     "RunOutcome",
     "RunSpec",
+    "covered_until",
     "make_plan",
     "run_pipeline",
     "sync_start",
@@ -207,21 +208,36 @@ def make_plan(spec: RunSpec, pages_per_day: dict[str, float] | None = None) -> P
     return Plan(tuple(units), spec.shard, len(units), expected_requests(units, pages_per_day), plan_id)
 
 
-def sync_start(store_sync: Any, query: CostQuery, targets: Sequence[str], today: dt.date) -> tuple[
-        dt.date | None, dt.date]:
-    """(resume-from date, restatement start) for a sync of ``query``'s dataset.
+def covered_until(store_sync: Any, dataset: str, target: str) -> dt.date | None:
+    """The end of the contiguous stretch of completed units of ``dataset`` for ``target``, from its earliest
+    completed unit (None if it has none). A hole (a unit that failed) ends the stretch, so sync re-reads it."""
+    rows = store_sync.query(
+        "SELECT DISTINCT window_start, window_end FROM units WHERE dataset = ? AND target = ? AND status = 'done' "
+        "ORDER BY 1, 2",
+        [dataset, target],
+    )
+    cursor: dt.date | None = None
+    for ws, we in rows:
+        if cursor is not None and ws > cursor:
+            break
+        cursor = we if cursor is None else max(cursor, we)
+    return cursor
 
-    The first is the day after the last period any completed unit covers (None if the store has none);
-    the second is the earliest of: the open month, the previous month while within
-    ``RESTATEMENT_GRACE_DAYS`` of its close, and any stored period still ``Estimated``.
+
+def sync_start(store_sync: Any, query: CostQuery, targets: Sequence[str], today: dt.date,
+               start: dt.date | None = None) -> dt.date:
+    """Where a sync of ``query``'s dataset begins: the earliest of every target's contiguous completed
+    coverage end, the restatement window (the open month, the previous month while within
+    ``RESTATEMENT_GRACE_DAYS`` of its close, any stored period still ``Estimated``) and ``start``.
+
+    A target with no completed data needs ``start`` (UsageError naming it otherwise).
     """
     ds = query.fingerprint
-    row = store_sync.query(
-        "SELECT max(window_end) FROM units WHERE dataset = ? AND status = 'done' AND target IN "
-        f"({', '.join('?' for _ in targets)})",
-        [ds, *targets],
-    )
-    last_end = row[0][0] if row and row[0][0] is not None else None
+    ends = {t: covered_until(store_sync, ds, t) for t in targets}
+    missing = sorted(t for t, e in ends.items() if e is None)
+    if missing and start is None:
+        raise UsageError(f"--start: no completed data in the store for target(s) {', '.join(missing)} of this "
+                         "dataset; give --start for the first sync (or run backfill)")
     restate = month_start(today)
     if today.day <= RESTATEMENT_GRACE_DAYS:
         restate = add_months(today, -1)
@@ -230,7 +246,8 @@ def sync_start(store_sync: Any, query: CostQuery, targets: Sequence[str], today:
     )
     if est and est[0][0]:
         restate = min(restate, dt.date.fromisoformat(str(est[0][0])[:10]))
-    return last_end, restate
+    candidates = [e for e in ends.values() if e is not None] + [restate] + ([start] if start else [])
+    return min(candidates)
 
 
 async def run_pipeline(
@@ -262,7 +279,7 @@ async def run_pipeline(
         else:
             args = {"query": spec.query.model_dump(mode="json"), "targets": [t.name for t in spec.targets],
                     "window": spec.window, "shard": str(spec.shard) if spec.shard else None,
-                    "sinks": spec.sinks, "today": spec.today.isoformat()}
+                    "sinks": [redact_url(u) for u in spec.sinks], "today": spec.today.isoformat()}
             run_id, version = await store.call(lambda s: s.begin_run(spec.command, plan_id=the_plan.plan_id, args=args))
             done = set()
         todo = [u for u in plan.units if u.unit_id not in done]
@@ -382,11 +399,9 @@ async def _prefetch(pages: AsyncIterator[ParsedPage], depth: int = 2) -> AsyncIt
             assert isinstance(item, ParsedPage)
             yield item
     finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await pages.aclose() if hasattr(pages, "aclose") else None
+        await cancel_and_wait(task)
+        if isinstance(pages, AsyncGenerator):
+            await pages.aclose()
 
 
 async def _run_unit(

@@ -37,6 +37,7 @@ import orjson
 
 from dbcost.errors import ConfigError, StoreError
 from dbcost.models import CostQuery, CostRecord, Quarantined
+from dbcost.money import fmt
 from dbcost.sinks.base import SinkRecord, UnitRef, natural_key
 
 __all__ = ["SCHEMA_VERSION", "AsyncStore", "Store", "UnitDiff", "UnitProgress"]
@@ -186,6 +187,12 @@ class UnitProgress:
     next_token: str | None
 
 
+def _skey(run_id: str, unit_id: str) -> str:
+    """Staging belongs to one run's attempt at a unit: another run starting the same unit afresh must not
+    discard it (the first run may still be resumed from its saved page token)."""
+    return f"{run_id}|{unit_id}"
+
+
 def _memory_limit() -> str:
     value = os.environ.get("DBCOST_DUCKDB_MEMORY_LIMIT", "64MB")
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", value, re.IGNORECASE):
@@ -321,6 +328,15 @@ class Store:
             row = self.con.execute("SELECT max(version) FROM runs").fetchone()
             last = int(row[0]) if row and row[0] is not None else 0
             version = max(int(time.time() * 1000), last + 1)
+            if plan_id is not None:
+                # a fresh run of a plan supersedes its unfinished runs: they can no longer be resumed
+                stale = [r[0] for r in self.con.execute(
+                    "SELECT run_id FROM runs WHERE plan_id = ? AND status NOT IN ('done', 'abandoned')", [plan_id]
+                ).fetchall()]
+                for old in stale:
+                    self.con.execute("UPDATE runs SET status = 'abandoned' WHERE run_id = ?", [old])
+                    self.con.execute("DELETE FROM staging WHERE unit_id LIKE ?", [f"{old}|%"])
+                    self.con.execute("DELETE FROM staging_quarantine WHERE unit_id LIKE ?", [f"{old}|%"])
             self.con.execute(
                 "INSERT INTO runs (run_id, command, plan_id, version, started_at, status, args) "
                 "VALUES (?, ?, ?, ?, ?, 'running', ?)",
@@ -333,7 +349,8 @@ class Store:
     def resumable_run(self, plan_id: str) -> tuple[str, int] | None:
         """The latest run of this plan that did not finish, if any."""
         row = self.con.execute(
-            "SELECT run_id, version FROM runs WHERE plan_id = ? AND status <> 'done' ORDER BY started_at DESC LIMIT 1",
+            "SELECT run_id, version FROM runs WHERE plan_id = ? AND status NOT IN ('done', 'abandoned') "
+            "ORDER BY started_at DESC LIMIT 1",
             [plan_id],
         ).fetchone()
         return (str(row[0]), int(row[1])) if row else None
@@ -344,6 +361,9 @@ class Store:
 
     def finish_run(self, run_id: str, status: str, stats: dict[str, Any], incomplete_targets: Sequence[str]) -> None:
         with self._errors("finish run"):
+            if status == "done":  # nothing left to resume: drop whatever staging a failed attempt left
+                self.con.execute("DELETE FROM staging WHERE unit_id LIKE ?", [f"{run_id}|%"])
+                self.con.execute("DELETE FROM staging_quarantine WHERE unit_id LIKE ?", [f"{run_id}|%"])
             self.con.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, stats = ?, incomplete_targets = ? WHERE run_id = ?",
                 [status, _now(), orjson.dumps(stats, default=str).decode(), list(incomplete_targets), run_id],
@@ -378,8 +398,8 @@ class Store:
 
         def tx() -> None:
             if fresh:
-                self.con.execute("DELETE FROM staging WHERE unit_id = ?", [unit_id])
-                self.con.execute("DELETE FROM staging_quarantine WHERE unit_id = ?", [unit_id])
+                self.con.execute("DELETE FROM staging WHERE unit_id = ?", [_skey(run_id, unit_id)])
+                self.con.execute("DELETE FROM staging_quarantine WHERE unit_id = ?", [_skey(run_id, unit_id)])
                 self.con.execute("DELETE FROM units WHERE run_id = ? AND unit_id = ?", [run_id, unit_id])
             exists = self.con.execute(
                 "SELECT 1 FROM units WHERE run_id = ? AND unit_id = ?", [run_id, unit_id]
@@ -419,19 +439,19 @@ class Store:
                 cols["key1"].append(key1)
                 cols["key2"].append(key2)
                 cols["metric"].append(name)
-                cols["amount_text"].append(str(m.amount))
+                cols["amount_text"].append(fmt(m.amount))
                 cols["unit"].append(m.unit)
                 cols["estimated"].append(r.estimated)
         n = len(cols["metric"])
         base = self._seq
         self._seq += n
         table = pa.table({
-            "unit_id": pa.array([unit_id] * n, pa.string()),
+            "unit_id": pa.array([_skey(run_id, unit_id)] * n, pa.string()),
             "seq": pa.array(range(base, base + n), pa.int64()),
             **{k: pa.array(v, pa.bool_() if k == "estimated" else pa.string()) for k, v in cols.items()},
         })
         qtable = pa.table({
-            "unit_id": pa.array([unit_id] * len(quarantined), pa.string()),
+            "unit_id": pa.array([_skey(run_id, unit_id)] * len(quarantined), pa.string()),
             "period_start": pa.array([q.period_start for q in quarantined], pa.string()),
             "period_end": pa.array([q.period_end for q in quarantined], pa.string()),
             "page": pa.array([q.page for q in quarantined], pa.int32()),
@@ -462,6 +482,7 @@ class Store:
         """Replace the store's rows for the unit's window by its staged rows; log what changed."""
         now = _now()
         params_range = [unit.dataset, unit.target, unit.start.isoformat(), unit.end.isoformat()]
+        skey = _skey(run_id, unit_id)
 
         def tx() -> UnitDiff:
             con = self.con
@@ -470,7 +491,7 @@ class Store:
             con.execute(
                 "CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, metric "
                 "ORDER BY seq) AS _rn FROM staging WHERE unit_id = ?",
-                [unit_id],
+                [skey],
             )
             dup_rows = con.execute(
                 "SELECT period_start, period_end, key1, key2, metric, amount_text, unit FROM _new WHERE _rn > 1"
@@ -540,14 +561,13 @@ class Store:
             # quarantine of this window: replaced too, so it always describes the current data
             con.execute(
                 "DELETE FROM quarantine WHERE dataset = ? AND target = ? AND "
-                "((period_start >= ? AND period_start < ?) OR (period_start IS NULL AND window_start >= ? "
-                "AND window_end <= ?))",
+                "((period_start >= ? AND period_start < ?) OR (window_start >= ? AND window_end <= ?))",
                 [*params_range, unit.start, unit.end],
             )
             con.execute(
                 "INSERT INTO quarantine SELECT ?, ?, ?, ?, period_start, period_end, page, reason, raw, ?, ? "
                 "FROM staging_quarantine WHERE unit_id = ?",
-                [unit.dataset, unit.target, unit.start, unit.end, run_id, now, unit_id],
+                [unit.dataset, unit.target, unit.start, unit.end, run_id, now, skey],
             )
             for d in dup_rows:
                 con.execute(
@@ -558,11 +578,11 @@ class Store:
                      run_id, now],
                 )
             q_row = con.execute(
-                "SELECT count(*) FROM staging_quarantine WHERE unit_id = ?", [unit_id]
+                "SELECT count(*) FROM staging_quarantine WHERE unit_id = ?", [skey]
             ).fetchone()
             nq = (int(q_row[0]) if q_row else 0) + len(dup_rows)
-            con.execute("DELETE FROM staging WHERE unit_id = ?", [unit_id])
-            con.execute("DELETE FROM staging_quarantine WHERE unit_id = ?", [unit_id])
+            con.execute("DELETE FROM staging WHERE unit_id = ?", [skey])
+            con.execute("DELETE FROM staging_quarantine WHERE unit_id = ?", [skey])
             con.execute("DROP TABLE _new")
             con.execute("DROP TABLE _old")
             con.execute(

@@ -133,7 +133,10 @@ def build_attribution(
                 acct_names = sorted(set(accounts) | set(unowned.get((day, service), {})))
                 acct_w = [max(Decimal(0), unowned[(day, service)].get(n, Decimal(0))) for n in acct_names]
                 if sum_amounts(acct_w) == 0:
-                    acct_w = [sum_amounts(accounts.get(n, {}).values()) for n in acct_names]
+                    # weights must not be negative (credits can make an account's net spend negative)
+                    acct_w = [max(Decimal(0), sum_amounts(accounts.get(n, {}).values())) for n in acct_names]
+                    if sum_amounts(acct_w) == 0:
+                        continue
                 for acct, part in zip(acct_names, allocate(amount, acct_w), strict=True):
                     teams_w = accounts.get(acct)
                     if not teams_w or part == 0 or sum_amounts(teams_w.values()) <= 0:

@@ -25,7 +25,7 @@ import importlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 from dbcost.errors import ConfigError
 
@@ -38,6 +38,7 @@ __all__ = [
     "natural_key",
     "open_sink",
     "parse_sink_url",
+    "redact_url",
 ]
 
 
@@ -125,11 +126,7 @@ class SinkSpec:
     @property
     def display(self) -> str:
         """The URL without a password."""
-        parts = urlsplit(self.url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return self.url
+        return redact_url(self.url)
 
 
 #: scheme -> "module:factory"; the module is imported only when a sink of that scheme is opened.
@@ -143,38 +140,51 @@ SINK_SCHEMES: dict[str, str] = {
 }
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages, logs and the runs table)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+    if not password:
+        return url
+    return url.replace(f":{password}@", ":***@", 1)
+
+
 def parse_sink_url(url: str) -> SinkSpec:
-    """Validate a ``--sink`` URL; a bad one is a :class:`ConfigError` naming it."""
+    """Validate a ``--sink`` URL; a bad one is a :class:`ConfigError` naming it (without its password)."""
+    shown = redact_url(url)
     scheme, sep, rest = url.partition(":")
     scheme = scheme.lower()
     if not sep or scheme not in SINK_SCHEMES:
         known = ", ".join(sorted({"jsonl:PATH", "parquet:PATH", "kafka://HOST:PORT/TOPIC", "kinesis://STREAM",
                                   "postgresql://USER@HOST:PORT/DB"}))
-        raise ConfigError(f"--sink {url!r}: unknown kind (use {known})")
+        raise ConfigError(f"--sink {shown!r}: unknown kind (use {known})")
     if scheme in ("jsonl", "parquet"):
         path = rest.removeprefix("//")
         if not path:
-            raise ConfigError(f"--sink {url!r}: a path is required, e.g. {scheme}:out/records.{scheme}")
+            raise ConfigError(f"--sink {shown!r}: a path is required, e.g. {scheme}:out/records.{scheme}")
         return SinkSpec(scheme, url, path)
     parts = urlsplit(url)
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     try:
         port = parts.port
     except ValueError:
-        raise ConfigError(f"--sink {url!r}: the port is not a number") from None
+        raise ConfigError(f"--sink {shown!r}: the port is not a number") from None
     if scheme == "kafka":
         topic = parts.path.lstrip("/")
         if not parts.hostname or not port or not topic:
-            raise ConfigError(f"--sink {url!r}: use kafka://HOST:PORT/TOPIC")
+            raise ConfigError(f"--sink {shown!r}: use kafka://HOST:PORT/TOPIC")
         return SinkSpec(scheme, url, topic, parts.hostname, port, options)
     if scheme == "kinesis":
         stream = (parts.netloc + parts.path).strip("/")
         if not stream:
-            raise ConfigError(f"--sink {url!r}: use kinesis://STREAM")
+            raise ConfigError(f"--sink {shown!r}: use kinesis://STREAM")
         return SinkSpec(scheme, url, stream, None, None, options)
     # postgresql
     if not parts.hostname or not parts.path.strip("/"):
-        raise ConfigError(f"--sink {url!r}: use postgresql://USER@HOST:PORT/DB")
+        raise ConfigError(f"--sink {shown!r}: use postgresql://USER@HOST:PORT/DB")
     return SinkSpec("postgresql", url, parts.path.strip("/"), parts.hostname, port or 5432, options)
 
 

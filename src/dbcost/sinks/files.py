@@ -19,6 +19,7 @@ import orjson
 
 from dbcost.errors import ConfigError
 from dbcost.models import CostRecord, Quarantined
+from dbcost.money import fmt
 
 __all__ = [
     "CSV_BASE_COLUMNS",
@@ -51,7 +52,7 @@ def csv_rows(records: Iterable[CostRecord], key_columns: Sequence[str]) -> Itera
         base = [rec.period_start, rec.period_end, rec.granularity, "true" if rec.estimated else "false"]
         keys = [rec.keys.get(k, "") for k in key_columns]
         for name, m in rec.metrics.items():
-            yield [*base, *keys, name, str(m.amount), m.unit]
+            yield [*base, *keys, name, fmt(m.amount), m.unit]
 
 
 def write_csv(out: IO[str], records: Iterable[CostRecord], key_columns: Sequence[str], *, header: bool) -> int:

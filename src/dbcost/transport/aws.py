@@ -138,7 +138,8 @@ def translate_errors(operation: str) -> Iterator[None]:
         raise QueryError("request", str(exc).replace("\n", " ")) from exc
     except (bce.ConnectTimeoutError, bce.ReadTimeoutError) as exc:
         raise TransportError(f"{operation}: timed out ({type(exc).__name__})") from exc
-    except (bce.EndpointConnectionError, bce.ConnectionClosedError, bce.HTTPClientError) as exc:
+    except (bce.ConnectionError, bce.ConnectionClosedError, bce.HTTPClientError) as exc:
+        # ConnectionError covers EndpointConnectionError, SSLError and ProxyConnectionError
         raise TransportError(f"{operation}: connection failed ({type(exc).__name__})") from exc
     except bce.ResponseParserError as exc:
         raise TransportError(f"{operation}: response body could not be parsed") from exc
