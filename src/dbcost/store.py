@@ -294,12 +294,6 @@ class Store:
             )
         return query.fingerprint
 
-    def dataset_key_names(self, dataset: str) -> tuple[str, ...]:
-        row = self.con.execute("SELECT key1_name, key2_name FROM datasets WHERE dataset = ?", [dataset]).fetchone()
-        if row is None:
-            raise StoreError(f"unknown dataset {dataset}")
-        return tuple(n for n in row if n is not None)
-
     def datasets(self) -> list[dict[str, Any]]:
         rows = self.con.execute(
             "SELECT dataset, granularity, metrics, key1_name, key2_name, label, query FROM datasets ORDER BY created_at"
@@ -368,18 +362,6 @@ class Store:
                 "UPDATE runs SET status = ?, finished_at = ?, stats = ?, incomplete_targets = ? WHERE run_id = ?",
                 [status, _now(), orjson.dumps(stats, default=str).decode(), list(incomplete_targets), run_id],
             )
-
-    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        rows = self.con.execute(
-            "SELECT run_id, command, status, started_at, finished_at, stats, incomplete_targets FROM runs "
-            "ORDER BY started_at DESC LIMIT ?",
-            [limit],
-        ).fetchall()
-        return [
-            {"run_id": r[0], "command": r[1], "status": r[2], "started_at": r[3], "finished_at": r[4],
-             "stats": orjson.loads(r[5]) if r[5] else None, "incomplete_targets": list(r[6] or [])}
-            for r in rows
-        ]
 
     # ----------------------------------------------------------------------------------------- units
 

@@ -6,7 +6,6 @@ JSONL is written with orjson; amounts stay decimal strings exactly as received (
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import sys
@@ -18,7 +17,7 @@ from typing import IO, Any
 import orjson
 
 from dbcost.errors import ConfigError
-from dbcost.models import CostRecord, Quarantined
+from dbcost.models import CostRecord
 from dbcost.money import fmt
 
 __all__ = [
@@ -26,8 +25,6 @@ __all__ = [
     "AtomicOutput",
     "csv_rows",
     "jsonl_line",
-    "write_csv",
-    "write_jsonl",
 ]
 
 #: CSV columns before the group-key columns; after them come ``metric, amount, unit``.
@@ -38,13 +35,6 @@ def jsonl_line(obj: Any) -> bytes:
     return orjson.dumps(obj) + b"\n"
 
 
-def write_jsonl(out: IO[bytes], items: Iterable[CostRecord | Quarantined | dict[str, Any]]) -> int:
-    n = 0
-    for item in items:
-        out.write(jsonl_line(item if isinstance(item, dict) else item.to_json()))
-        n += 1
-    return n
-
 
 def csv_rows(records: Iterable[CostRecord], key_columns: Sequence[str]) -> Iterator[list[str]]:
     """Long CSV rows: one per (record, metric), keys in ``key_columns`` order ('' when absent)."""
@@ -54,16 +44,6 @@ def csv_rows(records: Iterable[CostRecord], key_columns: Sequence[str]) -> Itera
         for name, m in rec.metrics.items():
             yield [*base, *keys, name, fmt(m.amount), m.unit]
 
-
-def write_csv(out: IO[str], records: Iterable[CostRecord], key_columns: Sequence[str], *, header: bool) -> int:
-    w = csv.writer(out, lineterminator="\n")
-    if header:
-        w.writerow([*CSV_BASE_COLUMNS, *key_columns, "metric", "amount", "unit"])
-    n = 0
-    for row in csv_rows(records, key_columns):
-        w.writerow(row)
-        n += 1
-    return n
 
 
 class AtomicOutput:
