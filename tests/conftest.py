@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +99,20 @@ async def run_cli_async(
         raise
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def kill_after_pages(proc: Any, emu: Any, pages: int) -> bool:
+    """SIGKILL ``proc`` once the in-process emulator ``emu`` has served ``pages`` more pages than when this
+    was called; False if the process ended first. The kill point is a point of progress, not of wall time,
+    so it lands mid-run on a fast machine as on a slow one."""
+    import asyncio
+    import signal
+
+    target = emu.stats()["pages_served"] + pages
+    while proc.returncode is None:
+        if emu.stats()["pages_served"] >= target:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            return True
+        await asyncio.sleep(0.005)
+    return False

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,7 @@ import duckdb
 import pytest
 
 from dbcost.emulator import Emulator, EmulatorConfig
-from tests.conftest import free_port
+from tests.conftest import free_port, kill_after_pages
 from tests.pipeline.conftest import TODAY, TODAY_S, by_keys, dbcost, exported, sums
 
 Q = ["--group-by", "SERVICE", "--group-by", "TAG:team"]
@@ -64,26 +63,16 @@ async def test_thirteen_month_backfill_equals_ground_truth_under_faults(tmp_path
         assert dup == (0,)
 
 
-async def _kill_at(proc: asyncio.subprocess.Process, after: float) -> bool:
-    try:
-        await asyncio.wait_for(proc.wait(), after)
-        return False
-    except TimeoutError:
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-        return True
-
-
 async def test_kill_9_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     """Killed mid-run three times at random points, resumed: identical to a run never interrupted."""
     cfg = EmulatorConfig(today=TODAY, page_size=40, latency_ms=20, malformed_rate=0.003, fault_rate=0.02)
     args = ["--start", "2026-05-01", *Q, "--max-rps", "100", "--max-concurrency", "4"]
     async with Emulator(cfg) as emu:
         ref_db, db = tmp_path / "ref.duckdb", tmp_path / "killed.duckdb"
-        began = asyncio.get_running_loop().time()
+        before = emu.stats()["pages_served"]
         code, _, err = await dbcost("backfill", *args, "--endpoint-url", emu.url, "--db", str(ref_db))
         assert code == 0, err
-        reference_s = asyncio.get_running_loop().time() - began
+        reference_pages = emu.stats()["pages_served"] - before
         rng = random.Random(int(os.environ.get("DBCOST_TEST_SEED", "4242")))
         kills = 0
         for attempt in range(10):
@@ -91,8 +80,8 @@ async def test_kill_9_at_random_points_then_resume_equals_an_uninterrupted_run(t
                    "--today", TODAY_S] + (["--resume"] if attempt else [])
             proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
                                                         stderr=asyncio.subprocess.DEVNULL)
-            # a random point within the first ~third of what a whole run takes: several kills fit in one run
-            if kills < 3 and await _kill_at(proc, rng.uniform(0.15, 0.35) * reference_s):
+            # a random point of progress, 10-25% of the pages a whole run serves: three kills fit in one run
+            if kills < 3 and await kill_after_pages(proc, emu, round(rng.uniform(0.10, 0.25) * reference_pages)):
                 kills += 1
                 continue
             await proc.wait()

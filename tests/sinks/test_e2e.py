@@ -9,7 +9,6 @@ import asyncio
 import datetime as dt
 import os
 import random
-import signal
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from dbcost.emulator import Emulator, EmulatorConfig
-from tests.conftest import run_cli_async
+from tests.conftest import kill_after_pages, run_cli_async
 from tests.sinks.conftest import PostgresCluster, TansuBroker, collapse
 from tests.sinks.test_kafka import read_topic
 from tests.sinks.test_kinesis import read_stream
@@ -53,21 +52,16 @@ def truth_by_keys(t: dict[str, Any]) -> dict[tuple[str, str], Decimal]:
 
 
 async def killed_then_resumed(emu: Emulator, db: Path, sink: str, seed: int) -> None:
-    """One backfill into ``sink`` killed with SIGKILL at a random point, then --resume until done."""
+    """One backfill into ``sink`` killed with SIGKILL at a random point of its progress (after 10 to 60 of
+    the about 93 pages it needs), then --resume until done."""
     args = [sys.executable, "-m", "dbcost", "backfill", "--start", START, *Q, "--endpoint-url", emu.url, "--db",
             str(db), "--sink", sink, "--max-rps", "100", "--max-concurrency", "4", "--today", TODAY.isoformat()]
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL,
                                                 stderr=asyncio.subprocess.DEVNULL)
-    try:
-        await asyncio.wait_for(proc.wait(), random.Random(seed).uniform(1.2, 2.5))
-        killed = False
-    except TimeoutError:
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-        killed = True
+    killed = await kill_after_pages(proc, emu, random.Random(seed).randint(10, 60))
     code, _, err = await run_cli_async(*args[3:], "--resume")
     assert code == 0, err
-    assert killed, "the first run finished before the kill: make the workload slower"
+    assert killed, "the first run finished before the kill point"
 
 
 def check(records: list[dict[str, Any]], t: dict[str, Any]) -> None:

@@ -6,7 +6,6 @@ guarantee under test (at-least-once, duplicates share key and version) must hold
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 import uuid
@@ -219,8 +218,10 @@ async def test_broker_crash_mid_unit_then_resend_leaves_a_collapsible_copy(moto_
             async def crashing() -> AsyncIterator[list[SinkRecord]]:
                 for i in range(0, len(records), 50):
                     yield records[i:i + 50]
-                    if i == 50:
-                        await asyncio.sleep(0.2)  # the first 100 messages are acknowledged, then the crash
+                    if i == 50:  # the crash comes once the broker holds part of the unit (full batches of it)
+                        for _ in range(30):  # each read takes >= 0.6 s (two empty polls)
+                            if len(await read_topic(broker.bootstrap, topic)) > len(before):
+                                break
                         broker.kill()
 
             started = time.monotonic()
