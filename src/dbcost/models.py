@@ -3,8 +3,8 @@
 * :class:`CostQuery` (pydantic v2, frozen, ``extra="forbid"``) checks every Cost Explorer rule that can be
   checked before a request is sent. :meth:`CostQuery.build` turns CLI-style strings into a query and
   every broken rule into one :class:`~dbcost.errors.QueryError` line that names the field and the rule.
-* :class:`CostRecord` and :class:`Quarantined` are the parser's output. They are slotted dataclasses, not
-  pydantic models: the parser builds hundreds of thousands of them from input it has already validated
+* :class:`CostRecord` (a ``NamedTuple``) and :class:`Quarantined` (a slotted dataclass) are the parser's
+  output, not pydantic models: the parser builds hundreds of thousands of them from input it has already validated
   field by field, and a ``BaseModel`` per record costs several times more (mostly in cyclic GC, measured
   in ``bench/bench_parse.py``).
 * The ``Raw*`` TypedDicts document the wire shapes (every field optional, as in botocore's model).
@@ -424,12 +424,12 @@ class Metric(NamedTuple):
     unit: str
 
 
-@dataclass(slots=True)
-class CostRecord:
+class CostRecord(NamedTuple):
     """One validated group of one period: group keys named from GroupDefinitions, metrics as Decimal.
 
-    Treat it as immutable. It is not ``frozen=True`` because a frozen dataclass's ``__init__`` goes
-    through ``object.__setattr__`` per field, which made parsing a third slower.
+    A ``NamedTuple``, so it is immutable and the parser can build it with ``tuple.__new__`` (the cheapest
+    object Python can make: a slotted dataclass's ``__init__`` cost the parser about 6% of its rate, a
+    frozen dataclass a third; ``bench/bench_parse.py``). Its dicts are not to be changed either.
     """
 
     period_start: str

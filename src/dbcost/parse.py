@@ -164,8 +164,10 @@ def parse_page(
     prefix1 = prefixes[1] if two_dim_tag and prefixes[1] is not None else ""
     plen1 = len(prefix1)
     required = frozenset(metrics) if metrics else None
+    # the most common metric set (one metric, e.g. UnblendedCost) gets an unrolled path too
+    one_metric = next(iter(required)) if required is not None and len(required) == 1 else None
     fast_amount = FAST_AMOUNT
-    new_metric = tuple.__new__
+    new = tuple.__new__  # Metric and CostRecord are NamedTuples: this skips their Python-level __new__
     token = payload.get("NextPageToken")
     if token is not None and (not isinstance(token, str) or not token):
         raise MalformedResponseError(f"page {page}: NextPageToken is not a non-empty string")
@@ -228,6 +230,17 @@ def parse_page(
                             else:
                                 keys = None
                                 break
+                    if keys is not None and one_metric is not None and len(raw_metrics) == 1:
+                        mval = raw_metrics.get(one_metric)
+                        if type(mval) is dict:
+                            text = mval.get("Amount")
+                            unit = mval.get("Unit")
+                            if type(text) is str and type(unit) is str and unit and fast_amount(text):
+                                records.append(new(CostRecord, (start, end, granularity, keys,
+                                                                {one_metric: new(Metric, (Decimal(text), unit))},
+                                                                estimated)))
+                                continue
+                        # anything else (an exponent form, a wrong name or shape): the general loop below
                     if keys is not None:
                         values: dict[str, Metric] = {}
                         for mname, mval in raw_metrics.items():
@@ -244,10 +257,10 @@ def parse_page(
                                     amount = parse_amount(text)
                                 except AmountError:
                                     break
-                            values[mname] = new_metric(Metric, (amount, unit))
+                            values[mname] = new(Metric, (amount, unit))
                         else:
                             if required is None or required <= values.keys():
-                                records.append(CostRecord(start, end, granularity, keys, values, estimated))
+                                records.append(new(CostRecord, (start, end, granularity, keys, values, estimated)))
                                 continue
             quarantined.append(
                 Quarantined(_group_reason(group, names, prefixes, required), start, end, page, group)
