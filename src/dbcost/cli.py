@@ -633,8 +633,8 @@ def export(
     dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset (fingerprint).")] = None,
     target: Annotated[str | None, typer.Option("--target", help="Only this target.")] = None,
 ) -> None:
-    """Write the stored records in the `dbcost fetch` JSONL shape (plus dataset, target, version), or as
-    CSV/Parquet with the fetch CSV columns (plus dataset, target)."""
+    """Write the stored records in the `dbcost fetch` JSONL shape (plus dataset, target, version and the
+    run_id that wrote it), or as CSV/Parquet with the fetch CSV columns (plus dataset, target)."""
     if format_ not in ("jsonl", "csv", "parquet"):
         _fail_usage(f"--format: must be jsonl, csv or parquet, got {format_!r}")
     if format_ == "parquet" and output == "-":

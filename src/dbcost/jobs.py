@@ -198,7 +198,7 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def run_export(db: Path, *, fmt: str, output: str, dataset: str | None = None, target: str | None = None) -> int:
-    """Write the store's records as JSONL (fetch shape + dataset/target/version), CSV or Parquet (long,
+    """Write the store's records as JSONL (fetch shape + dataset/target/version/run_id), CSV or Parquet (long,
     the fetch CSV columns + dataset/target). Returns the number of records (JSONL) or rows (CSV/Parquet)."""
     from dbcost.store import Store
 
