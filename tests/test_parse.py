@@ -226,3 +226,43 @@ def test_dimension_plus_tag_keys_round_trip_or_quarantine(service: str, key: str
         assert page.records[0].keys == {"SERVICE": service, f"TAG:{key}": raw_key[len(key) + 1:]}
     else:
         assert not page.records and "does not start with" in page.quarantined[0].reason
+
+
+_METRIC_ENTRY = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False, places=10, min_value=-(10**12), max_value=10**12).map(
+        lambda d: {"Amount": format(d, "f"), "Unit": "USD"}),
+    st.sampled_from([{"Amount": "1.5E-7", "Unit": "USD"}, {"Amount": "2E+3", "Unit": "USD"},
+                     {"Amount": "NaN", "Unit": "USD"}, {"Amount": "01", "Unit": "USD"},
+                     {"Amount": "1", "Unit": ""}, {"Amount": 1, "Unit": "USD"}, {"Unit": "USD"}, "1"]),
+)
+
+
+@given(groups=st.lists(st.dictionaries(st.sampled_from(["UnblendedCost", "BlendedCost"]), _METRIC_ENTRY,
+                                       max_size=2), max_size=30))
+def test_one_metric_fast_path_agrees_with_the_general_path(groups: list[dict[str, Any]]) -> None:
+    """With one required metric the parser takes an unrolled path; it must keep and quarantine exactly what
+    the general loop does (exponent forms kept, a missing or extra metric name, bad amounts quarantined)."""
+    raw = {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+           "ResultsByTime": [{"TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Estimated": False,
+                              "Groups": [{"Keys": [f"s{i}"], "Metrics": m} for i, m in enumerate(groups)]}]}
+    fast = parse_page(copy.deepcopy(raw), metrics=["UnblendedCost"])
+    # the general loop, with no metric required, is the oracle: the same records less those lacking
+    # UnblendedCost, which are quarantined for that reason instead
+    general = parse_page(copy.deepcopy(raw))
+    lacking = [r for r in general.records if "UnblendedCost" not in r.metrics]
+    assert fast.records == [r for r in general.records if "UnblendedCost" in r.metrics]
+    assert len(fast.quarantined) == len(general.quarantined) + len(lacking)
+    for q in fast.quarantined:
+        if q.raw in [g.raw for g in general.quarantined]:
+            continue
+        assert q.reason == "Metrics lacks UnblendedCost"
+
+
+def test_one_metric_fast_path_keeps_an_exponent_amount() -> None:
+    raw = {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+           "ResultsByTime": [{"TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Estimated": False,
+                              "Groups": [{"Keys": ["a"], "Metrics": {"UnblendedCost": {"Amount": "1.5E-7",
+                                                                                      "Unit": "USD"}}}]}]}
+    page = parse_page(raw, metrics=["UnblendedCost"])
+    assert not page.quarantined
+    assert page.records[0].metrics["UnblendedCost"] == Metric(Decimal("1.5E-7"), "USD")
