@@ -4,9 +4,9 @@
   checked before a request is sent. :meth:`CostQuery.build` turns CLI-style strings into a query and
   every broken rule into one :class:`~dbcost.errors.QueryError` line that names the field and the rule.
 * :class:`CostRecord` (a ``NamedTuple``) and :class:`Quarantined` (a slotted dataclass) are the parser's
-  output, not pydantic models: the parser builds hundreds of thousands of them from input it has already validated
-  field by field, and a ``BaseModel`` per record costs several times more (mostly in cyclic GC, measured
-  in ``bench/bench_parse.py``).
+  output, not pydantic models: the parser builds hundreds of thousands of them from input it has already
+  validated field by field, and a ``BaseModel`` per record costs several times more (mostly in cyclic GC,
+  measured in ``bench/bench_parse.py``).
 * The ``Raw*`` TypedDicts document the wire shapes (every field optional, as in botocore's model).
 """
 
