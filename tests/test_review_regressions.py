@@ -276,3 +276,33 @@ async def test_attribution_counts_only_the_targets_asked_for(tmp_path: Path) -> 
         second = await run_attribute(AttributeSpec(month="2026-10", db=db, targets=[b], today=TODAY, credentials=CREDS,
                                                    max_rps=100))
     assert first.attribution.total == second.attribution.total > 0
+
+
+@pytest.mark.parametrize("reader", ["targets", "topology", "rules", "policy"])
+def test_a_file_that_is_not_utf8_is_one_config_error_line(reader: str, tmp_path: Path) -> None:
+    """Every file option goes through one reader: bytes that are not UTF-8 give a ConfigError naming the
+    file (before, targets, topology and rules files raised a bare UnicodeDecodeError traceback)."""
+    from dbcost.attribution.classify import load_rules
+    from dbcost.attribution.pools import load_topology
+    from dbcost.quota import load_policy
+    from dbcost.targets import load_targets
+
+    path = tmp_path / ("bad.csv" if reader == "topology" else "bad.toml")
+    path.write_bytes(b'name = "\xff\xfe"\n')
+    load = {"targets": load_targets, "topology": load_topology, "rules": load_rules, "policy": load_policy}[reader]
+    with pytest.raises(ConfigError, match=r"bad\.(csv|toml): not UTF-8 text$") as info:
+        load(path)
+    assert isinstance(info.value.__cause__, UnicodeDecodeError)
+
+
+async def test_fetch_filter_file_that_is_not_utf8_exits_2_with_one_line(tmp_path: Path) -> None:
+    from tests.conftest import run_cli_async
+
+    bad = tmp_path / "filter.json"
+    bad.write_bytes(b'{"Dimensions": "\xff"}')
+    for path, message in ((bad, "not UTF-8 text"), (tmp_path / "absent.json", "cannot read: No such file")):
+        code, out, err = await run_cli_async("fetch", "--start", "2026-10-01", "--end", "2026-10-02", "--filter",
+                                             f"@{path}", "--endpoint-url", "http://127.0.0.1:9")
+        assert code == 2 and not out
+        [line] = err.strip().splitlines()
+        assert message in line and str(path) in line

@@ -117,11 +117,7 @@ def _load_filter(text: str | None) -> str | None:
     """``--filter`` takes JSON, or ``@path`` to a JSON file."""
     if text is None or not text.startswith("@"):
         return text
-    path = Path(text[1:])
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"filter: cannot read {path}: {exc.strerror}") from None
+    return dbcost.errors.read_text_file(text[1:], f"filter {text[1:]}")
 
 
 # ----------------------------------------------------------------------------------------------- fetch

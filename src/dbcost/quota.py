@@ -70,7 +70,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dbcost.attribution.model import CATEGORY_ORDER, UNATTRIBUTED, Attribution, DailySpend
-from dbcost.errors import ConfigError
+from dbcost.errors import ConfigError, read_text_file
 from dbcost.models import COST_METRICS
 from dbcost.money import AmountError, fmt, parse_amount, sum_amounts
 
@@ -243,12 +243,7 @@ def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file; every error is one ``ConfigError`` line naming file, pool, field."""
     p = Path(path)
     origin = f"policy {p}"
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{origin}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{origin}: not UTF-8 text") from None
+    text = read_text_file(p, origin)
     try:
         # parse_float=Decimal: a TOML float never becomes a binary float on its way to a budget
         data = tomllib.loads(text, parse_float=Decimal)

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dbcost.errors import ConfigError
+from dbcost.errors import ConfigError, read_text_file
 
 __all__ = ["TargetConfig", "load_targets"]
 
@@ -47,10 +47,7 @@ class TargetConfig(BaseModel):
 def load_targets(path: str | Path) -> list[TargetConfig]:
     """Read and validate a targets file (``.toml``, ``.yaml``/``.yml``); errors name the file and entry."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--targets {p}: cannot read: {exc.strerror}") from None
+    text = read_text_file(p, f"--targets {p}")
     data: Any
     try:
         if p.suffix.lower() in (".yaml", ".yml"):

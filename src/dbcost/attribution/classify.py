@@ -34,7 +34,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, cast, get_args
 
-from dbcost.errors import ConfigError
+from dbcost.errors import ConfigError, read_text_file
 
 __all__ = [
     "CATEGORIES",
@@ -529,10 +529,7 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         text = resources.files("dbcost.attribution").joinpath(_RULES_RESOURCE).read_text(encoding="utf-8")
     else:
         origin = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{origin}: cannot read rules file: {exc}") from exc
+        text = read_text_file(path, origin, "rules file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dbcost.errors import ConfigError
+from dbcost.errors import ConfigError, read_text_file
 
 __all__ = ["ClusterInfo", "Topology", "load_topology", "resolve_teams"]
 
@@ -67,10 +67,7 @@ def load_topology(path: str | Path) -> Topology:
     """Read a topology file (``.csv`` with a header row, or ``.yaml``/``.yml``)."""
     p = Path(path)
     where = f"--topology {p}"
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read: {exc.strerror}") from None
+    text = read_text_file(p, where)
     if p.suffix.lower() in (".yaml", ".yml"):
         cluster_rows, account_rows = _rows_from_yaml(text, where)
     else:
