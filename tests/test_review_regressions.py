@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from dbcost.api import FetchSettings, open_client
 from dbcost.attribution import AccountRow, UsageRow, build_attribution
-from dbcost.client import RequestBudget
+from dbcost.client import RequestBudget, open_client
 from dbcost.clock import FakeClock
+from dbcost.config import FetchSettings, TargetConfig
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import (
     BudgetExhaustedError,
@@ -26,14 +26,14 @@ from dbcost.errors import (
     SinkError,
     UsageError,
 )
-from dbcost.jobs import _SinkFeeds
+from dbcost.jobs.backfill import sync_start
+from dbcost.jobs.fetch import _SinkFeeds
 from dbcost.models import CostQuery, CostRecord, Metric
 from dbcost.parse import parse_page
-from dbcost.pipeline import RunSpec, run_pipeline, sync_start
+from dbcost.pipeline import RunSpec, run_pipeline
 from dbcost.retry import RetryPolicy
 from dbcost.sinks.base import parse_sink_url
 from dbcost.store import Store
-from dbcost.targets import TargetConfig
 from dbcost.transport.mock import MockTransport
 
 TODAY = dt.date(2026, 11, 28)
@@ -257,7 +257,7 @@ def test_sink_url_errors_never_show_the_password() -> None:
 
 async def test_attribution_of_a_month_beyond_the_daily_window_is_refused(tmp_path: Path) -> None:
     """Attribution needs DAILY data: a month older than the 13-month window is a clear exit-2 error, not $0."""
-    from dbcost.attribute import AttributeSpec, run_attribute
+    from dbcost.jobs.attribute import AttributeSpec, run_attribute
 
     spec = AttributeSpec(month="2025-09", db=tmp_path / "s.duckdb", targets=[TargetConfig(name="t")], today=TODAY)
     with pytest.raises(UsageError, match="13 months"):
@@ -266,7 +266,7 @@ async def test_attribution_of_a_month_beyond_the_daily_window_is_refused(tmp_pat
 
 async def test_attribution_counts_only_the_targets_asked_for(tmp_path: Path) -> None:
     """Two payers in one store: attributing one of them does not add the other's spend."""
-    from dbcost.attribute import AttributeSpec, run_attribute
+    from dbcost.jobs.attribute import AttributeSpec, run_attribute
 
     db = tmp_path / "s.duckdb"
     async with Emulator(EmulatorConfig(today=TODAY)) as emu:
@@ -284,8 +284,8 @@ def test_a_file_that_is_not_utf8_is_one_config_error_line(reader: str, tmp_path:
     file (before, targets, topology and rules files raised a bare UnicodeDecodeError traceback)."""
     from dbcost.attribution.classify import load_rules
     from dbcost.attribution.pools import load_topology
+    from dbcost.config import load_targets
     from dbcost.quota import load_policy
-    from dbcost.targets import load_targets
 
     path = tmp_path / ("bad.csv" if reader == "topology" else "bad.toml")
     path.write_bytes(b'name = "\xff\xfe"\n')

@@ -1,36 +1,91 @@
-"""dbcost: async ingestion of AWS Cost Explorer data for database cost attribution and quota automation."""
+"""dbcost: async ingestion of AWS Cost Explorer data for database cost attribution and quota automation.
+
+The public API, in one place::
+
+    import asyncio, dbcost
+
+    async def main() -> None:
+        query = dbcost.CostQuery.build(start="2026-09-01", end="2026-11-01", group_by=["SERVICE"])
+        result = await dbcost.fetch(query, dbcost.FetchSettings(profile="billing"))
+        print(len(result.records), result.stats.cost_usd)
+
+    asyncio.run(main())
+
+* queries and records: :class:`CostQuery`, :class:`CostRecord`, :class:`Metric`, :class:`Quarantined`;
+* settings: :class:`Settings` (the whole tree: targets, rate, retry, breaker, store, sinks),
+  :class:`FetchSettings` (one target, resolved), :class:`TargetConfig`, :func:`load_targets`;
+* one query: :func:`fetch`, :func:`fetch_pages`, :func:`open_client`;
+* use-cases: :func:`run_backfill` (backfill and sync), :func:`run_attribute`, :func:`run_quota_check`,
+  :func:`run_demo`, with their specs;
+* the store: :func:`open_store`;
+* errors: :class:`DbcostError` is the root of every error dbcost raises (:mod:`dbcost.errors` has the tree).
+
+Every name loads lazily: ``import dbcost`` costs the standard library and pydantic-free code only, and
+each use-case pulls in its own libraries (aioboto3, duckdb, pyarrow, aiohttp) when first touched. Deeper
+modules (``dbcost.jobs.*``, ``dbcost.store``, ``dbcost.sinks``) are importable for those who need them, but
+only the names below are the stable API.
+"""
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from dbcost import attribution, checks, errors, jobs, logs, notify, quota, report, sinks
-from dbcost.api import FetchResult, FetchSettings, fetch, fetch_pages, open_client
-from dbcost.attribute import AttributeResult, AttributeSpec, month_range, run_attribute
-from dbcost.checks import QuotaCheckResult, QuotaCheckSpec, run_quota_check
-from dbcost.client import CostExplorer, RequestBudget, Stats
-from dbcost.errors import DbcostError
-from dbcost.governor import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RPS
-from dbcost.metrics import write_metrics_file
-from dbcost.models import CostQuery, CostRecord, Metric, Quarantined
-from dbcost.parse import ParsedPage, parse_page
-from dbcost.pipeline import RunOutcome, RunSpec, make_plan, run_pipeline, sync_start
-from dbcost.plan import Plan, WorkUnit, describe_units, parse_shard, plan_units
-from dbcost.store import Store
-from dbcost.targets import TargetConfig, load_targets
-
 if TYPE_CHECKING:
-    from dbcost.demo import DemoResult, run_demo
+    from dbcost.client import CostExplorer, open_client
+    from dbcost.config import FetchSettings, Settings, TargetConfig, load_targets
+    from dbcost.errors import DbcostError
+    from dbcost.jobs.attribute import AttributeResult, AttributeSpec, run_attribute
+    from dbcost.jobs.backfill import RunOutcome, RunSpec, run_backfill
+    from dbcost.jobs.demo import DemoResult, run_demo
+    from dbcost.jobs.fetch import FetchResult, fetch, fetch_pages
+    from dbcost.jobs.quota import QuotaCheckResult, QuotaCheckSpec, run_quota_check
+    from dbcost.models import CostQuery, CostRecord, Metric, Quarantined
+    from dbcost.store import open_store
+
+#: public name -> the module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    "CostQuery": "dbcost.models",
+    "CostRecord": "dbcost.models",
+    "Metric": "dbcost.models",
+    "Quarantined": "dbcost.models",
+    "Settings": "dbcost.config",
+    "FetchSettings": "dbcost.config",
+    "TargetConfig": "dbcost.config",
+    "load_targets": "dbcost.config",
+    "DbcostError": "dbcost.errors",
+    "CostExplorer": "dbcost.client",
+    "open_client": "dbcost.client",
+    "FetchResult": "dbcost.jobs.fetch",
+    "fetch": "dbcost.jobs.fetch",
+    "fetch_pages": "dbcost.jobs.fetch",
+    "RunSpec": "dbcost.jobs.backfill",
+    "RunOutcome": "dbcost.jobs.backfill",
+    "run_backfill": "dbcost.jobs.backfill",
+    "AttributeSpec": "dbcost.jobs.attribute",
+    "AttributeResult": "dbcost.jobs.attribute",
+    "run_attribute": "dbcost.jobs.attribute",
+    "QuotaCheckSpec": "dbcost.jobs.quota",
+    "QuotaCheckResult": "dbcost.jobs.quota",
+    "run_quota_check": "dbcost.jobs.quota",
+    "DemoResult": "dbcost.jobs.demo",
+    "run_demo": "dbcost.jobs.demo",
+    "open_store": "dbcost.store",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # the demo pulls in the emulator (aiohttp.web, the synthetic fleet): load it only when asked for
-    if name in ("DemoResult", "run_demo"):
-        from dbcost import demo
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dbcost' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute lookup
+    return value
 
-        return getattr(demo, name)
-    raise AttributeError(f"module 'dbcost' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 try:
@@ -39,8 +94,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
-    "DEFAULT_MAX_CONCURRENCY",
-    "DEFAULT_MAX_RPS",
     "AttributeResult",
     "AttributeSpec",
     "CostExplorer",
@@ -51,42 +104,21 @@ __all__ = [
     "FetchResult",
     "FetchSettings",
     "Metric",
-    "ParsedPage",
-    "Plan",
     "Quarantined",
     "QuotaCheckResult",
     "QuotaCheckSpec",
-    "RequestBudget",
     "RunOutcome",
     "RunSpec",
-    "Stats",
-    "Store",
+    "Settings",
     "TargetConfig",
-    "WorkUnit",
     "__version__",
-    "attribution",
-    "checks",
-    "describe_units",
-    "errors",
     "fetch",
     "fetch_pages",
-    "jobs",
     "load_targets",
-    "logs",
-    "make_plan",
-    "month_range",
-    "notify",
     "open_client",
-    "parse_page",
-    "parse_shard",
-    "plan_units",
-    "quota",
-    "report",
+    "open_store",
     "run_attribute",
+    "run_backfill",
     "run_demo",
-    "run_pipeline",
     "run_quota_check",
-    "sinks",
-    "sync_start",
-    "write_metrics_file",
 ]

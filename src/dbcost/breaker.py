@@ -17,7 +17,7 @@ import enum
 from dbcost.clock import Clock, SystemClock
 from dbcost.errors import CircuitOpenError
 
-__all__ = ["Breaker", "BreakerState"]
+__all__ = ["DEFAULT_FAILURE_THRESHOLD", "DEFAULT_RESET_TIMEOUT_S", "Breaker", "BreakerState"]
 
 
 class BreakerState(enum.Enum):
@@ -26,12 +26,18 @@ class BreakerState(enum.Enum):
     HALF_OPEN = "half-open"
 
 
+#: consecutive failures that open the breaker
+DEFAULT_FAILURE_THRESHOLD = 8
+#: seconds the breaker stays open before it lets one probe through
+DEFAULT_RESET_TIMEOUT_S = 30.0
+
+
 class Breaker:
     def __init__(
         self,
         *,
-        failure_threshold: int = 8,
-        reset_timeout_s: float = 30.0,
+        failure_threshold: int = DEFAULT_FAILURE_THRESHOLD,
+        reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S,
         clock: Clock | None = None,
         name: str = "target",
     ) -> None:

@@ -19,7 +19,27 @@ import typer
 from rich.console import Console
 
 import dbcost
+import dbcost._files
+import dbcost.attribution.pools
+import dbcost.client
 import dbcost.emulator.cli
+import dbcost.errors
+import dbcost.governor
+import dbcost.jobs.attribute
+import dbcost.jobs.backfill
+import dbcost.jobs.export
+import dbcost.jobs.fetch
+import dbcost.jobs.metrics
+import dbcost.jobs.quota
+import dbcost.jobs.report
+import dbcost.logs
+import dbcost.notify
+import dbcost.pipeline
+import dbcost.plan
+import dbcost.quota
+import dbcost.report
+import dbcost.sinks
+import dbcost.store
 
 DbcostError = dbcost.errors.DbcostError
 UsageError = dbcost.errors.UsageError
@@ -117,7 +137,7 @@ def _load_filter(text: str | None) -> str | None:
     """``--filter`` takes JSON, or ``@path`` to a JSON file."""
     if text is None or not text.startswith("@"):
         return text
-    return dbcost.errors.read_text_file(text[1:], f"filter {text[1:]}")
+    return dbcost._files.read_text_file(text[1:], f"filter {text[1:]}")
 
 
 # ----------------------------------------------------------------------------------------------- fetch
@@ -169,8 +189,8 @@ def fetch(
     endpoint_url: EndpointOpt = None,
     profile: ProfileOpt = None,
     region: RegionOpt = None,
-    max_rps: MaxRpsOpt = dbcost.DEFAULT_MAX_RPS,
-    max_concurrency: MaxConcOpt = dbcost.DEFAULT_MAX_CONCURRENCY,
+    max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
+    max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
     strict: StrictOpt = False,
     output: Annotated[
@@ -242,7 +262,7 @@ async def _fetch(
     sink_context: dict[str, Any],
 ) -> int:
     with _page_status(enabled=err_console.is_terminal and not _JSON_LOGS["on"]) as status:
-        outcome = await dbcost.jobs.run_fetch(
+        outcome = await dbcost.jobs.fetch.run_fetch(
             query, settings, output=output, fmt=fmt, quarantine=quarantine, sinks=sinks, sink_context=sink_context,
             on_page=lambda n, st: status(f"page {n}: {st.records} records, {st.quarantined} quarantined, "
                                          f"{st.requests} requests"),
@@ -311,9 +331,9 @@ def _print_table(f: Any, query: dbcost.CostQuery, records: list[dbcost.CostRecor
     f.write(buf.getvalue())
 
 
-def _write_summary(path: str, stats: dbcost.Stats, *, extra: dict[str, Any]) -> None:
+def _write_summary(path: str, stats: dbcost.client.Stats, *, extra: dict[str, Any]) -> None:
     try:
-        dbcost.jobs.write_json(path, {**stats.to_json(), **extra})
+        dbcost._files.write_json(path, {**stats.to_json(), **extra})
     except OSError as exc:
         _say(f"dbcost: cannot write summary {path}: {exc.strerror}")
 
@@ -365,7 +385,7 @@ def _run_spec(
     spec = dbcost.RunSpec(
         query=query, targets=target_list, db=Path(db), command=command, today=day,
         window=window,  # type: ignore[arg-type]  # checked above
-        shard=dbcost.parse_shard(shard), resume=resume, max_requests=max_requests,
+        shard=dbcost.plan.parse_shard(shard), resume=resume, max_requests=max_requests,
         max_cost_usd=Decimal(str(max_cost_usd)) if max_cost_usd is not None else None,
         max_rps=max_rps, max_concurrency=max_concurrency, sinks=list(sinks or []),
         sink_context={"endpoint_url": None, "region": region, "profile": profile},
@@ -382,7 +402,7 @@ class _RunProgress:
         self._task: Any = None
         self._done = 0
         self._total = 0
-        self._stats: dict[str, dbcost.Stats] = {}
+        self._stats: dict[str, dbcost.client.Stats] = {}
 
     def __enter__(self) -> _RunProgress:
         if self.live:
@@ -400,13 +420,13 @@ class _RunProgress:
             self._progress.__exit__(None, None, None)
 
     def _info(self) -> str:
-        st = dbcost.Stats()
+        st = dbcost.client.Stats()
         for s in self._stats.values():
             st.add(s)
         return (f"pages {st.pages}  records {st.records}  requests {st.requests}  ${st.cost_usd}  "
                 f"throttled {st.throttled}  quarantined {st.quarantined}")
 
-    def planned(self, plan: dbcost.Plan, skipped: int) -> None:
+    def planned(self, plan: dbcost.plan.Plan, skipped: int) -> None:
         self._total = len(plan.units)
         self._done = skipped
         if self._progress is not None:
@@ -414,12 +434,12 @@ class _RunProgress:
         else:
             _say(f"dbcost: plan {plan.plan_id}: {self._total} unit(s), {skipped} already done")
 
-    def page(self, unit: dbcost.WorkUnit, page: int, stats: dbcost.Stats) -> None:
+    def page(self, unit: dbcost.plan.WorkUnit, page: int, stats: dbcost.client.Stats) -> None:
         self._stats[unit.target] = stats
         if self._progress is not None:
             self._progress.update(self._task, info=self._info())
 
-    def unit_done(self, unit: dbcost.WorkUnit, diff: Any, error: str | None, stats: dbcost.Stats) -> None:
+    def unit_done(self, unit: dbcost.plan.WorkUnit, diff: Any, error: str | None, stats: dbcost.client.Stats) -> None:
         self._stats[unit.target] = stats
         self._done += 1
         if self._progress is not None:
@@ -436,13 +456,13 @@ class _RunProgress:
 async def _run_backfill(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bool,
                         metrics_file: str | None) -> int:
     if dry_run:
-        plan = dbcost.make_plan(spec, await _pages_per_day(spec.db))
+        plan = dbcost.pipeline.make_plan(spec, await _pages_per_day(spec.db))
         _print_plan(plan, as_json)
         return EXIT_OK
     with _RunProgress(live=err_console.is_terminal and not as_json and not _JSON_LOGS["on"]) as progress:
-        outcome = await dbcost.run_pipeline(spec, progress=progress)
+        outcome = await dbcost.jobs.backfill.run_backfill(spec, progress=progress)
     if metrics_file:
-        dbcost.write_metrics_file(metrics_file, spec.db)
+        dbcost.jobs.metrics.write_metrics_file(metrics_file, spec.db)
     return _report_run(outcome, as_json=as_json, strict=strict, command=spec.command)
 
 
@@ -450,14 +470,14 @@ async def _pages_per_day(db: Path) -> dict[str, float]:
     def read() -> dict[str, float]:
         if not db.exists():
             return {}
-        with dbcost.Store(db, read_only=True) as store:
+        with dbcost.store.Store(db, read_only=True) as store:
             return store.pages_per_day()
 
     return await asyncio.to_thread(read)
 
 
-def _print_plan(plan: dbcost.Plan, as_json: bool) -> None:
-    units = dbcost.describe_units(plan.units)
+def _print_plan(plan: dbcost.plan.Plan, as_json: bool) -> None:
+    units = dbcost.plan.describe_units(plan.units)
     if as_json:
         import orjson
 
@@ -531,8 +551,8 @@ def backfill(
     max_cost_usd: Annotated[
         float | None, typer.Option("--max-cost-usd", help="Refuse/stop before spending more than this.", min=0)
     ] = None,
-    max_rps: MaxRpsOpt = dbcost.DEFAULT_MAX_RPS,
-    max_concurrency: MaxConcOpt = dbcost.DEFAULT_MAX_CONCURRENCY,
+    max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
+    max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
     as_json: JsonOpt = False,
@@ -580,8 +600,8 @@ def sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the units, requests and dollars; send nothing.")] = False,
     max_requests: MaxReqOpt = None,
     max_cost_usd: Annotated[float | None, typer.Option("--max-cost-usd", min=0, help="Spending cap.")] = None,
-    max_rps: MaxRpsOpt = dbcost.DEFAULT_MAX_RPS,
-    max_concurrency: MaxConcOpt = dbcost.DEFAULT_MAX_CONCURRENCY,
+    max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
+    max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
     as_json: JsonOpt = False,
@@ -604,8 +624,8 @@ def sync(
         day = spec.today
         first = dbcost.CostQuery.build(start=start, end=day.isoformat()).start if start is not None else None
         if Path(db).exists():
-            with dbcost.Store(db, read_only=True) as store:
-                begin = dbcost.sync_start(store, spec.query, [t.name for t in spec.targets], day, first)
+            with dbcost.store.Store(db, read_only=True) as store:
+                begin = dbcost.jobs.backfill.sync_start(store, spec.query, [t.name for t in spec.targets], day, first)
         elif first is None:
             raise UsageError("--start: the store does not exist yet; give --start for the first sync (or run backfill)")
         else:
@@ -636,7 +656,7 @@ def export(
     if format_ == "parquet" and output == "-":
         _fail_usage("--output: parquet needs a file path")
     try:
-        n = dbcost.jobs.run_export(Path(db), fmt=format_, output=output, dataset=dataset, target=target)
+        n = dbcost.jobs.export.run_export(Path(db), fmt=format_, output=output, dataset=dataset, target=target)
     except UsageError as exc:
         _fail_usage(str(exc))
     except DbcostError as exc:
@@ -743,8 +763,8 @@ def attribute(
     max_age_hours: Annotated[
         float, typer.Option("--max-age-hours", min=0, help="Store data younger than this is fresh enough.")
     ] = 6.0,
-    max_rps: MaxRpsOpt = dbcost.DEFAULT_MAX_RPS,
-    max_concurrency: MaxConcOpt = dbcost.DEFAULT_MAX_CONCURRENCY,
+    max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
+    max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
     today: TodayOpt = None,
 ) -> None:
@@ -760,14 +780,14 @@ def attribute(
     try:
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
         dbcost.CostQuery.build(start="2026-01-01", end="2026-01-02", metrics=[metric])  # validates the metric
-        topo = dbcost.attribution.load_topology(topology) if topology else None
+        topo = dbcost.attribution.pools.load_topology(topology) if topology else None
         spec = dbcost.AttributeSpec(
             month=month, db=Path(db), targets=_targets_for(targets, endpoint_url, profile, region), metric=metric,
             cluster_tag=cluster_tag, team_tag=team_tag, topology=topo, allocate_shared=allocate_shared, today=day,
             max_age=dt.timedelta(hours=max_age_hours), refresh=refresh, offline=offline, max_rps=max_rps,
             max_concurrency=max_concurrency, max_requests=max_requests,
         )
-        dbcost.month_range(month, day)
+        dbcost.jobs.attribute.month_range(month, day)
     except (UsageError, ValueError) as exc:
         _fail_usage(str(exc).replace("metrics:", "--metric:"))
     result = run_async(lambda: dbcost.run_attribute(spec))
@@ -834,11 +854,11 @@ def _attribute_spec(
     targets: str | None, today: str | None,
 ) -> dbcost.AttributeSpec:
     day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
-    dbcost.month_range(month, day)
+    dbcost.jobs.attribute.month_range(month, day)
     return dbcost.AttributeSpec(
         month=month, db=Path(db), targets=_targets_for(targets, endpoint_url, profile, region), metric=metric,
         cluster_tag=cluster_tag, team_tag=team_tag,
-        topology=dbcost.attribution.load_topology(topology) if topology else None,
+        topology=dbcost.attribution.pools.load_topology(topology) if topology else None,
         allocate_shared=allocate_shared, today=day,
     )
 
@@ -967,8 +987,8 @@ def report(
             raise UsageError(f"--output {output}: directory {Path(output).parent} does not exist")
         quota_report = None
         if pol is not None:
-            quota_report = dbcost.quota.evaluate(pol, dbcost.checks.attribution_for(spec), today=spec.today)
-        data = dbcost.checks.gather_report(spec, history_months=months, quota=quota_report)
+            quota_report = dbcost.quota.evaluate(pol, dbcost.jobs.quota.attribution_for(spec), today=spec.today)
+        data = dbcost.jobs.report.gather_report(spec, history_months=months, quota=quota_report)
     except UsageError as exc:
         _fail_usage(str(exc))
     except DbcostError as exc:
@@ -980,7 +1000,7 @@ def report(
         if output:
             console.file.close()
         return
-    text = dbcost.checks.write_report(data, format_, Path(output) if output else None)
+    text = dbcost.jobs.report.write_report(data, format_, Path(output) if output else None)
     if text is not None:
         typer.echo(text, nl=False)
     else:

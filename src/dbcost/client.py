@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ import orjson
 
 from dbcost.breaker import Breaker
 from dbcost.clock import Clock, SystemClock
+from dbcost.config import FetchSettings
 from dbcost.errors import (
     ApiError,
     BudgetExhaustedError,
@@ -38,7 +40,7 @@ from dbcost.errors import (
     is_retryable,
     is_throttle,
 )
-from dbcost.governor import Governor
+from dbcost.governor import Governor, GovernorSettings
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.parse import ParsedPage, parse_page
 from dbcost.retry import RetryPolicy, retry
@@ -396,3 +398,48 @@ class CostExplorer:
         if filter:
             params["Filter"] = dict(filter)
         return await self.call("GetCostForecast", params)
+
+
+@asynccontextmanager
+async def open_client(
+    settings: FetchSettings,
+    *,
+    stats: Stats | None = None,
+    budget: RequestBudget | None = None,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+) -> AsyncIterator[CostExplorer]:
+    """A :class:`CostExplorer` for ``settings``; the AWS client is closed on exit.
+
+    ``transport`` overrides the AWS transport (tests pass a ``MockTransport``).
+    """
+    clock = clock or SystemClock()
+    governor = Governor(
+        GovernorSettings(max_rps=settings.max_rps, max_concurrency=settings.max_concurrency, burst=settings.burst),
+        clock=clock,
+    )
+    breaker = Breaker(
+        failure_threshold=settings.breaker_threshold, reset_timeout_s=settings.breaker_reset_s, clock=clock,
+        name=settings.name,
+    )
+    budget = budget if budget is not None else RequestBudget(settings.max_requests)
+
+    def client(t: Transport) -> CostExplorer:
+        return CostExplorer(t, governor=governor, breaker=breaker, retry_policy=settings.retry, clock=clock,
+                            stats=stats, budget=budget, name=settings.name)
+
+    if transport is not None:
+        yield client(transport)
+        return
+    from dbcost.transport.aws import AwsTransport
+
+    async with AwsTransport(
+        profile=settings.profile,
+        region=settings.region,
+        endpoint_url=settings.endpoint_url,
+        role_arn=settings.role_arn,
+        external_id=settings.external_id,
+        credentials=settings.credentials,
+        max_pool_connections=max(10, settings.max_concurrency * 2),
+    ) as aws:
+        yield client(aws)

@@ -38,8 +38,6 @@ Whether an error is worth retrying is a property of its class, not a string comp
 
 from __future__ import annotations
 
-from pathlib import Path
-
 __all__ = [
     "AccessDeniedError",
     "ApiError",
@@ -69,7 +67,6 @@ __all__ = [
     "UsageError",
     "is_retryable",
     "is_throttle",
-    "read_text_file",
 ]
 
 
@@ -216,18 +213,3 @@ class TransientNotifyError(NotifyError, Retryable):
 
 class StoreError(DbcostError):
     """The embedded store failed, or holds data this version cannot use."""
-
-
-def read_text_file(path: str | Path, where: str, what: str = "") -> str:
-    """The UTF-8 text of a file the user named (targets, policy, topology, rules, ``--filter @path``).
-
-    Every way it can fail is one :class:`ConfigError` line, ``"<where>: cannot read[ <what>]: <reason>"``
-    or ``"<where>: not UTF-8 text"``, chained to the cause, instead of an ``OSError`` or
-    ``UnicodeDecodeError`` traceback; the one reader every file option goes through.
-    """
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read{' ' + what if what else ''}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{where}: not UTF-8 text") from exc

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 
 from dbcost.clock import Clock, SystemClock
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_RPS", "Governor", "GovernorSettings"]
+__all__ = ["DEFAULT_BURST", "DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_RPS", "Governor", "GovernorSettings"]
 
 DEFAULT_MAX_RPS = 5.0
 DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_BURST = 1.0
 _EPS = 1e-9
 
 
@@ -42,7 +43,7 @@ _EPS = 1e-9
 class GovernorSettings:
     max_rps: float = DEFAULT_MAX_RPS
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    burst: float = 1.0
+    burst: float = DEFAULT_BURST
     min_rps: float = 0.2
     decrease: float = 0.7
     increase: float = 0.05

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Self, TypedDict
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dbcost.calendar import HOURLY_MAX_DAYS
 from dbcost.errors import QueryError
 from dbcost.money import fmt
 
@@ -122,7 +123,6 @@ _MATCH_OPTIONS = frozenset(
      "GREATER_THAN_OR_EQUAL"}
 )
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-HOURLY_MAX_DAYS = 14
 
 
 # --------------------------------------------------------------------------------------------- filter

@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,33 +27,26 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dbcost.aio import cancel_and_wait
-from dbcost.api import FetchSettings, open_client
-from dbcost.client import PRICE_PER_REQUEST_USD, CostExplorer, RequestBudget, Stats
+from dbcost.client import PRICE_PER_REQUEST_USD, CostExplorer, RequestBudget, Stats, open_client
+from dbcost.config import FetchSettings, TargetConfig
 from dbcost.errors import BudgetExhaustedError, DbcostError, UsageError
 from dbcost.models import CostQuery
 from dbcost.parse import ParsedPage
-from dbcost.plan import Plan, Shard, Window, WorkUnit, add_months, expected_requests, month_start, plan_units
+from dbcost.plan import Plan, Shard, Window, WorkUnit, expected_requests, plan_units
 from dbcost.retry import RetryPolicy
 from dbcost.sinks.base import Sink, UnitRef, open_sink, redact_url
 from dbcost.store import AsyncStore, UnitDiff
-from dbcost.targets import TargetConfig
 
 __all__ = [
-    "RESTATEMENT_GRACE_DAYS",
     "PipelineProgress",
     "RunOutcome",
     "RunSpec",
-    "covered_until",
     "make_plan",
     "run_pipeline",
-    "sync_start",
     "target_settings",
 ]
 
 log = logging.getLogger("dbcost.pipeline")
-
-#: Cost Explorer restates the previous month until about the 5th of the next one.
-RESTATEMENT_GRACE_DAYS = 5
 
 
 @dataclass
@@ -206,48 +199,6 @@ def make_plan(spec: RunSpec, pages_per_day: dict[str, float] | None = None) -> P
         units = [u for i, u in enumerate(units) if i % spec.shard.count == spec.shard.index - 1]
     plan_id = hashlib.sha256("".join(p.plan_id for p in plans).encode() + str(spec.shard).encode()).hexdigest()[:16]
     return Plan(tuple(units), spec.shard, len(units), expected_requests(units, pages_per_day), plan_id)
-
-
-def covered_until(store_sync: Any, dataset: str, target: str) -> dt.date | None:
-    """The end of the contiguous stretch of completed units of ``dataset`` for ``target``, from its earliest
-    completed unit (None if it has none). A hole (a unit that failed) ends the stretch, so sync re-reads it."""
-    rows = store_sync.query(
-        "SELECT DISTINCT window_start, window_end FROM units WHERE dataset = ? AND target = ? AND status = 'done' "
-        "ORDER BY 1, 2",
-        [dataset, target],
-    )
-    cursor: dt.date | None = None
-    for ws, we in rows:
-        if cursor is not None and ws > cursor:
-            break
-        cursor = we if cursor is None else max(cursor, we)
-    return cursor
-
-
-def sync_start(store_sync: Any, query: CostQuery, targets: Sequence[str], today: dt.date,
-               start: dt.date | None = None) -> dt.date:
-    """Where a sync of ``query``'s dataset begins: the earliest of every target's contiguous completed
-    coverage end, the restatement window (the open month, the previous month while within
-    ``RESTATEMENT_GRACE_DAYS`` of its close, any stored period still ``Estimated``) and ``start``.
-
-    A target with no completed data needs ``start`` (UsageError naming it otherwise).
-    """
-    ds = query.fingerprint
-    ends = {t: covered_until(store_sync, ds, t) for t in targets}
-    missing = sorted(t for t, e in ends.items() if e is None)
-    if missing and start is None:
-        raise UsageError(f"--start: no completed data in the store for target(s) {', '.join(missing)} of this "
-                         "dataset; give --start for the first sync (or run backfill)")
-    restate = month_start(today)
-    if today.day <= RESTATEMENT_GRACE_DAYS:
-        restate = add_months(today, -1)
-    est = store_sync.query(
-        "SELECT min(period_start) FROM records WHERE dataset = ? AND estimated", [ds]
-    )
-    if est and est[0][0]:
-        restate = min(restate, dt.date.fromisoformat(str(est[0][0])[:10]))
-    candidates = [e for e in ends.values() if e is not None] + [restate] + ([start] if start else [])
-    return min(candidates)
 
 
 async def run_pipeline(

@@ -31,44 +31,30 @@ from typing import Literal
 
 import orjson
 
+from dbcost.calendar import (
+    DAILY_HISTORY_MONTHS,
+    HOURLY_MAX_DAYS,
+    MONTHLY_HISTORY_MONTHS,
+    add_months,
+    daily_window_start,
+    month_start,
+)
 from dbcost.errors import UsageError
-from dbcost.models import HOURLY_MAX_DAYS, CostQuery
+from dbcost.models import CostQuery
 
 __all__ = [
-    "DAILY_HISTORY_MONTHS",
-    "MONTHLY_HISTORY_MONTHS",
     "Plan",
     "Shard",
     "Window",
     "WorkUnit",
-    "add_months",
-    "daily_window_start",
     "describe_units",
     "expected_requests",
-    "month_start",
     "parse_shard",
     "plan_units",
 ]
 
-DAILY_HISTORY_MONTHS = 13
-MONTHLY_HISTORY_MONTHS = 38
 Window = Literal["auto", "month", "semimonth", "week", "day"]
 PRICE_PER_REQUEST = Decimal("0.01")
-
-
-def month_start(d: dt.date) -> dt.date:
-    return d.replace(day=1)
-
-
-def add_months(d: dt.date, months: int) -> dt.date:
-    """First day of the month ``months`` after ``d``'s month."""
-    y, m = divmod(d.year * 12 + (d.month - 1) + months, 12)
-    return dt.date(y, m + 1, 1)
-
-
-def daily_window_start(today: dt.date, months: int = DAILY_HISTORY_MONTHS) -> dt.date:
-    """The earliest date Cost Explorer serves DAILY data for."""
-    return add_months(today, -months)
 
 
 @dataclass(frozen=True, order=True)

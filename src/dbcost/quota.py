@@ -69,8 +69,9 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dbcost._files import read_text_file
 from dbcost.attribution.model import CATEGORY_ORDER, UNATTRIBUTED, Attribution, DailySpend
-from dbcost.errors import ConfigError, read_text_file
+from dbcost.errors import ConfigError
 from dbcost.models import COST_METRICS
 from dbcost.money import AmountError, fmt, parse_amount, sum_amounts
 

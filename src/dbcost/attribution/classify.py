@@ -34,7 +34,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, cast, get_args
 
-from dbcost.errors import ConfigError, read_text_file
+from dbcost._files import read_text_file
+from dbcost.errors import ConfigError
 
 __all__ = [
     "CATEGORIES",

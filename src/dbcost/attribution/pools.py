@@ -23,7 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dbcost.errors import ConfigError, read_text_file
+from dbcost._files import read_text_file
+from dbcost.errors import ConfigError
 
 __all__ = ["ClusterInfo", "Topology", "load_topology", "resolve_teams"]
 

@@ -1,5 +1,15 @@
-"""Jobs the CLI runs, as library functions: each does the work and returns what happened; the CLI only
-turns options into arguments and outcomes into text and exit codes."""
+"""``dbcost fetch`` and the library's front door: fetch one query, every page, to memory or to files and sinks.
+
+    import asyncio, dbcost
+
+    async def main():
+        query = dbcost.CostQuery.build(start="2026-09-01", end="2026-11-01",
+                                       group_by=["SERVICE", "TAG:db-cluster"])
+        result = await dbcost.fetch(query, dbcost.FetchSettings(profile="billing"))
+        print(len(result.records), result.stats.cost_usd)
+
+    asyncio.run(main())
+"""
 
 from __future__ import annotations
 
@@ -14,14 +24,45 @@ from pathlib import Path
 from typing import IO, Any
 
 from dbcost.aio import cancel_and_wait
-from dbcost.api import FetchSettings, fetch_pages
-from dbcost.client import Stats
+from dbcost.client import Stats, open_client
+from dbcost.config import FetchSettings
 from dbcost.errors import DbcostError, SinkError, UsageError
 from dbcost.models import CostQuery, CostRecord, Quarantined
+from dbcost.parse import ParsedPage
 from dbcost.sinks.base import Sink, SinkRecord, UnitRef, natural_key, open_sink
 from dbcost.sinks.files import CSV_BASE_COLUMNS, AtomicOutput, csv_rows, jsonl_line
+from dbcost.transport.base import Transport
 
-__all__ = ["FetchOutcome", "run_export", "run_fetch", "write_json"]
+__all__ = ["FetchOutcome", "FetchResult", "fetch", "fetch_pages", "run_fetch"]
+
+
+@dataclass
+class FetchResult:
+    records: list[CostRecord]
+    quarantined: list[Quarantined]
+    stats: Stats
+
+
+async def fetch_pages(
+    query: CostQuery, settings: FetchSettings, *, stats: Stats | None = None, transport: Transport | None = None
+) -> AsyncIterator[ParsedPage]:
+    """Every parsed page of ``query``; replays after a page-chain restart are not yielded twice."""
+    async with open_client(settings, stats=stats, transport=transport) as ce:
+        async for page in ce.pages(query):
+            yield page
+
+
+async def fetch(
+    query: CostQuery, settings: FetchSettings | None = None, *, transport: Transport | None = None
+) -> FetchResult:
+    """Fetch every page of ``query`` into memory (for small queries; stream with :func:`fetch_pages`)."""
+    stats = Stats()
+    records: list[CostRecord] = []
+    quarantined: list[Quarantined] = []
+    async for page in fetch_pages(query, settings or FetchSettings(), stats=stats, transport=transport):
+        records.extend(page.records)
+        quarantined.extend(page.quarantined)
+    return FetchResult(records, quarantined, stats)
 
 
 @dataclass
@@ -188,74 +229,3 @@ def _plain_table(f: IO[str], query: CostQuery, records: list[CostRecord]) -> Non
     for row in csv_rows(records, query.columns):
         w.writerow(row)
     f.write(buf.getvalue())
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as indented JSON (summary files)."""
-    import orjson
-
-    Path(path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-
-
-def run_export(db: Path, *, fmt: str, output: str, dataset: str | None = None, target: str | None = None) -> int:
-    """Write the store's records as JSONL (fetch shape + dataset/target/version/run_id), CSV or Parquet (long,
-    the fetch CSV columns + dataset/target). Returns the number of records (JSONL) or rows (CSV/Parquet)."""
-    from dbcost.store import Store
-
-    with Store(db, read_only=True) as store:
-        if fmt == "jsonl":
-            n = 0
-            with AtomicOutput(output) as f:
-                for batch in store.iter_records(dataset=dataset, target=target):
-                    f.write(b"".join(jsonl_line(r) for r in batch))
-                    n += len(batch)
-            return n
-        names = sorted({n for d in store.datasets() for n in d["key_names"]
-                        if dataset is None or d["dataset"] == dataset})
-        selects = []
-        for d in store.datasets():
-            if dataset is not None and d["dataset"] != dataset:
-                continue
-            kn = d["key_names"] + [None, None]
-            key_cols = ", ".join(
-                (f"r.key1 AS \"{n}\"" if n == kn[0] else f"r.key2 AS \"{n}\"" if n == kn[1] else f"NULL::VARCHAR AS \"{n}\"")
-                for n in names
-            )
-            where = "r.dataset = '" + d["dataset"].replace("'", "''") + "'"
-            if target is not None:
-                where += " AND r.target = '" + target.replace("'", "''") + "'"
-            selects.append(
-                "SELECT r.dataset, r.target, r.period_start, r.period_end, ds.granularity, r.estimated"
-                + (", " + key_cols if key_cols else "")
-                + ", r.metric, " + ("r.amount" if fmt == "parquet" else "r.amount_text AS amount")
-                + f", r.unit FROM records r JOIN datasets ds USING (dataset) WHERE {where}"
-            )
-        if not selects:
-            raise UsageError(f"--dataset {dataset}: not in the store" if dataset else "the store holds no datasets")
-        sql = " UNION ALL BY NAME ".join(f"({q})" for q in selects)
-        sql = f"SELECT * FROM ({sql}) ORDER BY dataset, target, period_start" + "".join(
-            f', "{n}" NULLS FIRST' for n in names) + ", metric"
-        if fmt == "parquet":
-            out = AtomicOutput(output)
-            tmp_target = out.path
-            assert tmp_target is not None
-            tmp = tmp_target.with_name(f".{tmp_target.name}.tmp")
-            store.execute(f"COPY ({sql}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)")
-            tmp.replace(tmp_target)
-            rows = store.query(f"SELECT count(*) FROM read_parquet('{str(tmp_target).replace(chr(39), chr(39) * 2)}')")
-            return int(rows[0][0])
-        n = 0
-        with AtomicOutput(output, binary=False) as f:
-            w = csv.writer(f, lineterminator="\n")
-            cur = store.con.cursor()
-            cur.execute(sql)
-            w.writerow([d[0] for d in cur.description or []])
-            while True:
-                rows2 = cur.fetchmany(10_000)
-                if not rows2:
-                    break
-                w.writerows(["true" if v is True else "false" if v is False else "" if v is None else v for v in r]
-                            for r in rows2)
-                n += len(rows2)
-            cur.close()
-        return n

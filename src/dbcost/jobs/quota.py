@@ -1,4 +1,4 @@
-"""``dbcost quota check`` and ``dbcost report``: the jobs on top of attribution.
+"""``dbcost quota check``: the month's attribution against the quota policy, gated and notified.
 
 Both read the month's attribution from the store (``dbcost attribute`` fetched it); neither spends a
 request unless asked to cross-check the run-rate forecast with Cost Explorer's GetCostForecast.
@@ -15,22 +15,20 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Literal
 
-from dbcost.api import open_client
-from dbcost.attribute import AttributeSpec, attribution_datasets, attribution_from_store, month_range
 from dbcost.attribution.model import Attribution
+from dbcost.calendar import add_months
+from dbcost.client import open_client
 from dbcost.errors import DbcostError, UsageError
+from dbcost.jobs.attribute import AttributeSpec, attribution_datasets, attribution_from_store, month_range
 from dbcost.notify import post_webhook, slack_message
 from dbcost.pipeline import target_settings
-from dbcost.plan import add_months
 from dbcost.quota import Policy, QuotaReport, StatusChange, evaluate, exit_code, status_changes
-from dbcost.report import Freshness, ReportData
 from dbcost.sinks.base import Sink, open_sink
 from dbcost.store import Store
 
-__all__ = ["QuotaCheckResult", "QuotaCheckSpec", "attribution_for", "gather_report", "run_quota_check", "write_report"]
+__all__ = ["QuotaCheckResult", "QuotaCheckSpec", "attribution_for", "run_quota_check"]
 
 log = logging.getLogger("dbcost.checks")
 
@@ -149,48 +147,3 @@ async def run_quota_check(spec: QuotaCheckSpec) -> QuotaCheckResult:
     if error is not None and code == 0:
         code = 1
     return QuotaCheckResult(report, changes, notified, error, code, age)
-
-
-def gather_report(spec: AttributeSpec, *, history_months: int = 6, quota: QuotaReport | None = None) -> ReportData:
-    """Everything ``dbcost report`` shows for ``spec.month``, from the store."""
-    attribution, _ = _load_attribution(spec)
-    start, end = month_range(spec.month, spec.today)
-    history: list[Attribution] = []
-    previous: Attribution | None = None
-    with Store(spec.db, read_only=True) as store:
-        for back in range(history_months - 1, 0, -1):
-            month = add_months(start, -back).strftime("%Y-%m")
-            past = attribution_from_store(spec, store, month)
-            if past is not None:
-                history.append(past)
-                if back == 1:
-                    previous = past
-        history.append(attribution)
-        ds = attribution_datasets(attribution.services, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
-                                  team_tag=spec.team_tag, with_accounts=False)
-        fingerprints = [q.fingerprint for q in ds.all()]
-        reasons = store.quarantine_summary(fingerprints, start.isoformat(), end.isoformat())
-        fresh = [Freshness(t, label, ts, we) for t, label, ts, we in store.freshness(fingerprints)]
-    return ReportData(
-        month=spec.month, current=attribution, previous=previous, history=history,
-        quarantined_total=sum(n for _, n in reasons), quarantined_by_reason=reasons, freshness=fresh,
-        generated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        quota=quota.to_json() if quota is not None else None,
-    )
-
-
-def write_report(data: ReportData, fmt: str, output: Path | None) -> str | None:
-    """Render ``data`` as json/html into ``output`` (or return the text for stdout)."""
-    import orjson
-
-    from dbcost.report import render_html, render_json
-
-    text = (orjson.dumps(render_json(data), option=orjson.OPT_INDENT_2).decode() + "\n" if fmt == "json"
-            else render_html(data))
-    if output is None:
-        return text
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
-    return None
-

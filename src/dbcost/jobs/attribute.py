@@ -29,19 +29,18 @@ from typing import Any
 
 import orjson
 
-from dbcost.api import open_client
 from dbcost.attribution.build import AccountRow, UsageRow, build_attribution
 from dbcost.attribution.classify import classify, is_database_family
 from dbcost.attribution.model import Attribution
 from dbcost.attribution.pools import Topology, resolve_teams
-from dbcost.client import Stats
+from dbcost.calendar import RESTATEMENT_GRACE_DAYS, add_months, daily_window_start
+from dbcost.client import Stats, open_client
+from dbcost.config import TargetConfig
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
-from dbcost.pipeline import RESTATEMENT_GRACE_DAYS, RunOutcome, RunSpec, run_pipeline, target_settings
-from dbcost.plan import add_months, daily_window_start
+from dbcost.pipeline import RunOutcome, RunSpec, run_pipeline, target_settings
 from dbcost.retry import RetryPolicy
 from dbcost.store import Store
-from dbcost.targets import TargetConfig
 
 __all__ = [
     "AttributeResult",

@@ -17,19 +17,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from dbcost.attribute import AttributeSpec, run_attribute
 from dbcost.attribution.model import Attribution
-from dbcost.checks import attribution_for, gather_report, write_report
+from dbcost.calendar import add_months
 from dbcost.client import Stats
+from dbcost.config import TargetConfig
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import ConfigError
+from dbcost.jobs.attribute import AttributeSpec, run_attribute
+from dbcost.jobs.quota import attribution_for
+from dbcost.jobs.report import gather_report, write_report
 from dbcost.models import CostQuery
 from dbcost.pipeline import RunOutcome, RunSpec, run_pipeline
-from dbcost.plan import add_months
 from dbcost.quota import QuotaReport, evaluate, example_policy_text, load_policy
 from dbcost.retry import RetryPolicy
 from dbcost.store import Store
-from dbcost.targets import TargetConfig
 
 __all__ = ["DemoResult", "run_demo"]
 

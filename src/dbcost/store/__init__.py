@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -35,12 +33,13 @@ from typing import Any, TypeVar
 
 import orjson
 
+from dbcost.config import DEFAULT_DB, StoreSettings
 from dbcost.errors import ConfigError, StoreError
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.money import fmt
 from dbcost.sinks.base import SinkRecord, UnitRef, natural_key
 
-__all__ = ["SCHEMA_VERSION", "AsyncStore", "Store", "UnitDiff", "UnitProgress"]
+__all__ = ["SCHEMA_VERSION", "AsyncStore", "Store", "UnitDiff", "UnitProgress", "open_store"]
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
@@ -193,13 +192,6 @@ def _skey(run_id: str, unit_id: str) -> str:
     return f"{run_id}|{unit_id}"
 
 
-def _memory_limit() -> str:
-    value = os.environ.get("DBCOST_DUCKDB_MEMORY_LIMIT", "64MB")
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", value, re.IGNORECASE):
-        raise ConfigError(f"DBCOST_DUCKDB_MEMORY_LIMIT: expected a size like 256MB, got {value!r}")
-    return value
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -207,10 +199,11 @@ def _now() -> dt.datetime:
 class Store:
     """Synchronous DuckDB store (use :class:`AsyncStore` from async code)."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path | StoreSettings, *, read_only: bool = False) -> None:
         import duckdb
 
-        self.path = Path(path)
+        self.settings = path if isinstance(path, StoreSettings) else StoreSettings(path=Path(path))
+        self.path = self.settings.path
         if not read_only and not self.path.parent.exists():
             raise ConfigError(f"--db {self.path}: directory {self.path.parent} does not exist")
         if read_only and not self.path.exists():
@@ -224,10 +217,10 @@ class Store:
         # DuckDB's default cache is 80% of RAM; a bounded cache keeps a long backfill's memory flat
         # (DuckDB spills to <db>.tmp beyond it).
         with self._errors("configure"):
-            self.con.execute(f"SET memory_limit = '{_memory_limit()}'")
+            self.con.execute(f"SET memory_limit = '{self.settings.memory_limit}'")
             # Rows committed since the last checkpoint stay in memory: checkpoint more often than the
             # 16 MB default so a long run's memory does not grow with its range.
-            self.con.execute("SET checkpoint_threshold = '4MB'")
+            self.con.execute(f"SET checkpoint_threshold = '{self.settings.checkpoint_threshold}'")
         if not read_only:
             self._migrate()
             # staging rows of a killed run survive; new ones continue after them, in order
@@ -749,13 +742,14 @@ class Store:
 class AsyncStore:
     """A :class:`Store` driven from async code: every call runs on one dedicated thread, in order."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | StoreSettings) -> None:
+        self.settings = path if isinstance(path, StoreSettings) else StoreSettings(path=Path(path))
+        self.path = self.settings.path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbcost-store")
         self._store: Store | None = None
 
     async def __aenter__(self) -> AsyncStore:
-        self._store = await self._run(lambda: Store(self.path))
+        self._store = await self._run(lambda: Store(self.settings))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -787,3 +781,9 @@ class AsyncStore:
             if batch is None:
                 return
             yield batch
+
+
+def open_store(store: StoreSettings | str | Path = DEFAULT_DB, *, read_only: bool = False) -> Store:
+    """The store at ``store`` (a path or :class:`~dbcost.config.StoreSettings`), created or upgraded in place
+    unless ``read_only``; use it as a context manager (``with dbcost.open_store("x.duckdb") as s:``)."""
+    return Store(store, read_only=read_only)

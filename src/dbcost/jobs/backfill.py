@@ -1,0 +1,80 @@
+"""``dbcost backfill`` and ``dbcost sync``: a range (or the store's gap up to today) through the pipeline.
+
+A backfill plans ``[start, end)`` into units and runs them (:func:`dbcost.pipeline.run_pipeline`); ``--dry-run``
+plans with the store's pages-per-day history and sends nothing (:func:`plan_backfill`). A sync starts where the
+store's contiguous completed coverage ends, and re-reads the restatement window (:func:`sync_start`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from dbcost.calendar import restatement_start
+from dbcost.errors import UsageError
+from dbcost.models import CostQuery
+from dbcost.pipeline import PipelineProgress, RunOutcome, RunSpec, make_plan, run_pipeline
+from dbcost.plan import Plan
+
+__all__ = ["RunOutcome", "RunSpec", "covered_until", "plan_backfill", "run_backfill", "sync_start"]
+
+
+async def run_backfill(spec: RunSpec, *, progress: PipelineProgress | None = None) -> RunOutcome:
+    """Run ``spec`` (a backfill or a sync) through the pipeline; see :func:`dbcost.pipeline.run_pipeline`."""
+    return await run_pipeline(spec, progress=progress)
+
+
+async def plan_backfill(spec: RunSpec) -> Plan:
+    """The plan ``spec`` would run, estimated with the store's history (nothing is sent)."""
+    import asyncio
+
+    from dbcost.store import Store
+
+    def read() -> dict[str, float]:
+        if not spec.db.exists():
+            return {}
+        with Store(spec.db, read_only=True) as store:
+            return store.pages_per_day()
+
+    return make_plan(spec, await asyncio.to_thread(read))
+
+
+def covered_until(store_sync: Any, dataset: str, target: str) -> dt.date | None:
+    """The end of the contiguous stretch of completed units of ``dataset`` for ``target``, from its earliest
+    completed unit (None if it has none). A hole (a unit that failed) ends the stretch, so sync re-reads it."""
+    rows = store_sync.query(
+        "SELECT DISTINCT window_start, window_end FROM units WHERE dataset = ? AND target = ? AND status = 'done' "
+        "ORDER BY 1, 2",
+        [dataset, target],
+    )
+    cursor: dt.date | None = None
+    for ws, we in rows:
+        if cursor is not None and ws > cursor:
+            break
+        cursor = we if cursor is None else max(cursor, we)
+    return cursor
+
+
+def sync_start(store_sync: Any, query: CostQuery, targets: Sequence[str], today: dt.date,
+               start: dt.date | None = None) -> dt.date:
+    """Where a sync of ``query``'s dataset begins: the earliest of every target's contiguous completed
+    coverage end, the restatement window (the open month, the previous month while within
+    ``RESTATEMENT_GRACE_DAYS`` of its close, any stored period still ``Estimated``) and ``start``.
+
+    A target with no completed data needs ``start`` (UsageError naming it otherwise).
+    """
+    ds = query.fingerprint
+    ends = {t: covered_until(store_sync, ds, t) for t in targets}
+    missing = sorted(t for t, e in ends.items() if e is None)
+    if missing and start is None:
+        raise UsageError(f"--start: no completed data in the store for target(s) {', '.join(missing)} of this "
+                         "dataset; give --start for the first sync (or run backfill)")
+    restate = restatement_start(today)
+    est = store_sync.query(
+        "SELECT min(period_start) FROM records WHERE dataset = ? AND estimated", [ds]
+    )
+    if est and est[0][0]:
+        restate = min(restate, dt.date.fromisoformat(str(est[0][0])[:10]))
+    candidates = [e for e in ends.values() if e is not None] + [restate] + ([start] if start else [])
+    return min(candidates)

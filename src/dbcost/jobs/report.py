@@ -1,0 +1,61 @@
+"""``dbcost report``: the month's attribution, its history, quarantine, freshness and quota, rendered."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from dbcost.attribution.model import Attribution
+from dbcost.calendar import add_months
+from dbcost.jobs.attribute import AttributeSpec, attribution_datasets, attribution_from_store, month_range
+from dbcost.jobs.quota import _load_attribution
+from dbcost.quota import QuotaReport
+from dbcost.report import Freshness, ReportData
+from dbcost.store import Store
+
+__all__ = ["gather_report", "write_report"]
+
+
+def gather_report(spec: AttributeSpec, *, history_months: int = 6, quota: QuotaReport | None = None) -> ReportData:
+    """Everything ``dbcost report`` shows for ``spec.month``, from the store."""
+    attribution, _ = _load_attribution(spec)
+    start, end = month_range(spec.month, spec.today)
+    history: list[Attribution] = []
+    previous: Attribution | None = None
+    with Store(spec.db, read_only=True) as store:
+        for back in range(history_months - 1, 0, -1):
+            month = add_months(start, -back).strftime("%Y-%m")
+            past = attribution_from_store(spec, store, month)
+            if past is not None:
+                history.append(past)
+                if back == 1:
+                    previous = past
+        history.append(attribution)
+        ds = attribution_datasets(attribution.services, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
+                                  team_tag=spec.team_tag, with_accounts=False)
+        fingerprints = [q.fingerprint for q in ds.all()]
+        reasons = store.quarantine_summary(fingerprints, start.isoformat(), end.isoformat())
+        fresh = [Freshness(t, label, ts, we) for t, label, ts, we in store.freshness(fingerprints)]
+    return ReportData(
+        month=spec.month, current=attribution, previous=previous, history=history,
+        quarantined_total=sum(n for _, n in reasons), quarantined_by_reason=reasons, freshness=fresh,
+        generated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        quota=quota.to_json() if quota is not None else None,
+    )
+
+
+def write_report(data: ReportData, fmt: str, output: Path | None) -> str | None:
+    """Render ``data`` as json/html into ``output`` (or return the text for stdout)."""
+    import orjson
+
+    from dbcost.report import render_html, render_json
+
+    text = (orjson.dumps(render_json(data), option=orjson.OPT_INDENT_2).decode() + "\n" if fmt == "json"
+            else render_html(data))
+    if output is None:
+        return text
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+    return None
+
