@@ -237,3 +237,14 @@ def test_stats_json_has_the_contract_fields() -> None:
                 "cost_usd"):
         assert key in data
     assert data["cost_usd"] == "0.02"
+
+
+async def test_pages_sends_the_operation_the_query_names() -> None:
+    """A WithResources query pages through the same client path, under its own operation name."""
+    flt = {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon Relational Database Service"]}}
+    query = CostQuery.build(start="2026-09-01", end="2026-09-03", group_by=["SERVICE", "TAG:db-cluster"],
+                            filter=flt, operation="GetCostAndUsageWithResources")
+    transport = serve(make_pages(10, 4))
+    recs, _, got = await collect(client(transport), query)
+    assert len(got) == 5 and len(recs) == 20
+    assert {op for op, _ in transport.calls} == {"GetCostAndUsageWithResources"}

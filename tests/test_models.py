@@ -100,3 +100,36 @@ def test_parse_group_by_forms() -> None:
     assert parse_group_by("TAG:Team").column == "TAG:Team"
     assert parse_group_by("tag:db-cluster").column == "TAG:db-cluster"
     assert parse_group_by("COST_CATEGORY:BU").column == "COST_CATEGORY:BU"
+
+
+def test_fingerprint_of_get_cost_and_usage_is_what_earlier_releases_stored() -> None:
+    """GetCostAndUsage datasets keep the id earlier releases gave them (stores and sink keys stay valid)."""
+    import hashlib
+
+    import orjson
+
+    q = build(group_by=["SERVICE", "TAG:db-cluster"], metrics=["UnblendedCost"])
+    ident = {"granularity": "DAILY", "metrics": ["UnblendedCost"],
+             "group_by": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "TAG", "Key": "db-cluster"}],
+             "filter": None}
+    assert q.operation == "GetCostAndUsage"
+    assert q.fingerprint == hashlib.sha256(orjson.dumps(ident, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def test_the_operation_is_part_of_the_dataset_and_its_rules() -> None:
+    """Another operation is another dataset; WithResources needs a Filter, DAILY/HOURLY, at most 14 days."""
+    flt = {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon DynamoDB"]}}
+    plain = CostQuery.build(start="2026-11-20", end="2026-11-27", filter=flt)
+    res = CostQuery.build(start="2026-11-20", end="2026-11-27", filter=flt, operation="GetCostAndUsageWithResources")
+    assert res.op.name == "GetCostAndUsageWithResources" and res.op.opt_in
+    assert res.fingerprint != plain.fingerprint
+    assert res.to_request() == plain.to_request()  # the same request shape; the operation name differs
+    with pytest.raises(QueryError, match="filter: GetCostAndUsageWithResources requires a Filter"):
+        CostQuery.build(start="2026-11-20", end="2026-11-27", operation="GetCostAndUsageWithResources")
+    with pytest.raises(QueryError, match="granularity: GetCostAndUsageWithResources accepts DAILY, HOURLY"):
+        CostQuery.build(start="2026-11-01", end="2026-12-01", granularity="MONTHLY", filter=flt,
+                        operation="GetCostAndUsageWithResources")
+    with pytest.raises(QueryError, match="end: GetCostAndUsageWithResources covers at most 14 days, got 15"):
+        CostQuery.build(start="2026-11-01", end="2026-11-16", filter=flt, operation="GetCostAndUsageWithResources")
+    with pytest.raises(QueryError, match="operation: must be one of"):
+        CostQuery.build(start="2026-11-01", end="2026-11-02", operation="GetTags")

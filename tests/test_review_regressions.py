@@ -13,7 +13,7 @@ import pytest
 from dbcost.attribution import AccountRow, UsageRow, build_attribution
 from dbcost.client import RequestBudget, open_client
 from dbcost.clock import FakeClock
-from dbcost.config import FetchSettings, TargetConfig
+from dbcost.config import FetchSettings, RateSettings, Settings, StoreSettings, TargetConfig
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import (
     BudgetExhaustedError,
@@ -55,8 +55,9 @@ async def test_resume_after_a_rerun_of_the_same_unit_keeps_every_page(tmp_path: 
         target = TargetConfig(name="t", endpoint_url=emu.url)
 
         def spec(**kw: Any) -> RunSpec:
-            return RunSpec(query=q, targets=[target], db=db, today=TODAY, window="month", credentials=CREDS,
-                           retry=RetryPolicy.no_wait(), max_rps=500, **kw)
+            settings = Settings(targets=(target,), store=StoreSettings(path=db), credentials=CREDS,
+                                retry=RetryPolicy.no_wait(), rate=RateSettings(max_rps=500))
+            return RunSpec(query=q, settings=settings, today=TODAY, window="month", **kw)
 
         assert (await run_pipeline(spec(max_requests=3))).status == "stopped"
         assert (await run_pipeline(spec())).status == "done"
@@ -72,8 +73,9 @@ async def test_sync_starts_at_the_coverage_of_the_target_that_has_least(tmp_path
         good = TargetConfig(name="b", endpoint_url=emu.url)
         bad = TargetConfig(name="a", endpoint_url="http://127.0.0.1:9")
         q = CostQuery.build(start="2026-09-01", end="2026-10-01", group_by=["SERVICE"])
-        outcome = await run_pipeline(RunSpec(query=q, targets=[bad, good], db=db, today=TODAY, window="month",
-                                             credentials=CREDS, retry=RetryPolicy.no_wait(max_attempts=2)))
+        settings = Settings(targets=(bad, good), store=StoreSettings(path=db), credentials=CREDS,
+                            retry=RetryPolicy.no_wait(max_attempts=2))
+        outcome = await run_pipeline(RunSpec(query=q, settings=settings, today=TODAY, window="month"))
         assert outcome.incomplete_targets == ["a"]
     with Store(db, read_only=True) as s:
         with pytest.raises(UsageError, match="target\\(s\\) a"):
@@ -259,7 +261,8 @@ async def test_attribution_of_a_month_beyond_the_daily_window_is_refused(tmp_pat
     """Attribution needs DAILY data: a month older than the 13-month window is a clear exit-2 error, not $0."""
     from dbcost.jobs.attribute import AttributeSpec, run_attribute
 
-    spec = AttributeSpec(month="2025-09", db=tmp_path / "s.duckdb", targets=[TargetConfig(name="t")], today=TODAY)
+    spec = AttributeSpec(month="2025-09", settings=Settings(store=StoreSettings(path=tmp_path / "s.duckdb")),
+                         today=TODAY)
     with pytest.raises(UsageError, match="13 months"):
         await run_attribute(spec)
 
@@ -271,10 +274,12 @@ async def test_attribution_counts_only_the_targets_asked_for(tmp_path: Path) -> 
     db = tmp_path / "s.duckdb"
     async with Emulator(EmulatorConfig(today=TODAY)) as emu:
         a, b = TargetConfig(name="payer-a", endpoint_url=emu.url), TargetConfig(name="payer-b", endpoint_url=emu.url)
-        first = await run_attribute(AttributeSpec(month="2026-10", db=db, targets=[a], today=TODAY, credentials=CREDS,
-                                                  max_rps=100))
-        second = await run_attribute(AttributeSpec(month="2026-10", db=db, targets=[b], today=TODAY, credentials=CREDS,
-                                                   max_rps=100))
+        def settings(t: TargetConfig) -> Settings:
+            return Settings(targets=(t,), store=StoreSettings(path=db), credentials=CREDS,
+                            rate=RateSettings(max_rps=100))
+
+        first = await run_attribute(AttributeSpec(month="2026-10", settings=settings(a), today=TODAY))
+        second = await run_attribute(AttributeSpec(month="2026-10", settings=settings(b), today=TODAY))
     assert first.attribution.total == second.attribution.total > 0
 
 

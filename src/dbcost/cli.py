@@ -22,6 +22,7 @@ import dbcost
 import dbcost._files
 import dbcost.attribution.pools
 import dbcost.client
+import dbcost.config
 import dbcost.emulator.cli
 import dbcost.errors
 import dbcost.governor
@@ -374,20 +375,17 @@ def _run_spec(
     )
     if window not in ("auto", "month", "semimonth", "week", "day"):
         raise UsageError(f"--window: must be auto, month, semimonth, week or day, got {window!r}")
-    if targets:
-        if endpoint_url or profile or region:
-            raise UsageError("--targets: give profiles/endpoints in the targets file, not also on the command line")
-        target_list = dbcost.load_targets(targets)
-    else:
-        target_list = [dbcost.TargetConfig(name="default", profile=profile, region=region, endpoint_url=endpoint_url)]
-    for url in sinks or []:
+    settings = dbcost.config.load_settings(
+        targets_file=targets, endpoint_url=endpoint_url, profile=profile, region=region, db=db,
+        max_rps=max_rps, max_concurrency=max_concurrency, sinks=tuple(sinks or ()),
+    )
+    for url in settings.sinks:
         dbcost.sinks.parse_sink_url(url)
     spec = dbcost.RunSpec(
-        query=query, targets=target_list, db=Path(db), command=command, today=day,
+        query=query, settings=settings, command=command, today=day,
         window=window,  # type: ignore[arg-type]  # checked above
         shard=dbcost.plan.parse_shard(shard), resume=resume, max_requests=max_requests,
         max_cost_usd=Decimal(str(max_cost_usd)) if max_cost_usd is not None else None,
-        max_rps=max_rps, max_concurrency=max_concurrency, sinks=list(sinks or []),
         sink_context={"endpoint_url": None, "region": region, "profile": profile},
     )
     return spec
@@ -456,7 +454,7 @@ class _RunProgress:
 async def _run_backfill(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bool,
                         metrics_file: str | None) -> int:
     if dry_run:
-        plan = dbcost.pipeline.make_plan(spec, await _pages_per_day(spec.db))
+        plan = await dbcost.jobs.backfill.plan_backfill(spec)
         _print_plan(plan, as_json)
         return EXIT_OK
     with _RunProgress(live=err_console.is_terminal and not as_json and not _JSON_LOGS["on"]) as progress:
@@ -464,16 +462,6 @@ async def _run_backfill(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, s
     if metrics_file:
         dbcost.jobs.metrics.write_metrics_file(metrics_file, spec.db)
     return _report_run(outcome, as_json=as_json, strict=strict, command=spec.command)
-
-
-async def _pages_per_day(db: Path) -> dict[str, float]:
-    def read() -> dict[str, float]:
-        if not db.exists():
-            return {}
-        with dbcost.store.Store(db, read_only=True) as store:
-            return store.pages_per_day()
-
-    return await asyncio.to_thread(read)
 
 
 def _print_plan(plan: dbcost.plan.Plan, as_json: bool) -> None:
@@ -624,7 +612,7 @@ def sync(
         day = spec.today
         first = dbcost.CostQuery.build(start=start, end=day.isoformat()).start if start is not None else None
         if Path(db).exists():
-            with dbcost.store.Store(db, read_only=True) as store:
+            with dbcost.store.Store(spec.settings.store, read_only=True) as store:
                 begin = dbcost.jobs.backfill.sync_start(store, spec.query, [t.name for t in spec.targets], day, first)
         elif first is None:
             raise UsageError("--start: the store does not exist yet; give --start for the first sync (or run backfill)")
@@ -731,15 +719,6 @@ MonthOpt = Annotated[str, typer.Option("--month", help="The month, YYYY-MM.")]
 FormatTJ = Annotated[str, typer.Option("--format", help="table or json.")]
 
 
-def _targets_for(targets: str | None, endpoint_url: str | None, profile: str | None,
-                 region: str | None) -> list[dbcost.TargetConfig]:
-    if targets:
-        if endpoint_url or profile or region:
-            raise UsageError("--targets: give profiles/endpoints in the targets file, not also on the command line")
-        return dbcost.load_targets(targets)
-    return [dbcost.TargetConfig(name="default", profile=profile, region=region, endpoint_url=endpoint_url)]
-
-
 @app.command()
 def attribute(
     month: MonthOpt,
@@ -781,11 +760,12 @@ def attribute(
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
         dbcost.CostQuery.build(start="2026-01-01", end="2026-01-02", metrics=[metric])  # validates the metric
         topo = dbcost.attribution.pools.load_topology(topology) if topology else None
+        settings = dbcost.config.load_settings(targets_file=targets, endpoint_url=endpoint_url, profile=profile,
+                                               region=region, db=db, max_rps=max_rps, max_concurrency=max_concurrency)
         spec = dbcost.AttributeSpec(
-            month=month, db=Path(db), targets=_targets_for(targets, endpoint_url, profile, region), metric=metric,
-            cluster_tag=cluster_tag, team_tag=team_tag, topology=topo, allocate_shared=allocate_shared, today=day,
-            max_age=dt.timedelta(hours=max_age_hours), refresh=refresh, offline=offline, max_rps=max_rps,
-            max_concurrency=max_concurrency, max_requests=max_requests,
+            month=month, settings=settings, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag, topology=topo,
+            allocate_shared=allocate_shared, today=day, max_age=dt.timedelta(hours=max_age_hours), refresh=refresh,
+            offline=offline, max_requests=max_requests,
         )
         dbcost.jobs.attribute.month_range(month, day)
     except (UsageError, ValueError) as exc:
@@ -855,9 +835,10 @@ def _attribute_spec(
 ) -> dbcost.AttributeSpec:
     day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
     dbcost.jobs.attribute.month_range(month, day)
+    settings = dbcost.config.load_settings(targets_file=targets, endpoint_url=endpoint_url, profile=profile,
+                                           region=region, db=db)
     return dbcost.AttributeSpec(
-        month=month, db=Path(db), targets=_targets_for(targets, endpoint_url, profile, region), metric=metric,
-        cluster_tag=cluster_tag, team_tag=team_tag,
+        month=month, settings=settings, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag,
         topology=dbcost.attribution.pools.load_topology(topology) if topology else None,
         allocate_shared=allocate_shared, today=day,
     )

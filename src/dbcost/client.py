@@ -3,7 +3,11 @@
 One :class:`CostExplorer` serves one target (one payer account / credential set). Everything that talks
 to that target shares its :class:`~dbcost.governor.Governor` and :class:`~dbcost.breaker.Breaker`.
 
-Paging (botocore ships no paginator for GetCostAndUsage):
+Operations come from one table (:mod:`dbcost.operations`): :meth:`CostExplorer.pages` serves every
+record-shaped operation (GetCostAndUsage, GetCostAndUsageWithResources: the query names its own), the list
+operations page through one helper, and the request/response field names are the table's.
+
+Paging (botocore ships no paginator for any Cost Explorer operation):
 
 * follow ``NextPageToken``, resending the identical request with only the token added;
 * refuse a token seen twice in one chain (a server bug would otherwise loop forever, $0.01 a turn);
@@ -42,6 +46,7 @@ from dbcost.errors import (
 )
 from dbcost.governor import Governor, GovernorSettings
 from dbcost.models import CostQuery, CostRecord, Quarantined
+from dbcost.operations import COST_FORECAST, DIMENSION_VALUES, TAGS, Operation
 from dbcost.parse import ParsedPage, parse_page
 from dbcost.retry import RetryPolicy, retry
 from dbcost.transport.base import Transport
@@ -216,6 +221,8 @@ class CostExplorer:
         ``resume_page``; if the token has expired meanwhile, the chain restarts from page one (and the
         first page is flagged ``restarted``).
         """
+        op = query.op
+        token_key = op.token_key or "NextPageToken"
         request = query.to_request(start, end)
         window = (request["TimePeriod"]["Start"], request["TimePeriod"]["End"])
         group_defs = request.get("GroupBy", [])
@@ -234,9 +241,9 @@ class CostExplorer:
                 page_no += 1
                 params = dict(request)
                 if token is not None:
-                    params["NextPageToken"] = token
+                    params[token_key] = token
                 try:
-                    payload = await self.call("GetCostAndUsage", params)
+                    payload = await self.call(query.operation, params)
                 except (InvalidNextTokenError, RequestChangedError) as exc:
                     if token is None or passes > 1:
                         raise
@@ -321,20 +328,22 @@ class CostExplorer:
 
     # ------------------------------------------------------------------------------ other operations
 
-    async def _paged_list(self, operation: str, params: dict[str, Any], item_key: str) -> list[Any]:
+    async def _paged_list(self, op: Operation, params: dict[str, Any]) -> list[Any]:
+        operation, item_key, token_key = op.name, op.items_key, op.token_key
+        assert item_key is not None and token_key is not None, f"{operation} does not page a list"
         items: list[Any] = []
         tokens: set[str] = set()
         token: str | None = None
         while True:
             req = dict(params)
             if token is not None:
-                req["NextPageToken"] = token
+                req[token_key] = token
             payload = await self.call(operation, req)
             batch = payload.get(item_key, [])
             if not isinstance(batch, list):
                 raise MalformedResponseError(f"{operation}: {item_key} is not a list")
             items.extend(batch)
-            nxt = payload.get("NextPageToken")
+            nxt = payload.get(token_key)
             if not nxt:
                 return items
             if nxt in tokens:
@@ -361,7 +370,7 @@ class CostExplorer:
             params["SearchString"] = search
         if filter:
             params["Filter"] = dict(filter)
-        items = await self._paged_list("GetDimensionValues", params, "DimensionValues")
+        items = await self._paged_list(DIMENSION_VALUES, params)
         values: list[str] = []
         for item in items:
             value = item.get("Value") if isinstance(item, Mapping) else None
@@ -375,7 +384,7 @@ class CostExplorer:
         params: dict[str, Any] = {"TimePeriod": {"Start": start, "End": end}}
         if tag_key:
             params["TagKey"] = tag_key
-        items = await self._paged_list("GetTags", params, "Tags")
+        items = await self._paged_list(TAGS, params)
         if not all(isinstance(t, str) for t in items):
             raise MalformedResponseError("GetTags: Tags holds a non-string")
         return items
@@ -397,7 +406,7 @@ class CostExplorer:
         }
         if filter:
             params["Filter"] = dict(filter)
-        return await self.call("GetCostForecast", params)
+        return await self.call(COST_FORECAST.name, params)
 
 
 @asynccontextmanager

@@ -59,6 +59,7 @@ __all__ = [
     "Settings",
     "StoreSettings",
     "TargetConfig",
+    "load_settings",
     "load_targets",
 ]
 
@@ -232,3 +233,32 @@ class Settings:
             breaker_reset_s=self.breaker.reset_timeout_s,
             name=t.name,
         )
+
+
+def load_settings(
+    *,
+    targets_file: str | Path | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    region: str | None = None,
+    db: str | Path = DEFAULT_DB,
+    max_rps: float = DEFAULT_MAX_RPS,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    sinks: tuple[str, ...] | list[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """The :class:`Settings` a command's options describe: the targets file's targets, or one target from
+    ``endpoint_url``/``profile``/``region`` (not both: ConfigError); the store at ``db`` with the environment's
+    DuckDB memory cap; what is not given keeps the :class:`Settings` defaults."""
+    if targets_file:
+        if endpoint_url or profile or region:
+            raise ConfigError("--targets: give profiles/endpoints in the targets file, not also on the command line")
+        targets = tuple(load_targets(targets_file))
+    else:
+        targets = (TargetConfig(name=DEFAULT_TARGET.name, profile=profile, region=region, endpoint_url=endpoint_url),)
+    return Settings(
+        targets=targets,
+        rate=RateSettings(max_rps=max_rps, max_concurrency=max_concurrency),
+        store=StoreSettings.from_env(db, environ),
+        sinks=tuple(sinks),
+    )

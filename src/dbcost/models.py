@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dbcost.calendar import HOURLY_MAX_DAYS
 from dbcost.errors import QueryError
 from dbcost.money import fmt
+from dbcost.operations import COST_AND_USAGE, OPERATIONS, Operation
 
 __all__ = [
     "COST_METRICS",
@@ -244,12 +245,14 @@ def parse_group_by(text: str) -> GroupBy:
 
 
 class CostQuery(BaseModel):
-    """A validated GetCostAndUsage query. ``end`` is exclusive, as in the API."""
+    """A validated Cost Explorer query of a record-shaped operation (GetCostAndUsage by default, or
+    GetCostAndUsageWithResources). ``end`` is exclusive, as in the API."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     start: dt.date
     end: dt.date
+    operation: str = COST_AND_USAGE.name
     granularity: Granularity = "DAILY"
     metrics: tuple[str, ...] = ("UnblendedCost",)
     group_by: tuple[GroupBy, ...] = ()
@@ -284,6 +287,15 @@ class CostQuery(BaseModel):
             out.append(canonical)
         return tuple(out)
 
+    @field_validator("operation")
+    @classmethod
+    def _record_operation(cls, v: str) -> str:
+        op = OPERATIONS.get(v)
+        if op is None or op.shape != "results_by_time":
+            known = ", ".join(sorted(n for n, o in OPERATIONS.items() if o.shape == "results_by_time"))
+            raise ValueError(f"must be one of {known}, got {v!r}")
+        return v
+
     @field_validator("group_by")
     @classmethod
     def _two_groups(cls, v: tuple[GroupBy, ...]) -> tuple[GroupBy, ...]:
@@ -303,6 +315,15 @@ class CostQuery(BaseModel):
                 f"end: HOURLY granularity covers at most {HOURLY_MAX_DAYS} days, "
                 f"got {(self.end - self.start).days}"
             )
+        op = self.op
+        if self.granularity not in op.granularities:
+            raise ValueError(f"granularity: {op.name} accepts {', '.join(sorted(op.granularities))}, "
+                             f"got {self.granularity}")
+        if op.filter_required and self.filter is None:
+            raise ValueError(f"filter: {op.name} requires a Filter")
+        if op.history_days is not None and (self.end - self.start).days > op.history_days:
+            raise ValueError(f"end: {op.name} covers at most {op.history_days} days, "
+                             f"got {(self.end - self.start).days}")
         return self
 
     # -- construction from CLI strings --------------------------------------------------------------
@@ -317,6 +338,7 @@ class CostQuery(BaseModel):
         metrics: list[str] | tuple[str, ...] = ("UnblendedCost",),
         group_by: list[str] | tuple[str, ...] = (),
         filter: str | dict[str, Any] | None = None,
+        operation: str = COST_AND_USAGE.name,
     ) -> CostQuery:
         """Validate CLI-style input; any broken rule raises one :class:`QueryError` line."""
         flt: object = filter
@@ -337,6 +359,7 @@ class CostQuery(BaseModel):
                 {
                     "start": start,
                     "end": end,
+                    "operation": operation,
                     "granularity": gran,
                     "metrics": tuple(metrics),
                     "group_by": tuple(groups),
@@ -347,6 +370,11 @@ class CostQuery(BaseModel):
             raise _query_error(exc) from None
 
     # -- derived -------------------------------------------------------------------------------------
+
+    @property
+    def op(self) -> Operation:
+        """The Cost Explorer operation this query calls (its paging and date rules)."""
+        return OPERATIONS[self.operation]
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -379,22 +407,28 @@ class CostQuery(BaseModel):
     def fingerprint(self) -> str:
         """Identity of the dataset this query feeds: everything but the time period.
 
-        Two windows of one backfill share a fingerprint; a different metric set, grouping, filter or
-        granularity is a different dataset.
+        Two windows of one backfill share a fingerprint; a different operation, metric set, grouping,
+        filter or granularity is a different dataset. The operation enters the hash only when it is not
+        GetCostAndUsage, so every dataset id a store, a sink table or a Kafka key already holds (all of them
+        GetCostAndUsage) stays what it was: changing them would make downstream "highest version per key"
+        readers count the same spend twice.
         """
-        ident = {
+        ident: dict[str, Any] = {
             "granularity": self.granularity,
             "metrics": sorted(self.metrics),
             "group_by": [g.to_api() for g in self.group_by],
             "filter": self.filter.to_api() if self.filter is not None else None,
         }
+        if self.operation != COST_AND_USAGE.name:
+            ident["operation"] = self.operation
         digest = hashlib.sha256(orjson.dumps(ident, option=orjson.OPT_SORT_KEYS)).hexdigest()
         return digest[:16]
 
     def describe(self) -> str:
         groups = ",".join(self.columns) or "-"
+        op = "" if self.operation == COST_AND_USAGE.name else f"{self.operation} "
         return (
-            f"{self.start}..{self.end} {self.granularity} metrics={','.join(self.metrics)} group_by={groups}"
+            f"{op}{self.start}..{self.end} {self.granularity} metrics={','.join(self.metrics)} group_by={groups}"
             + (" filtered" if self.filter is not None else "")
         )
 

@@ -28,12 +28,11 @@ from typing import Any, Protocol
 
 from dbcost.aio import cancel_and_wait
 from dbcost.client import PRICE_PER_REQUEST_USD, CostExplorer, RequestBudget, Stats, open_client
-from dbcost.config import FetchSettings, TargetConfig
+from dbcost.config import FetchSettings, Settings, TargetConfig
 from dbcost.errors import BudgetExhaustedError, DbcostError, UsageError
 from dbcost.models import CostQuery
 from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, expected_requests, plan_units
-from dbcost.retry import RetryPolicy
 from dbcost.sinks.base import Sink, UnitRef, open_sink, redact_url
 from dbcost.store import AsyncStore, UnitDiff
 
@@ -43,7 +42,6 @@ __all__ = [
     "RunSpec",
     "make_plan",
     "run_pipeline",
-    "target_settings",
 ]
 
 log = logging.getLogger("dbcost.pipeline")
@@ -51,11 +49,11 @@ log = logging.getLogger("dbcost.pipeline")
 
 @dataclass
 class RunSpec:
-    """Everything a backfill or sync run needs."""
+    """Everything a backfill or sync run needs: the query, the :class:`~dbcost.config.Settings` tree (targets,
+    rate, retry, breaker, store, sinks) and what this run alone decides (range rules, shard, caps)."""
 
     query: CostQuery
-    targets: list[TargetConfig]
-    db: Path
+    settings: Settings = field(default_factory=Settings)
     command: str = "backfill"
     today: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
     window: Window = "auto"
@@ -63,16 +61,8 @@ class RunSpec:
     resume: bool = False
     max_requests: int | None = None
     max_cost_usd: Decimal | None = None
-    max_rps: float = 5.0
-    max_concurrency: int = 8
-    sinks: list[str] = field(default_factory=list)
     label: str | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    breaker_threshold: int = 8
-    breaker_reset_s: float = 30.0
     sink_context: dict[str, Any] = field(default_factory=dict)
-    #: explicit credentials for every target (the demo's emulator); None = the AWS credential chain
-    credentials: tuple[str, str] | None = field(default=None, repr=False)
     #: more datasets fetched in the same run (e.g. attribution's per-service queries); same range rules
     extra_queries: list[CostQuery] = field(default_factory=list)
     #: label per dataset fingerprint, stored with the dataset
@@ -81,6 +71,22 @@ class RunSpec:
     @property
     def queries(self) -> list[CostQuery]:
         return [self.query, *self.extra_queries]
+
+    @property
+    def targets(self) -> tuple[TargetConfig, ...]:
+        return self.settings.targets
+
+    @property
+    def db(self) -> Path:
+        return self.settings.store.path
+
+    @property
+    def sinks(self) -> tuple[str, ...]:
+        return self.settings.sinks
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.settings.rate.max_concurrency
 
     def request_cap(self) -> int | None:
         caps = []
@@ -91,36 +97,7 @@ class RunSpec:
         return min(caps) if caps else None
 
     def settings_for(self, target: TargetConfig) -> FetchSettings:
-        return target_settings(target, max_rps=self.max_rps, max_concurrency=self.max_concurrency,
-                               credentials=self.credentials, retry=self.retry,
-                               breaker_threshold=self.breaker_threshold, breaker_reset_s=self.breaker_reset_s)
-
-
-def target_settings(
-    target: TargetConfig,
-    *,
-    max_rps: float,
-    max_concurrency: int,
-    credentials: tuple[str, str] | None = None,
-    retry: RetryPolicy | None = None,
-    breaker_threshold: int = 8,
-    breaker_reset_s: float = 30.0,
-) -> FetchSettings:
-    """How to reach ``target``: its own rate/concurrency where the targets file sets them."""
-    return FetchSettings(
-        endpoint_url=target.endpoint_url,
-        profile=target.profile,
-        region=target.region,
-        role_arn=target.role_arn,
-        external_id=target.external_id,
-        credentials=credentials,
-        max_rps=target.max_rps or max_rps,
-        max_concurrency=target.max_concurrency or max_concurrency,
-        retry=retry or RetryPolicy(),
-        breaker_threshold=breaker_threshold,
-        breaker_reset_s=breaker_reset_s,
-        name=target.name,
-    )
+        return self.settings.fetch_settings(target)
 
 
 class PipelineProgress(Protocol):
@@ -209,7 +186,7 @@ async def run_pipeline(
 ) -> RunOutcome:
     """Run (or resume) the plan for ``spec`` into the store at ``spec.db`` and the sinks."""
     progress = progress or _NoProgress()
-    async with AsyncStore(spec.db) as store:
+    async with AsyncStore(spec.settings.store) as store:
         ppd = await store.call(lambda s: s.pages_per_day())
         if plan is None:
             plan = make_plan(spec, ppd)

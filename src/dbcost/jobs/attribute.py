@@ -35,11 +35,10 @@ from dbcost.attribution.model import Attribution
 from dbcost.attribution.pools import Topology, resolve_teams
 from dbcost.calendar import RESTATEMENT_GRACE_DAYS, add_months, daily_window_start
 from dbcost.client import Stats, open_client
-from dbcost.config import TargetConfig
+from dbcost.config import Settings, TargetConfig
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
-from dbcost.pipeline import RunOutcome, RunSpec, run_pipeline, target_settings
-from dbcost.retry import RetryPolicy
+from dbcost.pipeline import RunOutcome, RunSpec, run_pipeline
 from dbcost.store import Store
 
 __all__ = [
@@ -111,9 +110,11 @@ def attribution_datasets(
 
 @dataclass
 class AttributeSpec:
+    """One month's attribution: what to attribute, how (tags, topology, allocation), from where
+    (:class:`~dbcost.config.Settings`: targets, rate, retry, store) and how fresh the store must be."""
+
     month: str
-    db: Path
-    targets: list[TargetConfig]
+    settings: Settings = field(default_factory=Settings)
     metric: str = "UnblendedCost"
     cluster_tag: str = "db-cluster"
     team_tag: str = "team"
@@ -123,11 +124,15 @@ class AttributeSpec:
     max_age: dt.timedelta = dt.timedelta(hours=6)
     refresh: bool = False
     offline: bool = False
-    max_rps: float = 5.0
-    max_concurrency: int = 8
     max_requests: int | None = None
-    credentials: tuple[str, str] | None = field(default=None, repr=False)
-    retry: RetryPolicy | None = None
+
+    @property
+    def db(self) -> Path:
+        return self.settings.store.path
+
+    @property
+    def targets(self) -> tuple[TargetConfig, ...]:
+        return self.settings.targets
 
 
 @dataclass
@@ -208,7 +213,7 @@ async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
     if spec.db.exists():
-        with Store(spec.db, read_only=True) as store:
+        with Store(spec.settings.store, read_only=True) as store:
             known = _stored_services(store, spec, spec.month)
             if known is not None and not spec.refresh:
                 ds = _datasets_for(spec, known, start, end)
@@ -223,9 +228,7 @@ async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     discovered: set[str] = set()
     discovery = Stats()
     for target in spec.targets:
-        settings = target_settings(target, max_rps=spec.max_rps, max_concurrency=spec.max_concurrency,
-                                   credentials=spec.credentials, retry=spec.retry)
-        async with open_client(settings, stats=discovery) as ce:
+        async with open_client(spec.settings.fetch_settings(target), stats=discovery) as ce:
             values = await ce.dimension_values("SERVICE", start.isoformat(), end.isoformat())
         discovered |= {v for v in values if is_database_family(classify(v, "").family)}
     services = sorted(discovered)
@@ -234,16 +237,14 @@ async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     ds = _datasets_for(spec, services, start, end)
     queries = ds.all()
     run = RunSpec(
-        query=queries[0], extra_queries=queries[1:], targets=spec.targets, db=spec.db, command="attribute",
-        today=spec.today, max_rps=spec.max_rps, max_concurrency=spec.max_concurrency,
-        max_requests=spec.max_requests, labels=ds.labels(spec.metric), credentials=spec.credentials,
-        retry=spec.retry or RetryPolicy(),
+        query=queries[0], extra_queries=queries[1:], settings=spec.settings.replace(sinks=()), command="attribute",
+        today=spec.today, max_requests=spec.max_requests, labels=ds.labels(spec.metric),
     )
     outcome = await run_pipeline(run)
     outcome.stats.add(discovery)
     if outcome.status != "done":
         return AttributeResult(_empty(spec), outcome, services, ds)
-    with Store(spec.db) as store:
+    with Store(spec.settings.store) as store:
         store.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                       [_services_key(spec, spec.month), orjson.dumps(services).decode()])
         return AttributeResult(_compute(spec, store, ds, start, end, spec.month), outcome, services, ds)

@@ -34,7 +34,7 @@ async def plan_backfill(spec: RunSpec) -> Plan:
     def read() -> dict[str, float]:
         if not spec.db.exists():
             return {}
-        with Store(spec.db, read_only=True) as store:
+        with Store(spec.settings.store, read_only=True) as store:
             return store.pages_per_day()
 
     return make_plan(spec, await asyncio.to_thread(read))

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from dbcost.attribution.model import Attribution
 from dbcost.calendar import add_months
+from dbcost.calendar import month_start as first_day_of
 from dbcost.client import Stats
-from dbcost.config import TargetConfig
+from dbcost.config import RateSettings, Settings, StoreSettings, TargetConfig
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import ConfigError
 from dbcost.jobs.attribute import AttributeSpec, run_attribute
@@ -84,25 +85,28 @@ async def run_demo(
     await asyncio.to_thread(_fresh_directory, directory, db)
     start = add_months(today, -(months - 1))
     # the month the quota check and report are about: this one, unless it has no complete day yet
-    month_start = today.replace(day=1) if today.day > 1 else add_months(today, -1)
+    month_start = first_day_of(today) if today.day > 1 else add_months(today, -1)
     month = month_start.strftime("%Y-%m")
     cfg = EmulatorConfig(today=today, seed=seed, max_rps=100.0, burst=20, fault_rate=0.01, drop_rate=0.005,
                          malformed_rate=0.001, page_size=500)
-    target = TargetConfig(name="demo", endpoint_url=None)
-    retry = RetryPolicy(base_s=0.1, cap_s=2.0)
     total = Stats()
     async with Emulator(cfg) as emu:
-        target = TargetConfig(name="demo", endpoint_url=emu.url)
+        # the demo's client: fast retries and a rate just under the emulator's limit, so throttling is rare
+        # but exercised; explicit credentials (the emulator checks SigV4, not who signed)
+        settings = Settings(
+            targets=(TargetConfig(name="demo", endpoint_url=emu.url),),
+            rate=RateSettings(max_rps=80.0, max_concurrency=16),
+            retry=RetryPolicy(base_s=0.1, cap_s=2.0),
+            store=StoreSettings(path=db),
+            credentials=DEMO_CREDENTIALS,
+        )
         say(f"emulator: {emu.url} ({len(emu.fleet.clusters)} database clusters, "
             f"{len(emu.fleet.accounts)} linked accounts, throttling above {cfg.max_rps:g} requests/s, "
             "with 5xx, dropped connections and malformed groups)")
         query = CostQuery.build(start=start.isoformat(), end=today.isoformat(), granularity="DAILY",
                                 metrics=["UnblendedCost"], group_by=["SERVICE", "TAG:db-cluster"])
-        spec = RunSpec(
-            query=query, targets=[target], db=db, command="backfill", today=today, max_rps=80.0,
-            max_concurrency=16, credentials=DEMO_CREDENTIALS, retry=retry,
-            label="demo: daily spend by service and cluster",
-        )
+        spec = RunSpec(query=query, settings=settings, command="backfill", today=today,
+                       label="demo: daily spend by service and cluster")
         say(f"backfill: {start} .. {today} DAILY, grouped by SERVICE and TAG:db-cluster")
         outcome = await run_pipeline(spec)
         total.add(outcome.stats)
@@ -113,8 +117,7 @@ async def run_demo(
         for back in range(months - 1, -1, -1):
             m = add_months(month_start, -back).strftime("%Y-%m")
             say(f"attribute: {m} per team, cluster and category (database services discovered from the API)")
-            aspec = AttributeSpec(month=m, db=db, targets=[target], today=today, max_rps=80.0, max_concurrency=16,
-                                  credentials=DEMO_CREDENTIALS, retry=retry)
+            aspec = AttributeSpec(month=m, settings=settings, today=today)
             result = await run_attribute(aspec)
             if result.fetched is not None:
                 total.add(result.fetched.stats)
@@ -127,7 +130,7 @@ async def run_demo(
     assert attribution is not None
     policy_path = directory / "policy.toml"
     await asyncio.to_thread(policy_path.write_text, example_policy_text(), "utf-8")
-    aspec = AttributeSpec(month=month, db=db, targets=[target], today=today)
+    aspec = AttributeSpec(month=month, settings=settings, today=today)
     quota = evaluate(load_policy(policy_path), attribution_for(aspec), today=today)
     say(f"quota check: {policy_path} against {month}: worst status {quota.worst}")
     report_path = directory / "report.html"

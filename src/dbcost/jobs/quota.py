@@ -23,7 +23,6 @@ from dbcost.client import open_client
 from dbcost.errors import DbcostError, UsageError
 from dbcost.jobs.attribute import AttributeSpec, attribution_datasets, attribution_from_store, month_range
 from dbcost.notify import post_webhook, slack_message
-from dbcost.pipeline import target_settings
 from dbcost.quota import Policy, QuotaReport, StatusChange, evaluate, exit_code, status_changes
 from dbcost.sinks.base import Sink, open_sink
 from dbcost.store import Store
@@ -69,7 +68,7 @@ def attribution_for(spec: AttributeSpec) -> Attribution:
 def _load_attribution(spec: AttributeSpec) -> tuple[Attribution, dt.timedelta | None]:
     if not spec.db.exists():
         raise UsageError(f"--db {spec.db}: no such store; run `dbcost attribute --month {spec.month}` first")
-    with Store(spec.db, read_only=True) as store:
+    with Store(spec.settings.store, read_only=True) as store:
         attribution = attribution_from_store(spec, store)
         if attribution is None:
             raise UsageError(f"--month {spec.month}: the store has no attribution data for this month; run "
@@ -95,9 +94,7 @@ async def _aws_forecasts(spec: QuotaCheckSpec, attribution: Attribution, report:
         raise UsageError(f"--aws-forecast: GetCostForecast has no forecast for {a.metric}")
     out: dict[str, Decimal] = {}
     for target in a.targets:
-        settings = target_settings(target, max_rps=a.max_rps, max_concurrency=a.max_concurrency,
-                                   credentials=a.credentials, retry=a.retry)
-        async with open_client(settings) as ce:
+        async with open_client(a.settings.fetch_settings(target)) as ce:
             for pool in spec.policy.pools:
                 flt = {"And": [{"Dimensions": {"Key": "SERVICE", "Values": attribution.services}},
                                {"Tags": {"Key": a.team_tag, "Values": [pool.team]}}]}
@@ -119,7 +116,7 @@ async def run_quota_check(spec: QuotaCheckSpec) -> QuotaCheckResult:
     if spec.aws_forecast:
         report = evaluate(spec.policy, attribution, today=a.today,
                           aws_forecasts=await _aws_forecasts(spec, attribution, report))
-    with Store(a.db, read_only=True) as store:
+    with Store(a.settings.store, read_only=True) as store:
         previous = store.quota_states(a.month)
     changes = status_changes(report, previous)
     notified: list[str] = []

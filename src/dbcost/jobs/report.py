@@ -22,7 +22,7 @@ def gather_report(spec: AttributeSpec, *, history_months: int = 6, quota: QuotaR
     start, end = month_range(spec.month, spec.today)
     history: list[Attribution] = []
     previous: Attribution | None = None
-    with Store(spec.db, read_only=True) as store:
+    with Store(spec.settings.store, read_only=True) as store:
         for back in range(history_months - 1, 0, -1):
             month = add_months(start, -back).strftime("%Y-%m")
             past = attribution_from_store(spec, store, month)
