@@ -16,7 +16,7 @@ from aiohttp import web
 from dbcost.emulator import Emulator, EmulatorConfig
 from tests.conftest import run_cli_async
 from tests.pipeline.conftest import TODAY, TODAY_S
-from tests.test_report_browser import colour_counts, read_png, screenshot
+from tests.report.test_browser import colour_counts, read_png, screenshot
 
 MONTH = "2026-11"
 

@@ -40,7 +40,7 @@ def gather_report(spec: AttributeSpec, *, history_months: int = 6, quota: QuotaR
         month=spec.month, current=attribution, previous=previous, history=history,
         quarantined_total=sum(n for _, n in reasons), quarantined_by_reason=reasons, freshness=fresh,
         generated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        quota=quota.to_json() if quota is not None else None,
+        quota=quota,
     )
 
 

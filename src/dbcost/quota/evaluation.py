@@ -1,16 +1,4 @@
-"""Quotas (layer L2, pure): monthly budgets per pool, and their evaluation against an attribution.
-
-A *policy* file (TOML) names pools; each pool matches one team of the attribution::
-
-    [[pool]]
-    name = "payments"                 # required, unique
-    team = "payments"                 # the team, as the attribution names it ("unattributed" works too)
-    monthly_budget_usd = 90000        # > 0; int, float or string, always read as an exact Decimal
-    warn_at = 0.8                     # optional, 0 < warn_at <= 1 (default 0.8)
-    metric = "UnblendedCost"          # optional; a Cost Explorer cost metric (default UnblendedCost)
-
-    [pool.category_caps]              # optional: USD cap per category (any category but "shared")
-    io = 8000
+"""Quota evaluation (pure): a policy and one month's attribution in, a :class:`QuotaReport` out.
 
 :func:`evaluate` turns a policy and one month's :class:`~dbcost.attribution.model.Attribution` into a
 :class:`QuotaReport`. It reads nothing but its arguments (``today`` included), so the same inputs always
@@ -57,225 +45,44 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
-import tomllib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
 from fractions import Fraction
-from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from dbcost._files import read_text_file
-from dbcost.attribution.model import CATEGORY_ORDER, UNATTRIBUTED, Attribution, DailySpend
+from dbcost.attribution.model import CATEGORY_ORDER, Attribution, DailySpend
+from dbcost.calendar import month_bounds
 from dbcost.errors import ConfigError
-from dbcost.models import COST_METRICS
-from dbcost.money import AmountError, fmt, parse_amount, sum_amounts
+from dbcost.money import fmt, sum_amounts
+
+if TYPE_CHECKING:
+    # only for the annotations: evaluation reads a policy's fields and needs nothing of pydantic
+    from dbcost.quota.policy import Policy, PoolPolicy
 
 __all__ = [
-    "BUDGET_METRICS",
-    "CAP_CATEGORIES",
-    "EXIT_BREACH",
-    "EXIT_WARN",
     "PCT_PLACES",
     "RATE_PLACES",
     "STATUS_RANK",
-    "TABLE_HEADER",
     "CategoryEvaluation",
-    "Policy",
     "PoolEvaluation",
-    "PoolPolicy",
     "QuotaReport",
     "Status",
     "StatusChange",
     "evaluate",
-    "example_policy_text",
-    "exit_code",
     "format_usd",
-    "load_policy",
-    "render_table",
     "status_changes",
-    "table_rows",
 ]
 
 Status = Literal["OK", "WARN", "BREACH"]
 #: Severity order: a report's ``worst`` is the status with the highest rank.
 STATUS_RANK: Final[Mapping[str, int]] = {"OK": 0, "WARN": 1, "BREACH": 2}
-#: Exit codes of the quota gate (``exit_code``); 2 is taken by usage errors.
-EXIT_WARN: Final = 4
-EXIT_BREACH: Final = 5
-#: Categories a pool may cap: the attribution's categories except allocated ``shared`` spend.
-CAP_CATEGORIES: Final[tuple[str, ...]] = tuple(c for c in CATEGORY_ORDER if c != "shared")
-#: Metrics a USD budget makes sense for: Cost Explorer's metrics minus the two usage quantities.
-BUDGET_METRICS: Final[tuple[str, ...]] = tuple(
-    m for m in COST_METRICS if m not in ("UsageQuantity", "NormalizedUsageAmount")
-)
-_METRIC_BY_LOWER: Final = {m.lower(): m for m in BUDGET_METRICS}
 #: Decimal places of the rounded results (burn rate, forecasts); ROUND_HALF_EVEN.
 RATE_PLACES: Final = 10
 #: Decimal places of percentages; ROUND_HALF_EVEN.
 PCT_PLACES: Final = 2
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _EXACT: Final = Context(prec=100, traps=[InvalidOperation, Inexact])
-_POOL_KEYS: Final = ("name", "team", "monthly_budget_usd", "warn_at", "metric", "category_caps")
-
-
-# ------------------------------------------------------------------------------------------- policy
-
-
-def _decimal(value: object) -> Decimal:
-    """An exact Decimal from a TOML int/float/string (floats through ``str``: ``0.1`` -> ``Decimal("0.1")``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise ValueError(f"must be a number or a decimal string, got {type(value).__name__}")
-    try:
-        return parse_amount(value if isinstance(value, str) else str(value))
-    except AmountError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _positive(value: object) -> Decimal:
-    d = _decimal(value)
-    if d <= 0:
-        raise ValueError(f"must be greater than 0, got {fmt(d)}")
-    return d
-
-
-class PoolPolicy(BaseModel):
-    """One budget: a pool name, the team it matches, a monthly budget in USD and optional category caps."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    team: str = Field(min_length=1)
-    monthly_budget_usd: Decimal
-    warn_at: Decimal = Decimal("0.8")
-    metric: str = "UnblendedCost"
-    category_caps: dict[str, Decimal] = Field(default_factory=dict)
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, v: object) -> object:
-        if isinstance(v, str) and _NAME_RE.fullmatch(v) is None:
-            raise ValueError("must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
-        return v
-
-    @field_validator("monthly_budget_usd", mode="before")
-    @classmethod
-    def _budget(cls, v: object) -> Decimal:
-        return _positive(v)
-
-    @field_validator("warn_at", mode="before")
-    @classmethod
-    def _warn_at(cls, v: object) -> Decimal:
-        d = _decimal(v)
-        if not 0 < d <= 1:
-            raise ValueError(f"must be > 0 and <= 1, got {fmt(d)}")
-        return d
-
-    @field_validator("metric", mode="before")
-    @classmethod
-    def _metric(cls, v: object) -> str:
-        canonical = _METRIC_BY_LOWER.get(str(v).lower()) if isinstance(v, str) else None
-        if canonical is None:
-            raise ValueError(f"unknown cost metric {v!r} (valid: {', '.join(BUDGET_METRICS)})")
-        return canonical
-
-    @field_validator("category_caps", mode="before")
-    @classmethod
-    def _caps(cls, v: object) -> dict[str, Decimal]:
-        if not isinstance(v, Mapping):
-            raise ValueError("must be a table of category = USD cap")
-        unknown = [str(k) for k in v if k not in CAP_CATEGORIES]
-        if unknown:
-            raise ValueError(f"unknown category {unknown[0]!r} (valid: {', '.join(CAP_CATEGORIES)})")
-        caps: dict[str, Decimal] = {}
-        for cat in CAP_CATEGORIES:  # canonical order, whatever the file's
-            if cat in v:
-                try:
-                    caps[cat] = _positive(v[cat])
-                except ValueError as exc:
-                    raise ValueError(f"{cat}: {exc}") from None
-        return caps
-
-
-class Policy(BaseModel):
-    """A validated policy: at least one pool, pool names unique."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    pools: tuple[PoolPolicy, ...] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> Policy:
-        seen: set[str] = set()
-        for p in self.pools:
-            if p.name in seen:
-                raise ValueError(f"duplicate pool name {p.name!r}")
-            seen.add(p.name)
-        return self
-
-    def pool(self, name: str) -> PoolPolicy | None:
-        return next((p for p in self.pools if p.name == name), None)
-
-
-def _pool_error(origin: str, index: int, entry: object, exc: ValidationError) -> ConfigError:
-    errors = exc.errors(include_url=False)
-    err = errors[0]
-    loc = ".".join(str(x) for x in err["loc"]) or "pool"
-    if err["type"] == "extra_forbidden":
-        msg = f"unknown key (valid: {', '.join(_POOL_KEYS)})"
-    elif err["type"] == "missing":
-        msg = "required"
-    else:
-        msg = re.sub(r"^Value error, ", "", err["msg"])
-    more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return ConfigError(f"{origin}: {_pool_label(index, entry)}: {loc}: {msg}{more}")
-
-
-def _pool_label(index: int, entry: object) -> str:
-    name = entry.get("name") if isinstance(entry, Mapping) else None
-    return f"pool #{index} {name!r}" if isinstance(name, str) else f"pool #{index} (no name)"
-
-
-def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file; every error is one ``ConfigError`` line naming file, pool, field."""
-    p = Path(path)
-    origin = f"policy {p}"
-    text = read_text_file(p, origin)
-    try:
-        # parse_float=Decimal: a TOML float never becomes a binary float on its way to a budget
-        data = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: not valid TOML: {str(exc).splitlines()[0]}") from None
-    unknown = sorted(k for k in data if k != "pool")
-    if unknown:
-        raise ConfigError(f"{origin}: unknown top-level key {unknown[0]!r} (expected only [[pool]] tables)")
-    entries = data.get("pool")
-    if isinstance(entries, dict):
-        raise ConfigError(f"{origin}: pool: write each pool as [[pool]] (an array of tables), not [pool]")
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"{origin}: no pools: expected at least one [[pool]] table")
-    pools: list[PoolPolicy] = []
-    first_index: dict[str, int] = {}
-    for i, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{origin}: pool #{i}: expected a table")
-        try:
-            pool = PoolPolicy.model_validate(entry)
-        except ValidationError as exc:
-            raise _pool_error(origin, i, entry, exc) from None
-        if pool.name in first_index:
-            raise ConfigError(f"{origin}: {_pool_label(i, entry)}: name: duplicate pool name "
-                              f"(already used by pool #{first_index[pool.name]})")
-        first_index[pool.name] = i
-        pools.append(pool)
-    return Policy(pools=tuple(pools))
-
-
-# --------------------------------------------------------------------------------------- evaluation
 
 
 def _round(value: Fraction, places: int) -> Decimal:
@@ -408,12 +215,6 @@ class QuotaReport:
         }
 
 
-def _month_bounds(month: str) -> tuple[dt.date, dt.date]:
-    start = dt.date.fromisoformat(f"{month}-01")
-    end = dt.date(start.year + 1, 1, 1) if start.month == 12 else dt.date(start.year, start.month + 1, 1)
-    return start, end
-
-
 def _run_rate(actual: Decimal, days_elapsed: int, days_remaining: int) -> tuple[Fraction, Decimal]:
     """(exact burn per day, forecast rounded to RATE_PLACES)."""
     burn = Fraction(actual) / days_elapsed
@@ -532,7 +333,7 @@ def evaluate(
                 f"policy: pool #{i} {pool.name!r}: metric: {pool.metric} differs from the attribution's metric "
                 f"{attribution.metric} (evaluate pools of one metric against an attribution of that metric)"
             )
-    month_start, month_end = _month_bounds(attribution.month)
+    month_start, month_end = month_bounds(attribution.month)
     data_end = min(max(today, month_start), month_end)
     if attribution.through is not None:
         data_end = min(data_end, max(attribution.through, month_start))
@@ -565,19 +366,7 @@ def evaluate(
     )
 
 
-# ------------------------------------------------------------------------------------ gate, changes
-
-
-def exit_code(report: QuotaReport, fail_on: Literal["warn", "breach"] | None) -> int:
-    """The CI gate: 0 without ``fail_on``; with ``"breach"`` 5 on any BREACH; with ``"warn"`` also 4 on WARN."""
-    if fail_on is None:
-        return 0
-    worst = report.worst
-    if worst == "BREACH":
-        return EXIT_BREACH
-    if worst == "WARN" and fail_on == "warn":
-        return EXIT_WARN
-    return 0
+# ------------------------------------------------------------------------------------------ changes
 
 
 @dataclass(frozen=True)
@@ -604,54 +393,3 @@ def status_changes(report: QuotaReport, previous: Mapping[str, str]) -> list[Sta
             continue
         out.append(StatusChange(p.pool, old, p.status, p))
     return out
-
-
-# -------------------------------------------------------------------------------------------- table
-
-TABLE_HEADER: Final[tuple[str, ...]] = (
-    "pool", "team", "status", "actual", "budget", "used", "forecast", "breach on", "estimated",
-)
-
-
-def table_rows(report: QuotaReport) -> list[tuple[str, ...]]:
-    """One row of display strings per pool (cents, percentages), in :data:`TABLE_HEADER` order."""
-    rows: list[tuple[str, ...]] = []
-    for p in report.pools:
-        used = p.pct_of_budget
-        rows.append((
-            p.pool,
-            p.team,
-            p.status,
-            format_usd(p.actual),
-            format_usd(p.budget),
-            f"{used}%" if used is not None else "-",
-            format_usd(p.forecast),
-            p.projected_breach_date.isoformat() if p.projected_breach_date else "-",
-            "yes" if p.estimated else "no",
-        ))
-    return rows
-
-
-def render_table(report: QuotaReport) -> str:
-    """A plain-text table of the report (the CLI may draw its own from :func:`table_rows`)."""
-    rows = [TABLE_HEADER, *table_rows(report)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_HEADER))]
-    numeric = {3, 4, 5, 6}
-    lines = [
-        "  ".join(cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip()
-        for r in rows
-    ]
-    title = f"quota {report.month} ({report.metric}) as of {report.today.isoformat()}: worst {report.worst}"
-    notes = []
-    if report.estimated:
-        notes.append("estimated = the month is still open in Cost Explorer; amounts may change")
-    if any(p.team == UNATTRIBUTED for p in report.pools):
-        notes.append(f"team {UNATTRIBUTED!r} = spend without an owner")
-    return "\n".join([title, *lines, *notes])
-
-
-def example_policy_text() -> str:
-    """The packaged example policy (budgets for the emulator's fleet), to copy and edit."""
-    from importlib.resources import files
-
-    return files("dbcost").joinpath("data/policy.example.toml").read_text(encoding="utf-8")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dbcost.report import CATEGORY_COLORS, TEAM_PALETTE, UNATTRIBUTED_COLOR, render_html
-from tests.test_report import realistic_data
+from tests.report.helpers import realistic_data
 
 CHROMIUM = "/usr/bin/chromium"
 WIDTH, HEIGHT = 1400, 2200

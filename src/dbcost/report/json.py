@@ -1,0 +1,90 @@
+"""The report as plain JSON data: every amount and share a decimal string at full precision, counts as integers.
+
+:func:`render_json` returns dicts, lists, strings, integers, booleans and ``None`` only (no ``Decimal``,
+no ``float``, no date), ready for any JSON encoder. Amounts go through :func:`dbcost.money.fmt` (plain
+notation, never an exponent); shares and changes are the rounded ratios of :mod:`dbcost.report.data`;
+times are ISO 8601. The ``quota`` member is :meth:`dbcost.quota.QuotaReport.to_json`, as ``dbcost quota
+check --json`` prints it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from dbcost.money import fmt, sum_amounts
+from dbcost.report._format import iso
+from dbcost.report.data import (
+    ReportData,
+    business_units,
+    category_totals,
+    estimated_share,
+    movers,
+    ratio,
+    shared_of,
+    sorted_teams,
+    team_amounts,
+)
+
+__all__ = ["render_json"]
+
+
+def render_json(data: ReportData) -> dict[str, Any]:
+    """The report as plain JSON data: every amount and share a decimal string, counts as integers."""
+    cur, prev = data.current, data.previous
+    prev_teams = team_amounts(prev) if prev else {}
+    teams = []
+    for name, amount in sorted_teams(cur):
+        team = cur.team(name)
+        assert team is not None
+        clusters = [{**c.to_json(), "share": fmt(ratio(c.amount, cur.total))}
+                    for c in sorted(team.clusters, key=lambda c: (-c.amount, c.cluster))]
+        p = prev_teams.get(name) if prev else None
+        teams.append({
+            "team": name,
+            "amount": fmt(amount),
+            "share": fmt(ratio(amount, cur.total)),
+            "previous": fmt(p if p is not None else Decimal(0)) if prev else None,
+            "shared": fmt(shared_of(cur, name)),
+            "clusters": clusters,
+        })
+    return {
+        "month": data.month,
+        "metric": cur.metric,
+        "generated_at": data.generated_at.isoformat(),
+        "through": iso(cur.through),
+        "total": fmt(cur.total),
+        "attributed": fmt(sum_amounts((cur.total, -cur.unattributed))),
+        "unattributed": fmt(cur.unattributed),
+        "unattributed_share": fmt(ratio(cur.unattributed, cur.total)),
+        "allocated_shared": fmt(cur.allocated_shared),
+        "estimated": fmt(cur.estimated_amount),
+        "estimated_share": fmt(estimated_share(cur)),
+        "previous": {"month": prev.month, "total": fmt(prev.total)} if prev else None,
+        "teams": teams,
+        "unattributed_clusters": [c.to_json() for c in sorted(cur.unattributed_clusters,
+                                                               key=lambda c: (-c.amount, c.cluster))],
+        "categories": {cat: fmt(v) for cat, v in category_totals(cur).items()},
+        "movers": [
+            {"name": m.name, "kind": m.kind, "team": m.team, "previous": fmt(m.previous), "current": fmt(m.current),
+             "delta": fmt(m.delta), "delta_pct": fmt(m.delta_pct) if m.delta_pct is not None else None}
+            for m in movers(cur, prev)
+        ],
+        "unclassified_usage_types": [u.to_json() for u in cur.unclassified_usage_types],
+        "business_units": [{"business_unit": k, "amount": fmt(v)} for k, v in business_units(cur)],
+        "history": [
+            {"month": a.month, "total": fmt(a.total), "unattributed": fmt(a.unattributed),
+             "teams": {t: fmt(v) for t, v in sorted_teams(a)}}
+            for a in data.trend()
+        ],
+        "quarantined": {
+            "total": data.quarantined_total,
+            "by_reason": [{"reason": r, "count": n} for r, n in data.quarantined_by_reason],
+        },
+        "freshness": [
+            {"target": f.target, "dataset": f.dataset_label, "last_success": iso(f.last_success),
+             "through": iso(f.through)}
+            for f in data.freshness
+        ],
+        "quota": data.quota.to_json() if data.quota is not None else None,
+    }

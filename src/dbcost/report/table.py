@@ -1,0 +1,166 @@
+"""The report as rich tables on a terminal: the only module of the report that imports rich.
+
+:func:`render_table` prints a header line, then one table per section (teams, top clusters, movers,
+unattributed and unclassified spend, business units, quarantine, freshness, quota) and the estimated
+share. Amounts have two decimals and are right-aligned. Every name from the data (teams and clusters
+come from user tags) goes into a :class:`rich.text.Text`, so markup in a name is printed, never
+interpreted. ``dbcost.report`` loads this module only when ``render_table`` is asked for.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dbcost.attribution.model import SHARED_CLUSTER, UNATTRIBUTED
+from dbcost.money import sum_amounts
+from dbcost.report._format import age, iso, money, pct, quota_columns, signed, signed_pct, ts
+from dbcost.report.data import (
+    TOP_CLUSTERS,
+    ReportData,
+    business_units,
+    categories_present,
+    estimated_share,
+    movers,
+    ratio,
+    shared_of,
+    sorted_teams,
+    team_amounts,
+    top_clusters,
+)
+
+__all__ = ["render_table"]
+
+
+def _money_col(table: Table, name: str) -> None:
+    table.add_column(name, justify="right", no_wrap=True)
+
+
+def render_table(data: ReportData, console: Console) -> None:
+    """Print the report as rich tables on ``console`` (amounts with two decimals, right-aligned)."""
+    cur, prev = data.current, data.previous
+    share_est = estimated_share(cur)
+
+    head = Text()
+    head.append(f"dbcost report {data.month}", style="bold")
+    head.append(f"  metric {cur.metric}  total {money(cur.total)}  unattributed {money(cur.unattributed)}"
+                f" ({pct(ratio(cur.unattributed, cur.total))})  estimated {pct(share_est)}"
+                f"  through {iso(cur.through) or '-'}  generated {ts(data.generated_at)}")
+    console.print(head)
+
+    prev_teams = team_amounts(prev) if prev else {}
+    teams = Table(title=f"Spend per team, {data.month}", title_justify="left")
+    teams.add_column("Team")
+    _money_col(teams, "Amount")
+    _money_col(teams, "Share")
+    _money_col(teams, "Clusters")
+    _money_col(teams, "Shared")
+    if prev:
+        _money_col(teams, f"Δ vs {prev.month}")
+    for name, amount in sorted_teams(cur):
+        team = cur.team(name)
+        assert team is not None
+        n_clusters = sum(1 for c in team.clusters if c.cluster != SHARED_CLUSTER)
+        row: list[Text | str] = [Text(name), money(amount), pct(ratio(amount, cur.total)), str(n_clusters),
+                                 money(shared_of(cur, name))]
+        if prev:
+            row.append(signed(sum_amounts((amount, -prev_teams.get(name, Decimal(0))))))
+        teams.add_row(*row)
+    unatt_row: list[Text | str] = [Text(UNATTRIBUTED, style="dim"), money(cur.unattributed),
+                                   pct(ratio(cur.unattributed, cur.total)), str(len(cur.unattributed_clusters)), ""]
+    if prev:
+        unatt_row.append(signed(sum_amounts((cur.unattributed, -prev.unattributed))))
+    teams.add_row(*unatt_row, end_section=True)
+    total_row: list[Text | str] = [Text("total", style="bold"), money(cur.total),
+                                   pct(Decimal(1) if cur.total else Decimal(0)), "", ""]
+    if prev:
+        total_row.append(signed(sum_amounts((cur.total, -prev.total))))
+    teams.add_row(*total_row)
+    console.print(teams)
+
+    cats = categories_present(cur)
+    clusters = Table(title=f"Top {TOP_CLUSTERS} clusters by spend", title_justify="left")
+    clusters.add_column("Cluster")
+    clusters.add_column("Team")
+    for cat in cats:
+        _money_col(clusters, cat)
+    _money_col(clusters, "Total")
+    for team_name, c in top_clusters(cur):
+        clusters.add_row(Text(c.cluster), Text(team_name),
+                         *[money(c.categories.get(cat, Decimal(0))) for cat in cats], money(c.amount))
+    console.print(clusters)
+
+    if prev is not None:
+        moves = Table(title=f"Largest movers, {prev.month} → {data.month}", title_justify="left")
+        moves.add_column("Kind")
+        moves.add_column("Name")
+        moves.add_column("Team")
+        _money_col(moves, prev.month)
+        _money_col(moves, data.month)
+        _money_col(moves, "Δ")
+        _money_col(moves, "Δ %")
+        for m in movers(cur, prev):
+            moves.add_row(m.kind, Text(m.name), Text(m.team), money(m.previous), money(m.current),
+                          signed(m.delta), signed_pct(m.delta_pct))
+        console.print(moves)
+    else:
+        console.print("No previous month in the store: no movers.")
+
+    unatt = Table(title=f"Unattributed spend: {money(cur.unattributed)}", title_justify="left")
+    unatt.add_column("Cluster / resource")
+    unatt.add_column("Families")
+    _money_col(unatt, "Amount")
+    for c in sorted(cur.unattributed_clusters, key=lambda c: (-c.amount, c.cluster)):
+        unatt.add_row(Text(c.cluster), Text(", ".join(c.families)), money(c.amount))
+    console.print(unatt)
+
+    if cur.unclassified_usage_types:
+        uncl = Table(title="Unclassified usage types (category 'other')", title_justify="left")
+        uncl.add_column("Service")
+        uncl.add_column("Usage type")
+        _money_col(uncl, "Amount")
+        for u in cur.unclassified_usage_types:
+            uncl.add_row(Text(u.service), Text(u.usage_type), money(u.amount))
+        console.print(uncl)
+
+    if cur.business_units:
+        units = Table(title="Spend per business unit (linked accounts)", title_justify="left")
+        units.add_column("Business unit")
+        _money_col(units, "Amount")
+        _money_col(units, "Share")
+        for name, amount in business_units(cur):
+            units.add_row(Text(name), money(amount), pct(ratio(amount, cur.total)))
+        console.print(units)
+
+    quar = Table(title=f"Quarantined records: {data.quarantined_total}", title_justify="left")
+    quar.add_column("Reason")
+    _money_col(quar, "Count")
+    for reason, count in data.quarantined_by_reason:
+        quar.add_row(Text(reason), str(count))
+    console.print(quar)
+
+    fresh = Table(title="Data freshness", title_justify="left")
+    fresh.add_column("Target")
+    fresh.add_column("Dataset")
+    fresh.add_column("Last success")
+    fresh.add_column("Through")
+    for f in data.freshness:
+        fresh.add_row(Text(f.target), Text(f.dataset_label),
+                      f"{ts(f.last_success)} {age(data.generated_at, f.last_success)}".strip(),
+                      iso(f.through) or "-")
+    console.print(fresh)
+
+    if data.quota is not None and data.quota.pools:
+        columns = quota_columns(data.quota)
+        quota = Table(title="Quota", title_justify="left")
+        for column in columns:
+            quota.add_column(column.heading, justify="right" if column.kind == "amount" else "left")
+        for pool in data.quota.pools:
+            quota.add_row(*[Text(column.cell(pool)) for column in columns])
+        console.print(quota)
+
+    console.print(Text(f"Estimated share of {data.month}: {pct(share_est)} "
+                       f"({money(cur.estimated_amount)} of {money(cur.total)} not final yet)"))
