@@ -27,7 +27,7 @@ from dbcost.pipeline import target_settings
 from dbcost.plan import add_months
 from dbcost.quota import Policy, QuotaReport, StatusChange, evaluate, exit_code, status_changes
 from dbcost.report import Freshness, ReportData
-from dbcost.sinks.base import Sink, open_sink
+from dbcost.sinks import StatusPublisher, open_sink
 from dbcost.store import Store
 
 __all__ = ["QuotaCheckResult", "QuotaCheckSpec", "attribution_for", "gather_report", "run_quota_check", "write_report"]
@@ -131,14 +131,12 @@ async def run_quota_check(spec: QuotaCheckSpec) -> QuotaCheckResult:
             if spec.webhook:
                 await post_webhook(spec.webhook, slack_message(report, changes))
             for url in spec.sinks:
-                sink: Sink = open_sink(url)
-                await sink.open()
-                try:
+                async with open_sink(url) as sink:
+                    if not isinstance(sink, StatusPublisher):
+                        continue  # opened all the same: a sink that cannot work fails the check, as it did
                     for ch in changes:
                         await sink.publish_status({"pool": ch.pool, "month": a.month, "old": ch.old, "new": ch.new,
                                                    **ch.evaluation.to_json()})
-                finally:
-                    await sink.close()
         except DbcostError as exc:
             error = str(exc)
         else:

@@ -224,7 +224,7 @@ def fetch(
     code = run_async(
         lambda: _fetch(query, settings, output=output, fmt=format_, quarantine=quarantine,
                        summary_json=summary_json, strict=strict, sinks=list(sink or []),
-                       sink_context={"region": region, "profile": profile})
+                       sink_context=dbcost.sinks.SinkContext(region=region, profile=profile))
     )
     raise typer.Exit(code)
 
@@ -239,7 +239,7 @@ async def _fetch(
     summary_json: str | None,
     strict: bool,
     sinks: list[str],
-    sink_context: dict[str, Any],
+    sink_context: dbcost.sinks.SinkContext,
 ) -> int:
     with _page_status(enabled=err_console.is_terminal and not _JSON_LOGS["on"]) as status:
         outcome = await dbcost.jobs.run_fetch(
@@ -368,7 +368,7 @@ def _run_spec(
         shard=dbcost.parse_shard(shard), resume=resume, max_requests=max_requests,
         max_cost_usd=Decimal(str(max_cost_usd)) if max_cost_usd is not None else None,
         max_rps=max_rps, max_concurrency=max_concurrency, sinks=list(sinks or []),
-        sink_context={"endpoint_url": None, "region": region, "profile": profile},
+        sink_context=dbcost.sinks.SinkContext(region=region, profile=profile),  # never the CE endpoint
     )
     return spec
 

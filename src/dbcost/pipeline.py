@@ -34,7 +34,7 @@ from dbcost.models import CostQuery
 from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, add_months, expected_requests, month_start, plan_units
 from dbcost.retry import RetryPolicy
-from dbcost.sinks.base import Sink, UnitRef, open_sink, redact_url
+from dbcost.sinks import Sink, SinkContext, UnitRef, open_sink, redact_url
 from dbcost.store import AsyncStore, UnitDiff
 from dbcost.targets import TargetConfig
 
@@ -77,7 +77,7 @@ class RunSpec:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker_threshold: int = 8
     breaker_reset_s: float = 30.0
-    sink_context: dict[str, Any] = field(default_factory=dict)
+    sink_context: SinkContext = field(default_factory=SinkContext)
     #: explicit credentials for every target (the demo's emulator); None = the AWS credential chain
     credentials: tuple[str, str] | None = field(default=None, repr=False)
     #: more datasets fetched in the same run (e.g. attribution's per-service queries); same range rules
@@ -303,12 +303,9 @@ async def run_pipeline(
         failed_targets: set[str] = set()
 
         async with AsyncExitStack() as stack:
-            sinks: list[Sink] = []
-            for url in spec.sinks:
-                sink = open_sink(url, **spec.sink_context)
-                await sink.open()
-                stack.push_async_callback(sink.close)
-                sinks.append(sink)
+            # opened in order, closed in reverse when the run ends (also when it fails)
+            sinks: list[Sink] = [await stack.enter_async_context(open_sink(url, spec.sink_context))
+                                 for url in spec.sinks]
             clients: dict[str, CostExplorer] = {}
             for target in spec.targets:
                 try:
