@@ -38,7 +38,7 @@ from tests.sinks.conftest import (
     pg_bindir,
 )
 
-from dbcost.sinks.base import SinkRecord, UnitRef, open_sink
+from dbcost.sinks import SinkContext, SinkRecord, UnitRef, open_sink
 
 Workload = list[tuple[UnitRef, list[SinkRecord]]]
 
@@ -51,9 +51,9 @@ def workload(units: int, days: int) -> Workload:
     return out
 
 
-async def run_sink(url: str, work: Workload, batch: int, **context: Any) -> float:
+async def run_sink(url: str, work: Workload, batch: int, ctx: SinkContext | None = None) -> float:
     """Seconds to write every unit (open and close not counted)."""
-    sink = open_sink(url, **context)
+    sink = open_sink(url, ctx)
     await sink.open()
     try:
         started = time.perf_counter()
@@ -111,7 +111,7 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
             url = srv["kinesis"].url
             await measure("kinesis", lambda i: run_sink(
                 f"kinesis://bench-{i}?endpoint_url={url}&create_stream=true&shards=4", work, args.batch,
-                region="us-east-1"), "moto server, 4 shards, 500/call")
+                SinkContext(region="us-east-1")), "moto server, 4 shards, 500/call")
         if "postgres" in only:
             cluster = srv["postgres"]
             if cluster is None:

@@ -32,7 +32,7 @@ from dbcost.models import CostQuery, CostRecord, Metric
 from dbcost.parse import parse_page
 from dbcost.pipeline import RunSpec, run_pipeline
 from dbcost.retry import RetryPolicy
-from dbcost.sinks.base import parse_sink_url
+from dbcost.sinks import SinkBase, SinkContext, parse_sink_url
 from dbcost.store import Store
 from dbcost.transport.mock import MockTransport
 
@@ -126,7 +126,7 @@ def test_group_fast_and_slow_paths_agree(amount: str, ok: bool) -> None:
 
 async def test_fetch_sink_failure_while_the_queue_is_full_raises_instead_of_hanging() -> None:
     """A sink that dies mid-fetch surfaces its error; the fetch does not wait forever."""
-    class BadSink:
+    class BadSink(SinkBase):
         name = "bad"
 
         async def open(self) -> None:
@@ -135,16 +135,13 @@ async def test_fetch_sink_failure_while_the_queue_is_full_raises_instead_of_hang
         async def close(self) -> None:
             return None
 
-        async def publish_status(self, event: dict[str, Any]) -> None:
-            return None
-
         async def write_unit(self, unit: Any, batches: Any) -> int:
             async for _ in batches:
                 await asyncio.sleep(0.05)
                 raise SinkError("broker gone")
             return 0
 
-    feeds = _SinkFeeds(CostQuery.build(start="2026-01-01", end="2026-01-02"), [], {})
+    feeds = _SinkFeeds(CostQuery.build(start="2026-01-01", end="2026-01-02"), [], SinkContext())
     feeds.sinks = [BadSink()]
     await feeds.open()
     rec = [CostRecord("2026-01-01", "2026-01-02", "DAILY", {}, {"UnblendedCost": Metric(Decimal(1), "USD")}, False)]

@@ -245,7 +245,7 @@ def fetch(
     code = run_async(
         lambda: _fetch(query, settings, output=output, fmt=format_, quarantine=quarantine,
                        summary_json=summary_json, strict=strict, sinks=list(sink or []),
-                       sink_context={"region": region, "profile": profile})
+                       sink_context=dbcost.sinks.SinkContext(region=region, profile=profile))
     )
     raise typer.Exit(code)
 
@@ -260,7 +260,7 @@ async def _fetch(
     summary_json: str | None,
     strict: bool,
     sinks: list[str],
-    sink_context: dict[str, Any],
+    sink_context: dbcost.sinks.SinkContext,
 ) -> int:
     with _page_status(enabled=err_console.is_terminal and not _JSON_LOGS["on"]) as status:
         outcome = await dbcost.jobs.fetch.run_fetch(
@@ -386,7 +386,7 @@ def _run_spec(
         window=window,  # type: ignore[arg-type]  # checked above
         shard=dbcost.plan.parse_shard(shard), resume=resume, max_requests=max_requests,
         max_cost_usd=Decimal(str(max_cost_usd)) if max_cost_usd is not None else None,
-        sink_context={"endpoint_url": None, "region": region, "profile": profile},
+        sink_context=dbcost.sinks.SinkContext(region=region, profile=profile),  # never the CE endpoint
     )
     return spec
 

@@ -33,7 +33,7 @@ from dbcost.errors import BudgetExhaustedError, DbcostError, UsageError
 from dbcost.models import CostQuery
 from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, expected_requests, plan_units
-from dbcost.sinks.base import Sink, UnitRef, open_sink, redact_url
+from dbcost.sinks import Sink, SinkContext, UnitRef, open_sink, redact_url
 from dbcost.store import AsyncStore, UnitDiff
 
 __all__ = [
@@ -62,7 +62,7 @@ class RunSpec:
     max_requests: int | None = None
     max_cost_usd: Decimal | None = None
     label: str | None = None
-    sink_context: dict[str, Any] = field(default_factory=dict)
+    sink_context: SinkContext = field(default_factory=SinkContext)
     #: more datasets fetched in the same run (e.g. attribution's per-service queries); same range rules
     extra_queries: list[CostQuery] = field(default_factory=list)
     #: label per dataset fingerprint, stored with the dataset
@@ -231,12 +231,9 @@ async def run_pipeline(
         failed_targets: set[str] = set()
 
         async with AsyncExitStack() as stack:
-            sinks: list[Sink] = []
-            for url in spec.sinks:
-                sink = open_sink(url, **spec.sink_context)
-                await sink.open()
-                stack.push_async_callback(sink.close)
-                sinks.append(sink)
+            # opened in order, closed in reverse when the run ends (also when it fails)
+            sinks: list[Sink] = [await stack.enter_async_context(open_sink(url, spec.sink_context))
+                                 for url in spec.sinks]
             clients: dict[str, CostExplorer] = {}
             for target in spec.targets:
                 try:

@@ -11,7 +11,7 @@ import pytest
 
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import ConfigError
-from dbcost.sinks.base import parse_sink_url
+from dbcost.sinks import parse_sink_url
 from tests.conftest import run_cli_async
 from tests.pipeline.conftest import TODAY, TODAY_S
 

@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from dbcost.errors import ConfigError, SinkError, TransientSinkError
-from dbcost.sinks.base import SinkRecord, open_sink
+from dbcost.sinks import SinkRecord, open_sink
 from dbcost.sinks.kafka import KafkaSink
 from tests.sinks.conftest import (
     TansuBroker,

@@ -16,7 +16,7 @@ import pytest
 
 from dbcost.clock import FakeClock
 from dbcost.errors import ServerError, SinkError, ThrottledError, TransientSinkError
-from dbcost.sinks.base import SinkRecord, open_sink
+from dbcost.sinks import SinkContext, SinkRecord, open_sink
 from dbcost.sinks.kinesis import (
     MAX_CALL_BYTES,
     MAX_CALL_RECORDS,
@@ -41,9 +41,9 @@ from tests.sinks.conftest import (
 STREAM = "dbcost-costs"
 
 
-def sink_for(moto: str, options: str = "", stream: str = STREAM, **context: Any) -> KinesisSink:
+def sink_for(moto: str, options: str = "", stream: str = STREAM, ctx: SinkContext | None = None) -> KinesisSink:
     url = f"kinesis://{stream}?endpoint_url={moto}&create_stream=true&shards=2&backoff_ms=10"
-    sink = open_sink(url + (f"&{options}" if options else ""), **context)
+    sink = open_sink(url + (f"&{options}" if options else ""), ctx)
     assert isinstance(sink, KinesisSink)
     return sink
 
@@ -140,7 +140,7 @@ async def test_big_units_split_into_calls_of_500_records_and_5_mib(moto: str) ->
     assert sum(len(r.key) + 20_000 for r in big) > MAX_CALL_BYTES
     async with AwsTransport(service="kinesis", endpoint_url=moto, region="us-east-1") as aws:
         wrapper = Wrapper(aws)
-        sink = sink_for(moto, transport=wrapper)
+        sink = sink_for(moto, ctx=SinkContext(transport=wrapper))
         await sink.open()
         try:
             await sink.write_unit(small_unit, batches(small, size=250))
@@ -165,7 +165,7 @@ async def test_partial_failure_retries_only_the_failed_entries_in_order(moto: st
     records = make_records(unit)
     async with AwsTransport(service="kinesis", endpoint_url=moto, region="us-east-1") as aws:
         wrapper = Wrapper(aws, fail=lambda call, i: call == 1 and i % 3 == 0)
-        sink = sink_for(moto, transport=wrapper)
+        sink = sink_for(moto, ctx=SinkContext(transport=wrapper))
         await sink.open()
         try:
             assert await sink.write_unit(unit, batches(records)) == len(records)
@@ -195,7 +195,7 @@ async def test_persistent_partial_failure_raises_transient_after_bounded_attempt
         return {"FailedRecordCount": len(records) - 1, "Records": results}
 
     clock = FakeClock()
-    sink = open_sink("kinesis://s?retries=4&backoff_ms=500", transport=MockTransport(handler), clock=clock)
+    sink = open_sink("kinesis://s?retries=4&backoff_ms=500", SinkContext(transport=MockTransport(handler), clock=clock))
     await sink.open()
     unit = make_unit(days=1)
     with pytest.raises(TransientSinkError, match=r"gave up after 4 attempts.*ProvisionedThroughputExceeded"):
@@ -219,7 +219,7 @@ async def test_throttled_or_failed_calls_are_retried_whole_then_succeed() -> Non
             raise failures.pop(0)
         return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"} for _ in params["Records"]]}
 
-    sink = open_sink("kinesis://s?retries=3", transport=MockTransport(handler), clock=FakeClock())
+    sink = open_sink("kinesis://s?retries=3", SinkContext(transport=MockTransport(handler), clock=FakeClock()))
     await sink.open()
     unit = make_unit(days=1)
     assert await sink.write_unit(unit, batches(make_records(unit))) == 29
@@ -233,7 +233,7 @@ async def test_one_put_records_in_flight_per_stream_across_sink_instances(moto: 
     sent = [make_records(u) for u in units]
     async with AwsTransport(service="kinesis", endpoint_url=moto, region="us-east-1") as aws:
         wrapper = Wrapper(aws, delay_s=0.02)
-        sinks = [sink_for(moto, transport=wrapper), sink_for(moto, transport=wrapper)]
+        sinks = [sink_for(moto, ctx=SinkContext(transport=wrapper)), sink_for(moto, ctx=SinkContext(transport=wrapper))]
         for s in sinks:
             await s.open()
         try:
@@ -263,7 +263,7 @@ async def test_record_over_1_mib_is_fatal_and_not_sent() -> None:
         calls.append(operation)
         return {"StreamDescriptionSummary": {"StreamStatus": "ACTIVE"}}
 
-    sink = open_sink("kinesis://s", transport=MockTransport(handler))
+    sink = open_sink("kinesis://s", SinkContext(transport=MockTransport(handler)))
     await sink.open()
     unit = make_unit(days=1)
     huge = make_records(unit, services=1, total=False, pad=1024 * 1024)[:1]
@@ -286,7 +286,7 @@ def test_partition_key_is_the_natural_key_or_its_sha256() -> None:
 async def test_endpoint_from_aws_endpoint_url_kinesis(moto: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With no endpoint in the URL or the context, botocore's AWS_ENDPOINT_URL_KINESIS is honoured."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", moto)
-    sink = open_sink(f"kinesis://{STREAM}?create_stream=true", endpoint_url=None, region=None, profile=None)
+    sink = open_sink(f"kinesis://{STREAM}?create_stream=true", SinkContext(endpoint_url=None, region=None, profile=None))
     await sink.open()
     unit = make_unit(days=1)
     try:
@@ -298,7 +298,7 @@ async def test_endpoint_from_aws_endpoint_url_kinesis(moto: str, monkeypatch: py
 
 async def test_context_endpoint_used_and_missing_stream_is_fatal(moto: str) -> None:
     """The run's endpoint_url (context) is used; a missing stream without ?create_stream=true is fatal at open."""
-    sink = open_sink("kinesis://nope", endpoint_url=moto, region="us-east-1")
+    sink = open_sink("kinesis://nope", SinkContext(endpoint_url=moto, region="us-east-1"))
     with pytest.raises(SinkError, match="does not exist") as info:
         await sink.open()
     assert not isinstance(info.value, TransientSinkError)

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from dbcost.errors import ConfigError, SinkError, TransientSinkError
-from dbcost.sinks.base import SinkRecord, UnitRef, open_sink
+from dbcost.sinks import SinkRecord, UnitRef, open_sink
 from dbcost.sinks.postgres import PostgresSink, range_lock_id
 from tests.sinks.conftest import (
     KEY_NAMES,

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from dbcost.aio import cancel_and_wait
 from dbcost.client import Stats, open_client
@@ -29,7 +29,7 @@ from dbcost.config import FetchSettings
 from dbcost.errors import DbcostError, SinkError, UsageError
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.parse import ParsedPage
-from dbcost.sinks.base import Sink, SinkRecord, UnitRef, natural_key, open_sink
+from dbcost.sinks import Sink, SinkContext, SinkRecord, UnitRef, open_sink
 from dbcost.sinks.files import CSV_BASE_COLUMNS, AtomicOutput, csv_rows, jsonl_line
 from dbcost.transport.base import Transport
 
@@ -86,7 +86,7 @@ async def run_fetch(
     on_page: Callable[[int, Stats], None] | None = None,
     render_table: Callable[[IO[str], CostQuery, list[CostRecord]], None] | None = None,
     sinks: Sequence[str] = (),
-    sink_context: dict[str, Any] | None = None,
+    sink_context: SinkContext | None = None,
 ) -> FetchOutcome:
     """Fetch every page of ``query`` and write records to ``output`` (``-`` = stdout) and to ``sinks``.
 
@@ -104,7 +104,7 @@ async def run_fetch(
     out = AtomicOutput(output, binary=fmt == "jsonl")
     qout = AtomicOutput(quarantine) if quarantine else None
     table_rows: list[CostRecord] = []
-    feeds = _SinkFeeds(query, list(sinks), sink_context or {})
+    feeds = _SinkFeeds(query, list(sinks), sink_context or SinkContext())
     try:
         await feeds.open()
         with out as f, (qout if qout is not None else _Null()) as qf:
@@ -145,21 +145,20 @@ async def run_fetch(
 class _SinkFeeds:
     """Streams fetch's pages into each sink's ``write_unit`` (one unit: the whole query), with backpressure."""
 
-    def __init__(self, query: CostQuery, urls: list[str], context: dict[str, Any]) -> None:
+    def __init__(self, query: CostQuery, urls: list[str], context: SinkContext) -> None:
         self.query = query
-        self.sinks: list[Sink] = [open_sink(u, **context) for u in urls]
+        self.sinks: list[Sink] = [open_sink(u, context) for u in urls]
         self.version = int(time.time() * 1000)
         self.run_id = f"fetch-{self.version}"
         self.unit = UnitRef(self.run_id, query.fingerprint, "default", query.start, query.end, query.granularity,
                             query.columns)
         self._queues: list[asyncio.Queue[list[SinkRecord] | None]] = []
         self._tasks: list[asyncio.Task[int]] = []
-        self._opened: list[Sink] = []
+        self._stack = contextlib.AsyncExitStack()
 
     async def open(self) -> None:
         for sink in self.sinks:
-            await sink.open()
-            self._opened.append(sink)
+            await self._stack.enter_async_context(sink)
             queue: asyncio.Queue[list[SinkRecord] | None] = asyncio.Queue(maxsize=4)
             self._queues.append(queue)
             self._tasks.append(asyncio.create_task(sink.write_unit(self.unit, self._drain(queue))))
@@ -172,12 +171,8 @@ class _SinkFeeds:
     async def put(self, records: list[CostRecord]) -> None:
         if not self._queues or not records:
             return
-        batch = [
-            SinkRecord(natural_key(self.unit.dataset, self.unit.target, r.period_start,
-                                   tuple(r.keys.get(n) for n in self.unit.key_names)),
-                       self.unit.dataset, self.unit.target, self.version, self.run_id, r.to_json())
-            for r in records
-        ]
+        batch = [SinkRecord.from_record(self.unit, r.to_json(), version=self.version, run_id=self.run_id)
+                 for r in records]
         for queue, task in zip(self._queues, self._tasks, strict=True):
             await _put_or_fail(queue, batch, task)
 
@@ -192,9 +187,8 @@ class _SinkFeeds:
             await cancel_and_wait(task)
 
     async def close(self) -> None:
-        for sink in self._opened:
-            with contextlib.suppress(DbcostError):
-                await sink.close()
+        with contextlib.suppress(DbcostError):  # every sink is closed; a close error is not the fetch's
+            await self._stack.aclose()
 
 
 async def _put_or_fail(

@@ -24,7 +24,7 @@ from dbcost.errors import DbcostError, UsageError
 from dbcost.jobs.attribute import AttributeSpec, attribution_datasets, attribution_from_store, month_range
 from dbcost.notify import post_webhook, slack_message
 from dbcost.quota import Policy, QuotaReport, StatusChange, evaluate, exit_code, status_changes
-from dbcost.sinks.base import Sink, open_sink
+from dbcost.sinks import StatusPublisher, open_sink
 from dbcost.store import Store
 
 __all__ = ["QuotaCheckResult", "QuotaCheckSpec", "attribution_for", "run_quota_check"]
@@ -126,14 +126,12 @@ async def run_quota_check(spec: QuotaCheckSpec) -> QuotaCheckResult:
             if spec.webhook:
                 await post_webhook(spec.webhook, slack_message(report, changes))
             for url in spec.sinks:
-                sink: Sink = open_sink(url)
-                await sink.open()
-                try:
+                async with open_sink(url) as sink:
+                    if not isinstance(sink, StatusPublisher):
+                        continue  # opened all the same: a sink that cannot work fails the check, as it did
                     for ch in changes:
                         await sink.publish_status({"pool": ch.pool, "month": a.month, "old": ch.old, "new": ch.new,
                                                    **ch.evaluation.to_json()})
-                finally:
-                    await sink.close()
         except DbcostError as exc:
             error = str(exc)
         else:

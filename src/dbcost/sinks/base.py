@@ -13,31 +13,39 @@ version), and stays the same when an unchanged record is sent again. A consumer 
 ``key``, the record with the highest version (dropping ``deleted`` ones) holds exactly the store's
 content, whatever was sent twice.
 
-Sinks are named by URL (``--sink``, repeatable): ``jsonl:PATH``, ``parquet:PATH``,
-``kafka://HOST:PORT/TOPIC[?idempotence=false]``, ``kinesis://STREAM[?endpoint_url=...&region=...]``,
-``postgresql://USER@HOST:PORT/DB``. Heavy clients are imported inside each sink's module, lazily.
+Lifecycle: a :class:`Sink` is an async context manager: ``async with sink:`` opens it (connects,
+creates what it needs) and closes it (flushes, disconnects), also when a write failed. A sink is built,
+not yet open, by :func:`dbcost.sinks.registry.open_sink` from its ``--sink`` URL and a
+:class:`SinkContext` (the run-wide settings a sink may use); every sink parses its own URL into its own
+typed options. :class:`SinkBase` gives a sink's ``open``/``close`` the ``async with`` form.
+
+Quota status: a sink that also carries quota status changes (Kafka, to a second topic) implements
+:class:`StatusPublisher` besides :class:`Sink`; the record interface knows nothing of them.
 """
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
-import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qs, urlsplit
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+from urllib.parse import urlsplit
 
-from dbcost.errors import ConfigError
+if TYPE_CHECKING:
+    from dbcost.clock import Clock
+    from dbcost.transport.base import Transport
 
 __all__ = [
-    "SINK_SCHEMES",
     "Sink",
+    "SinkBase",
+    "SinkContext",
+    "SinkOptions",
     "SinkRecord",
-    "SinkSpec",
+    "StatusPublisher",
     "UnitRef",
     "natural_key",
-    "open_sink",
-    "parse_sink_url",
     "redact_url",
 ]
 
@@ -60,7 +68,8 @@ class SinkRecord:
     """One record as streaming/server sinks receive it.
 
     ``record`` is the ``dbcost fetch`` JSONL shape (period_start, period_end, granularity, keys,
-    metrics{name: {amount, unit}}, estimated) with amounts as exact decimal strings.
+    metrics{name: {amount, unit}}, estimated) with amounts as exact decimal strings. Build one with
+    :meth:`from_record`, which derives ``key`` the one way every sink and consumer relies on.
     """
 
     key: str
@@ -70,6 +79,17 @@ class SinkRecord:
     run_id: str
     record: dict[str, Any]
     deleted: bool = False
+
+    @classmethod
+    def from_record(cls, unit: UnitRef, record: dict[str, Any], *, version: int, run_id: str,
+                    deleted: bool = False) -> SinkRecord:
+        """The sink record of ``record`` (the JSONL shape; a tombstone needs only period_start,
+        granularity and keys) in ``unit``: keyed by :func:`natural_key` over the unit's key names, an
+        absent key being ``None``. ``run_id`` is the run that wrote this version (not always the unit's)."""
+        keys: Mapping[str, str] = record.get("keys") or {}
+        key = natural_key(unit.dataset, unit.target, record["period_start"],
+                          tuple(keys.get(name) for name in unit.key_names))
+        return cls(key, unit.dataset, unit.target, version, run_id, record, deleted)
 
     def to_message(self) -> dict[str, Any]:
         """The message value: the JSONL record plus dataset, target, version, run_id (and deleted)."""
@@ -83,7 +103,7 @@ class SinkRecord:
         return msg
 
 
-def natural_key(dataset: str, target: str, period_start: str, key_values: tuple[str | None, ...]) -> str:
+def natural_key(dataset: str, target: str, period_start: str, key_values: Sequence[str | None]) -> str:
     """``dataset|target|period_start|k1|k2``: stable, human-readable, unique per record.
 
     Key values are JSON-encoded so that ``|`` inside a tag value cannot collide with the separator and an
@@ -92,52 +112,6 @@ def natural_key(dataset: str, target: str, period_start: str, key_values: tuple[
     import orjson
 
     return "|".join((dataset, target, period_start, orjson.dumps(list(key_values)).decode()))
-
-
-@runtime_checkable
-class Sink(Protocol):
-    #: a display name without credentials (``kafka://127.0.0.1:9092/costs``)
-    name: str
-
-    async def open(self) -> None: ...
-
-    async def write_unit(self, unit: UnitRef, batches: AsyncIterator[list[SinkRecord]]) -> int:
-        """Write every batch of ``unit``; durable on return. Returns the number of records written."""
-        ...
-
-    async def publish_status(self, event: dict[str, Any]) -> None:
-        """A quota status change (Kafka sends these to a second topic; others may ignore them)."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class SinkSpec:
-    """A parsed ``--sink`` URL."""
-
-    scheme: str
-    url: str
-    location: str  # path, topic, stream or DSN
-    host: str | None = None
-    port: int | None = None
-    options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def display(self) -> str:
-        """The URL without a password."""
-        return redact_url(self.url)
-
-
-#: scheme -> "module:factory"; the module is imported only when a sink of that scheme is opened.
-SINK_SCHEMES: dict[str, str] = {
-    "jsonl": "dbcost.sinks.jsonl:JsonlSink",
-    "parquet": "dbcost.sinks.parquet:ParquetSink",
-    "kafka": "dbcost.sinks.kafka:KafkaSink",
-    "kinesis": "dbcost.sinks.kinesis:KinesisSink",
-    "postgresql": "dbcost.sinks.postgres:PostgresSink",
-    "postgres": "dbcost.sinks.postgres:PostgresSink",
-}
 
 
 def redact_url(url: str) -> str:
@@ -152,52 +126,92 @@ def redact_url(url: str) -> str:
     return url.replace(f":{password}@", ":***@", 1)
 
 
-def parse_sink_url(url: str) -> SinkSpec:
-    """Validate a ``--sink`` URL; a bad one is a :class:`ConfigError` naming it (without its password)."""
-    shown = redact_url(url)
-    scheme, sep, rest = url.partition(":")
-    scheme = scheme.lower()
-    if not sep or scheme not in SINK_SCHEMES:
-        known = ", ".join(sorted({"jsonl:PATH", "parquet:PATH", "kafka://HOST:PORT/TOPIC", "kinesis://STREAM",
-                                  "postgresql://USER@HOST:PORT/DB"}))
-        raise ConfigError(f"--sink {shown!r}: unknown kind (use {known})")
-    if scheme in ("jsonl", "parquet"):
-        path = rest.removeprefix("//")
-        if not path:
-            raise ConfigError(f"--sink {shown!r}: a path is required, e.g. {scheme}:out/records.{scheme}")
-        return SinkSpec(scheme, url, path)
-    parts = urlsplit(url)
-    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"--sink {shown!r}: the port is not a number") from None
-    if scheme == "kafka":
-        topic = parts.path.lstrip("/")
-        if not parts.hostname or not port or not topic:
-            raise ConfigError(f"--sink {shown!r}: use kafka://HOST:PORT/TOPIC")
-        return SinkSpec(scheme, url, topic, parts.hostname, port, options)
-    if scheme == "kinesis":
-        stream = (parts.netloc + parts.path).strip("/")
-        if not stream:
-            raise ConfigError(f"--sink {shown!r}: use kinesis://STREAM")
-        return SinkSpec(scheme, url, stream, None, None, options)
-    # postgresql
-    if not parts.hostname or not parts.path.strip("/"):
-        raise ConfigError(f"--sink {shown!r}: use postgresql://USER@HOST:PORT/DB")
-    return SinkSpec("postgresql", url, parts.path.strip("/"), parts.hostname, port or 5432, options)
+@dataclass(frozen=True)
+class SinkContext:
+    """Run-wide settings a sink may use besides its URL; the URL's own options win over them.
+
+    ``endpoint_url``/``region``/``profile``/``credentials`` reach the AWS sinks (Kinesis): the CLI passes
+    the run's region and profile, never its Cost Explorer endpoint. ``transport`` (an already-open
+    :class:`~dbcost.transport.base.Transport`, owned by the caller) and ``clock`` (a
+    :class:`~dbcost.clock.Clock` for the retry backoff) are how tests and benchmarks reach a sink's seams.
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    #: (access key id, secret access key); None = the AWS credential chain
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
+    transport: Transport | None = field(default=None, repr=False, compare=False)
+    clock: Clock | None = field(default=None, repr=False, compare=False)
 
 
-def open_sink(url: str, **context: Any) -> Sink:
-    """Build (not yet open) the sink for ``url``. ``context`` carries run-wide settings a sink may use
-    (e.g. ``endpoint_url``/``region`` for Kinesis)."""
-    spec = parse_sink_url(url)
-    module_name, _, factory_name = SINK_SCHEMES[spec.scheme].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        extra = {"kafka": "kafka", "postgresql": "postgres"}.get(spec.scheme)
-        hint = f" (pip install 'dbcost[{extra}]')" if extra else ""
-        raise ConfigError(f"--sink {spec.display}: its client library is not installed{hint}: {exc}") from None
-    factory: Callable[..., Sink] = getattr(module, factory_name)
-    return factory(spec, **context)
+@dataclass(frozen=True, kw_only=True)
+class SinkOptions:
+    """What every sink's typed options carry: the URL they were parsed from (not in the repr: it may
+    hold a password)."""
+
+    url: str = field(repr=False)
+
+    @property
+    def display(self) -> str:
+        """The URL without a password."""
+        return redact_url(self.url)
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where committed units go. ``async with sink:`` opens and closes it; ``open``/``close`` are the same
+    two steps for a caller that manages the lifetime itself."""
+
+    #: a display name without credentials (``kafka://127.0.0.1:9092/costs``)
+    name: str
+
+    async def open(self) -> None:
+        """Connect and create what the sink needs; a sink whose open fails leaves nothing open."""
+        ...
+
+    async def write_unit(self, unit: UnitRef, batches: AsyncIterator[list[SinkRecord]]) -> int:
+        """Write every batch of ``unit``; durable on return. Returns the number of records written."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and disconnect; a no-op when not open."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None: ...
+
+
+@runtime_checkable
+class StatusPublisher(Protocol):
+    """A sink that also carries quota status changes (``dbcost quota check --sink``), once open."""
+
+    async def publish_status(self, event: Mapping[str, Any]) -> None:
+        """Deliver one status change (a JSON object: pool, month, old, new, ...); durable on return."""
+        ...
+
+
+class SinkBase(abc.ABC):
+    """The ``async with`` form of a sink's ``open``/``close``; the sinks of this package derive from it."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def write_unit(self, unit: UnitRef, batches: AsyncIterator[list[SinkRecord]]) -> int: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.open()  # a failed open cleans up after itself: there is nothing for __aexit__ to close
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        # closed on every way out; a close error replaces the body's (chained to it), as with try/finally
+        await self.close()

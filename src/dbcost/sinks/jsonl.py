@@ -1,4 +1,5 @@
-"""``jsonl:PATH``: append every unit's records to one JSONL file, flushed and fsynced per unit.
+"""``jsonl:PATH`` (also ``jsonl://PATH``): append every unit's records to one JSONL file, flushed and
+fsynced per unit.
 
 Each line is the ``dbcost fetch`` record shape plus ``key``, ``dataset``, ``target``, ``version`` and
 ``run_id`` (``deleted: true`` for a record a restatement removed). Append-only, so a resumed unit may
@@ -9,20 +10,39 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
 from dbcost.errors import ConfigError, SinkError
-from dbcost.sinks.base import SinkRecord, SinkSpec, UnitRef
+from dbcost.sinks._common import file_path
+from dbcost.sinks.base import SinkBase, SinkContext, SinkOptions, SinkRecord, UnitRef
 
-__all__ = ["JsonlSink"]
+__all__ = ["JsonlOptions", "JsonlSink"]
 
 
-class JsonlSink:
-    def __init__(self, spec: SinkSpec, **_context: Any) -> None:
-        self.path = Path(spec.location)
+@dataclass(frozen=True, kw_only=True)
+class JsonlOptions(SinkOptions):
+    """A parsed ``jsonl:PATH``."""
+
+    path: Path
+
+
+class JsonlSink(SinkBase):
+    """Appends each unit to ``PATH``; see the module doc."""
+
+    @classmethod
+    def parse(cls, url: str) -> JsonlOptions:
+        return JsonlOptions(url=url, path=file_path(url))
+
+    @classmethod
+    def from_url(cls, url: str, ctx: SinkContext) -> JsonlSink:
+        return cls(cls.parse(url))
+
+    def __init__(self, options: JsonlOptions) -> None:
+        self.path = options.path
         self.name = f"jsonl:{self.path}"
         self._f: IO[bytes] | None = None
 
@@ -47,9 +67,6 @@ class JsonlSink:
         except OSError as exc:
             raise SinkError(f"{self.name}: write failed: {exc.strerror}") from exc
         return n
-
-    async def publish_status(self, event: dict[str, Any]) -> None:
-        return None
 
     async def close(self) -> None:
         if self._f is not None:

@@ -21,6 +21,9 @@ option             default                     meaning
 ``client_id``      ``dbcost``                  the Kafka client id
 =================  ==========================  ==========================================================
 
+Parsing the URL (:meth:`KafkaSink.parse`, which :func:`~dbcost.sinks.registry.parse_sink_url` calls up
+front) checks every option without importing aiokafka; aiokafka is imported when the sink opens.
+
 Message: key = :attr:`SinkRecord.key` (utf-8: ``dataset|target|period_start|["k1","k2"]``), value =
 ``orjson.dumps(record.to_message())`` (the ``dbcost fetch`` JSONL record plus dataset, target, version,
 run_id and ``deleted`` for a tombstone; amounts stay exact decimal strings). The partition is the
@@ -52,23 +55,34 @@ import asyncio
 import contextlib
 import datetime as dt
 import decimal
+import functools
+import importlib.util
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka import errors as kerr
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.codec import has_lz4, has_snappy, has_zstd
-from aiokafka.partitioner import DefaultPartitioner
 
 from dbcost.clock import Clock
 from dbcost.errors import ConfigError, SinkError, TransientSinkError
-from dbcost.sinks._common import bool_option, check_options, int_option, retry_policy_from, retry_sink
-from dbcost.sinks.base import SinkRecord, SinkSpec, UnitRef
+from dbcost.retry import RetryPolicy
+from dbcost.sinks._common import (
+    ServerUrl,
+    bool_option,
+    check_options,
+    int_option,
+    require_client,
+    retry_policy_from,
+    retry_sink,
+)
+from dbcost.sinks.base import SinkBase, SinkContext, SinkOptions, SinkRecord, UnitRef
 
-__all__ = ["KafkaSink"]
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.partitioner import DefaultPartitioner
+
+__all__ = ["KafkaOptions", "KafkaSink"]
 
 T = TypeVar("T")
 
@@ -76,34 +90,47 @@ _Message = tuple[bytes | None, bytes]
 #: a submitted batch: its messages and its delivery future (or the error that kept it from being queued)
 _Sent = tuple[list[_Message], "asyncio.Future[Any] | BaseException"]
 
-#: the producer's own default: murmur2(key) like the Java client, so every producer of a topic agrees
-_PARTITIONER = DefaultPartitioner()
-
+_FORM = "kafka://HOST:PORT/TOPIC"
 _OPTIONS = frozenset({
     "idempotence", "compression", "batch_size", "timeout_ms", "retries", "backoff_ms",
     "retry_budget_s", "create_topics", "partitions", "replication", "status_topic", "client_id",
 })
 _COMPRESSION = {"none": None, "gzip": "gzip", "lz4": "lz4", "zstd": "zstd", "snappy": "snappy"}
-_CODEC_AVAILABLE: dict[str, Callable[[], bool]] = {"lz4": has_lz4, "zstd": has_zstd, "snappy": has_snappy}
+#: the codecs aiokafka runs through cramjam (its has_lz4/has_zstd/has_snappy check exactly that import)
+_CRAMJAM_CODECS = frozenset({"lz4", "zstd", "snappy"})
 
 #: Messages submitted but not yet confirmed before write_unit waits for the oldest batches: keeps memory
 #: bounded on big units while the producer still has plenty in flight.
 _MAX_UNCONFIRMED = 20_000
 
-#: Errors that mean "not now" even though aiokafka does not flag them ``retriable``.
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    kerr.KafkaTimeoutError,
-    kerr.KafkaConnectionError,
-    kerr.KafkaUnavailableError,
-    kerr.NoBrokersAvailable,
-    kerr.BrokerNotAvailableError,
-    kerr.RequestTimedOutError,
-    kerr.QuotaViolationError,
-    kerr.NotEnoughReplicasError,
-    kerr.NotEnoughReplicasAfterAppendError,
-)
+
+@functools.cache
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "not now" even though aiokafka does not flag them ``retriable`` (aiokafka is
+    imported here, on first use, never when a URL is parsed)."""
+    from aiokafka import errors as kerr
+
+    return (
+        OSError,
+        TimeoutError,
+        kerr.KafkaTimeoutError,
+        kerr.KafkaConnectionError,
+        kerr.KafkaUnavailableError,
+        kerr.NoBrokersAvailable,
+        kerr.BrokerNotAvailableError,
+        kerr.RequestTimedOutError,
+        kerr.QuotaViolationError,
+        kerr.NotEnoughReplicasError,
+        kerr.NotEnoughReplicasAfterAppendError,
+    )
+
+
+@functools.cache
+def _partitioner() -> DefaultPartitioner:
+    """The producer's own default: murmur2(key) like the Java client, so every producer of a topic agrees."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    return DefaultPartitioner()
 
 
 def _json_default(obj: Any) -> Any:
@@ -122,38 +149,81 @@ def _consume_exception(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-class KafkaSink:
-    """Produces each record to ``TOPIC`` (quota status events to ``status_topic``); see the module doc."""
+@dataclass(frozen=True, kw_only=True)
+class KafkaOptions(SinkOptions):
+    """A parsed ``kafka://HOST:PORT/TOPIC[?option=value&...]``; see the module doc for each option."""
 
-    def __init__(self, spec: SinkSpec, **context: Any) -> None:
-        check_options(spec, _OPTIONS)
-        self.spec = spec
-        self.name = spec.display
-        self.topic = spec.location
-        self.bootstrap = f"{spec.host}:{spec.port}"
-        self.status_topic = spec.options.get("status_topic") or f"{self.topic}.quota-status"
-        self.idempotence = bool_option(spec, "idempotence", True)
-        compression = spec.options.get("compression", "none").lower()
+    host: str
+    port: int
+    topic: str
+    status_topic: str
+    idempotence: bool
+    compression: str | None  # aiokafka's compression_type
+    batch_size: int
+    timeout_ms: int
+    create_topics: bool
+    partitions: int
+    replication: int
+    client_id: str
+    retry: RetryPolicy
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class KafkaSink(SinkBase):
+    """Produces each record to ``TOPIC`` (quota status events to ``status_topic``); see the module doc.
+
+    Also a :class:`~dbcost.sinks.base.StatusPublisher`. ``ctx.clock`` runs the backoff (tests inject a
+    FakeClock to run it without sleeping).
+    """
+
+    @classmethod
+    def parse(cls, url: str) -> KafkaOptions:
+        """The options of ``url``, checked without importing aiokafka; a bad one is a ConfigError."""
+        u = ServerUrl.split(url)
+        topic = u.parts.path.lstrip("/")
+        if not u.parts.hostname or not u.port or not topic:
+            raise u.refuse(_FORM)
+        check_options(u, _OPTIONS)
+        status_topic = u.options.get("status_topic") or f"{topic}.quota-status"
+        idempotence = bool_option(u, "idempotence", True)
+        compression = u.options.get("compression", "none").lower()
         if compression not in _COMPRESSION:
-            raise ConfigError(f"--sink {spec.display}: ?compression={compression!r} "
+            raise ConfigError(f"--sink {u.display}: ?compression={compression!r} "
                               f"(use one of {', '.join(_COMPRESSION)})")
-        if compression in _CODEC_AVAILABLE and not _CODEC_AVAILABLE[compression]():
-            raise ConfigError(f"--sink {spec.display}: ?compression={compression} needs the 'cramjam' package "
+        if compression in _CRAMJAM_CODECS and importlib.util.find_spec("cramjam") is None:
+            raise ConfigError(f"--sink {u.display}: ?compression={compression} needs the 'cramjam' package "
                               "(pip install cramjam), or use gzip")
-        self.compression = _COMPRESSION[compression]
-        self.batch_size = int_option(spec, "batch_size", 256 * 1024, 1024)
-        self.timeout_ms = int_option(spec, "timeout_ms", 30_000, 100)
-        self.create_topics = bool_option(spec, "create_topics", True)
-        self.partitions = int_option(spec, "partitions", 3, 1)
-        self.replication = int_option(spec, "replication", 1, 1)
-        self.client_id = spec.options.get("client_id") or "dbcost"
-        self.policy = retry_policy_from(spec, retries=5, backoff_ms=200, budget_s=120, integers=True)
-        #: tests inject a FakeClock (``clock=``) to run the backoff without sleeping
-        self._clock: Clock | None = context.get("clock")
+        return KafkaOptions(
+            url=url, host=u.parts.hostname, port=u.port, topic=topic, status_topic=status_topic,
+            idempotence=idempotence, compression=_COMPRESSION[compression],
+            batch_size=int_option(u, "batch_size", 256 * 1024, 1024),
+            timeout_ms=int_option(u, "timeout_ms", 30_000, 100),
+            create_topics=bool_option(u, "create_topics", True),
+            partitions=int_option(u, "partitions", 3, 1),
+            replication=int_option(u, "replication", 1, 1),
+            client_id=u.options.get("client_id") or "dbcost",
+            retry=retry_policy_from(u, retries=5, backoff_ms=200, budget_s=120, integers=True),
+        )
+
+    @classmethod
+    def from_url(cls, url: str, ctx: SinkContext) -> KafkaSink:
+        return cls(cls.parse(url), ctx)
+
+    def __init__(self, options: KafkaOptions, ctx: SinkContext | None = None) -> None:
+        self.options = options
+        self.name = options.display
+        self.topic = options.topic
+        self.status_topic = options.status_topic
+        self.idempotence = options.idempotence
+        self.policy = options.retry
+        self._clock: Clock | None = ctx.clock if ctx is not None else None
         self._producer: AIOKafkaProducer | None = None
         # An idempotent producer retries a batch until it succeeds (aiokafka never expires it), so the wait
         # for acknowledgements is bounded here rather than by the producer.
-        self._delivery_timeout_s = 2 * self.timeout_ms / 1000 + 1.0
+        self._delivery_timeout_s = 2 * options.timeout_ms / 1000 + 1.0
 
     def __repr__(self) -> str:
         return f"KafkaSink({self.name!r})"
@@ -161,13 +231,17 @@ class KafkaSink:
     # -- errors ----------------------------------------------------------------------------------------
     @staticmethod
     def _is_transient(exc: BaseException) -> bool:
+        from aiokafka import errors as kerr
+
         if isinstance(exc, SinkError):
             return isinstance(exc, TransientSinkError)
-        if isinstance(exc, _TRANSIENT):
+        if isinstance(exc, _transient_errors()):
             return True
         return isinstance(exc, kerr.KafkaError) and bool(exc.retriable)
 
     def _detail(self, exc: BaseException) -> str:
+        from aiokafka import errors as kerr
+
         text = str(exc)
         detail = text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
         detail = detail.replace("\n", " ")
@@ -191,16 +265,21 @@ class KafkaSink:
     async def open(self) -> None:
         if self._producer is not None:
             return
-        if self.create_topics:
+        require_client(self.name, "aiokafka", "kafka")
+        if self.options.create_topics:
             await self._retry(self._create_topics_once, "create topics")
         self._producer = await self._retry(self._start_producer_once, "connect")
 
     async def _create_topics_once(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id,
-                                    request_timeout_ms=self.timeout_ms)
+        from aiokafka import errors as kerr
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        o = self.options
+        admin = AIOKafkaAdminClient(bootstrap_servers=o.bootstrap, client_id=o.client_id,
+                                    request_timeout_ms=o.timeout_ms)
         try:
             await admin.start()
-            topics = [NewTopic(t, self.partitions, self.replication) for t in dict.fromkeys(
+            topics = [NewTopic(t, o.partitions, o.replication) for t in dict.fromkeys(
                 (self.topic, self.status_topic))]
             response = await admin.create_topics(topics)
         except Exception as exc:
@@ -216,15 +295,18 @@ class KafkaSink:
             raise self._translate(err, f"create topic {topic!r}") from err
 
     async def _start_producer_once(self) -> AIOKafkaProducer:
+        from aiokafka import AIOKafkaProducer
+
+        o = self.options
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            client_id=self.client_id,
+            bootstrap_servers=o.bootstrap,
+            client_id=o.client_id,
             acks="all",
-            enable_idempotence=self.idempotence,
-            max_batch_size=self.batch_size,
-            max_request_size=max(self.batch_size, 1024 * 1024),
-            compression_type=self.compression,
-            request_timeout_ms=self.timeout_ms,
+            enable_idempotence=o.idempotence,
+            max_batch_size=o.batch_size,
+            max_request_size=max(o.batch_size, 1024 * 1024),
+            compression_type=o.compression,
+            request_timeout_ms=o.timeout_ms,
         )
         try:
             await producer.start()
@@ -346,7 +428,7 @@ class KafkaSink:
         await self._confirm(self.topic, list(pending))
         return written
 
-    async def publish_status(self, event: dict[str, Any]) -> None:
+    async def publish_status(self, event: Mapping[str, Any]) -> None:
         """Send a quota status event to ``status_topic`` (key = the event's ``pool``), acknowledged."""
         pool = event.get("pool")
         key = str(pool).encode() if pool is not None else None
@@ -367,12 +449,13 @@ class _Batcher:
         self.producer = producer
         self.topic = topic
         self.partitions = partitions
+        self.partitioner = _partitioner()
         self.open: dict[int, tuple[Any, list[_Message]]] = {}
         self.sent: list[_Sent] = []
         self.failed: BaseException | None = None
 
     async def add(self, key: bytes | None, value: bytes) -> None:
-        partition: int = _PARTITIONER(key, self.partitions, self.partitions)
+        partition: int = self.partitioner(key, self.partitions, self.partitions)
         entry = self.open.get(partition)
         if entry is None:
             entry = self.open[partition] = (self.producer.create_batch(), [])

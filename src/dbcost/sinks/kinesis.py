@@ -5,10 +5,10 @@
 ==================  ===========  ================================================================
 option              default      meaning
 ==================  ===========  ================================================================
-``endpoint_url``    (context)    the Kinesis endpoint; else the ``endpoint_url`` the run was given,
+``endpoint_url``    (context)    the Kinesis endpoint; else the :class:`~dbcost.sinks.base.SinkContext`'s,
                                  else botocore's ``AWS_ENDPOINT_URL_KINESIS`` / ``AWS_ENDPOINT_URL``
 ``region``          (context)    AWS region; else the run's, else the profile's, else ``us-east-1``
-``profile``         (context)    AWS profile for the credential chain
+``profile``         (context)    AWS profile for the credential chain (else the run's)
 ``retries``         ``5``        attempts per ``PutRecords`` chunk (the first call included)
 ``backoff_ms``      ``200``      base of the full-jitter backoff between attempts
 ``retry_budget_s``  ``120``      total time one chunk may spend retrying
@@ -61,8 +61,9 @@ from dbcost.errors import (
     TransientSinkError,
     is_retryable,
 )
-from dbcost.sinks._common import bool_option, check_options, number_option, retry_policy_from, retry_sink
-from dbcost.sinks.base import SinkRecord, SinkSpec, UnitRef
+from dbcost.retry import RetryPolicy
+from dbcost.sinks._common import ServerUrl, bool_option, check_options, number_option, retry_policy_from, retry_sink
+from dbcost.sinks.base import SinkBase, SinkContext, SinkOptions, SinkRecord, UnitRef
 from dbcost.transport.base import Transport
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "MAX_CALL_RECORDS",
     "MAX_PARTITION_KEY_CHARS",
     "MAX_RECORD_BYTES",
+    "KinesisOptions",
     "KinesisSink",
     "partition_key",
     "stream_lock",
@@ -115,33 +117,68 @@ class _Entry:
     size: int  # data + partition key bytes, as Kinesis counts them
 
 
-def _option(spec: SinkSpec, name: str) -> str | None:
-    value = spec.options.get(name)
-    return value if value else None
+@dataclass(frozen=True, kw_only=True)
+class KinesisOptions(SinkOptions):
+    """A parsed ``kinesis://STREAM[?option=value&...]``; ``None`` = not in the URL (the context's, then
+    botocore's, applies)."""
+
+    stream: str
+    endpoint_url: str | None
+    region: str | None
+    profile: str | None
+    timeout_s: float
+    create_stream: bool
+    shards: int
+    retry: RetryPolicy
 
 
-class KinesisSink:
+class KinesisSink(SinkBase):
     """Puts each record into ``STREAM``; see the module doc for options and the guarantee.
 
-    ``context``: ``endpoint_url``, ``region``, ``profile`` (used when the URL has none), ``transport``
-    (an already-open :class:`~dbcost.transport.base.Transport` to use instead of an ``AwsTransport``; the
-    caller owns it) and ``clock`` (a :class:`~dbcost.clock.Clock` for the backoff). Unknown keys are ignored.
+    From the :class:`~dbcost.sinks.base.SinkContext`: ``endpoint_url``, ``region``, ``profile`` (used when
+    the URL has none) and ``credentials`` for the ``AwsTransport``; ``transport`` (an already-open
+    :class:`~dbcost.transport.base.Transport` to use instead of an ``AwsTransport``; the caller owns it)
+    and ``clock`` (a :class:`~dbcost.clock.Clock` for the backoff).
     """
 
-    def __init__(self, spec: SinkSpec, **context: Any) -> None:
-        check_options(spec, _OPTIONS)
-        self.spec = spec
-        self.name = spec.display
-        self.stream = spec.location
-        self.endpoint_url: str | None = _option(spec, "endpoint_url") or context.get("endpoint_url") or None
-        self.region: str | None = _option(spec, "region") or context.get("region") or None
-        self.profile: str | None = _option(spec, "profile") or context.get("profile") or None
-        self.timeout_s = number_option(spec, "timeout", 30.0, 0.05)
-        self.create_stream = bool_option(spec, "create_stream", False)
-        self.shards = int(number_option(spec, "shards", 1, 1))
-        self.policy = retry_policy_from(spec, retries=5, backoff_ms=200, budget_s=120)
-        self._given_transport: Transport | None = context.get("transport")
-        self._clock: Clock = context.get("clock") or SystemClock()
+    @classmethod
+    def parse(cls, url: str) -> KinesisOptions:
+        """The options of ``url``; a bad one is a ConfigError."""
+        u = ServerUrl.split(url)
+        stream = (u.parts.netloc + u.parts.path).strip("/")
+        if not stream:
+            raise u.refuse("kinesis://STREAM")
+        check_options(u, _OPTIONS)
+        return KinesisOptions(
+            url=url, stream=stream,
+            endpoint_url=u.options.get("endpoint_url") or None,
+            region=u.options.get("region") or None,
+            profile=u.options.get("profile") or None,
+            timeout_s=number_option(u, "timeout", 30.0, 0.05),
+            create_stream=bool_option(u, "create_stream", False),
+            shards=int(number_option(u, "shards", 1, 1)),
+            retry=retry_policy_from(u, retries=5, backoff_ms=200, budget_s=120),
+        )
+
+    @classmethod
+    def from_url(cls, url: str, ctx: SinkContext) -> KinesisSink:
+        return cls(cls.parse(url), ctx)
+
+    def __init__(self, options: KinesisOptions, ctx: SinkContext | None = None) -> None:
+        ctx = ctx if ctx is not None else SinkContext()
+        self.options = options
+        self.name = options.display
+        self.stream = options.stream
+        self.endpoint_url = options.endpoint_url or ctx.endpoint_url or None
+        self.region = options.region or ctx.region or None
+        self.profile = options.profile or ctx.profile or None
+        self.credentials = ctx.credentials
+        self.timeout_s = options.timeout_s
+        self.create_stream = options.create_stream
+        self.shards = options.shards
+        self.policy = options.retry
+        self._given_transport: Transport | None = ctx.transport
+        self._clock: Clock = ctx.clock or SystemClock()
         self._transport: Transport | None = None
         self._stack: AsyncExitStack | None = None
 
@@ -186,8 +223,9 @@ class KinesisSink:
 
             stack = AsyncExitStack()
             aws = AwsTransport(service="kinesis", endpoint_url=self.endpoint_url, region=self.region,
-                               profile=self.profile, connect_timeout_s=min(self.timeout_s, 10.0),
-                               read_timeout_s=self.timeout_s, max_pool_connections=4)
+                               profile=self.profile, credentials=self.credentials,
+                               connect_timeout_s=min(self.timeout_s, 10.0), read_timeout_s=self.timeout_s,
+                               max_pool_connections=4)
             try:
                 self._transport = await stack.enter_async_context(aws)
             except DbcostError as exc:
@@ -310,7 +348,3 @@ class KinesisSink:
             raise TransientSinkError(f"PutRecords: {len(failed)} of {total} records failed ({summary})")
 
         await self._retry(attempt, "PutRecords")
-
-    async def publish_status(self, event: dict[str, Any]) -> None:
-        """Kinesis carries cost records only; quota status events go to Kafka or the report."""
-        return None

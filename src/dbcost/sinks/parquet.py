@@ -1,4 +1,4 @@
-"""``parquet:DIR``: one Parquet file per unit, replaced atomically when the unit is written again.
+"""``parquet:DIR`` (also ``parquet://DIR``): one Parquet file per unit, replaced atomically when the unit is written again.
 
 Files are named after the unit (dataset, target, window), so a resumed or re-synced unit overwrites its
 own file: the directory always holds exactly the latest content of every unit written to it (no
@@ -10,18 +10,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dbcost.errors import ConfigError, SinkError
-from dbcost.sinks.base import SinkRecord, SinkSpec, UnitRef
+from dbcost.sinks._common import file_path
+from dbcost.sinks.base import SinkBase, SinkContext, SinkOptions, SinkRecord, UnitRef
 
-__all__ = ["ParquetSink"]
+__all__ = ["ParquetOptions", "ParquetSink"]
 
 
-class ParquetSink:
-    def __init__(self, spec: SinkSpec, **_context: Any) -> None:
-        self.dir = Path(spec.location)
+@dataclass(frozen=True, kw_only=True)
+class ParquetOptions(SinkOptions):
+    """A parsed ``parquet:DIR``."""
+
+    dir: Path
+
+
+class ParquetSink(SinkBase):
+    """Writes each unit to its own file in ``DIR``; see the module doc. pyarrow is imported on the first write."""
+
+    @classmethod
+    def parse(cls, url: str) -> ParquetOptions:
+        return ParquetOptions(url=url, dir=file_path(url))
+
+    @classmethod
+    def from_url(cls, url: str, ctx: SinkContext) -> ParquetSink:
+        return cls(cls.parse(url))
+
+    def __init__(self, options: ParquetOptions) -> None:
+        self.dir = options.dir
         self.name = f"parquet:{self.dir}"
 
     async def open(self) -> None:
@@ -74,9 +93,6 @@ class ParquetSink:
             tmp.unlink(missing_ok=True)
             raise SinkError(f"{self.name}: write failed: {exc.strerror}") from exc
         return n
-
-    async def publish_status(self, event: dict[str, Any]) -> None:
-        return None
 
     async def close(self) -> None:
         return None

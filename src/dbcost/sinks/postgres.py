@@ -13,7 +13,8 @@ option               default    meaning
 ``pool_size``        ``4``      connections (units written at the same time)
 ===================  =========  ================================================================
 
-Any other query parameter is handed to asyncpg (``sslmode=require``, server settings, ...).
+Any other query parameter is handed to asyncpg (``sslmode=require``, server settings, ...). asyncpg is
+imported when the sink opens, never when its URL is parsed.
 
 Schema (created by :meth:`PostgresSink.open`, ``CREATE TABLE IF NOT EXISTS``)::
 
@@ -58,21 +59,26 @@ authentication, a missing database, permissions and bad data are a fatal :class:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlunsplit
 
-import asyncpg
 import orjson
 
 from dbcost.clock import Clock
 from dbcost.errors import SinkError, TransientSinkError
-from dbcost.sinks._common import number_option, retry_policy_from, retry_sink
-from dbcost.sinks.base import SinkRecord, SinkSpec, UnitRef
+from dbcost.retry import RetryPolicy
+from dbcost.sinks._common import ServerUrl, number_option, require_client, retry_policy_from, retry_sink
+from dbcost.sinks.base import SinkBase, SinkContext, SinkOptions, SinkRecord, UnitRef
 
-__all__ = ["SCHEMA", "PostgresSink", "keys_json", "range_lock_id"]
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["SCHEMA", "PostgresOptions", "PostgresSink", "keys_json", "range_lock_id"]
 
 T = TypeVar("T")
 
@@ -161,24 +167,29 @@ WHERE (dbcost_datasets.key1_name, dbcost_datasets.key2_name, dbcost_datasets.gra
       IS DISTINCT FROM (excluded.key1_name, excluded.key2_name, excluded.granularity)
 """
 
-#: errors worth another attempt: the network, connection loss (class 08), operator intervention (57),
-#: serialization failures and deadlocks (40), lack of resources (53)
-_TRANSIENT_PG: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
-    asyncpg.exceptions.LockNotAvailableError,
-    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, out of memory, disk full
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.ClientCannotConnectError,
-    asyncpg.exceptions.ConnectionFailureError,
-    asyncpg.exceptions.TransactionResolutionUnknownError,
-    asyncpg.exceptions.QueryCanceledError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.IdleSessionTimeoutError,
-)
+
+@functools.cache
+def _transient_pg() -> tuple[type[BaseException], ...]:
+    """Errors worth another attempt: the network, connection loss (class 08), operator intervention (57),
+    serialization failures and deadlocks (40), lack of resources (53). asyncpg is imported on first use."""
+    import asyncpg
+
+    return (
+        OSError,
+        TimeoutError,
+        asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+        asyncpg.exceptions.LockNotAvailableError,
+        asyncpg.exceptions.InsufficientResourcesError,  # too many connections, out of memory, disk full
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.ClientCannotConnectError,
+        asyncpg.exceptions.ConnectionFailureError,
+        asyncpg.exceptions.TransactionResolutionUnknownError,
+        asyncpg.exceptions.QueryCanceledError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.CrashShutdownError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.IdleSessionTimeoutError,
+    )
 
 
 def keys_json(values: list[str | None]) -> str:
@@ -192,22 +203,53 @@ def range_lock_id(unit: UnitRef) -> int:
     return int.from_bytes(hashlib.sha256(ident.encode()).digest()[:8], "big", signed=True)
 
 
-class PostgresSink:
-    """Writes each unit into ``dbcost_records`` in one transaction; see the module doc."""
+@dataclass(frozen=True, kw_only=True)
+class PostgresOptions(SinkOptions):
+    """A parsed ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?option=value&...]``."""
 
-    def __init__(self, spec: SinkSpec, **context: Any) -> None:
-        self.spec = spec
-        self.name = spec.display
-        self.policy = retry_policy_from(spec, retries=5, backoff_ms=200, budget_s=120)
-        self.timeout_s = number_option(spec, "timeout", 300, 0.01)
-        self.connect_timeout_s = number_option(spec, "connect_timeout", 10, 0.01)
-        self.pool_size = int(number_option(spec, "pool_size", 4, 1))
+    #: the connection string asyncpg gets: the URL without this sink's own options (a secret: not in repr)
+    dsn: str = field(repr=False)
+    timeout_s: float
+    connect_timeout_s: float
+    pool_size: int
+    retry: RetryPolicy
+
+
+class PostgresSink(SinkBase):
+    """Writes each unit into ``dbcost_records`` in one transaction; see the module doc.
+
+    ``ctx.clock`` runs the backoff (tests inject a FakeClock to run it without sleeping).
+    """
+
+    @classmethod
+    def parse(cls, url: str) -> PostgresOptions:
+        """The options of ``url`` (``postgres://`` too), checked without importing asyncpg."""
+        u = ServerUrl.split(url)
+        if not u.parts.hostname or not u.parts.path.strip("/"):
+            raise u.refuse("postgresql://USER@HOST:PORT/DB")
+        retry = retry_policy_from(u, retries=5, backoff_ms=200, budget_s=120)
+        timeout_s = number_option(u, "timeout", 300, 0.01)
+        connect_timeout_s = number_option(u, "connect_timeout", 10, 0.01)
+        pool_size = int(number_option(u, "pool_size", 4, 1))
         # our options are not connection parameters: asyncpg would send unknown ones as server settings
-        parts = urlsplit(spec.url)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _OPTIONS]
-        self._dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
-        #: tests inject a FakeClock (``clock=``) to run the backoff without sleeping
-        self._clock: Clock | None = context.get("clock")
+        query = [(k, v) for k, v in parse_qsl(u.parts.query, keep_blank_values=True) if k not in _OPTIONS]
+        dsn = urlunsplit(u.parts._replace(scheme="postgresql", query=urlencode(query)))
+        return PostgresOptions(url=url, dsn=dsn, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
+                               pool_size=pool_size, retry=retry)
+
+    @classmethod
+    def from_url(cls, url: str, ctx: SinkContext) -> PostgresSink:
+        return cls(cls.parse(url), ctx)
+
+    def __init__(self, options: PostgresOptions, ctx: SinkContext | None = None) -> None:
+        self.options = options
+        self.name = options.display
+        self.policy = options.retry
+        self.timeout_s = options.timeout_s
+        self.connect_timeout_s = options.connect_timeout_s
+        self.pool_size = options.pool_size
+        self._dsn = options.dsn
+        self._clock: Clock | None = ctx.clock if ctx is not None else None
         self._pool: asyncpg.Pool | None = None
         self._datasets: set[tuple[str, str | None, str | None, str]] = set()
 
@@ -216,9 +258,11 @@ class PostgresSink:
 
     # -- errors ----------------------------------------------------------------------------------------
     def _translate(self, exc: BaseException, what: str) -> SinkError:
+        import asyncpg
+
         if isinstance(exc, SinkError):
             return exc
-        transient = isinstance(exc, _TRANSIENT_PG) or (
+        transient = isinstance(exc, _transient_pg()) or (
             # the server closed the connection under a statement (shutdown, crash, network)
             isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
         )
@@ -229,6 +273,8 @@ class PostgresSink:
     async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         """``call`` under the sink's bounded policy, asyncpg errors translated; running out of attempts
         is a TransientSinkError."""
+        import asyncpg
+
         async def translated() -> T:
             try:
                 return await call()
@@ -243,6 +289,7 @@ class PostgresSink:
     async def open(self) -> None:
         if self._pool is not None:
             return
+        require_client(self.name, "asyncpg", "postgres")
         self._pool = await self._retry(self._connect, "connect")
         try:
             await self._retry(self._create_schema, "create schema")
@@ -251,6 +298,8 @@ class PostgresSink:
             raise
 
     async def _connect(self) -> asyncpg.Pool:
+        import asyncpg
+
         pool: asyncpg.Pool = await asyncpg.create_pool(
             self._dsn, min_size=1, max_size=self.pool_size, timeout=self.connect_timeout_s,
             command_timeout=self.timeout_s)
@@ -358,7 +407,3 @@ class PostgresSink:
                                unit.end.isoformat())
             if rows:
                 await conn.execute(_UPSERT)
-
-    async def publish_status(self, event: dict[str, Any]) -> None:
-        """PostgreSQL keeps cost records only; quota status events go to Kafka or the report."""
-        return None

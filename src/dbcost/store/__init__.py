@@ -37,7 +37,7 @@ from dbcost.config import DEFAULT_DB, StoreSettings
 from dbcost.errors import ConfigError, StoreError
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.money import fmt
-from dbcost.sinks.base import SinkRecord, UnitRef, natural_key
+from dbcost.sinks.base import SinkRecord, UnitRef
 
 __all__ = ["SCHEMA_VERSION", "AsyncStore", "Store", "UnitDiff", "UnitProgress", "open_store"]
 
@@ -663,11 +663,9 @@ class Store:
                                        end=unit.end.isoformat()):
             out = []
             for rec in batch:
-                values = tuple(rec["keys"].get(n) for n in unit.key_names)
-                key = natural_key(rec["dataset"], rec["target"], rec["period_start"], values)
                 version, rid = rec.pop("version"), rec.pop("run_id")
-                ds, tg = rec.pop("dataset"), rec.pop("target")
-                out.append(SinkRecord(key, ds, tg, version, rid, rec))
+                del rec["dataset"], rec["target"]  # the unit's, as iter_records was asked for
+                out.append(SinkRecord.from_record(unit, rec, version=version, run_id=rid))
             yield out
         deleted = self.deleted_keys(run_id, unit)
         if deleted:
@@ -675,12 +673,9 @@ class Store:
             version = int(row[0]) if row else 0
             out = []
             for ps, k1, k2 in deleted:
-                values = tuple(v for v, _ in zip((k1, k2), unit.key_names, strict=False))
-                keys = {n: v for n, v in zip(unit.key_names, values, strict=False) if v is not None}
-                key = natural_key(unit.dataset, unit.target, ps, values)
-                out.append(SinkRecord(key, unit.dataset, unit.target, version, run_id,
-                                      {"period_start": ps, "granularity": unit.granularity, "keys": keys},
-                                      deleted=True))
+                keys = {n: v for n, v in zip(unit.key_names, (k1, k2), strict=False) if v is not None}
+                out.append(SinkRecord.from_record(unit, {"period_start": ps, "granularity": unit.granularity,
+                                                         "keys": keys}, version=version, run_id=run_id, deleted=True))
             yield out
 
     # ------------------------------------------------------------------------------------ quota state
