@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -16,6 +17,13 @@ import pytest
 
 #: Real Cost Explorer responses from public sources (provenance in SOURCES.md there).
 SAMPLES = Path(__file__).resolve().parent / "data" / "samples"
+
+#: The emulator's "today" for in-process runs (the pipeline and job tests), so windows are reproducible.
+TODAY = dt.date(2026, 11, 28)
+
+#: Explicit keys for in-process runs against the emulator (it checks the signature's shape, not the keys),
+#: so no run reads the credential chain.
+CREDS = ("k", "s")
 
 
 def free_port() -> int:

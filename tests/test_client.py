@@ -3,17 +3,20 @@ budget and breaker — every path a user runs, with an injected transport and a 
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from dbcost.breaker import Breaker
-from dbcost.client import CostExplorer, RequestBudget, Stats
+from dbcost.client import CostExplorer, RequestBudget, Stats, open_client
 from dbcost.clock import FakeClock
+from dbcost.config import FetchSettings
 from dbcost.errors import (
     BudgetExhaustedError,
     CircuitOpenError,
+    DataChangedError,
     InvalidNextTokenError,
     MalformedResponseError,
     RequestChangedError,
@@ -248,3 +251,97 @@ async def test_pages_sends_the_operation_the_query_names() -> None:
     recs, _, got = await collect(client(transport), query)
     assert len(got) == 5 and len(recs) == 20
     assert {op for op, _ in transport.calls} == {"GetCostAndUsageWithResources"}
+
+
+async def test_records_outside_the_requested_window_are_quarantined_not_doubled() -> None:
+    """A server answering with a period outside the request cannot escape replace-by-window."""
+    q = CostQuery.build(start="2026-01-01", end="2026-01-03", group_by=["SERVICE"])
+
+    def handler(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}], "ResultsByTime": [
+            {"TimePeriod": {"Start": day, "End": end}, "Estimated": False,
+             "Groups": [{"Keys": ["RDS"], "Metrics": {"UnblendedCost": {"Amount": "1", "Unit": "USD"}}}]}
+            for day, end in (("2026-01-01", "2026-01-02"), ("2026-01-05", "2026-01-06"))]}
+
+    async with open_client(FetchSettings(retry=RetryPolicy.no_wait()), transport=MockTransport(handler)) as ce:
+        pages = [p async for p in ce.pages(q)]
+    assert [r.period_start for r in pages[0].records] == ["2026-01-01"]
+    assert "outside the requested" in pages[0].quarantined[0].reason
+
+
+async def test_restatement_during_a_streamed_fetch_fails_instead_of_mixing_versions() -> None:
+    """If a page-chain restart finds a different value for a group already written, the fetch fails;
+    a malformed group served again after the restart is reported once."""
+    q = CostQuery.build(start="2026-01-01", end="2026-01-03", group_by=["SERVICE"])
+    state = {"version": 1}
+
+    def page(day: str, amount: str, token: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}], "ResultsByTime": [
+            {"TimePeriod": {"Start": day, "End": day[:-1] + str(int(day[-1]) + 1)}, "Estimated": False,
+             "Groups": [{"Keys": ["RDS"], "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}},
+                        {"Keys": ["BAD"], "Metrics": {"UnblendedCost": {"Amount": "NaN", "Unit": "USD"}}}]}]}
+        if token:
+            out["NextPageToken"] = token
+        return out
+
+    def handler(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        v, tok = state["version"], params.get("NextPageToken")
+        if tok is None:
+            return page("2026-01-01", "10.00" if v == 1 else "12.00", f"t{v}")
+        if tok != f"t{v}":
+            raise InvalidNextTokenError("data updated", code="InvalidNextTokenException")
+        return page("2026-01-02", "5.00", None)
+
+    quarantined = 0
+
+    async def drain(ce: Any) -> None:
+        nonlocal quarantined
+        async for p in ce.pages(q):
+            quarantined += len(p.quarantined)
+            state["version"] = 2  # Cost Explorer restates right after the first page
+
+    async with open_client(FetchSettings(retry=RetryPolicy.no_wait()), transport=MockTransport(handler)) as ce:
+        with pytest.raises(DataChangedError):
+            await drain(ce)
+    assert quarantined == 1
+
+
+async def test_breaker_probe_slot_is_released_when_the_budget_refuses_or_the_call_is_cancelled() -> None:
+    """A half-open probe that never reached the service (budget refused, task cancelled) does not leave the
+    breaker stuck 'half-open' forever."""
+    clock = FakeClock()
+
+    def down(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise ServerError("boom", status=500)
+
+    settings = FetchSettings(retry=RetryPolicy.no_wait(max_attempts=1), breaker_threshold=1, breaker_reset_s=1)
+    async with open_client(settings, transport=MockTransport(down), clock=clock, budget=RequestBudget(1)) as ce:
+        with pytest.raises(RetryExhaustedError):
+            await ce.call("GetCostAndUsage", {})
+        clock.advance(5)
+        with pytest.raises(BudgetExhaustedError):
+            await ce.call("GetCostAndUsage", {})
+        ce.budget.max_requests = None
+        with pytest.raises(RetryExhaustedError):  # a probe goes out (and fails): not CircuitOpenError
+            await ce.call("GetCostAndUsage", {})
+
+    release = asyncio.Event()
+
+    async def slow(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        await release.wait()
+        return {"ResultsByTime": []}
+
+    transport = MockTransport(down)
+    async with open_client(settings, transport=transport, clock=clock) as ce:
+        with pytest.raises(RetryExhaustedError):
+            await ce.call("X", {})
+        clock.advance(5)
+        transport._handler = slow
+        probe = asyncio.create_task(ce.call("X", {}))
+        await asyncio.sleep(0.01)
+        probe.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+        release.set()
+        assert await ce.call("X", {}) == {"ResultsByTime": []}  # a new probe went out: not CircuitOpenError
+        assert ce.breaker.state.value == "closed"

@@ -266,3 +266,27 @@ def test_one_metric_fast_path_keeps_an_exponent_amount() -> None:
     page = parse_page(raw, metrics=["UnblendedCost"])
     assert not page.quarantined
     assert page.records[0].metrics["UnblendedCost"] == Metric(Decimal("1.5E-7"), "USD")
+
+
+def test_impossible_dates_and_missing_results_are_not_accepted() -> None:
+    """2026-13-45 is not a period; a page without ResultsByTime is malformed, not empty."""
+    page = parse_page({"ResultsByTime": [{"TimePeriod": {"Start": "2026-13-45", "End": "2026-13-46"},
+                                          "Total": {"UnblendedCost": {"Amount": "1", "Unit": "USD"}}}]})
+    assert not page.records and "TimePeriod" in page.quarantined[0].reason
+    with pytest.raises(MalformedResponseError, match="ResultsByTime"):
+        parse_page({"message": "oops"})
+
+
+@pytest.mark.parametrize(("amount", "ok"), [("1.5E-7", True), ("12.50000000000", True), ("0.0000001361", True),
+                                            ("1234567890123456789.12345678901", False), ("\u0661\u0662.\u0665", False)])
+def test_group_fast_and_slow_paths_agree(amount: str, ok: bool) -> None:
+    """A valid amount the fast path does not recognise is parsed by the full check, never quarantined as
+    'group is not valid'; a huge or non-ASCII amount is quarantined with its real reason, never a crash."""
+    raw = {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+           "ResultsByTime": [{"TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Estimated": False,
+                              "Groups": [{"Keys": ["RDS"], "Metrics": {"UnblendedCost": {"Amount": amount,
+                                                                                         "Unit": "USD"}}}]}]}
+    page = parse_page(raw)
+    assert bool(page.records) is ok
+    if not ok:
+        assert page.quarantined[0].reason != "group is not valid"

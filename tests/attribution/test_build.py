@@ -124,6 +124,17 @@ def test_allocation_conserves_the_total_to_the_last_decimal(
     alloc.check()
 
 
+def test_allocation_with_credits_does_not_crash() -> None:
+    """Negative net spend (credits) in an account's weights is clamped instead of failing the attribution."""
+    owners = {"db-1": ("a", "tag"), "db-2": ("b", "tag")}
+    rows = [UsageRow(D1, RDS, "InstanceUsage:db.r6g.large", "db-1", Decimal("-2")),
+            UsageRow(D1, RDS, "InstanceUsage:db.r6g.large", "db-2", Decimal("10")),
+            UsageRow(D1, RDS, "RDS:GP3-Storage", "", Decimal("-5"))]
+    accts = [AccountRow(D1, RDS, "111", "db-1", Decimal("-2")), AccountRow(D1, RDS, "222", "db-2", Decimal("10"))]
+    a = build_attribution("2026-10", "UnblendedCost", rows, owners, account_rows=accts, allocate_shared=True)
+    assert a.total == Decimal(3)
+
+
 def test_topology_csv_and_yaml(tmp_path: Path) -> None:
     """Topology files in CSV and YAML give the same clusters; accounts map to business units."""
     csv_path = tmp_path / "t.csv"
