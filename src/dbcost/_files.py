@@ -1,20 +1,56 @@
-"""Files the user names: reading them with one error shape, and writing them atomically."""
+"""Files the user names: reading them with one error shape, and writing them atomically.
+
+* :func:`read_text_file` — the one reader every file option goes through (targets, policy, topology, rules,
+  ``--filter @path``): every failure is one :class:`~dbcost.errors.ConfigError` line.
+* :class:`AtomicOutput` — the one writer: a file appears at its path complete or not at all (a temporary
+  file beside it, fsync, rename); a failed write keeps what was paid for as ``<path>.partial``.
+* :func:`atomic_path` — the same promise for writers that want a path (pyarrow, DuckDB's COPY).
+* :func:`write_text_atomic`, :func:`write_json` — whole small files (reports, metrics, summaries).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dbcost.errors import ConfigError
 
-__all__ = ["read_text_file", "write_json"]
+__all__ = ["AtomicOutput", "atomic_path", "read_text_file", "write_json", "write_text_atomic"]
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as indented JSON (summary files)."""
+    """Write ``data`` as indented JSON (summary files), atomically."""
     import orjson
 
-    Path(path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    with AtomicOutput(path) as f:
+        f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_text_atomic(path: str | Path, text: str, *, mode: int | None = None) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, with permission bits ``mode`` if given."""
+    with AtomicOutput(path, binary=False, mode=mode) as f:
+        f.write(text)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that takes a path; renamed to ``path`` when the block
+    succeeds, removed when it fails, so ``path`` is never half-written."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
 
 
 def read_text_file(path: str | Path, where: str, what: str = "") -> str:
@@ -30,3 +66,67 @@ def read_text_file(path: str | Path, where: str, what: str = "") -> str:
         raise ConfigError(f"{where}: cannot read{' ' + what if what else ''}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{where}: not UTF-8 text") from exc
+
+
+class AtomicOutput:
+    """A file written under a temporary name and renamed to ``path`` only when complete.
+
+    On failure the temporary file is kept as ``<path>.partial`` (the records in it were paid for) and
+    :attr:`partial_path` says where; ``path`` itself is never left half-written. ``None`` or ``"-"``
+    means stdout, written directly. The temporary file lives beside the target so the final rename is
+    atomic on the same filesystem.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, *, binary: bool = True, mode: int | None = None) -> None:
+        self.path = None if path is None or str(path) == "-" else Path(path)
+        # /dev/null, a FIFO, /dev/stdout: written in place; renaming a temp file over them would replace
+        # the device node with a regular file
+        self.special = self.path is not None and self.path.exists() and not self.path.is_file()
+        self.binary = binary
+        #: permission bits of the finished file (mkstemp creates 0600; e.g. 0644 for a textfile collector)
+        self.mode = mode
+        self.partial_path: Path | None = None
+        self._tmp: Path | None = None
+        self._file: IO[Any] | None = None
+        if self.path is not None:
+            parent = self.path.parent
+            if not parent.is_dir():
+                raise ConfigError(f"output {self.path}: directory {parent} does not exist")
+
+    def __enter__(self) -> IO[Any]:
+        if self.path is None:
+            self._file = sys.stdout.buffer if self.binary else sys.stdout
+            return self._file
+        if self.special:
+            raw = self.path.open("wb")
+            self._file = raw if self.binary else io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            return self._file
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._tmp = Path(tmp)
+        raw = os.fdopen(fd, "wb")
+        self._file = raw if self.binary else io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        return self._file
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        f = self._file
+        assert f is not None
+        if self.special:
+            f.close()
+            return
+        if self.path is None or self._tmp is None:
+            f.flush()
+            return
+        f.flush()
+        if exc_type is None:
+            os.fsync(f.fileno())
+            f.close()
+            if self.mode is not None:
+                os.chmod(self._tmp, self.mode)
+            os.replace(self._tmp, self.path)
+            return
+        f.close()
+        if self._tmp.stat().st_size > 0:
+            self.partial_path = self.path.with_name(self.path.name + ".partial")
+            os.replace(self._tmp, self.partial_path)
+        else:
+            self._tmp.unlink(missing_ok=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from dbcost._files import AtomicOutput
 from dbcost.errors import UsageError
-from dbcost.sinks.files import AtomicOutput, jsonl_line
+from dbcost.sinks.files import jsonl_line
 from dbcost.store import Store
 
 __all__ = ["run_export"]

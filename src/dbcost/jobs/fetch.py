@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from dbcost._files import AtomicOutput
 from dbcost.aio import cancel_and_wait
 from dbcost.client import Stats, open_client
 from dbcost.config import FetchSettings
@@ -30,7 +31,7 @@ from dbcost.errors import DbcostError, SinkError, UsageError
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.parse import ParsedPage
 from dbcost.sinks import Sink, SinkContext, SinkRecord, UnitRef, open_sink
-from dbcost.sinks.files import CSV_BASE_COLUMNS, AtomicOutput, csv_rows, jsonl_line
+from dbcost.sinks.files import CSV_BASE_COLUMNS, csv_rows, jsonl_line
 from dbcost.transport.base import Transport
 
 __all__ = ["FetchOutcome", "FetchResult", "fetch", "fetch_pages", "run_fetch"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from dbcost._files import write_text_atomic
 from dbcost.attribution.model import Attribution
 from dbcost.calendar import add_months
 from dbcost.jobs.attribute import AttributeSpec, attribution_datasets, attribution_from_store, month_range
@@ -54,8 +55,5 @@ def write_report(data: ReportData, fmt: str, output: Path | None) -> str | None:
             else render_html(data))
     if output is None:
         return text
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
+    write_text_atomic(output, text)
     return None
-

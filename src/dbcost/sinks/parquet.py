@@ -8,12 +8,12 @@ dataset, target, version, deleted; ``amount`` is ``decimal128(38, 10)``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dbcost._files import atomic_path
 from dbcost.errors import ConfigError, SinkError
 from dbcost.sinks._common import file_path
 from dbcost.sinks.base import SinkBase, SinkContext, SinkOptions, SinkRecord, UnitRef
@@ -85,12 +85,10 @@ class ParquetSink(SinkBase):
             {"key1_name": unit.key_names[0] if unit.key_names else "",
              "key2_name": unit.key_names[1] if len(unit.key_names) > 1 else ""})
         name = f"{unit.dataset}_{unit.target}_{unit.start.isoformat()}_{unit.end.isoformat()}.parquet"
-        tmp = self.dir / f".{name}.tmp"
         try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, self.dir / name)
+            with atomic_path(self.dir / name) as tmp:
+                pq.write_table(table, tmp)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise SinkError(f"{self.name}: write failed: {exc.strerror}") from exc
         return n
 
