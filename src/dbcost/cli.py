@@ -436,24 +436,13 @@ class _RunProgress:
 async def _run_backfill(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bool,
                         metrics_file: str | None) -> int:
     if dry_run:
-        plan = dbcost.make_plan(spec, await _pages_per_day(spec.db))
-        _print_plan(plan, as_json)
+        _print_plan(await dbcost.pipeline.dry_run_plan(spec), as_json)
         return EXIT_OK
     with _RunProgress(live=err_console.is_terminal and not as_json and not _JSON_LOGS["on"]) as progress:
         outcome = await dbcost.run_pipeline(spec, progress=progress)
     if metrics_file:
         dbcost.write_metrics_file(metrics_file, spec.db)
     return _report_run(outcome, as_json=as_json, strict=strict, command=spec.command)
-
-
-async def _pages_per_day(db: Path) -> dict[str, float]:
-    def read() -> dict[str, float]:
-        if not db.exists():
-            return {}
-        with dbcost.Store(db, read_only=True) as store:
-            return store.pages_per_day()
-
-    return await asyncio.to_thread(read)
 
 
 def _print_plan(plan: dbcost.Plan, as_json: bool) -> None:
@@ -601,22 +590,14 @@ def sync(
                          endpoint_url=endpoint_url, profile=profile, region=region, db=db, resume=resume,
                          shard=shard, max_requests=max_requests, max_cost_usd=max_cost_usd, max_rps=max_rps,
                          max_concurrency=max_concurrency, sinks=sink, window=window, today=today)
-        day = spec.today
-        first = dbcost.CostQuery.build(start=start, end=day.isoformat()).start if start is not None else None
-        if Path(db).exists():
-            with dbcost.Store(db, read_only=True) as store:
-                begin = dbcost.sync_start(store, spec.query, [t.name for t in spec.targets], day, first)
-        elif first is None:
-            raise UsageError("--start: the store does not exist yet; give --start for the first sync (or run backfill)")
-        else:
-            begin = first
-        if begin >= day:
+        first = dbcost.CostQuery.build(start=start, end=spec.today.isoformat()).start if start is not None else None
+        windowed = dbcost.pipeline.sync_spec(spec, first)
+        if windowed is None:
             _say("dbcost sync: nothing to do (the store is up to date)")
             raise typer.Exit(EXIT_OK)
-        spec.query = spec.query.with_window(begin, day)
     except (UsageError, ValueError) as exc:
         _fail_usage(str(exc))
-    code = run_async(lambda: _run_backfill(spec, dry_run=dry_run, as_json=as_json, strict=strict,
+    code = run_async(lambda: _run_backfill(windowed, dry_run=dry_run, as_json=as_json, strict=strict,
                                            metrics_file=metrics_file))
     raise typer.Exit(code)
 

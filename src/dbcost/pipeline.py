@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +35,7 @@ from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, add_months, expected_requests, month_start, plan_units
 from dbcost.retry import RetryPolicy
 from dbcost.sinks.base import Sink, UnitRef, open_sink, redact_url
-from dbcost.store import AsyncStore, UnitDiff
+from dbcost.store import AsyncStore, Store, UnitDiff
 from dbcost.targets import TargetConfig
 
 __all__ = [
@@ -44,8 +44,10 @@ __all__ = [
     "RunOutcome",
     "RunSpec",
     "covered_until",
+    "dry_run_plan",
     "make_plan",
     "run_pipeline",
+    "sync_spec",
     "sync_start",
     "target_settings",
 ]
@@ -248,6 +250,38 @@ def sync_start(store_sync: Any, query: CostQuery, targets: Sequence[str], today:
         restate = min(restate, dt.date.fromisoformat(str(est[0][0])[:10]))
     candidates = [e for e in ends.values() if e is not None] + [restate] + ([start] if start else [])
     return min(candidates)
+
+
+def sync_spec(spec: RunSpec, start: dt.date | None = None) -> RunSpec | None:
+    """``spec`` with its query's window set to what a sync fetches now: from :func:`sync_start` over the
+    store at ``spec.db`` up to ``spec.today``; None when the store is already up to date.
+
+    ``start`` is where a first sync begins. A store that does not exist yet needs it (UsageError otherwise).
+    """
+    day = spec.today
+    if spec.db.exists():
+        with Store(spec.db, read_only=True) as store:
+            begin = sync_start(store, spec.query, [t.name for t in spec.targets], day, start)
+    elif start is None:
+        raise UsageError("--start: the store does not exist yet; give --start for the first sync (or run backfill)")
+    else:
+        begin = start
+    if begin >= day:
+        return None
+    return replace(spec, query=spec.query.with_window(begin, day))
+
+
+async def dry_run_plan(spec: RunSpec) -> Plan:
+    """The plan :func:`run_pipeline` would run for ``spec`` now, sized by the store's pages-per-day history
+    when the store exists. Sends nothing and writes nothing (a missing store is not created)."""
+
+    def pages_per_day() -> dict[str, float]:
+        if not spec.db.exists():
+            return {}
+        with Store(spec.db, read_only=True) as store:
+            return store.pages_per_day()
+
+    return make_plan(spec, await asyncio.to_thread(pages_per_day))
 
 
 async def run_pipeline(
