@@ -1,5 +1,6 @@
 """The layer rules of ARCHITECTURE.md, enforced: a module imports only from lower layers (or its own
-sub-package); only transport/aws.py and the sinks import AWS clients; the CLI imports only `dbcost`."""
+sub-package); only transport/aws.py and the sinks import AWS clients; the CLI (every module of cli/) imports
+only `dbcost`."""
 
 from __future__ import annotations
 
@@ -75,8 +76,30 @@ def test_aws_libraries_only_behind_the_seams(path: Path) -> None:
             assert allowed, f"{rel} imports {name}"
 
 
-def test_cli_imports_only_the_public_package() -> None:
-    """cli.py reaches the library through `import dbcost` only (and mounts the emulator's own CLI app)."""
-    for name in imports_of(SRC / "cli.py"):
-        if name.startswith("dbcost"):
-            assert name in ("dbcost", "dbcost.emulator.cli"), f"cli.py imports {name}"
+CLI_MODULES = sorted((SRC / "cli").glob("*.py"))
+
+#: inside cli/, imports point down this list: the app, then options and views, then the command modules,
+#: then the package that mounts them (a command module never imports another one)
+CLI_LAYERS: dict[str, int] = {"app": 0, "options": 1, "views": 1, "__init__": 3}
+
+
+@pytest.mark.parametrize("path", CLI_MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_cli_imports_only_the_public_package(path: Path) -> None:
+    """Every module of cli/ reaches the library through `import dbcost` only (and mounts the emulator's own
+    CLI app); inside cli/ it imports only modules below it (app < options, views < commands < __init__)."""
+    rel = path.relative_to(SRC)
+    level = CLI_LAYERS.get(path.stem, 2)
+    for name in imports_of(path):
+        if name in ("dbcost", "dbcost.emulator.cli") or not name.startswith("dbcost"):
+            continue
+        if name == "dbcost.cli":  # `from dbcost.cli import fetch, ...`: the package mounting its commands
+            assert path.stem == "__init__", f"{rel} imports {name}"
+            continue
+        assert name.startswith("dbcost.cli."), f"{rel} imports {name}"
+        assert CLI_LAYERS.get(name.removeprefix("dbcost.cli."), 2) < level, f"{rel} imports {name}"
+
+
+def test_cli_is_a_package_of_several_modules() -> None:
+    """The CLI test above reads the cli/ package, so it cannot pass by finding no files."""
+    assert {"__init__", "app", "options", "views"} <= {p.stem for p in CLI_MODULES}
+    assert not (SRC / "cli.py").exists()
