@@ -170,3 +170,39 @@ def test_facade_names_resolve() -> None:
 
     for name in dbcost.__all__:
         assert getattr(dbcost, name) is not None, name
+
+
+#: what the CLI never reaches past the use-cases for: it turns options into settings and specs, calls jobs/, and
+#: renders what they return
+_CLI_NEVER = {"store", "pipeline", "client", "transport", "parse", "retry", "breaker", "emulator"}
+CLI_MODULES = sorted((SRC / "cli").glob("*.py"))
+#: inside cli/, imports point down this list: the app, then options and views, then the command modules,
+#: then the package that mounts them (a command module never imports another one)
+CLI_LAYERS: dict[str, int] = {"app": 0, "options": 1, "views": 1, "__init__": 3}
+
+
+@pytest.mark.parametrize("path", CLI_MODULES, ids=_rel)
+def test_cli_calls_jobs_not_the_layers_below_them(path: Path) -> None:
+    """The CLI never imports the store, the pipeline, the client or the transport (it calls jobs/; the emulator's
+    own CLI app is mounted), and inside cli/ it imports only modules below it (app < options, views < commands
+    < __init__)."""
+    rel = _rel(path)
+    level = CLI_LAYERS.get(path.stem, 2)
+    for name in _imports(path):
+        if name == "dbcost.emulator.cli":
+            continue
+        parts = name.split(".")
+        if parts[0] != "dbcost" or len(parts) == 1:
+            continue
+        assert parts[1] not in _CLI_NEVER, f"{rel} imports {name}"
+        if parts[1] == "cli":
+            if len(parts) == 2:  # `from dbcost.cli import fetch, ...`: the package mounting its commands
+                assert path.stem == "__init__", f"{rel} imports {name}"
+                continue
+            assert CLI_LAYERS.get(parts[2], 2) < level, f"{rel} imports {name}"
+
+
+def test_cli_is_a_package_of_several_modules() -> None:
+    """The CLI rules above read the cli/ package, so they cannot pass by finding no files."""
+    assert {"__init__", "app", "options", "views"} <= {p.stem for p in CLI_MODULES}
+    assert not (SRC / "cli.py").exists()

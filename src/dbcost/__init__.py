@@ -14,7 +14,7 @@ The public API, in one place::
 * queries and records: :class:`CostQuery`, :class:`CostRecord`, :class:`Metric`, :class:`Quarantined`;
 * settings: :class:`Settings` (the whole tree: targets, rate, retry, breaker, store, sinks),
   :class:`FetchSettings` (one target, resolved), :class:`TargetConfig`, :func:`load_targets`;
-* one query: :func:`fetch`, :func:`fetch_pages`, :func:`open_client`;
+* one query: :func:`fetch`, :func:`fetch_pages`, :func:`open_client` (requests, pages, dollars: :class:`Stats`);
 * use-cases: :func:`run_backfill` (backfill and sync), :func:`run_attribute`, :func:`run_quota_check`,
   :func:`run_demo`, with their specs;
 * the store: :func:`open_store`;
@@ -32,7 +32,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbcost.client import CostExplorer, open_client
+    from dbcost.client import CostExplorer, Stats, open_client
     from dbcost.config import FetchSettings, Settings, TargetConfig, load_targets
     from dbcost.errors import DbcostError
     from dbcost.jobs.attribute import AttributeResult, AttributeSpec, run_attribute
@@ -55,6 +55,7 @@ _LAZY: dict[str, str] = {
     "load_targets": "dbcost.config",
     "DbcostError": "dbcost.errors",
     "CostExplorer": "dbcost.client",
+    "Stats": "dbcost.client",
     "open_client": "dbcost.client",
     "FetchResult": "dbcost.jobs.fetch",
     "fetch": "dbcost.jobs.fetch",
@@ -113,6 +114,7 @@ __all__ = [
     "RunOutcome",
     "RunSpec",
     "Settings",
+    "Stats",
     "TargetConfig",
     "__version__",
     "fetch",

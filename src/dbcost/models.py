@@ -403,6 +403,14 @@ class CostQuery(BaseModel):
     def with_window(self, start: dt.date, end: dt.date) -> CostQuery:
         return self.model_copy(update={"start": start, "end": end})
 
+    def identity_json(self) -> dict[str, Any]:
+        """The query as JSON for identities (plan ids): the operation is left out when it is GetCostAndUsage,
+        so a plan an earlier release started keeps its id and stays resumable after an upgrade."""
+        out = self.model_dump(mode="json")
+        if self.operation == COST_AND_USAGE.name:
+            del out["operation"]
+        return out
+
     @property
     def fingerprint(self) -> str:
         """Identity of the dataset this query feeds: everything but the time period.

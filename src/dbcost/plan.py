@@ -241,7 +241,7 @@ def plan_units(
         units = [u for i, u in enumerate(units) if i % shard.count == shard.index - 1]
     expected = expected_requests(units, pages_per_day)
     ident = {
-        "query": query.model_dump(mode="json"),
+        "query": query.identity_json(),
         "targets": sorted(targets),
         "window": window,
         "shard": str(shard) if shard else None,

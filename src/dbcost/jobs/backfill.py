@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from dbcost.calendar import restatement_start
@@ -17,7 +18,7 @@ from dbcost.models import CostQuery
 from dbcost.pipeline import PipelineProgress, RunOutcome, RunSpec, make_plan, run_pipeline
 from dbcost.plan import Plan
 
-__all__ = ["RunOutcome", "RunSpec", "covered_until", "plan_backfill", "run_backfill", "sync_start"]
+__all__ = ["RunOutcome", "RunSpec", "covered_until", "plan_backfill", "run_backfill", "sync_spec", "sync_start"]
 
 
 async def run_backfill(spec: RunSpec, *, progress: PipelineProgress | None = None) -> RunOutcome:
@@ -25,8 +26,30 @@ async def run_backfill(spec: RunSpec, *, progress: PipelineProgress | None = Non
     return await run_pipeline(spec, progress=progress)
 
 
+def sync_spec(spec: RunSpec, start: dt.date | None = None) -> RunSpec | None:
+    """``spec`` with its query's window set to what a sync fetches now: from :func:`sync_start` over the
+    store up to ``spec.today``; None when the store is already up to date.
+
+    ``start`` is where a first sync begins. A store that does not exist yet needs it (UsageError otherwise).
+    """
+    from dbcost.store import Store
+
+    day = spec.today
+    if spec.db.exists():
+        with Store(spec.settings.store, read_only=True) as store:
+            begin = sync_start(store, spec.query, [t.name for t in spec.targets], day, start)
+    elif start is None:
+        raise UsageError("--start: the store does not exist yet; give --start for the first sync (or run backfill)")
+    else:
+        begin = start
+    if begin >= day:
+        return None
+    return replace(spec, query=spec.query.with_window(begin, day))
+
+
 async def plan_backfill(spec: RunSpec) -> Plan:
-    """The plan ``spec`` would run, estimated with the store's history (nothing is sent)."""
+    """The plan ``spec`` would run, sized by the store's pages-per-day history when the store exists. Sends
+    nothing and writes nothing (a missing store is not created)."""
     import asyncio
 
     from dbcost.store import Store

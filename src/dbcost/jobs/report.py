@@ -9,12 +9,19 @@ from dbcost._files import write_text_atomic
 from dbcost.attribution.model import Attribution
 from dbcost.calendar import add_months
 from dbcost.jobs.attribute import AttributeSpec, attribution_datasets, attribution_from_store, month_range
-from dbcost.jobs.quota import _load_attribution
-from dbcost.quota import QuotaReport
+from dbcost.jobs.quota import _load_attribution, attribution_for
+from dbcost.quota import Policy, QuotaReport, evaluate
 from dbcost.report import Freshness, ReportData
 from dbcost.store import Store
 
-__all__ = ["gather_report", "write_report"]
+__all__ = ["build_report", "gather_report", "write_report"]
+
+
+def build_report(spec: AttributeSpec, *, history_months: int = 6, policy: Policy | None = None) -> ReportData:
+    """What ``dbcost report`` shows: :func:`gather_report`, with the month's quota evaluated when a policy is
+    given (the store only; nothing is sent)."""
+    quota = evaluate(policy, attribution_for(spec), today=spec.today) if policy is not None else None
+    return gather_report(spec, history_months=history_months, quota=quota)
 
 
 def gather_report(spec: AttributeSpec, *, history_months: int = 6, quota: QuotaReport | None = None) -> ReportData:

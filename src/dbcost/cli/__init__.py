@@ -1,0 +1,37 @@
+"""The ``dbcost`` command line (typer + rich). Reaches the library through the public ``dbcost`` package only.
+
+``app`` (global options, exit codes, the async runner) lives in :mod:`dbcost.cli.app`; shared options in
+:mod:`~dbcost.cli.options`; what is drawn in :mod:`~dbcost.cli.views`; each command group in its own module.
+The command modules declare their commands and this module mounts them, in one list, so the order of
+``dbcost --help`` is written down here rather than left to the order of imports.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import dbcost.emulator.cli
+from dbcost.cli import attribute, backfill, demo, export, fetch, quota, report
+from dbcost.cli.app import EXIT_OK, app
+
+__all__ = ["app", "main"]
+
+# commands first, then groups (typer lists them that way), each in the order of `dbcost --help`
+app.command()(fetch.fetch)
+app.command()(backfill.backfill)
+app.command()(backfill.sync)
+app.command()(export.export)
+app.command()(demo.demo)
+app.command()(attribute.attribute)
+app.command()(report.report)
+app.add_typer(dbcost.emulator.cli.app, name="emulator", help="A local Cost Explorer look-alike (for trying dbcost).")
+app.add_typer(quota.quota_app, name="quota")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:  # e.g. `dbcost fetch ... | head`
+        sys.stderr.close()
+        sys.exit(EXIT_OK)

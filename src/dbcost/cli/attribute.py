@@ -1,0 +1,97 @@
+"""``dbcost attribute``: a month's database spend per team, cluster and category (fetching what it needs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+
+import dbcost
+import dbcost.attribution.pools
+import dbcost.governor
+import dbcost.jobs.attribute
+from dbcost.cli.app import EXIT_FAILED, UsageError, fail_usage, run_async, say
+from dbcost.cli.options import (
+    AllocateOpt,
+    ClusterTagOpt,
+    DbOpt,
+    EndpointOpt,
+    FormatTJ,
+    MaxConcOpt,
+    MaxReqOpt,
+    MaxRpsOpt,
+    MonthOpt,
+    ProfileOpt,
+    RegionOpt,
+    TargetsOpt,
+    TeamTagOpt,
+    TodayOpt,
+    TopologyOpt,
+    settings_for,
+)
+from dbcost.cli.views import print_attribution, report_run
+
+__all__ = ["attribute"]
+
+
+def attribute(
+    month: MonthOpt,
+    db: DbOpt = "dbcost.duckdb",
+    metric: Annotated[str, typer.Option("--metric", help="Cost metric to attribute.")] = "UnblendedCost",
+    cluster_tag: ClusterTagOpt = "db-cluster",
+    team_tag: TeamTagOpt = "team",
+    topology: TopologyOpt = None,
+    allocate_shared: AllocateOpt = False,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    targets: TargetsOpt = None,
+    format_: FormatTJ = "table",
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch again even if the store is fresh.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never call Cost Explorer; use the store only.")] = False,
+    max_age_hours: Annotated[
+        float, typer.Option("--max-age-hours", min=0, help="Store data younger than this is fresh enough.")
+    ] = 6.0,
+    max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
+    max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
+    max_requests: MaxReqOpt = None,
+    today: TodayOpt = None,
+) -> None:
+    """Database spend of a month per team, cluster and category (compute, storage, io, backup, ...).
+
+    Fetches what it needs through the backfill pipeline (per database service: USAGE_TYPE x cluster tag;
+    once: cluster tag x team tag), unless the store already holds it and it is fresh. Database services are
+    discovered with GetDimensionValues. The team comes from the team tag, else the topology file; spend
+    with no owner is shown as `unattributed`, never spread unless --allocate-shared.
+    """
+    if format_ not in ("table", "json"):
+        fail_usage(f"--format: must be table or json, got {format_!r}")
+    try:
+        day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
+        dbcost.CostQuery.build(start="2026-01-01", end="2026-01-02", metrics=[metric])  # validates the metric
+        topo = dbcost.attribution.pools.load_topology(topology) if topology else None
+        settings = settings_for(targets=targets, endpoint_url=endpoint_url, profile=profile, region=region, db=db,
+                                max_rps=max_rps, max_concurrency=max_concurrency)
+        spec = dbcost.AttributeSpec(
+            month=month, settings=settings, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag, topology=topo,
+            allocate_shared=allocate_shared, today=day, max_age=dt.timedelta(hours=max_age_hours), refresh=refresh,
+            offline=offline, max_requests=max_requests,
+        )
+        dbcost.jobs.attribute.month_range(month, day)
+    except (UsageError, ValueError) as exc:
+        fail_usage(str(exc).replace("metrics:", "--metric:"))
+    result = run_async(lambda: dbcost.run_attribute(spec))
+    if result.fetched is not None:
+        say(f"dbcost attribute: fetched {len(result.services)} database service(s): "
+            f"{result.fetched.stats.summary_line()}")
+        if result.fetched.status != "done":
+            report_run(result.fetched, as_json=False, strict=False, command="attribute")
+            raise typer.Exit(EXIT_FAILED)
+    a = result.attribution
+    if format_ == "json":
+        import orjson
+
+        typer.echo(orjson.dumps(a.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print_attribution(a)

@@ -1,0 +1,74 @@
+"""``dbcost demo``: the whole job against the built-in emulator, each step checked against its ground truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import dbcost
+from dbcost.cli.app import EXIT_FAILED, EXIT_OK, fail_usage, run_async, say
+from dbcost.cli.options import TodayOpt
+
+__all__ = ["demo"]
+
+
+def demo(
+    dir_: Annotated[
+        str, typer.Option("--dir", help="Where the demo writes its DuckDB store and report.")
+    ] = "dbcost-demo",
+    months: Annotated[int, typer.Option("--months", min=1, max=13, help="Months of daily data to backfill.")] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="The synthetic fleet's seed.")] = 7,
+    today: TodayOpt = None,
+) -> None:
+    """Run the whole job locally against the built-in Cost Explorer emulator (no AWS account, no cost).
+
+    Backfill into DuckDB, attribution per team/cluster/category for the last months, a quota check with an
+    example policy and the HTML report, each checked against the emulator's ground truth. About 10 s.
+    """
+    def step(message: str) -> None:
+        say(f"dbcost demo: {message}")
+
+    try:
+        day = dt.date.fromisoformat(today) if today else None
+    except ValueError:
+        fail_usage(f"--today: must be YYYY-MM-DD, got {today!r}")
+    result = run_async(lambda: dbcost.run_demo(Path(dir_), months=months, today=day, seed=seed, say=step))
+    o = result.outcome
+    st = result.requests
+    a = result.attribution
+    q = result.quota
+    assert a is not None and q is not None
+    lines = [
+        "",
+        f"dbcost demo finished in {result.directory}/",
+        "",
+        f"  backfill      {o.units_done} units, {o.stats.pages} pages, {o.stats.records} records, "
+        f"{o.quarantined} quarantined (== {result.malformed} malformed groups served)",
+        f"                stored {result.stored_total:,.10f} USD == emulator ground truth {result.truth_total:,.10f}: "
+        + ("exact" if result.truth_total == result.stored_total else "MISMATCH"),
+        f"  requests      {st.requests} sent, {st.billed_requests} billed (${st.cost_usd} at real prices), "
+        f"{st.retries} retried, {st.throttled} throttled",
+        f"  attribution   {result.month}: {a.total:,.2f} USD of database spend over {len(a.teams)} teams, "
+        f"{a.unattributed:,.2f} unattributed"
+        + (" (exact against the ground truth)" if result.attribution_exact else " (MISMATCH against the ground truth)"),
+    ]
+    lines.extend(f"                {t.amount:>14,.2f}  {t.team}" for t in a.teams[:5])
+    statuses = ", ".join(f"{p.pool} {p.status}" for p in q.pools if p.status != "OK") or "all OK"
+    lines += [
+        f"  quota         {result.policy_path}: {statuses}",
+        f"  report        {result.report_path}",
+        "",
+        "next:",
+        f"  dbcost report --db {result.db} --month {result.month}              # the same report as tables",
+        f"  dbcost quota check --db {result.db} --policy {result.policy_path} --month {result.month} --fail-on breach",
+        f"  dbcost export --db {result.db} --format csv -o costs.csv     # every stored record",
+        "  dbcost emulator serve &                                       # a local Cost Explorer; it prints its URL",
+        "  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x dbcost fetch --endpoint-url URL \\",
+        f"      --start {dt.date.today().replace(day=1)} --end {dt.date.today()} --group-by SERVICE --format table",
+        "",
+    ]
+    typer.echo("\n".join(lines))
+    raise typer.Exit(EXIT_OK if result.exact and o.status == "done" else EXIT_FAILED)

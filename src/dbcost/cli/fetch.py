@@ -1,0 +1,141 @@
+"""``dbcost fetch``: one GetCostAndUsage query, every page, records to a file or stdout (no store)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+import dbcost
+import dbcost.governor
+import dbcost.jobs.fetch
+import dbcost.sinks
+from dbcost.cli.app import EXIT_FAILED, EXIT_OK, EXIT_QUARANTINED, UsageError, fail_usage, live_progress, run_async, say
+from dbcost.cli.options import (
+    EndOpt,
+    EndpointOpt,
+    FilterOpt,
+    GranularityOpt,
+    GroupByOpt,
+    MaxConcOpt,
+    MaxReqOpt,
+    MaxRpsOpt,
+    MetricOpt,
+    ProfileOpt,
+    RegionOpt,
+    SinkOpt,
+    StartOpt,
+    StrictOpt,
+    load_filter,
+    settings_for,
+)
+from dbcost.cli.views import page_status, print_table, write_summary
+
+__all__ = ["fetch"]
+
+
+def fetch(
+    start: StartOpt,
+    end: EndOpt,
+    granularity: GranularityOpt = "DAILY",
+    metric: MetricOpt = None,
+    group_by: GroupByOpt = None,
+    filter_: FilterOpt = None,
+    endpoint_url: EndpointOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
+    max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
+    max_requests: MaxReqOpt = None,
+    strict: StrictOpt = False,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Where records go: a file path, or - for stdout.")
+    ] = "-",
+    format_: Annotated[str, typer.Option("--format", help="jsonl (default), csv or table.")] = "jsonl",
+    quarantine: Annotated[
+        str | None,
+        typer.Option("--quarantine", help="Write quarantined groups (reason, period, page, raw JSON) as JSONL here."),
+    ] = None,
+    summary_json: Annotated[
+        str | None, typer.Option("--summary-json", help="Write the run's counters as JSON here.")
+    ] = None,
+    sink: SinkOpt = None,
+) -> None:
+    """Run one GetCostAndUsage query, following every page, and write validated records.
+
+    Records go to --output as JSONL (one record a line, amounts as decimal strings exactly as received),
+    CSV (one row per record and metric) or a table. Malformed groups are quarantined, never dropped:
+    --quarantine keeps them with their raw JSON. A summary line goes to stderr at the end.
+    """
+    if format_ not in ("jsonl", "csv", "table"):
+        fail_usage(f"--format: must be jsonl, csv or table, got {format_!r}")
+    if quarantine is not None and quarantine == output:
+        fail_usage("--quarantine: must not be the same file as --output")
+    try:
+        for url in sink or []:
+            dbcost.sinks.parse_sink_url(url)
+        query = dbcost.CostQuery.build(
+            start=start,
+            end=end,
+            granularity=granularity,
+            metrics=metric or ["UnblendedCost"],
+            group_by=group_by or [],
+            filter=load_filter(filter_),
+        )
+    except UsageError as exc:
+        fail_usage(str(exc))
+    try:
+        settings = settings_for(targets=None, endpoint_url=endpoint_url, profile=profile, region=region,
+                                max_rps=max_rps, max_concurrency=max_concurrency).fetch_settings(max_requests=max_requests)
+    except UsageError as exc:
+        fail_usage(str(exc))
+    code = run_async(
+        lambda: _fetch(query, settings, output=output, fmt=format_, quarantine=quarantine,
+                       summary_json=summary_json, strict=strict, sinks=list(sink or []),
+                       sink_context=dbcost.sinks.SinkContext(region=region, profile=profile))
+    )
+    raise typer.Exit(code)
+
+
+async def _fetch(
+    query: dbcost.CostQuery,
+    settings: dbcost.FetchSettings,
+    *,
+    output: str,
+    fmt: str,
+    quarantine: str | None,
+    summary_json: str | None,
+    strict: bool,
+    sinks: list[str],
+    sink_context: dbcost.sinks.SinkContext,
+) -> int:
+    with page_status(enabled=live_progress()) as status:
+        outcome = await dbcost.jobs.fetch.run_fetch(
+            query, settings, output=output, fmt=fmt, quarantine=quarantine, sinks=sinks, sink_context=sink_context,
+            on_page=lambda n, st: status(f"page {n}: {st.records} records, {st.quarantined} quarantined, "
+                                         f"{st.requests} requests"),
+            render_table=print_table,
+        )
+    stats = outcome.stats
+    if summary_json:
+        write_summary(summary_json, stats, extra={"status": "failed" if outcome.failure else "done",
+                                                  "pages_completed": outcome.pages_completed,
+                                                  "query": query.describe()})
+    if outcome.quarantined and quarantine is None:
+        for q in outcome.quarantined[:10]:
+            say(f"dbcost: quarantined (page {q.page}, {q.period_start}): {q.reason}")
+        more = len(outcome.quarantined) - 10
+        say(f"dbcost: {len(outcome.quarantined)} group(s) quarantined"
+            + (f", {more} not shown" if more > 0 else "")
+            + " (use --quarantine PATH to keep them with their raw JSON)")
+    say(f"dbcost fetch: {stats.summary_line()}")
+    if outcome.failure is not None:
+        where = ""
+        if outcome.partial_path is not None:
+            where = f"; the {stats.records} records received are in {outcome.partial_path}"
+        say(f"dbcost: failed after {outcome.pages_completed} complete page(s): {outcome.failure}{where}",
+            level="error")
+        return EXIT_FAILED
+    if strict and stats.quarantined:
+        return EXIT_QUARANTINED
+    return EXIT_OK

@@ -1,0 +1,197 @@
+"""The options several commands share, and the helpers that turn options into library objects.
+
+An alias here is one ``--flag`` with one help text wherever it appears; a command whose flag means
+something else (``attribute --metric`` takes one metric, ``fetch --metric`` many) declares its own. The
+builders raise :class:`~dbcost.errors.UsageError` (or ``ValueError`` from date parsing) for every problem,
+before anything is sent; the command turns that into exit 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated
+
+import typer
+
+import dbcost
+import dbcost._files
+import dbcost.attribution.pools
+import dbcost.config
+import dbcost.errors
+import dbcost.governor
+import dbcost.jobs.attribute
+import dbcost.plan
+import dbcost.sinks
+from dbcost.cli.app import UsageError
+
+__all__ = [
+    "AllocateOpt",
+    "ClusterTagOpt",
+    "DbOpt",
+    "EndOpt",
+    "EndpointOpt",
+    "FilterOpt",
+    "FormatTJ",
+    "GranularityOpt",
+    "GroupByOpt",
+    "JsonOpt",
+    "MaxConcOpt",
+    "MaxReqOpt",
+    "MaxRpsOpt",
+    "MetricOneOpt",
+    "MetricOpt",
+    "MetricsFileOpt",
+    "MonthOpt",
+    "ProfileOpt",
+    "RegionOpt",
+    "ShardOpt",
+    "SinkOpt",
+    "StartOpt",
+    "StrictOpt",
+    "TargetsOpt",
+    "TeamTagOpt",
+    "TodayOpt",
+    "TopologyOpt",
+    "WindowOpt",
+    "attribute_spec",
+    "load_filter",
+    "run_spec",
+    "settings_for",
+]
+
+# ----------------------------------------------------------------------------------- the query, one call
+
+StartOpt = Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD (inclusive).")]
+EndOpt = Annotated[str, typer.Option("--end", help="Day after the last, YYYY-MM-DD (exclusive, as in the API).")]
+GranularityOpt = Annotated[str, typer.Option("--granularity", help="DAILY, MONTHLY or HOURLY (last 14 days).")]
+MetricOpt = Annotated[
+    list[str] | None,
+    typer.Option("--metric", help="Metric to fetch; repeatable. Default UnblendedCost. E.g. AmortizedCost."),
+]
+GroupByOpt = Annotated[
+    list[str] | None,
+    typer.Option("--group-by", help="SERVICE, USAGE_TYPE, LINKED_ACCOUNT, ... or TAG:<key>; at most two."),
+]
+FilterOpt = Annotated[
+    str | None, typer.Option("--filter", help="Cost Explorer Filter expression as JSON, or @file.json.")
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-url",
+        help="Cost Explorer endpoint (default: AWS_ENDPOINT_URL_COST_EXPLORER, else the public endpoint).",
+    ),
+]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (default: AWS_PROFILE / chain).")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="Signing region (default: profile's, else us-east-1).")]
+MaxRpsOpt = Annotated[
+    float, typer.Option("--max-rps", help="Requests per second to Cost Explorer (adaptive below this).", min=0.01)
+]
+MaxConcOpt = Annotated[int, typer.Option("--max-concurrency", help="Requests in flight at most.", min=1)]
+MaxReqOpt = Annotated[
+    int | None,
+    typer.Option("--max-requests", help="Stop before sending more than N requests ($0.01 each).", min=0),
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 3 if any group was quarantined.")]
+SinkOpt = Annotated[
+    list[str] | None,
+    typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka://H:P/TOPIC, "
+                                "kinesis://STREAM, postgresql://USER@H:P/DB. Repeatable."),
+]
+
+# ------------------------------------------------------------------------------------ runs into the store
+
+DbOpt = Annotated[str, typer.Option("--db", help="The DuckDB store file.")]
+TargetsOpt = Annotated[
+    str | None,
+    typer.Option("--targets", help="TOML/YAML file of payer targets (name, profile or role_arn, max_rps, ...)."),
+]
+ShardOpt = Annotated[str | None, typer.Option("--shard", help="K/N: run the K-th of N disjoint shares of the units.")]
+WindowOpt = Annotated[str, typer.Option("--window", help="Unit window: auto, month, semimonth, week, day.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
+TodayOpt = Annotated[str | None, typer.Option("--today", hidden=True, help="Pretend today is this date (tests).")]
+MetricsFileOpt = Annotated[
+    str | None,
+    typer.Option("--metrics-file", help="Write Prometheus text-format metrics here (node_exporter textfile)."),
+]
+
+# --------------------------------------------------------------------------- attribution, quota, report
+
+MonthOpt = Annotated[str, typer.Option("--month", help="The month, YYYY-MM.")]
+FormatTJ = Annotated[str, typer.Option("--format", help="table or json.")]
+ClusterTagOpt = Annotated[str, typer.Option("--cluster-tag", help="Tag key naming the cluster.")]
+TeamTagOpt = Annotated[str, typer.Option("--team-tag", help="Tag key naming the owning team.")]
+TopologyOpt = Annotated[
+    str | None, typer.Option("--topology", help="CSV/YAML (cluster,team,env,owner) for clusters whose tags are missing.")
+]
+AllocateOpt = Annotated[
+    bool, typer.Option("--allocate-shared", help="Spread unattributed spend over teams by account and service.")
+]
+MetricOneOpt = Annotated[str, typer.Option("--metric", help="Cost metric the attribution was built with.")]
+
+
+def load_filter(text: str | None) -> str | None:
+    """``--filter`` takes JSON, or ``@path`` to a JSON file."""
+    if text is None or not text.startswith("@"):
+        return text
+    return dbcost._files.read_text_file(text[1:], f"filter {text[1:]}")
+
+
+def settings_for(*, targets: str | None, endpoint_url: str | None, profile: str | None, region: str | None,
+                 db: str = str(dbcost.config.DEFAULT_DB), max_rps: float = dbcost.governor.DEFAULT_MAX_RPS,
+                 max_concurrency: int = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
+                 sinks: list[str] | None = None) -> dbcost.Settings:
+    """``--targets FILE`` or the one target the command line describes (never both), the store, the rate and
+    the sinks: the same :class:`dbcost.Settings` a library caller builds (:func:`dbcost.config.load_settings`)."""
+    return dbcost.config.load_settings(targets_file=targets, endpoint_url=endpoint_url, profile=profile,
+                                       region=region, db=db, max_rps=max_rps, max_concurrency=max_concurrency,
+                                       sinks=tuple(sinks or ()))
+
+
+def run_spec(
+    *, command: str, start: str | None, end: str | None, granularity: str, metric: list[str] | None,
+    group_by: list[str] | None, filter_: str | None, targets: str | None, endpoint_url: str | None,
+    profile: str | None, region: str | None, db: str, resume: bool, shard: str | None,
+    max_requests: int | None, max_cost_usd: float | None, max_rps: float, max_concurrency: int,
+    sinks: list[str] | None, window: str, today: str | None,
+) -> dbcost.RunSpec:
+    """Options -> a validated RunSpec; every problem is a UsageError (exit 2, nothing sent)."""
+    day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
+    # sync computes its own range from the store: it builds the query on a placeholder window first
+    query = dbcost.CostQuery.build(
+        start=start or (day - dt.timedelta(days=1)).isoformat(), end=end or day.isoformat(),
+        granularity=granularity, metrics=metric or ["UnblendedCost"], group_by=group_by or [],
+        filter=load_filter(filter_),
+    )
+    if window not in ("auto", "month", "semimonth", "week", "day"):
+        raise UsageError(f"--window: must be auto, month, semimonth, week or day, got {window!r}")
+    settings = settings_for(targets=targets, endpoint_url=endpoint_url, profile=profile, region=region, db=db,
+                            max_rps=max_rps, max_concurrency=max_concurrency, sinks=sinks)
+    for url in settings.sinks:
+        dbcost.sinks.parse_sink_url(url)
+    spec = dbcost.RunSpec(
+        query=query, settings=settings, command=command, today=day,
+        window=window,  # type: ignore[arg-type]  # checked above
+        shard=dbcost.plan.parse_shard(shard), resume=resume, max_requests=max_requests,
+        max_cost_usd=Decimal(str(max_cost_usd)) if max_cost_usd is not None else None,
+        sink_context=dbcost.sinks.SinkContext(region=region, profile=profile),  # never the CE endpoint
+    )
+    return spec
+
+
+def attribute_spec(
+    *, month: str, db: str, metric: str, cluster_tag: str, team_tag: str, topology: str | None,
+    allocate_shared: bool, endpoint_url: str | None, profile: str | None, region: str | None,
+    targets: str | None, today: str | None,
+) -> dbcost.AttributeSpec:
+    """Options -> the AttributeSpec that ``quota check`` and ``report`` read the store with."""
+    day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
+    dbcost.jobs.attribute.month_range(month, day)
+    return dbcost.AttributeSpec(
+        month=month, settings=settings_for(targets=targets, endpoint_url=endpoint_url, profile=profile,
+                                           region=region, db=db),
+        metric=metric, cluster_tag=cluster_tag, team_tag=team_tag,
+        topology=dbcost.attribution.pools.load_topology(topology) if topology else None,
+        allocate_shared=allocate_shared, today=day,
+    )
