@@ -6,9 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from dbcost.models import Quarantined
+from dbcost.models import CostQuery, Quarantined
 from dbcost.store import Store
-from tests.store.helpers import load, rec, ref, rows, sql
+from tests.store.helpers import QUERY, load, rec, ref, rows, sql
 
 
 def test_commit_is_idempotent_and_keeps_versions_of_unchanged_rows(tmp_path: Path) -> None:
@@ -70,3 +70,16 @@ def test_export_shape_matches_fetch(tmp_path: Path) -> None:
         assert r["metrics"]["UnblendedCost"] == {"amount": "1.5000000000", "unit": "USD"}
         assert {"period_start", "period_end", "granularity", "estimated", "dataset", "target", "version"} <= set(r)
 
+
+def test_register_dataset_records_the_operation_and_keeps_an_earlier_label(tmp_path: Path) -> None:
+    """A dataset's row names its Cost Explorer operation (GetCostAndUsage for a query that carries none) and
+    a later registration without a label keeps the earlier one."""
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.register_dataset(QUERY, "by team") == QUERY.fingerprint
+        store.register_dataset(QUERY)
+        [d] = store.datasets()
+        assert (d["dataset"], d["label"], d["operation"], d["key_names"]) == (
+            QUERY.fingerprint, "by team", getattr(QUERY, "operation", "GetCostAndUsage"), ["SERVICE", "TAG:team"])
+        total = CostQuery.build(start="2026-09-01", end="2026-09-03")
+        store.register_dataset(total)
+        assert [d["key_names"] for d in store.datasets()] == [["SERVICE", "TAG:team"], []]

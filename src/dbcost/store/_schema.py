@@ -11,6 +11,7 @@ by it) and keep ``tests/data/store-v<N>.duckdb`` fixtures opening (``tests/store
 
 Versions:
   1. the first release: datasets, records, staging, quarantine, runs, units, changes, quota_state, meta
+  2. ``datasets.operation``: the Cost Explorer operation the dataset's query calls (GetCostAndUsage before)
 """
 
 from __future__ import annotations
@@ -170,6 +171,10 @@ _V1 = (
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first schema", _V1),
+    Migration(2, "datasets.operation: the Cost Explorer operation a dataset's query calls", (
+        # every dataset of a v1 store was a GetCostAndUsage query: the default is exact for them
+        "ALTER TABLE datasets ADD COLUMN operation VARCHAR NOT NULL DEFAULT 'GetCostAndUsage'",
+    )),
 )
 
 #: the schema this code reads and writes

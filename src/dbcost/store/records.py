@@ -32,6 +32,9 @@ from dbcost.store._schema import UnitStatus
 
 __all__ = ["Records", "UnitDiff"]
 
+#: the operation of a query written before the store knew operations (and of a CostQuery without one)
+DEFAULT_OPERATION = "GetCostAndUsage"
+
 # Joins on the natural key: key1/key2 may be NULL (a Total-only record), so compare NOT DISTINCT.
 _SAME_KEY = (
     "n.period_start = o.period_start AND n.key1 IS NOT DISTINCT FROM o.key1 "
@@ -70,24 +73,26 @@ class Records(StoreBase):
     def register_dataset(self, query: CostQuery, label: str | None = None) -> str:
         """Record the dataset of ``query`` (its fingerprint), keeping an earlier label unless one is given."""
         cols: list[str | None] = [*query.columns, None, None]
+        op = getattr(query, "operation", None) or DEFAULT_OPERATION
         self._db.run(
-            "INSERT INTO datasets (dataset, granularity, metrics, key1_name, key2_name, query, label, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset) DO UPDATE SET "
+            "INSERT INTO datasets (dataset, granularity, metrics, key1_name, key2_name, query, label, created_at, "
+            "operation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset) DO UPDATE SET "
             "label = COALESCE(excluded.label, datasets.label)",
             [query.fingerprint, query.granularity, list(query.metrics), cols[0], cols[1], query.model_dump_json(),
-             label, now()],
+             label, now(), str(op)],
         )
         return query.fingerprint
 
     @operation("list datasets")
     def datasets(self) -> list[dict[str, Any]]:
-        """Every dataset, oldest first: fingerprint, granularity, metrics, key names, label, query."""
+        """Every dataset, oldest first: fingerprint, granularity, metrics, key names, label, operation, query."""
         rows = self._db.all(
-            "SELECT dataset, granularity, metrics, key1_name, key2_name, label, query FROM datasets ORDER BY created_at"
+            "SELECT dataset, granularity, metrics, key1_name, key2_name, label, query, operation FROM datasets "
+            "ORDER BY created_at"
         )
         return [
             {"dataset": r[0], "granularity": r[1], "metrics": list(r[2]), "key_names": [n for n in r[3:5] if n],
-             "label": r[5], "query": orjson.loads(r[6])}
+             "label": r[5], "query": orjson.loads(r[6]), "operation": r[7]}
             for r in rows
         ]
 
