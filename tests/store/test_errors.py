@@ -105,6 +105,16 @@ def test_a_missing_table_raises_store_error_naming_the_operation(tmp_path: Path,
         assert "Catalog Error" in str(info.value)
 
 
+def test_an_export_read_after_its_call_returned_still_names_the_export(tmp_path: Path) -> None:
+    """export_rows is read after the method returned: a failure while streaming names "export rows" too."""
+    store = Store(tmp_path / "s.duckdb")
+    load(store, [rec(1, "RDS", "p", "1")])
+    result = store.export_rows(batch_rows=1)
+    store.close()
+    with pytest.raises(StoreError, match=r"s\.duckdb: export rows: "):
+        list(result)
+
+
 def test_a_failed_write_rolls_back_its_transaction(tmp_path: Path) -> None:
     """A write that fails midway leaves nothing of itself behind (its transaction is rolled back)."""
     with Store(tmp_path / "s.duckdb") as store:

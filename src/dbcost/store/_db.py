@@ -155,18 +155,20 @@ class Rows:
 
     def __init__(self, db: Database, cursor: duckdb.DuckDBPyConnection, batch_rows: int) -> None:
         self._db, self._cur, self._batch = db, cursor, batch_rows
+        # read after the operation that opened it has returned (an export): errors still name that operation
+        self._doing = db.doing
         self.columns: list[str] = [d[0] for d in cursor.description or []]
 
     def __iter__(self) -> Iterator[list[Row]]:
         while True:
-            with self._db.translated():
+            with self._db.doing_as(self._doing):
                 batch = self._cur.fetchmany(self._batch)
             if not batch:
                 return
             yield batch
 
     def close(self) -> None:
-        with self._db.translated():
+        with self._db.doing_as(self._doing):
             self._cur.close()
 
     def __enter__(self) -> Rows:
