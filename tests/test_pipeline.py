@@ -19,8 +19,7 @@ from tests.conftest import CREDS, TODAY
 def total(db: Path) -> tuple[Decimal, int]:
     """The stored records' summed amount and their count."""
     with Store(db, read_only=True) as s:
-        amount, rows = s.query("SELECT coalesce(sum(amount), 0), count(*) FROM records")[0]
-    return Decimal(amount), int(rows)
+        return s.record_totals()
 
 
 async def test_resume_after_a_rerun_of_the_same_unit_keeps_every_page(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from dbcost.models import CostQuery
 from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, expected_requests, plan_units
 from dbcost.sinks import Sink, SinkContext, UnitRef, open_sink, redact_url
-from dbcost.store import AsyncStore, UnitDiff
+from dbcost.store import AsyncStore, RunStatus, UnitDiff, UnitStatus
 
 __all__ = [
     "PipelineProgress",
@@ -123,7 +123,7 @@ class _NoProgress:
 class RunOutcome:
     run_id: str
     plan: Plan
-    status: str  # done | incomplete | stopped
+    status: RunStatus  # done | incomplete | stopped
     stats: Stats
     per_target: dict[str, Stats]
     units_done: int = 0
@@ -139,6 +139,11 @@ class RunOutcome:
     stopped_reason: str | None = None
     resumed: bool = False
     elapsed_s: float = 0.0  # from the first unit's start to the last unit's end
+
+    @property
+    def ok(self) -> bool:
+        """Every unit of the plan is done (and every sink has it)."""
+        return self.status == RunStatus.DONE
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -216,7 +221,7 @@ async def run_pipeline(
         if cap is not None:
             need = expected_requests(todo, ppd)
             if need > cap:
-                await store.call(lambda s: s.finish_run(run_id, "refused", {}, []))
+                await store.call(lambda s: s.finish_run(run_id, RunStatus.REFUSED, {}, []))
                 raise UsageError(
                     f"the plan needs at least {need} requests (${need * PRICE_PER_REQUEST_USD}) for {len(todo)} "
                     f"unit(s), more than the cap of {cap} requests; raise --max-requests/--max-cost-usd or "
@@ -224,7 +229,7 @@ async def run_pipeline(
                 )
         budget = RequestBudget(cap)
         per_target = {t.name: Stats() for t in spec.targets}
-        outcome = RunOutcome(run_id, plan, "done", Stats(), per_target, units_skipped=len(plan.units) - len(todo),
+        outcome = RunOutcome(run_id, plan, RunStatus.DONE, Stats(), per_target, units_skipped=len(plan.units) - len(todo),
                              resumed=resumed)
         progress.planned(plan, outcome.units_skipped)
         stop = asyncio.Event()
@@ -285,9 +290,9 @@ async def run_pipeline(
             outcome.stats.add(st)
         outcome.incomplete_targets = sorted(failed_targets)
         if outcome.stopped_reason:
-            outcome.status = "stopped"
+            outcome.status = RunStatus.STOPPED
         elif failed_targets or outcome.units_failed:
-            outcome.status = "incomplete"
+            outcome.status = RunStatus.INCOMPLETE
         await store.call(lambda s: s.finish_run(run_id, outcome.status, outcome.to_json(),
                                                 outcome.incomplete_targets))
         return outcome
@@ -346,7 +351,7 @@ async def _run_unit(
     saved = await store.call(lambda s: s.unit_progress(run_id, uid)) if spec.resume else None
     token: str | None = None
     first_page = 0
-    if saved is not None and saved.status == "running" and saved.next_token:
+    if saved is not None and saved.status == UnitStatus.RUNNING and saved.next_token:
         token, first_page = saved.next_token, saved.pages
     await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=token is None))
     if token:

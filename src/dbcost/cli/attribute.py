@@ -85,7 +85,7 @@ def attribute(
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {len(result.services)} database service(s): "
             f"{result.fetched.stats.summary_line()}")
-        if result.fetched.status != "done":
+        if not result.fetched.ok:
             report_run(result.fetched, as_json=False, strict=False, command="attribute")
             raise typer.Exit(EXIT_FAILED)
     a = result.attribution

@@ -71,4 +71,4 @@ def demo(
         "",
     ]
     typer.echo("\n".join(lines))
-    raise typer.Exit(EXIT_OK if result.exact and o.status == "done" else EXIT_FAILED)
+    raise typer.Exit(EXIT_OK if result.exact and o.ok else EXIT_FAILED)

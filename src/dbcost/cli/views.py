@@ -207,7 +207,7 @@ def report_run(outcome: dbcost.RunOutcome, *, as_json: bool, strict: bool, comma
         f"dbcost {command}: {outcome.status}: units {outcome.units_done} done, {outcome.units_skipped} skipped "
         f"(earlier run), {outcome.units_failed} failed, {outcome.units_stopped} stopped | rows new "
         f"{outcome.inserted} changed {outcome.changed} deleted {outcome.deleted} | {st.summary_line()}",
-        level="info" if outcome.status == "done" else "error",
+        level="info" if outcome.ok else "error",
     )
     if outcome.stopped_reason:
         say(f"dbcost: stopped: {outcome.stopped_reason}; run again with --resume to continue")
@@ -215,7 +215,7 @@ def report_run(outcome: dbcost.RunOutcome, *, as_json: bool, strict: bool, comma
         say(f"dbcost: incomplete target(s): {', '.join(outcome.incomplete_targets)}")
         for e in outcome.errors[:5]:
             say(f"  {e}")
-    if outcome.status != "done":
+    if not outcome.ok:
         return EXIT_FAILED
     if strict and outcome.quarantined:
         return EXIT_QUARANTINED

@@ -39,7 +39,7 @@ from dbcost.config import Settings, TargetConfig
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
 from dbcost.pipeline import RunOutcome, RunSpec, run_pipeline
-from dbcost.store import Store
+from dbcost.store import RunStatus, Store
 
 __all__ = [
     "AttributeResult",
@@ -147,13 +147,8 @@ def _fresh(store: Store, dataset: str, targets: list[str], start: dt.date, end: 
            max_age: dt.timedelta) -> bool:
     """Every target has done units covering [start, end) of ``dataset``, each recent or fetched after final."""
     for target in targets:
-        rows = store.query(
-            "SELECT window_start, window_end, max(updated_at) FROM units WHERE dataset = ? AND target = ? "
-            "AND status = 'done' AND window_start >= ? AND window_end <= ? GROUP BY 1, 2 ORDER BY 1",
-            [dataset, target, start, end],
-        )
         cursor = start
-        for ws, we, updated in rows:
+        for ws, we, updated in store.done_windows(dataset, target, start, end):
             if ws > cursor:
                 return False
             final_after = we + dt.timedelta(days=RESTATEMENT_GRACE_DAYS)
@@ -171,8 +166,8 @@ def _services_key(spec: AttributeSpec, month: str) -> str:
 
 def _stored_services(store: Store, spec: AttributeSpec, month: str) -> list[str] | None:
     """The database services discovered for ``month`` by an earlier attribute run (None if never run)."""
-    rows = store.query("SELECT value FROM meta WHERE key = ?", [_services_key(spec, month)])
-    return list(orjson.loads(rows[0][0])) if rows else None
+    value = store.get_meta(_services_key(spec, month))
+    return list(orjson.loads(value)) if value is not None else None
 
 
 def _datasets_for(spec: AttributeSpec, services: list[str], start: dt.date, end: dt.date) -> AttributionDatasets:
@@ -196,11 +191,7 @@ def attribution_from_store(spec: AttributeSpec, store: Store, month: str | None 
 
 
 def _covered(store: Store, queries: Any, targets: list[str], start: dt.date, end: dt.date) -> bool:
-    return all(
-        store.query("SELECT count(*) FROM units WHERE dataset = ? AND target = ? AND status = 'done' "
-                    "AND window_start < ? AND window_end > ?", [q.fingerprint, t, end, start])[0][0] > 0
-        for q in queries for t in targets
-    )
+    return all(store.has_done_units(q.fingerprint, t, start, end) for q in queries for t in targets)
 
 
 async def run_attribute(spec: AttributeSpec) -> AttributeResult:
@@ -242,11 +233,10 @@ async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     )
     outcome = await run_pipeline(run)
     outcome.stats.add(discovery)
-    if outcome.status != "done":
+    if outcome.status != RunStatus.DONE:
         return AttributeResult(_empty(spec), outcome, services, ds)
     with Store(spec.settings.store) as store:
-        store.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                      [_services_key(spec, spec.month), orjson.dumps(services).decode()])
+        store.put_meta(_services_key(spec, spec.month), orjson.dumps(services).decode())
         return AttributeResult(_compute(spec, store, ds, start, end, spec.month), outcome, services, ds)
 
 
@@ -259,34 +249,22 @@ def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: 
     s, e = start.isoformat(), end.isoformat()
     # only the targets asked for: a store may hold several payers' data
     names = [t.name for t in spec.targets]
-    targets_sql = f"target IN ({', '.join('?' for _ in names)})"
     usage: list[UsageRow] = []
     for service, q in ds.usage.items():
-        for day, ut, cluster, amount, est in store.query(
-            "SELECT period_start, key1, coalesce(key2, ''), amount, estimated FROM records "
-            f"WHERE dataset = ? AND metric = ? AND period_start >= ? AND period_start < ? AND {targets_sql}",
-            [q.fingerprint, spec.metric, s, e, *names],
-        ):
-            usage.append(UsageRow(dt.date.fromisoformat(day[:10]), service, ut or "", cluster, amount, bool(est)))
+        for day, ut, cluster, amount, est in store.metric_amounts(q.fingerprint, spec.metric, s, e, names):
+            usage.append(UsageRow(dt.date.fromisoformat(day[:10]), service, ut or "", cluster or "", amount, est))
     tag_rows = [
-        (str(c), str(t), Decimal(a))
-        for c, t, a in store.query(
-            "SELECT coalesce(key1, ''), coalesce(key2, ''), amount FROM records WHERE dataset = ? AND metric = ? "
-            f"AND period_start >= ? AND period_start < ? AND {targets_sql}",
-            [ds.teams.fingerprint, spec.metric, s, e, *names],
-        )
+        (c or "", t or "", Decimal(a))
+        for _, c, t, a, _ in store.metric_amounts(ds.teams.fingerprint, spec.metric, s, e, names)
     ]
     owners = resolve_teams(tag_rows, spec.topology)
     account_rows: list[AccountRow] | None = None
     if ds.accounts:
         account_rows = []
         for service, q in ds.accounts.items():
-            for day, acct, cluster, amount in store.query(
-                "SELECT period_start, key1, coalesce(key2, ''), amount FROM records "
-                f"WHERE dataset = ? AND metric = ? AND period_start >= ? AND period_start < ? AND {targets_sql}",
-                [q.fingerprint, spec.metric, s, e, *names],
-            ):
-                account_rows.append(AccountRow(dt.date.fromisoformat(day[:10]), service, acct or "", cluster, amount))
+            for day, acct, cluster, amount, _ in store.metric_amounts(q.fingerprint, spec.metric, s, e, names):
+                account_rows.append(AccountRow(dt.date.fromisoformat(day[:10]), service, acct or "", cluster or "",
+                                               amount))
     return build_attribution(
         month, spec.metric, usage, owners, account_rows=account_rows, allocate_shared=spec.allocate_shared,
         business_units=spec.topology.business_units if spec.topology and spec.topology.business_units else None,

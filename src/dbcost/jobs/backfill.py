@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dbcost.calendar import restatement_start
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
 from dbcost.pipeline import PipelineProgress, RunOutcome, RunSpec, make_plan, run_pipeline
 from dbcost.plan import Plan
+
+if TYPE_CHECKING:
+    from dbcost.store import Store
 
 __all__ = ["RunOutcome", "RunSpec", "covered_until", "plan_backfill", "run_backfill", "sync_spec", "sync_start"]
 
@@ -63,23 +66,18 @@ async def plan_backfill(spec: RunSpec) -> Plan:
     return make_plan(spec, await asyncio.to_thread(read))
 
 
-def covered_until(store_sync: Any, dataset: str, target: str) -> dt.date | None:
+def covered_until(store_sync: Store, dataset: str, target: str) -> dt.date | None:
     """The end of the contiguous stretch of completed units of ``dataset`` for ``target``, from its earliest
     completed unit (None if it has none). A hole (a unit that failed) ends the stretch, so sync re-reads it."""
-    rows = store_sync.query(
-        "SELECT DISTINCT window_start, window_end FROM units WHERE dataset = ? AND target = ? AND status = 'done' "
-        "ORDER BY 1, 2",
-        [dataset, target],
-    )
     cursor: dt.date | None = None
-    for ws, we in rows:
+    for ws, we, _ in store_sync.done_windows(dataset, target):
         if cursor is not None and ws > cursor:
             break
         cursor = we if cursor is None else max(cursor, we)
     return cursor
 
 
-def sync_start(store_sync: Any, query: CostQuery, targets: Sequence[str], today: dt.date,
+def sync_start(store_sync: Store, query: CostQuery, targets: Sequence[str], today: dt.date,
                start: dt.date | None = None) -> dt.date:
     """Where a sync of ``query``'s dataset begins: the earliest of every target's contiguous completed
     coverage end, the restatement window (the open month, the previous month while within
@@ -94,10 +92,8 @@ def sync_start(store_sync: Any, query: CostQuery, targets: Sequence[str], today:
         raise UsageError(f"--start: no completed data in the store for target(s) {', '.join(missing)} of this "
                          "dataset; give --start for the first sync (or run backfill)")
     restate = restatement_start(today)
-    est = store_sync.query(
-        "SELECT min(period_start) FROM records WHERE dataset = ? AND estimated", [ds]
-    )
-    if est and est[0][0]:
-        restate = min(restate, dt.date.fromisoformat(str(est[0][0])[:10]))
+    est = store_sync.earliest_estimated_period(ds)
+    if est:
+        restate = min(restate, dt.date.fromisoformat(est[:10]))
     candidates = [e for e in ends.values() if e is not None] + [restate] + ([start] if start else [])
     return min(candidates)

@@ -138,15 +138,11 @@ async def run_demo(
     await asyncio.to_thread(write_report, data, "html", report_path)
     say(f"report: {report_path}")
     with Store(db, read_only=True) as store:
-        stored = store.query("SELECT coalesce(sum(amount), 0) FROM records WHERE dataset = ?", [query.fingerprint])
-        top = store.query(
-            "SELECT key1, sum(amount) FROM records WHERE dataset = ? AND period_start >= ? AND period_start < ? "
-            "GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
-            [query.fingerprint, month_start.isoformat(), add_months(month_start, 1).isoformat()],
-        )
+        stored, _ = store.record_totals(query.fingerprint)
+        top = store.top_keys(query.fingerprint, month_start.isoformat(), add_months(month_start, 1).isoformat(), 5)
     return DemoResult(
         directory=directory, db=db, emulator_url=emu.url, outcome=outcome,
-        truth_total=Decimal(truth["metrics"]["UnblendedCost"]), stored_total=Decimal(stored[0][0]),
+        truth_total=Decimal(truth["metrics"]["UnblendedCost"]), stored_total=stored,
         malformed=int(truth["malformed_groups"]), top_services=[(str(k), Decimal(v)) for k, v in top],
         month=month, attribution=attribution, attribution_exact=attribution_exact, quota=quota,
         report_path=report_path, policy_path=policy_path, requests=total,

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from dbcost.store import Store
+from dbcost.store import RunStatus, Store
 
 __all__ = ["render_metrics", "write_metrics_file"]
 
@@ -32,15 +32,9 @@ def _label(value: str) -> str:
 
 def render_metrics(store: Store) -> str:
     lines: list[str] = []
-    latest = store.query(
-        "SELECT command, run_id, status, stats, epoch(started_at) FROM runs r WHERE stats IS NOT NULL AND "
-        "started_at = (SELECT max(started_at) FROM runs r2 WHERE r2.command = r.command AND r2.stats IS NOT NULL)"
-    )
-    import orjson
-
+    latest = store.latest_runs()
     per_target: list[tuple[str, str, dict[str, object]]] = []
-    for command, _run_id, _status, stats_json, _ts in latest:
-        stats = orjson.loads(stats_json)
+    for command, _run_id, _status, stats, _ts in latest:
         for target, tstats in (stats.get("targets") or {}).items():
             per_target.append((command, target, tstats))
     for name, help_text in _RUN_GAUGES:
@@ -56,21 +50,17 @@ def render_metrics(store: Store) -> str:
     lines.append("# TYPE dbcost_quarantined gauge")
     lines.append("# HELP dbcost_run_ok 1 when the latest run of the command completed, else 0.")
     lines.append("# TYPE dbcost_run_ok gauge")
-    for command, _run_id, status, stats_json, _ts in latest:
-        stats = orjson.loads(stats_json)
+    for command, _run_id, status, stats, _ts in latest:
         lines.append(f'dbcost_quarantined{{command="{_label(command)}"}} {stats.get("quarantined", 0)}')
-        lines.append(f'dbcost_run_ok{{command="{_label(command)}"}} {1 if status == "done" else 0}')
+        lines.append(f'dbcost_run_ok{{command="{_label(command)}"}} {1 if status == RunStatus.DONE else 0}')
     lines.append("# HELP dbcost_last_success_timestamp_seconds When a unit of this target and dataset last completed.")
     lines.append("# TYPE dbcost_last_success_timestamp_seconds gauge")
-    for target, dataset, ts in store.query(
-        "SELECT target, dataset, epoch(max(updated_at)) FROM units WHERE status = 'done' GROUP BY 1, 2 ORDER BY 1, 2"
-    ):
+    for target, dataset, ts in store.last_successes():
         lines.append(f'dbcost_last_success_timestamp_seconds{{target="{_label(target)}",dataset="{_label(dataset)}"}} '
                      f"{float(ts):.0f}")
     lines.append("# HELP dbcost_stored_records Records (rows per metric) held in the store.")
     lines.append("# TYPE dbcost_stored_records gauge")
-    for (count,) in store.query("SELECT count(*) FROM records"):
-        lines.append(f"dbcost_stored_records {count}")
+    lines.append(f"dbcost_stored_records {store.record_count()}")
     return "\n".join(lines) + "\n"
 
 

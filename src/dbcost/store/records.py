@@ -1,0 +1,359 @@
+"""Records: datasets, staging a unit's pages, committing a unit by replacement, and reading records back.
+
+Records are long (one row per record and metric) with ``amount DECIMAL(38,10)`` plus ``amount_text``, the
+string exactly as received (what exports write back out). The natural key is
+(dataset, target, period_start, key1, key2, metric); ``dataset`` is the query fingerprint.
+
+Writes are idempotent by *unit replacement*: a unit's pages are staged (bulk, through Arrow), and
+:meth:`Records.commit_unit` replaces everything the store holds for (dataset, target, period in the unit's
+window) by the staged rows, in one transaction. A rerun, a resume or a restatement therefore replaces, never
+adds; a group that vanished in a restatement disappears (and is logged as deleted). Versions: a row keeps its
+version while its value is unchanged and takes the run's (strictly increasing) version when it is new or
+changed, so downstream consumers can keep "the highest version per key".
+
+A page's staging rows and its checkpoint (next page token, pages done) are written in one transaction, so a
+process killed at any point resumes from a consistent state: a committed unit is complete, a staged one
+continues from its token (or restarts from page one if the token has expired).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from dbcost.models import CostQuery, CostRecord, Quarantined
+from dbcost.money import fmt
+from dbcost.sinks.base import SinkRecord, UnitRef
+from dbcost.store._db import StoreBase, now, operation
+from dbcost.store._schema import UnitStatus
+
+__all__ = ["Records", "UnitDiff"]
+
+#: the operation of a query written before the store knew operations (and of a CostQuery without one)
+DEFAULT_OPERATION = "GetCostAndUsage"
+
+# Joins on the natural key: key1/key2 may be NULL (a Total-only record), so compare NOT DISTINCT.
+_SAME_KEY = (
+    "n.period_start = o.period_start AND n.key1 IS NOT DISTINCT FROM o.key1 "
+    "AND n.key2 IS NOT DISTINCT FROM o.key2 AND n.metric = o.metric"
+)
+
+
+@dataclass(frozen=True)
+class UnitDiff:
+    """What committing a unit changed in the store."""
+
+    rows: int
+    inserted: int
+    changed: int
+    deleted: int
+    unchanged: int
+    quarantined: int
+    duplicates: int
+
+
+def skey(run_id: str, unit_id: str) -> str:
+    """Staging belongs to one run's attempt at a unit: another run starting the same unit afresh must not
+    discard it (the first run may still be resumed from its saved page token)."""
+    return f"{run_id}|{unit_id}"
+
+
+class Records(StoreBase):
+    """Datasets and records (a part of :class:`~dbcost.store.Store`)."""
+
+    #: the next staging sequence number (staged rows keep their arrival order across a crash)
+    _seq: int
+
+    # -------------------------------------------------------------------------------------- datasets
+
+    @operation("register dataset")
+    def register_dataset(self, query: CostQuery, label: str | None = None) -> str:
+        """Record the dataset of ``query`` (its fingerprint), keeping an earlier label unless one is given."""
+        cols: list[str | None] = [*query.columns, None, None]
+        op = getattr(query, "operation", None) or DEFAULT_OPERATION
+        self._db.run(
+            "INSERT INTO datasets (dataset, granularity, metrics, key1_name, key2_name, query, label, created_at, "
+            "operation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset) DO UPDATE SET "
+            "label = COALESCE(excluded.label, datasets.label)",
+            [query.fingerprint, query.granularity, list(query.metrics), cols[0], cols[1], query.model_dump_json(),
+             label, now(), str(op)],
+        )
+        return query.fingerprint
+
+    @operation("list datasets")
+    def datasets(self) -> list[dict[str, Any]]:
+        """Every dataset, oldest first: fingerprint, granularity, metrics, key names, label, operation, query."""
+        rows = self._db.all(
+            "SELECT dataset, granularity, metrics, key1_name, key2_name, label, query, operation FROM datasets "
+            "ORDER BY created_at"
+        )
+        return [
+            {"dataset": r[0], "granularity": r[1], "metrics": list(r[2]), "key_names": [n for n in r[3:5] if n],
+             "label": r[5], "query": orjson.loads(r[6]), "operation": r[7]}
+            for r in rows
+        ]
+
+    # ---------------------------------------------------------------------------------------- staging
+
+    @operation("stage page")
+    def stage_page(
+        self,
+        run_id: str,
+        unit_id: str,
+        key_names: Sequence[str],
+        page: int,
+        records: Sequence[CostRecord],
+        quarantined: Sequence[Quarantined],
+        next_token: str | None,
+    ) -> None:
+        """Stage one page (bulk through Arrow) and its checkpoint, atomically."""
+        import pyarrow as pa
+
+        cols: dict[str, list[Any]] = {k: [] for k in ("period_start", "period_end", "key1", "key2", "metric",
+                                                      "amount_text", "unit", "estimated")}
+        k1 = key_names[0] if len(key_names) > 0 else None
+        k2 = key_names[1] if len(key_names) > 1 else None
+        for r in records:
+            key1 = r.keys.get(k1) if k1 is not None else None
+            key2 = r.keys.get(k2) if k2 is not None else None
+            for name, m in r.metrics.items():
+                cols["period_start"].append(r.period_start)
+                cols["period_end"].append(r.period_end)
+                cols["key1"].append(key1)
+                cols["key2"].append(key2)
+                cols["metric"].append(name)
+                cols["amount_text"].append(fmt(m.amount))
+                cols["unit"].append(m.unit)
+                cols["estimated"].append(r.estimated)
+        n = len(cols["metric"])
+        base = self._seq
+        self._seq += n
+        key = skey(run_id, unit_id)
+        table = pa.table({
+            "unit_id": pa.array([key] * n, pa.string()),
+            "seq": pa.array(range(base, base + n), pa.int64()),
+            **{k: pa.array(v, pa.bool_() if k == "estimated" else pa.string()) for k, v in cols.items()},
+        })
+        qtable = pa.table({
+            "unit_id": pa.array([key] * len(quarantined), pa.string()),
+            "period_start": pa.array([q.period_start for q in quarantined], pa.string()),
+            "period_end": pa.array([q.period_end for q in quarantined], pa.string()),
+            "page": pa.array([q.page for q in quarantined], pa.int32()),
+            "reason": pa.array([q.reason for q in quarantined], pa.string()),
+            "raw": pa.array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], pa.string()),
+        })
+        db = self._db
+        with db.transaction():
+            if n:
+                with db.registered("_stage_batch", table):
+                    db.run("INSERT INTO staging SELECT * FROM _stage_batch")
+            if quarantined:
+                with db.registered("_stage_q", qtable):
+                    db.run("INSERT INTO staging_quarantine SELECT unit_id, period_start, period_end, page, reason, "
+                           "raw::JSON FROM _stage_q")
+            db.run("UPDATE units SET pages = ?, next_token = ?, updated_at = ? WHERE run_id = ? AND unit_id = ?",
+                   [page, next_token, now(), run_id, unit_id])
+
+    # ------------------------------------------------------------------------------------------ commit
+
+    @operation("commit unit")
+    def commit_unit(self, run_id: str, version: int, unit: UnitRef, unit_id: str) -> UnitDiff:
+        """Replace the store's rows for the unit's window by its staged rows; log what changed."""
+        stamp = now()
+        params_range = [unit.dataset, unit.target, unit.start.isoformat(), unit.end.isoformat()]
+        key = skey(run_id, unit_id)
+        db = self._db
+        with db.transaction():
+            # the staged rows, first occurrence of each natural key (a later duplicate is quarantined)
+            db.run("DROP TABLE IF EXISTS _new")
+            db.run(
+                "CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, metric "
+                "ORDER BY seq) AS _rn FROM staging WHERE unit_id = ?",
+                [key],
+            )
+            dup_rows = db.all(
+                "SELECT period_start, period_end, key1, key2, metric, amount_text, unit FROM _new WHERE _rn > 1"
+            )
+            db.run("DELETE FROM _new WHERE _rn > 1")
+            db.run("DROP TABLE IF EXISTS _old")
+            db.run(
+                "CREATE TEMP TABLE _old AS SELECT * FROM records WHERE dataset = ? AND target = ? "
+                "AND period_start >= ? AND period_start < ?",
+                params_range,
+            )
+            counts = db.one(
+                f"""
+                SELECT
+                    count(*) FILTER (WHERE o.metric IS NULL) AS inserted,
+                    count(*) FILTER (WHERE o.metric IS NOT NULL AND (o.amount_text <> n.amount_text
+                        OR o.unit <> n.unit OR o.estimated <> n.estimated)) AS changed,
+                    count(*) AS total
+                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
+                """
+            )
+            assert counts is not None
+            inserted, changed, total = (int(c) for c in counts)
+            deleted = int(db.scalar(
+                f"SELECT count(*) FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})"
+            ) or 0)
+            # change log: changed and deleted rows (new rows are only counted, a backfill would log everything)
+            db.run(
+                f"""
+                INSERT INTO changes
+                SELECT ?, ?, ?, n.period_start, n.key1, n.key2, n.metric, 'changed', o.amount,
+                       n.amount_text::DECIMAL(38,10), ?
+                FROM _new n JOIN _old o ON {_SAME_KEY}
+                WHERE o.amount_text <> n.amount_text OR o.unit <> n.unit OR o.estimated <> n.estimated
+                """,
+                [run_id, unit.dataset, unit.target, stamp],
+            )
+            db.run(
+                f"""
+                INSERT INTO changes
+                SELECT ?, ?, ?, o.period_start, o.key1, o.key2, o.metric, 'deleted', o.amount, NULL, ?
+                FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})
+                """,
+                [run_id, unit.dataset, unit.target, stamp],
+            )
+            # replace: unchanged rows keep their version, new/changed rows take this run's
+            db.run(
+                "DELETE FROM records WHERE dataset = ? AND target = ? AND period_start >= ? AND period_start < ?",
+                params_range,
+            )
+            db.run(
+                f"""
+                INSERT INTO records
+                SELECT ?, ?, n.period_start, n.period_end, n.key1, n.key2, n.metric,
+                       n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated,
+                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
+                                 AND o.estimated = n.estimated THEN o.version ELSE ? END,
+                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
+                                 AND o.estimated = n.estimated THEN o.run_id ELSE ? END,
+                       ?
+                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
+                ORDER BY n.seq
+                """,
+                [unit.dataset, unit.target, version, run_id, stamp],
+            )
+            # quarantine of this window: replaced too, so it always describes the current data
+            db.run(
+                "DELETE FROM quarantine WHERE dataset = ? AND target = ? AND "
+                "((period_start >= ? AND period_start < ?) OR (window_start >= ? AND window_end <= ?))",
+                [*params_range, unit.start, unit.end],
+            )
+            db.run(
+                "INSERT INTO quarantine SELECT ?, ?, ?, ?, period_start, period_end, page, reason, raw, ?, ? "
+                "FROM staging_quarantine WHERE unit_id = ?",
+                [unit.dataset, unit.target, unit.start, unit.end, run_id, stamp, key],
+            )
+            for d in dup_rows:
+                db.run(
+                    "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, 0, "
+                    "'duplicate row: same period, keys and metric already staged for this unit', ?::JSON, ?, ?)",
+                    [unit.dataset, unit.target, unit.start, unit.end, d[0], d[1],
+                     orjson.dumps({"key1": d[2], "key2": d[3], "metric": d[4], "amount": d[5], "unit": d[6]}).decode(),
+                     run_id, stamp],
+                )
+            nq = int(db.scalar("SELECT count(*) FROM staging_quarantine WHERE unit_id = ?", [key]) or 0) + len(dup_rows)
+            db.run("DELETE FROM staging WHERE unit_id = ?", [key])
+            db.run("DELETE FROM staging_quarantine WHERE unit_id = ?", [key])
+            db.run("DROP TABLE _new")
+            db.run("DROP TABLE _old")
+            db.run(
+                "UPDATE units SET status = ?, records = ?, quarantined = ?, inserted = ?, changed = ?, "
+                "deleted = ?, next_token = NULL, updated_at = ? WHERE run_id = ? AND unit_id = ?",
+                [UnitStatus.COMMITTED, total, nq, inserted, changed, deleted, stamp, run_id, unit_id],
+            )
+        return UnitDiff(total, inserted, changed, deleted, total - inserted - changed, nq, len(dup_rows))
+
+    @operation("read deleted keys")
+    def deleted_keys(self, run_id: str, unit: UnitRef) -> list[tuple[str, str | None, str | None]]:
+        """(period_start, key1, key2) of records this run deleted from the unit's window."""
+        rows = self._db.all(
+            "SELECT DISTINCT period_start, key1, key2 FROM changes WHERE run_id = ? AND dataset = ? AND target = ? "
+            "AND kind = 'deleted' AND period_start >= ? AND period_start < ? ORDER BY 1, 2, 3",
+            [run_id, unit.dataset, unit.target, unit.start.isoformat(), unit.end.isoformat()],
+        )
+        return [(str(r[0]), r[1], r[2]) for r in rows]
+
+    # ---------------------------------------------------------------------------------------- reading
+
+    @operation("read records")
+    def iter_records(
+        self,
+        *,
+        dataset: str | None = None,
+        target: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        batch_rows: int = 50_000,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Stored records reassembled into the ``dbcost fetch`` JSONL shape (+ dataset, target, version,
+        run_id), in (dataset, target, period, keys) order, in bounded batches."""
+        where, params = ["TRUE"], []
+        for col, val, op in (("r.dataset", dataset, "="), ("r.target", target, "="),
+                             ("r.period_start", start, ">="), ("r.period_start", end, "<")):
+            if val is not None:
+                where.append(f"{col} {op} ?")
+                params.append(val)
+        sql = f"""
+            SELECT r.dataset, r.target, r.period_start, r.period_end, d.granularity, d.key1_name, d.key2_name,
+                   r.key1, r.key2, r.metric, r.amount_text, r.unit, r.estimated, r.version, r.run_id
+            FROM records r JOIN datasets d USING (dataset)
+            WHERE {' AND '.join(where)}
+            ORDER BY r.dataset, r.target, r.period_start, r.key1 NULLS FIRST, r.key2 NULLS FIRST, r.metric
+        """
+        with self._db.rows(sql, params, batch_rows=batch_rows) as result:
+            current: dict[str, Any] | None = None
+            ident: tuple[Any, ...] | None = None
+            out: list[dict[str, Any]] = []
+            for rows in result:
+                for (ds, tg, ps, pe, gran, n1, n2, k1, k2, metric, amount, unit, est, version, run_id) in rows:
+                    this = (ds, tg, ps, k1, k2)
+                    if this != ident:
+                        if current is not None:
+                            out.append(current)
+                        ident = this
+                        keys: dict[str, str] = {}
+                        if n1 is not None and k1 is not None:
+                            keys[n1] = k1
+                        if n2 is not None and k2 is not None:
+                            keys[n2] = k2
+                        current = {"period_start": ps, "period_end": pe, "granularity": gran, "keys": keys,
+                                   "metrics": {}, "estimated": bool(est), "dataset": ds, "target": tg,
+                                   "version": int(version), "run_id": run_id}
+                    assert current is not None
+                    current["metrics"][metric] = {"amount": amount, "unit": unit}
+                    current["estimated"] = current["estimated"] or bool(est)
+                    current["version"] = max(current["version"], int(version))
+                if len(out) >= 1000:
+                    yield out
+                    out = []
+            if current is not None:
+                out.append(current)
+            if out:
+                yield out
+
+    @operation("read unit for sinks")
+    def unit_sink_records(self, run_id: str, unit: UnitRef) -> Iterator[list[SinkRecord]]:
+        """The unit's committed records (and this run's deletions) as sink batches, in period order."""
+        for batch in self.iter_records(dataset=unit.dataset, target=unit.target, start=unit.start.isoformat(),
+                                       end=unit.end.isoformat()):
+            out = []
+            for rec in batch:
+                version, rid = rec.pop("version"), rec.pop("run_id")
+                del rec["dataset"], rec["target"]  # the unit's, as iter_records was asked for
+                out.append(SinkRecord.from_record(unit, rec, version=version, run_id=rid))
+            yield out
+        deleted = self.deleted_keys(run_id, unit)
+        if deleted:
+            version = int(self._db.scalar("SELECT version FROM runs WHERE run_id = ?", [run_id]) or 0)
+            out = []
+            for ps, k1, k2 in deleted:
+                keys = {n: v for n, v in zip(unit.key_names, (k1, k2), strict=False) if v is not None}
+                out.append(SinkRecord.from_record(unit, {"period_start": ps, "granularity": unit.granularity,
+                                                         "keys": keys}, version=version, run_id=run_id, deleted=True))
+            yield out

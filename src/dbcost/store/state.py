@@ -1,0 +1,221 @@
+"""Run state: runs and their versions, units and their page checkpoints, coverage, quota state, job metadata.
+
+A run is ``running`` until it finishes with its outcome's status (:class:`~dbcost.store.RunStatus`); a fresh
+run of a plan *abandons* the plan's unfinished runs (they can no longer be resumed, their staging goes). A
+unit is ``running`` while its pages are staged (``pages``, ``next_token`` are its checkpoint), ``committed``
+once its records replaced the window, ``done`` once every sink has them (:class:`~dbcost.store.UnitStatus`).
+*Coverage* is read from done units: which windows of a dataset a target has completed, and when.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from dbcost.sinks.base import UnitRef
+from dbcost.store._db import StoreBase, now, operation
+from dbcost.store._schema import RunStatus, UnitStatus
+from dbcost.store.records import skey
+
+__all__ = ["DoneWindow", "State", "UnitProgress"]
+
+#: run statuses that end a run for good: it is neither resumed nor superseded
+_FINAL = (RunStatus.DONE, RunStatus.ABANDONED)
+_FINAL_SQL = ", ".join(f"'{s}'" for s in _FINAL)
+#: keys of ``meta`` the store owns; jobs keep their own keys beside them
+_RESERVED_META = frozenset({"schema_version"})
+
+
+@dataclass(frozen=True)
+class UnitProgress:
+    """A unit's checkpoint as stored."""
+
+    status: str
+    pages: int
+    next_token: str | None
+
+
+class DoneWindow(NamedTuple):
+    """A window of a dataset a target has completed, and when a unit of it last completed."""
+
+    start: dt.date
+    end: dt.date
+    updated_at: dt.datetime
+
+
+class State(StoreBase):
+    """Runs, units, checkpoints, coverage and quota state (a part of :class:`~dbcost.store.Store`)."""
+
+    # ------------------------------------------------------------------------------------------ runs
+
+    @operation("begin run")
+    def begin_run(self, command: str, *, plan_id: str | None, args: dict[str, Any]) -> tuple[str, int]:
+        """A new run and its version (strictly greater than every earlier run's)."""
+        run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        db = self._db
+        with db.transaction():
+            last = db.scalar("SELECT max(version) FROM runs")
+            version = max(int(time.time() * 1000), (int(last) if last is not None else 0) + 1)
+            if plan_id is not None:
+                # a fresh run of a plan supersedes its unfinished runs: they can no longer be resumed
+                stale = [r[0] for r in db.all(f"SELECT run_id FROM runs WHERE plan_id = ? AND status NOT IN ({_FINAL_SQL})",
+                                              [plan_id])]
+                for old in stale:
+                    db.run("UPDATE runs SET status = ? WHERE run_id = ?", [RunStatus.ABANDONED, old])
+                    db.run("DELETE FROM staging WHERE unit_id LIKE ?", [f"{old}|%"])
+                    db.run("DELETE FROM staging_quarantine WHERE unit_id LIKE ?", [f"{old}|%"])
+            db.run(
+                "INSERT INTO runs (run_id, command, plan_id, version, started_at, status, args) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run_id, command, plan_id, version, now(), RunStatus.RUNNING, orjson.dumps(args, default=str).decode()],
+            )
+        return run_id, version
+
+    @operation("find resumable run")
+    def resumable_run(self, plan_id: str) -> tuple[str, int] | None:
+        """The latest run of this plan that did not finish, if any."""
+        row = self._db.one(
+            f"SELECT run_id, version FROM runs WHERE plan_id = ? AND status NOT IN ({_FINAL_SQL}) "
+            "ORDER BY started_at DESC LIMIT 1",
+            [plan_id],
+        )
+        return (str(row[0]), int(row[1])) if row else None
+
+    @operation("reopen run")
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a resumed run running again."""
+        self._db.run("UPDATE runs SET status = ?, finished_at = NULL WHERE run_id = ?", [RunStatus.RUNNING, run_id])
+
+    @operation("finish run")
+    def finish_run(self, run_id: str, status: str, stats: dict[str, Any], incomplete_targets: Sequence[str]) -> None:
+        """Record a run's outcome; a done run keeps no staging."""
+        db = self._db
+        if status == RunStatus.DONE:  # nothing left to resume: drop whatever staging a failed attempt left
+            db.run("DELETE FROM staging WHERE unit_id LIKE ?", [f"{run_id}|%"])
+            db.run("DELETE FROM staging_quarantine WHERE unit_id LIKE ?", [f"{run_id}|%"])
+        db.run(
+            "UPDATE runs SET status = ?, finished_at = ?, stats = ?, incomplete_targets = ? WHERE run_id = ?",
+            [str(status), now(), orjson.dumps(stats, default=str).decode(), list(incomplete_targets), run_id],
+        )
+
+    # ----------------------------------------------------------------------------------------- units
+
+    @operation("read unit progress")
+    def unit_progress(self, run_id: str, unit_id: str) -> UnitProgress | None:
+        """The unit's checkpoint in this run, if it was started."""
+        row = self._db.one("SELECT status, pages, next_token FROM units WHERE run_id = ? AND unit_id = ?",
+                           [run_id, unit_id])
+        return UnitProgress(str(row[0]), int(row[1]), row[2]) if row else None
+
+    @operation("read done units")
+    def done_units(self, run_id: str) -> set[str]:
+        """The units of this run every sink has."""
+        rows = self._db.all("SELECT unit_id FROM units WHERE run_id = ? AND status = ?", [run_id, UnitStatus.DONE])
+        return {str(r[0]) for r in rows}
+
+    @operation("start unit")
+    def start_unit(self, run_id: str, unit: UnitRef, unit_id: str, *, fresh: bool) -> None:
+        """Mark a unit in progress; ``fresh`` discards anything staged for it before (a restart)."""
+        db = self._db
+        with db.transaction():
+            if fresh:
+                db.run("DELETE FROM staging WHERE unit_id = ?", [skey(run_id, unit_id)])
+                db.run("DELETE FROM staging_quarantine WHERE unit_id = ?", [skey(run_id, unit_id)])
+                db.run("DELETE FROM units WHERE run_id = ? AND unit_id = ?", [run_id, unit_id])
+            if db.one("SELECT 1 FROM units WHERE run_id = ? AND unit_id = ?", [run_id, unit_id]) is None:
+                db.run(
+                    "INSERT INTO units (run_id, unit_id, dataset, target, window_start, window_end, status, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, unit_id, unit.dataset, unit.target, unit.start, unit.end, UnitStatus.RUNNING, now()],
+                )
+
+    @operation("checkpoint unit")
+    def checkpoint_unit(self, run_id: str, unit_id: str) -> None:
+        """The unit is committed and every sink has it durably: done."""
+        self._db.run("UPDATE units SET status = ?, updated_at = ? WHERE run_id = ? AND unit_id = ?",
+                     [UnitStatus.DONE, now(), run_id, unit_id])
+
+    @operation("record unit failure")
+    def fail_unit(self, run_id: str, unit_id: str, error: str) -> None:
+        """The unit failed (its error, cut at 2000 characters, is kept)."""
+        self._db.run("UPDATE units SET status = ?, error = ?, updated_at = ? WHERE run_id = ? AND unit_id = ?",
+                     [UnitStatus.FAILED, error[:2000], now(), run_id, unit_id])
+
+    # -------------------------------------------------------------------------------------- coverage
+
+    @operation("read pages per day")
+    def pages_per_day(self) -> dict[str, float]:
+        """Pages per day of window, per dataset, from completed units (the planner's estimate)."""
+        rows = self._db.all(
+            "SELECT dataset, sum(pages)::DOUBLE / sum(date_diff('day', window_start, window_end)) FROM units "
+            "WHERE status = ? AND pages > 0 GROUP BY dataset",
+            [UnitStatus.DONE],
+        )
+        return {r[0]: float(r[1]) for r in rows}
+
+    @operation("read coverage")
+    def done_windows(self, dataset: str, target: str, start: dt.date | None = None,
+                     end: dt.date | None = None) -> list[DoneWindow]:
+        """The distinct windows of ``dataset`` that ``target`` completed (within [start, end) when given), in
+        window order, each with when a unit of it last completed."""
+        where = ["dataset = ?", "target = ?", "status = ?"]
+        params: list[object] = [dataset, target, UnitStatus.DONE]
+        if start is not None:
+            where.append("window_start >= ?")
+            params.append(start)
+        if end is not None:
+            where.append("window_end <= ?")
+            params.append(end)
+        rows = self._db.all(f"SELECT window_start, window_end, max(updated_at) FROM units WHERE {' AND '.join(where)} "
+                            "GROUP BY 1, 2 ORDER BY 1, 2", params)
+        return [DoneWindow(ws, we, ts) for ws, we, ts in rows]
+
+    @operation("read coverage")
+    def has_done_units(self, dataset: str, target: str, start: dt.date, end: dt.date) -> bool:
+        """Whether ``target`` completed any unit of ``dataset`` overlapping [start, end)."""
+        n = self._db.scalar("SELECT count(*) FROM units WHERE dataset = ? AND target = ? AND status = ? "
+                            "AND window_start < ? AND window_end > ?", [dataset, target, UnitStatus.DONE, end, start])
+        return bool(n)
+
+    # ------------------------------------------------------------------------------------ quota state
+
+    @operation("read quota state")
+    def quota_states(self, month: str) -> dict[str, str]:
+        """The last *notified* status of every pool for ``month``."""
+        rows = self._db.all(
+            "SELECT pool, status FROM quota_state q WHERE month = ? AND changed_at = "
+            "(SELECT max(changed_at) FROM quota_state q2 WHERE q2.pool = q.pool AND q2.month = q.month)",
+            [month],
+        )
+        return {str(p): str(s) for p, s in rows}
+
+    @operation("record quota state")
+    def record_quota_states(self, month: str, states: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        """Remember what was notified: pool -> (status, detail). History is kept (one row per change)."""
+        stamp = now()
+        with self._db.transaction():
+            for pool, (status, detail) in sorted(states.items()):
+                self._db.run("INSERT INTO quota_state VALUES (?, ?, ?, ?::JSON, ?)",
+                             [pool, month, status, orjson.dumps(detail, default=str).decode(), stamp])
+
+    # ------------------------------------------------------------------------------------- job state
+
+    @operation("read metadata")
+    def get_meta(self, key: str) -> str | None:
+        """A job's value under ``key`` in ``meta`` (None if never set)."""
+        value = self._db.scalar("SELECT value FROM meta WHERE key = ?", [key])
+        return None if value is None else str(value)
+
+    @operation("write metadata")
+    def put_meta(self, key: str, value: str) -> None:
+        """Set a job's value under ``key``; the store's own keys (``schema_version``) are refused."""
+        if key in _RESERVED_META:
+            raise ValueError(f"meta key {key!r} belongs to the store")
+        self._db.run("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                     [key, value])
