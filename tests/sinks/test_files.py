@@ -13,7 +13,7 @@ from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import ConfigError
 from dbcost.sinks import parse_sink_url
 from tests.conftest import run_cli_async
-from tests.pipeline.conftest import TODAY, TODAY_S
+from tests.scenarios.conftest import TODAY, TODAY_S
 
 Q = ["--group-by", "SERVICE", "--group-by", "TAG:team"]
 

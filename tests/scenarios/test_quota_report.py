@@ -15,8 +15,8 @@ from aiohttp import web
 
 from dbcost.emulator import Emulator, EmulatorConfig
 from tests.conftest import run_cli_async
-from tests.pipeline.conftest import TODAY, TODAY_S
 from tests.report.test_browser import colour_counts, read_png, screenshot
+from tests.scenarios.conftest import TODAY, TODAY_S
 
 MONTH = "2026-11"
 

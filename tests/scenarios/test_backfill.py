@@ -16,7 +16,7 @@ import pytest
 
 from dbcost.emulator import Emulator, EmulatorConfig
 from tests.conftest import free_port, kill_after_pages
-from tests.pipeline.conftest import TODAY, TODAY_S, by_keys, dbcost, exported, sums
+from tests.scenarios.conftest import TODAY, TODAY_S, by_keys, dbcost, exported, sums
 
 Q = ["--group-by", "SERVICE", "--group-by", "TAG:team"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dbcost.emulator import Emulator, EmulatorConfig
 from tests.conftest import run_cli_async
-from tests.pipeline.conftest import TODAY
+from tests.scenarios.conftest import TODAY
 
 
 async def test_fetch_equals_ground_truth_under_throttling_faults_and_malformed_groups(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from dbcost.emulator import Emulator, EmulatorConfig
 from tests.conftest import run_cli_async
-from tests.pipeline.conftest import TODAY, TODAY_S
+from tests.scenarios.conftest import TODAY, TODAY_S
 
 MONTH = "2026-10"
 

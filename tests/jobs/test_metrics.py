@@ -1,4 +1,4 @@
-"""Operational output: the Prometheus textfile (--metrics-file) and structured JSON logs (--log-format json)."""
+"""The Prometheus textfile (--metrics-file) written from what the store recorded, parsed as Prometheus would."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dbcost.emulator import Emulator, EmulatorConfig
 from tests.conftest import run_cli_async
-from tests.pipeline.conftest import TODAY, TODAY_S
+from tests.scenarios.conftest import TODAY, TODAY_S
 
 
 async def test_metrics_file_is_prometheus_text_with_run_counters(tmp_path: Path) -> None:
@@ -35,19 +35,3 @@ async def test_metrics_file_is_prometheus_text_with_run_counters(tmp_path: Path)
     last = families["dbcost_last_success_timestamp_seconds"].samples
     assert last and last[0].labels["target"] == "default" and last[0].labels["dataset"]
     assert families["dbcost_run_ok"].samples[0].value == 1
-
-
-async def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
-    """--log-format json: every stderr line is a JSON object with ts, level, logger and message; retries
-    are logged at INFO with the error, and credentials never appear."""
-    async with Emulator(EmulatorConfig(today=TODAY, fault_rate=0.3, page_size=5, seed=3)) as emu:
-        code, _, err = await run_cli_async(
-            "--log-format", "json", "--log-level", "INFO", "fetch", "--start", "2026-10-01", "--end", "2026-10-05",
-            "--group-by", "SERVICE", "--endpoint-url", emu.url, "--output", str(tmp_path / "r.jsonl"),
-            env={"AWS_SECRET_ACCESS_KEY": "SECRETdoNotLeak"})
-    assert code == 0, err
-    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
-    assert lines and all({"ts", "level", "logger", "message"} <= set(x) for x in lines)
-    assert any("retrying" in x["message"] for x in lines)
-    assert any(x["message"].startswith("dbcost fetch: requests=") for x in lines)
-    assert "SECRETdoNotLeak" not in err

@@ -1,4 +1,4 @@
-"""Helpers for pipeline tests: an in-process emulator, CLI runs against it, and exported sums."""
+"""Helpers for the scenario tests (the CLI end to end): an in-process emulator, CLI runs against it, and exported sums."""
 
 from __future__ import annotations
 
