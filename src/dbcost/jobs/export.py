@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from dbcost._files import AtomicOutput
+from dbcost._files import AtomicOutput, atomic_path
 from dbcost.errors import UsageError
 from dbcost.sinks.files import jsonl_line
 from dbcost.store import Store
@@ -27,13 +27,10 @@ def run_export(db: Path, *, fmt: str, output: str, dataset: str | None = None, t
         if not any(dataset is None or d["dataset"] == dataset for d in store.datasets()):
             raise UsageError(f"--dataset {dataset}: not in the store" if dataset else "the store holds no datasets")
         if fmt == "parquet":
-            out = AtomicOutput(output)
-            tmp_target = out.path
-            assert tmp_target is not None
-            tmp = tmp_target.with_name(f".{tmp_target.name}.tmp")
-            written = store.export_parquet(tmp, dataset=dataset, target=target)
-            tmp.replace(tmp_target)
-            return written
+            target_path = AtomicOutput(output).path  # checks the directory; Parquet needs a file, not stdout
+            assert target_path is not None
+            with atomic_path(target_path) as tmp:
+                return store.export_parquet(tmp, dataset=dataset, target=target)
         n = 0
         with AtomicOutput(output, binary=False) as f, store.export_rows(dataset=dataset, target=target) as result:
             w = csv.writer(f, lineterminator="\n")

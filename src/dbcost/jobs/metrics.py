@@ -8,10 +8,9 @@ completed a unit, which is what an alert on staleness needs.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from dbcost._files import write_text_atomic
 from dbcost.store import RunStatus, Store
 
 __all__ = ["render_metrics", "write_metrics_file"]
@@ -68,8 +67,4 @@ def write_metrics_file(path: str | Path, db: str | Path) -> None:
     target = Path(path)
     with Store(db, read_only=True) as store:
         text = render_metrics(store)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    write_text_atomic(target, text, mode=0o644)  # world-readable: node_exporter runs as another user
