@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dbcost.emulator import Fleet, malformation
-from dbcost.emulator.query import AwsError, CostResult, Engine, parse_cost_request, render_page, truth_of
+from dbcost.emulator.errors import AwsError
+from dbcost.emulator.query import CostResult, Engine, parse_cost_request, render_page, truth_of
 
 from .helpers import TODAY
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dbcost.emulator.config import RUNTIME_KNOBS, EmulatorConfig
 
 if TYPE_CHECKING:
+    from dbcost.emulator.errors import AwsError
     from dbcost.emulator.fleet import (
         DATABASE_SERVICES,
         METRICS,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
         Line,
     )
     from dbcost.emulator.lookups import FORECAST_HISTORY_DAYS
-    from dbcost.emulator.query import MALFORMATIONS, AwsError, malformation, truth
+    from dbcost.emulator.query import MALFORMATIONS, malformation, truth
     from dbcost.emulator.server import Emulator
 
 # The server, fleet and query engine load on first use (PEP 562): the dbcost CLI imports this package on
@@ -40,7 +41,7 @@ _LAZY = {
     "DATABASE_SERVICES": "fleet", "METRICS": "fleet", "REGIONS": "fleet", "TAG_KEYS": "fleet",
     "Account": "fleet", "Cluster": "fleet", "Fleet": "fleet", "Line": "fleet",
     "FORECAST_HISTORY_DAYS": "lookups",
-    "MALFORMATIONS": "query", "AwsError": "query", "malformation": "query", "truth": "query",
+    "MALFORMATIONS": "query", "AwsError": "errors", "malformation": "query", "truth": "query",
     "Emulator": "server",
 }
 

@@ -17,17 +17,16 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Final
 
+from dbcost.emulator.errors import AwsError, validation
 from dbcost.emulator.fleet import METRIC_INDEX, month_add, units_to_str, unpack
 from dbcost.emulator.query import (
     DIMENSIONS,
     MONTHLY_MONTHS,
-    AwsError,
     Engine,
     GroupDef,
     compile_filter,
     make_request,
     parse_date,
-    validation,
 )
 
 __all__ = [

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import orjson
 
+from dbcost.emulator.errors import validation
 from dbcost.emulator.fleet import (
     COST_METRICS,
     F_COUNT,
@@ -47,7 +48,6 @@ from dbcost.emulator.fleet import (
 __all__ = [
     "DIMENSIONS",
     "MALFORMATIONS",
-    "AwsError",
     "CostRequest",
     "CostResult",
     "Engine",
@@ -84,20 +84,6 @@ _MATCH_DIM: Final = frozenset({"EQUALS", "CASE_SENSITIVE", "CASE_INSENSITIVE", "
 _MATCH_TAG: Final = _MATCH_DIM | {"ABSENT"}
 _COUNTER_SHIFT: Final = F_COUNT * FIELD_BITS
 _METRIC_MASK: Final = (1 << _COUNTER_SHIFT) - 1
-
-
-class AwsError(Exception):
-    """An error the way AWS JSON 1.1 reports it: a code (``__type``), a message and an HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-def validation(message: str) -> AwsError:
-    return AwsError("ValidationException", message)
 
 
 # ---------------------------------------------------------------------------------------------- dates

@@ -36,9 +36,10 @@ import orjson
 from aiohttp import web
 
 from dbcost.emulator.config import EmulatorConfig
+from dbcost.emulator.errors import AwsError
 from dbcost.emulator.fleet import Fleet
 from dbcost.emulator.lookups import cost_forecast, dimension_values, tag_values
-from dbcost.emulator.query import AwsError, Engine, parse_cost_request, render_page, truth_of
+from dbcost.emulator.query import Engine, parse_cost_request, render_page, truth_of
 from dbcost.emulator.tokens import TokenSigner, request_hash
 
 __all__ = ["JSON_11", "TARGET_PREFIX", "Emulator", "TokenBucket"]

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from dbcost.emulator.query import AwsError
+from dbcost.emulator.errors import AwsError
 
 __all__ = ["TokenSigner", "request_hash"]
 
