@@ -119,6 +119,11 @@ def _q(value: Decimal) -> Decimal:
     return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+def _usd(value: Decimal) -> str:
+    """An amount for an action's text (two decimals; the evidence keeps the exact amounts)."""
+    return f"${value:,.2f}"
+
+
 def _amounts(group: _Group, usage_types: Iterable[str]) -> dict[str, str]:
     return {ut: amount_text(group.totals[ut]) for ut in usage_types}
 
@@ -191,8 +196,8 @@ def _aurora_io(rule: AdviceRule, group: _Group, ctx: _Ctx) -> list[Advisory]:
     savings = sum_amounts((io, -threshold))
     if savings <= 0:
         return []
-    action = (f"Switch the cluster to Aurora I/O-Optimized: its I/O ({amount_text(io)}) costs more than "
-              f"{cu} x compute + {su} x storage ({amount_text(threshold)}), and I/O-Optimized bills no I/O")
+    action = (f"Switch the cluster to Aurora I/O-Optimized: its I/O ({_usd(io)}) costs more than "
+              f"{cu} x compute + {su} x storage ({_usd(threshold)}), and I/O-Optimized bills no I/O")
     evidence = {"direction": "standard-to-io-optimized", "io": amount_text(io), "compute": amount_text(c),
                 "storage": amount_text(s), "threshold": amount_text(threshold), "compute_uplift": str(cu),
                 "storage_uplift": str(su), "usage_types": _amounts(group, [*io_types, *compute, *storage])}
@@ -216,8 +221,8 @@ def _aurora_to_standard(rule: AdviceRule, group: _Group, ctx: _Ctx, io_types: li
     if savings <= 0:
         return []
     action = (f"Switch the cluster back to Aurora Standard storage: at the I/O rate of its {len(std_days)} Standard "
-              f"day(s) its {len(opt_days)} I/O-Optimized day(s) would cost {amount_text(_q(standard))}, not "
-              f"{amount_text(sum_amounts((co, so)))}")
+              f"day(s) its {len(opt_days)} I/O-Optimized day(s) would cost {_usd(standard)}, not "
+              f"{_usd(sum_amounts((co, so)))}")
     evidence = {"direction": "io-optimized-to-standard", "optimized_compute": amount_text(co),
                 "optimized_storage": amount_text(so), "standard_io": amount_text(io), "standard_days": len(std_days),
                 "optimized_days": len(opt_days), "estimated_io": amount_text(_q(io_est)),
@@ -312,8 +317,7 @@ def _dynamodb(rule: AdviceRule, group: _Group, ctx: _Ctx) -> list[Advisory]:
         "peaks inside a day are not in DAILY data; the Standard table class only",
     ]
     action = (f"Switch the table to provisioned capacity (with auto scaling): its request units are steady "
-              f"enough that capacity for its busiest day costs {amount_text(prov_total)}, not "
-              f"{amount_text(od_total)} on demand")
+              f"enough that capacity for its busiest day costs {_usd(prov_total)}, not {_usd(od_total)} on demand")
     return [_make(rule, group, ctx, subject="on-demand-to-provisioned", cost=od_total, savings=savings,
                   action=action, evidence=evidence)]
 
