@@ -150,7 +150,9 @@ def _line(ev: AdvisoryEvent) -> str:
 
 
 def advice_message(month: str, events: Sequence[AdvisoryEvent], advice: AdviceSet) -> dict[str, Any]:
-    """One Slack-compatible message (``text`` + ``blocks``) for the new and resolved advisories of a run."""
+    """One Slack-compatible message for the new and resolved advisories of a run: ``text`` (the summary),
+    ``blocks`` (one section per change, up to 40) and ``events``, every change as the JSON object a Kafka sink
+    receives (:meth:`AdvisoryEvent.to_message`), for receivers that are not Slack."""
     new = [e for e in events if e.event == "new"]
     resolved = [e for e in events if e.event == "resolved"]
     new_savings = sum_amounts(Decimal(str(e.advisory.get("estimated_monthly_savings", "0"))) for e in new)
@@ -169,4 +171,4 @@ def advice_message(month: str, events: Sequence[AdvisoryEvent], advice: AdviceSe
     if len(events) > shown:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"and {len(events) - shown} more change(s): see `dbcost advise`"}]})
-    return {"text": text, "blocks": blocks}
+    return {"text": text, "blocks": blocks, "events": [e.to_message() for e in events]}
