@@ -21,8 +21,8 @@ option             default                     meaning
 ``client_id``      ``dbcost``                  the Kafka client id
 =================  ==========================  ==========================================================
 
-``advisories_topic`` (default ``<TOPIC>.advisories``) is where :meth:`KafkaSink.publish_advisories` sends the
-events of ``dbcost advise``, keyed by the advisory's stable id, each with its ``version``.
+``<TOPIC>.advisories`` is where :meth:`KafkaSink.publish_advisories` sends the events of ``dbcost advise``
+(created with the other topics), keyed by the advisory's stable id, each with its ``version``.
 
 Parsing the URL (:meth:`KafkaSink.parse`, which :func:`~dbcost.sinks.registry.parse_sink_url` calls up
 front) checks every option without importing aiokafka; aiokafka is imported when the sink opens.
@@ -97,7 +97,6 @@ _FORM = "kafka://HOST:PORT/TOPIC"
 _OPTIONS = frozenset({
     "idempotence", "compression", "batch_size", "timeout_ms", "retries", "backoff_ms",
     "retry_budget_s", "create_topics", "partitions", "replication", "status_topic", "client_id",
-    "advisories_topic",
 })
 _COMPRESSION = {"none": None, "gzip": "gzip", "lz4": "lz4", "zstd": "zstd", "snappy": "snappy"}
 #: the codecs aiokafka runs through cramjam (its has_lz4/has_zstd/has_snappy check exactly that import)
@@ -170,7 +169,6 @@ class KafkaOptions(SinkOptions):
     replication: int
     client_id: str
     retry: RetryPolicy
-    advisories_topic: str = ""
 
     @property
     def bootstrap(self) -> str:
@@ -179,7 +177,7 @@ class KafkaOptions(SinkOptions):
 
 class KafkaSink(SinkBase):
     """Produces each record to ``TOPIC`` (quota status events to ``status_topic``, advisory events to
-    ``advisories_topic``); see the module doc.
+    ``<TOPIC>.advisories``); see the module doc.
 
     Also a :class:`~dbcost.sinks.base.StatusPublisher` and an :class:`~dbcost.sinks.base.AdvisoryPublisher`.
     ``ctx.clock`` runs the backoff (tests inject a FakeClock to run it without sleeping).
@@ -212,7 +210,6 @@ class KafkaSink(SinkBase):
             replication=int_option(u, "replication", 1, 1),
             client_id=u.options.get("client_id") or "dbcost",
             retry=retry_policy_from(u, retries=5, backoff_ms=200, budget_s=120, integers=True),
-            advisories_topic=u.options.get("advisories_topic") or f"{topic}.advisories",
         )
 
     @classmethod
@@ -224,7 +221,7 @@ class KafkaSink(SinkBase):
         self.name = options.display
         self.topic = options.topic
         self.status_topic = options.status_topic
-        self.advisories_topic = options.advisories_topic or f"{options.topic}.advisories"
+        self.advisories_topic = f"{options.topic}.advisories"
         self.idempotence = options.idempotence
         self.policy = options.retry
         self._clock: Clock | None = ctx.clock if ctx is not None else None
