@@ -4,7 +4,8 @@
 unattributed and unclassified spend, business units, quarantine, freshness, quota, advice: the largest
 advisories and the savings per team) and the estimated share. Amounts have two decimals and are
 right-aligned. Every name from the data (teams and clusters come from user tags, actions quote them) goes
-into a :class:`rich.text.Text`, so markup in a name is printed, never interpreted. ``dbcost.report`` loads this module only when ``render_table`` is asked for.
+into a :class:`rich.text.Text`, so markup in a name is printed, never interpreted. ``dbcost.report`` loads
+this module only when ``render_table`` is asked for.
 """
 
 from __future__ import annotations
