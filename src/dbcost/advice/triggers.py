@@ -14,7 +14,9 @@ month ``M`` compares its advisories with that (:func:`compare`):
 A version is ``max(now in epoch milliseconds, previous version + 1)``: it grows per identity whatever the clock
 does, so a consumer that keeps, per key, the event with the highest version (and drops it when it says
 ``deleted``) holds exactly the open advisories, whatever was delivered twice, in whatever order. That is the rule
-the record sinks follow (:mod:`dbcost.sinks.base`).
+the record sinks follow (:mod:`dbcost.sinks.base`). One difference: nothing is recorded when a delivery fails,
+so the next run sends the same change again with a new, higher version (the content is the same, and the
+collapsed result too).
 """
 
 from __future__ import annotations
