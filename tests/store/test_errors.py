@@ -13,6 +13,7 @@ import pytest
 
 from dbcost.errors import StoreError
 from dbcost.store import AsyncStore, Store
+from dbcost.store.state import AdvisoryRow
 from tests.store.helpers import QUERY, UID, load, rec, ref, sql
 
 D = dt.date(2026, 9, 1)
@@ -41,6 +42,9 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "has_done_units": lambda s: s.has_done_units(FP, "t1", D, D),
     "quota_states": lambda s: s.quota_states("2026-09"),
     "record_quota_states": lambda s: s.record_quota_states("2026-09", {"a": ("ok", {})}),
+    "advisory_states": lambda s: s.advisory_states("UnblendedCost|db-cluster"),
+    "record_advisories": lambda s: s.record_advisories("UnblendedCost|db-cluster", [
+        AdvisoryRow("k", "2026-09", {"kind": "idle"}, dt.datetime(2026, 9, 1), None, 1)]),
     "get_meta": lambda s: s.get_meta("k"),
     "put_meta": lambda s: s.put_meta("k", "v"),
     "quarantine_summary": lambda s: s.quarantine_summary([FP], "2026-09-01", "2026-10-01"),
@@ -63,7 +67,8 @@ TABLES = {
     "resumable_run": "runs", "reopen_run": "runs", "finish_run": "staging", "unit_progress": "units",
     "done_units": "units", "start_unit": "staging", "checkpoint_unit": "units", "fail_unit": "units",
     "pages_per_day": "units", "done_windows": "units", "has_done_units": "units", "quota_states": "quota_state",
-    "record_quota_states": "quota_state", "get_meta": "meta", "put_meta": "meta", "quarantine_summary": "quarantine",
+    "record_quota_states": "quota_state", "advisory_states": "advisories", "record_advisories": "advisories",
+    "get_meta": "meta", "put_meta": "meta", "quarantine_summary": "quarantine",
     "freshness": "units", "metric_amounts": "records", "earliest_estimated_period": "records",
     "latest_runs": "runs", "last_successes": "units", "record_totals": "records", "record_count": "records",
     "top_keys": "records", "export_rows": "datasets", "export_parquet": "datasets",

@@ -63,8 +63,9 @@ def test_the_fixture_is_a_v1_store() -> None:
 
 
 def test_a_v1_store_is_upgraded_in_place_and_keeps_everything(v1_copy: Path) -> None:
-    """Opened read-write, the v1 store becomes v2 (datasets.operation = GetCostAndUsage) and its records,
-    sums, units, runs, quarantine, quota state and metadata read back unchanged through the named reads."""
+    """Opened read-write, the v1 store becomes current (v2: datasets.operation = GetCostAndUsage; v3: an empty
+    advisories table) and its records, sums, units, runs, quarantine, quota state and metadata read back unchanged
+    through the named reads."""
     sums = dict(_raw(V1, "SELECT dataset, sum(amount) FROM records GROUP BY 1"))
     counts = dict(_raw(V1, "SELECT dataset, count(*) FROM records GROUP BY 1"))
     units = dict(_raw(V1, "SELECT status, count(*) FROM units GROUP BY 1"))
@@ -73,7 +74,8 @@ def test_a_v1_store_is_upgraded_in_place_and_keeps_everything(v1_copy: Path) -> 
     tables = {c[:2] for c in _columns(V1)}
     with Store(v1_copy) as store:
         assert sql(store, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
-        assert SCHEMA_VERSION == 2
+        assert SCHEMA_VERSION == 3
+        assert store.advisory_states("UnblendedCost|db-cluster") == []
         datasets = store.datasets()
         assert [(d["dataset"], d["label"]) for d in datasets] == labels
         assert {d["operation"] for d in datasets} == {"GetCostAndUsage"}
@@ -92,7 +94,9 @@ def test_a_v1_store_is_upgraded_in_place_and_keeps_everything(v1_copy: Path) -> 
         assert [t for t, *_ in store.freshness([DAILY.fingerprint])] == ["payer-a", "payer-b"]
         assert covered_until(store, DAILY.fingerprint, "payer-a") == TODAY
         assert sync_start(store, DAILY, ["payer-a", "payer-b"], TODAY) == dt.date(2026, 10, 1)
-    assert {c[:2] for c in _columns(v1_copy)} == tables | {("datasets", "operation")}
+    advisories = {c[:2] for c in _columns(v1_copy) if c[0] == "advisories"}
+    assert {name for _, name in advisories} >= {"scope", "id", "first_seen", "resolved_at", "version", "payload"}
+    assert {c[:2] for c in _columns(v1_copy)} == tables | {("datasets", "operation")} | advisories
 
 
 def test_an_upgraded_store_has_the_schema_of_a_fresh_one(v1_copy: Path, tmp_path: Path) -> None:
@@ -104,10 +108,12 @@ def test_an_upgraded_store_has_the_schema_of_a_fresh_one(v1_copy: Path, tmp_path
 
 
 def test_a_read_only_open_upgrades_an_older_store_but_never_creates_one(v1_copy: Path, tmp_path: Path) -> None:
-    """Read-only commands (export, report) on a v1 store see the v2 schema; on an empty file they create nothing."""
+    """Read-only commands (export, report) on a v1 store see the current schema; on an empty file they create
+    nothing."""
     with Store(v1_copy, read_only=True) as store:
         assert {d["operation"] for d in store.datasets()} == {"GetCostAndUsage"}
-    assert _raw(v1_copy, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+        assert store.advisory_states("UnblendedCost|db-cluster") == []
+    assert _raw(v1_copy, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     empty = tmp_path / "empty.duckdb"
     duckdb.connect(str(empty)).close()
     with Store(empty, read_only=True) as store, pytest.raises(StoreError, match="list datasets"):
@@ -130,13 +136,30 @@ def test_a_store_newer_than_the_code_is_refused_with_one_line(v1_copy: Path) -> 
 
 def test_a_failed_upgrade_leaves_the_file_as_it_was(v1_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The steps run in one transaction: a step that fails rolls back the steps before it and the version."""
-    broken = _schema.Migration(3, "broken", ("ALTER TABLE datasets ADD COLUMN x INTEGER", "SELECT * FROM nowhere"))
+    nxt = SCHEMA_VERSION + 1
+    broken = _schema.Migration(nxt, "broken", ("ALTER TABLE datasets ADD COLUMN x INTEGER", "SELECT * FROM nowhere"))
     monkeypatch.setattr(_schema, "MIGRATIONS", (*_schema.MIGRATIONS, broken))
-    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", nxt)
     with pytest.raises(StoreError, match="upgrade schema: Catalog Error"):
         Store(v1_copy)
     assert _raw(v1_copy, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
     assert {c[1] for c in _columns(v1_copy) if c[0] == "datasets"}.isdisjoint({"operation", "x"})
+    assert "advisories" not in {c[0] for c in _columns(v1_copy)}
+
+
+def test_an_upgraded_v1_store_keeps_advisory_state(v1_copy: Path) -> None:
+    """The advisories table an upgrade adds takes rows, replaces them per (scope, id) and reads them back."""
+    from dbcost.store.state import AdvisoryRow
+
+    seen = dt.datetime(2026, 11, 3, 6, 0)
+    row = AdvisoryRow("k1", "2026-10", {"kind": "idle", "estimated_monthly_savings": "12.5"}, seen, None, 7)
+    with Store(v1_copy) as store:
+        store.record_advisories("UnblendedCost|db-cluster", [row])
+        store.record_advisories("UnblendedCost|db-cluster", [row._replace(resolved_at=seen, version=8)])
+        store.record_advisories("AmortizedCost|db-cluster", [row])
+    with Store(v1_copy, read_only=True) as store:
+        assert store.advisory_states("UnblendedCost|db-cluster") == [row._replace(resolved_at=seen, version=8)]
+        assert store.advisory_states("AmortizedCost|db-cluster") == [row]
 
 
 def test_a_new_store_records_the_current_version(tmp_path: Path) -> None:

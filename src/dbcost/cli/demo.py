@@ -25,8 +25,9 @@ def demo(
 ) -> None:
     """Run the whole job locally against the built-in Cost Explorer emulator (no AWS account, no cost).
 
-    Backfill into DuckDB, attribution per team/cluster/category for the last months, a quota check with an
-    example policy and the HTML report, each checked against the emulator's ground truth. About 10 s.
+    Backfill into DuckDB, attribution per team/cluster/category for the last months, the month's right-sizing
+    advisories, a quota check with an example policy and the HTML report, each checked against the emulator's
+    ground truth. About 10 s.
     """
     def step(message: str) -> None:
         say(f"dbcost demo: {message}")
@@ -56,6 +57,20 @@ def demo(
         + (" (exact against the ground truth)" if result.attribution_exact else " (MISMATCH against the ground truth)"),
     ]
     lines.extend(f"                {t.amount:>14,.2f}  {t.team}" for t in a.teams[:5])
+    adv = result.advice
+    if adv is not None:
+        kinds: dict[str, int] = {}
+        for x in adv.advisories:
+            kinds[x.kind] = kinds.get(x.kind, 0) + 1
+        lines.append(f"  advice        {result.month}: {len(adv.advisories)} advisories, estimated savings "
+                     f"{adv.total_savings:,.2f} USD/month"
+                     + (" (exact against the ground truth)" if result.advice_exact
+                        else " (MISMATCH against the ground truth)"))
+        lines.extend(f"                {x.savings:>14,.2f}  {x.kind:<22} {x.cluster or '(untagged)':<10} "
+                     f"{x.team or '-'}" for x in adv.advisories[:8])
+        lines.append("                by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    else:
+        lines.append("  advice        not computed (the fetch did not finish)")
     statuses = ", ".join(f"{p.pool} {p.status}" for p in q.pools if p.status != "OK") or "all OK"
     lines += [
         f"  quota         {result.policy_path}: {statuses}",

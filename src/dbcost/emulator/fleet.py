@@ -19,6 +19,14 @@ Why it is built the way it is:
 * **Unit consistency for free.** ``UsageQuantity`` has a unit only when every item of a group shares it
   (else ``N/A``). Each item adds ``1``, ``u`` and ``u²`` (``u`` its unit id) to three counter fields;
   a group is single-unit exactly when ``n·Σu² == (Σu)²``.
+* **Right-sizing patterns, planted.** Every full block of 50 clusters carries each pattern ``dbcost advise``
+  looks for once (:data:`PATTERNS`: Extended Support lines on old engine versions, also on untagged spend, an
+  I/O-heavy Aurora Standard cluster, an Aurora cluster that moved to I/O-Optimized inside the anchor month or
+  the one before, an idle Aurora cluster, Intel and previous-generation classes, steady and bursty on-demand
+  DynamoDB tables), on a cluster chosen by a hash rank among the block's eligible ones (old enough, never
+  retired). A fleet of fewer than 50 clusters has none, so small test fleets are exactly what they were. Each
+  line records its role (:meth:`Fleet.role`), which is how :mod:`dbcost.emulator.advice` computes the
+  advisories' ground truth without reading usage-type strings.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ __all__ = [
     "COST_METRICS",
     "DATABASE_SERVICES",
     "METRICS",
+    "PATTERNS",
     "REGIONS",
     "SCALE",
     "TAG_KEYS",
@@ -45,6 +54,7 @@ __all__ = [
     "Day",
     "Fleet",
     "Line",
+    "Role",
     "pack",
     "units_to_decimal",
     "units_to_str",
@@ -251,8 +261,18 @@ _CACHE_CLASSES: Final = (
     ("cache.t4g.medium", "0.065"),
 )
 _REDSHIFT_CLASSES: Final = (("ra3.xlplus", "1.086"), ("ra3.4xlarge", "3.26"))
+# only pattern clusters run these (us-east-1 list prices, the advice rules' DB-PRICES): Intel classes with a
+# Graviton equivalent, and previous-generation classes
+_INTEL_RDS_CLASSES: Final = (("db.m5.large", "0.171"), ("db.r5.xlarge", "0.50"))
+_INTEL_CACHE_CLASSES: Final = (("cache.r5.large", "0.216"), ("cache.m5.large", "0.156"))
+_OLD_RDS_CLASSES: Final = (("db.m4.large", "0.175"), ("db.t2.medium", "0.068"), ("db.r4.large", "0.24"))
+_OLD_CACHE_CLASSES: Final = (("cache.m4.large", "0.156"), ("cache.r4.large", "0.228"))
+_ALL_CLASSES: Final = (_AURORA_CLASSES + _RDS_CLASSES + _CACHE_CLASSES + _REDSHIFT_CLASSES + _INTEL_RDS_CLASSES
+                       + _INTEL_CACHE_CLASSES + _OLD_RDS_CLASSES + _OLD_CACHE_CLASSES)
 _DOCDB_CLASSES: Final = (("db.r6g.large", "0.277"), ("db.r6g.xlarge", "0.554"))
 _NEPTUNE_CLASSES: Final = (("db.r6g.large", "0.348"), ("db.r6g.xlarge", "0.696"))
+#: vCPUs per size, for RDS Extended Support (billed per vCPU-hour)
+_VCPUS: Final[Mapping[str, int]] = {"medium": 2, "large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16}
 _NORMALIZATION: Final[Mapping[str, int]] = {
     "medium": 2,
     "large": 4,
@@ -271,11 +291,30 @@ _WEEKLY: Final = 1  # weekday seasonality x slow trend x per-day noise (I/O, req
 _STORAGE: Final = 2  # GB growing with age, billed per GB-month: GB / days in month
 _MONTHLY: Final = 3  # a per-month quantity spread over the days of the month (provisioned IOPS)
 _TAX: Final = 4  # a fixed amount on the 1st of the month, no usage
+_BURSTY: Final = 5  # one day a week at 12x the others (batch traffic), with per-day noise
 
 _NEVER: Final = dt.date.max.toordinal() + 1
 
 #: share of clusters without tags, and (the same share again) with db-cluster but no team, per mille
 _UNTAGGED_SHARE_PM: Final = 50
+
+#: the right-sizing patterns, in the order a block assigns them: (name, engines, on an untagged cluster)
+PATTERNS: Final[tuple[tuple[str, tuple[str, ...], bool], ...]] = (
+    ("es-untagged", ("rds-postgresql", "rds-mysql"), True),
+    ("es-postgresql", ("rds-postgresql",), False),
+    ("es-mysql", ("rds-mysql",), False),
+    ("es-elasticache", ("elasticache-redis",), False),
+    ("aurora-io-heavy", ("aurora-postgresql", "aurora-mysql"), False),
+    ("aurora-switched", ("aurora-postgresql", "aurora-mysql"), False),
+    ("aurora-idle", ("aurora-postgresql", "aurora-mysql"), False),
+    ("intel-rds", ("rds-postgresql", "rds-mysql"), False),
+    ("intel-cache", ("elasticache-redis",), False),
+    ("old-rds", ("rds-postgresql", "rds-mysql"), False),
+    ("old-cache", ("elasticache-redis",), False),
+    ("dynamodb-steady", ("dynamodb",), False),
+    ("dynamodb-bursty", ("dynamodb",), False),
+)
+_PATTERN_BLOCK: Final = 50
 
 #: restatement: how many of the items in the window change, and by how much at most (per mille)
 _RESTATE_SHARE_PM: Final = 300
@@ -313,6 +352,9 @@ class Cluster:
     tags: Mapping[str, str]
     created: dt.date
     retired: dt.date | None
+    engine_version: str | None = None
+    pattern: str | None = None  # the right-sizing pattern planted on it (PATTERNS), if any
+    switched: dt.date | None = None  # aurora-switched: the day it moved to I/O-Optimized
 
     def alive(self, day: dt.date) -> bool:
         return self.created <= day and (self.retired is None or day < self.retired)
@@ -332,7 +374,24 @@ class Cluster:
             "tags_present": sorted(self.tags),
             "created": self.created.isoformat(),
             "retired": self.retired.isoformat() if self.retired else None,
+            "engine_version": self.engine_version,
+            "pattern": self.pattern,
+            "switched": self.switched.isoformat() if self.switched else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """What a line is, for the advisories' ground truth: ``kind`` (compute, storage, io, backup, transfer,
+    extended-support, optimized-compute, optimized-storage, od-read, od-write, other), whether it is Multi-AZ
+    usage, whether it is per-request I/O or storage that bills it (``io_billed``: Aurora Standard, DocumentDB,
+    Neptune), the instance class and the Extended Support subject."""
+
+    kind: str
+    multi_az: bool = False
+    io_billed: bool = False
+    instance_class: str | None = None
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -381,6 +440,8 @@ class _Spec:
     discount_pm: int = 0
     unit_id: int = 0
     hkey: bytes = b""
+    age_from: int = 0  # storage growth counts from this day (the cluster's creation), not the line's birth
+    phase: int = 0  # _BURSTY: which weekday is the busy one
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,8 +494,10 @@ class Fleet:
         ranked = sorted(range(clusters), key=lambda i: _hp(seed, f"db-{i:04d}", "tagging"))
         self._untagged = frozenset(ranked[:share])
         self._teamless = frozenset(ranked[share : 2 * share])
+        self._patterns = self._plan_patterns(clusters)
         self.clusters: tuple[Cluster, ...] = tuple(self._make_cluster(i) for i in range(clusters))
         self._specs: list[_Spec] = []
+        self._roles: dict[int, Role] = {}
         for c in self.clusters:
             self._cluster_lines(c)
         for a in self.accounts:
@@ -448,6 +511,10 @@ class Fleet:
     def units(self) -> tuple[str, ...]:
         """Usage unit names by unit id (the id packed into the unit-consistency counters)."""
         return tuple(self._units)
+
+    def role(self, tid: int) -> Role:
+        """What line ``tid`` is (compute, storage, io, ...; see :class:`Role`): ground truth for advice."""
+        return self._roles.get(tid, Role("other"))
 
     def account_name(self, account_id: str) -> str:
         acc = self._account_by_id.get(account_id)
@@ -522,6 +589,25 @@ class Fleet:
         random.Random(self.seed).shuffle(schedule)  # layout only: fixed at construction
         return schedule
 
+    def _plan_patterns(self, n: int) -> dict[int, str]:
+        """Cluster index -> pattern: in every full block of 50, each pattern on one eligible cluster (its engine
+        is one the pattern needs, it is old enough and never retired, tagged or untagged as the pattern says),
+        the one with the lowest hash rank among those not yet given a pattern."""
+        seed = self.seed
+        out: dict[int, str] = {}
+        for block in range(n // _PATTERN_BLOCK):
+            for name, engines, untagged in PATTERNS:
+                eligible = [
+                    i for i in range(block * _PATTERN_BLOCK, (block + 1) * _PATTERN_BLOCK)
+                    if i not in out and self._schedule[i % len(self._schedule)] in engines
+                    and (i in self._untagged) == untagged
+                    and _hp(seed, f"db-{i:04d}", "age") < 650_000 and _hp(seed, f"db-{i:04d}", "retire") >= 120_000
+                ]
+                ranks = {i: _hp(seed, f"db-{i:04d}", "pattern", name) for i in eligible}
+                if ranks:
+                    out[min(ranks, key=ranks.__getitem__)] = name
+        return out
+
     def _make_cluster(self, i: int) -> Cluster:
         seed = self.seed
         cid = f"db-{i:04d}"
@@ -556,6 +642,12 @@ class Fleet:
         }.get(engine.split("-", 1)[0])
         if classes is not None and deployment != "serverless-v2":
             instance_class = _pick(seed, classes, cid, "class")[0]
+        pattern = self._patterns.get(i)
+        engine_version: str | None = None
+        switched: dt.date | None = None
+        if pattern is not None:
+            deployment, instance_class, engine_version, switched = self._pattern_layout(
+                pattern, cid, engine, deployment, instance_class, block=i // _PATTERN_BLOCK)
         tags: dict[str, str]
         if i in self._untagged:
             tags = {}
@@ -588,7 +680,38 @@ class Fleet:
             tags=tags,
             created=dt.date.fromordinal(created),
             retired=dt.date.fromordinal(retired) if retired is not None else None,
+            engine_version=engine_version,
+            pattern=pattern,
+            switched=switched,
         )
+
+    def _pattern_layout(self, pattern: str, cid: str, engine: str, deployment: str, klass: str | None, *,
+                        block: int) -> tuple[str, str | None, str | None, dt.date | None]:
+        """(deployment, instance class, engine version, switch day) of a pattern cluster."""
+        seed = self.seed
+        version: str | None = None
+        switched: dt.date | None = None
+        if pattern in ("es-untagged", "es-postgresql", "es-mysql"):
+            version = "5.7" if engine == "rds-mysql" else ("11" if pattern == "es-untagged" else "12")
+        elif pattern == "es-elasticache":
+            version = "5.0.6"
+        elif pattern in ("aurora-io-heavy", "aurora-idle"):
+            deployment = "provisioned"
+            klass = klass or _pick(seed, _AURORA_CLASSES, cid, "class")[0]
+        elif pattern == "aurora-switched":
+            deployment = "io-optimized"
+            klass = klass or _pick(seed, _AURORA_CLASSES, cid, "class")[0]
+            # inside the anchor month (even blocks) or the month before (odd blocks)
+            switched = self.anchor + dt.timedelta(days=2 if block % 2 == 0 else -15)
+        elif pattern in ("intel-rds", "old-rds"):
+            deployment = "single-az"
+            klass = _pick(seed, _INTEL_RDS_CLASSES if pattern == "intel-rds" else _OLD_RDS_CLASSES, cid, "class")[0]
+        elif pattern in ("intel-cache", "old-cache"):
+            klass = _pick(seed, _INTEL_CACHE_CLASSES if pattern == "intel-cache" else _OLD_CACHE_CLASSES, cid,
+                          "class")[0]
+        elif pattern in ("dynamodb-steady", "dynamodb-bursty"):
+            deployment = "on-demand"
+        return deployment, klass, version, switched
 
     def _add(
         self,
@@ -609,6 +732,10 @@ class Fleet:
         ri: bool = False,
         record_type: str = "Usage",
         regional: bool = True,
+        role: Role | None = None,
+        born: dt.date | None = None,
+        dies: dt.date | None = None,
+        phase: int = 0,
     ) -> None:
         prefix = REGION_PREFIX.get(region, "") if regional else ""
         full_type = prefix + usage_type
@@ -625,23 +752,28 @@ class Fleet:
             category=category,
         )
         price_units = _units(price) * _REGION_PRICE_PM.get(region, 1000) // 1000
-        born = cluster.created.toordinal() if cluster else 1
-        dies = cluster.retired.toordinal() if cluster and cluster.retired else _NEVER
+        created = cluster.created.toordinal() if cluster else 1
+        life_end = cluster.retired.toordinal() if cluster and cluster.retired else _NEVER
+        first = max(created, born.toordinal()) if born is not None else created
+        last = min(life_end, dies.toordinal()) if dies is not None else life_end
         scope = cluster.id if cluster else f"{account.id}/{region}"
+        self._roles[line.tid] = role if role is not None else Role(category)
         self._specs.append(
             _Spec(
                 line=line,
                 shape=shape,
                 base=base,
                 price=price_units,
-                born=born,
-                dies=dies,
+                born=first,
+                dies=last,
                 growth_pm=growth_pm,
                 norm=norm,
                 ri=ri,
                 discount_pm=30 if account.env == "prod" and shape != _TAX else 0,
                 unit_id=self._unit_id(unit),
                 hkey=f"{self.seed}|{scope}|{full_type}|{record_type}|".encode(),
+                age_from=created,
+                phase=phase,
             )
         )
 
@@ -650,33 +782,37 @@ class Fleet:
         account = self._account_by_id[c.account]
         common: dict[str, Any] = {"account": account, "region": c.region, "service": c.service, "cluster": c,
                                   "tags": c.tags}
-        price_of = dict(
-            _AURORA_CLASSES + _RDS_CLASSES + _CACHE_CLASSES + _REDSHIFT_CLASSES
-            if c.engine not in ("docdb", "neptune")
-            else (_DOCDB_CLASSES if c.engine == "docdb" else _NEPTUNE_CLASSES)
-        )
+        price_of = dict(_DOCDB_CLASSES if c.engine == "docdb" else _NEPTUNE_CLASSES if c.engine == "neptune"
+                        else _ALL_CLASSES)
         klass = c.instance_class or ""
-        norm = _NORMALIZATION.get(klass.rsplit(".", 1)[-1], 0)
+        size = klass.rsplit(".", 1)[-1]
+        norm = _NORMALIZATION.get(size, 0)
         ri = account.env == "prod" and _hp(seed, cid, "ri") < 300_000
         gb = _between(seed, 20, 4000, cid, "gb") * UNIT
         growth = _between(seed, 0, 3, cid, "growth")
+        pattern = c.pattern
 
-        def compute(usage_type: str, count: int, price: str) -> None:
+        def compute(usage_type: str, count: int, price: str, *, multi_az: bool = False, kind: str = "compute",
+                    born: dt.date | None = None, dies: dt.date | None = None) -> None:
             self._add(**common, usage_type=usage_type, unit="Hrs", category="compute", shape=_FLAT,
-                      base=count * 24 * UNIT, price=price, norm=norm, ri=ri)
+                      base=count * 24 * UNIT, price=price, norm=norm, ri=ri, born=born, dies=dies,
+                      role=Role(kind, multi_az=multi_az, instance_class=klass or None))
 
         def storage(usage_type: str, price: str, share_pm: int = 1000, unit: str = "GB-Mo",
-                    category: str = "storage") -> None:
+                    category: str = "storage", *, role: Role | None = None, born: dt.date | None = None,
+                    dies: dt.date | None = None) -> None:
             self._add(**common, usage_type=usage_type, unit=unit, category=category, shape=_STORAGE,
-                      base=gb * share_pm // 1000, price=price, growth_pm=growth)
+                      base=gb * share_pm // 1000, price=price, growth_pm=growth, role=role, born=born, dies=dies)
 
         def weekly(usage_type: str, unit: str, category: str, per_day: int, price: str,
-                   tags: Mapping[str, str] | None = None) -> None:
+                   tags: Mapping[str, str] | None = None, *, role: Role | None = None, shape: int = _WEEKLY,
+                   dies: dt.date | None = None) -> None:
             kw = dict(common)
             if tags is not None:
                 kw["tags"] = tags
-            self._add(**kw, usage_type=usage_type, unit=unit, category=category, shape=_WEEKLY,
-                      base=per_day * UNIT, price=price)
+            self._add(**kw, usage_type=usage_type, unit=unit, category=category, shape=shape,
+                      base=per_day * UNIT, price=price, role=role, dies=dies,
+                      phase=_hp(seed, cid, usage_type, "phase") % 7)
 
         def transfer() -> None:
             # data transfer is shared spend: half the clusters' transfer lines carry no tags at all
@@ -686,32 +822,62 @@ class Fleet:
             gb_day = _between(seed, 1, 200, cid, "dt-gb")
             weekly("DataTransfer-Out-Bytes", "GB", "transfer", gb_day, "0.09", dt_tags)
 
+        def extended_support(multiplier: int) -> None:
+            """RDS Extended Support of an old major version: vCPU-hours of every instance (standbys too)."""
+            yr3 = pattern in {"es-mysql", "es-untagged"}
+            token = f"{'MySQL' if c.engine == 'rds-mysql' else 'PostgreSQL'}{c.engine_version}"
+            vcpu_hours = _VCPUS.get(size, 2) * multiplier * 24
+            self._add(**common, usage_type=f"ExtendedSupport:{'Yr3' if yr3 else 'Yr1-Yr2'}:{token}",
+                      unit="vCPU-Hours", category="other", shape=_FLAT, base=vcpu_hours * UNIT,
+                      price="0.20" if yr3 else "0.10", role=Role("extended-support", subject=token))
+
         eng = c.engine
         if eng.startswith("aurora"):
+            io_standard = Role("io", io_billed=True)
             if c.deployment == "serverless-v2":
                 acu = _between(seed, 2, 32, cid, "acu")
-                weekly("Aurora:ServerlessV2Usage", "ACU-Hr", "compute", acu * 24, "0.12")
+                weekly("Aurora:ServerlessV2Usage", "ACU-Hr", "compute", acu * 24, "0.12", role=Role("compute"))
             else:
                 count = _between(seed, 2, 4, cid, "instances")
                 price = price_of[klass]
-                if c.deployment == "io-optimized":
-                    compute(f"InstanceUsageIOOptimized:{klass}", count, str(Decimal(price) * Decimal("1.3")))
+                if c.switched is not None:  # Standard until the switch, I/O-Optimized from it
+                    compute(f"InstanceUsage:{klass}", count, price, dies=c.switched)
+                    compute(f"InstanceUsageIOOptimized:{klass}", count, str(Decimal(price) * Decimal("1.3")),
+                            kind="optimized-compute", born=c.switched)
+                elif c.deployment == "io-optimized":
+                    compute(f"InstanceUsageIOOptimized:{klass}", count, str(Decimal(price) * Decimal("1.3")),
+                            kind="optimized-compute")
                 else:
                     compute(f"InstanceUsage:{klass}", count, price)
-            if c.deployment == "io-optimized":
-                storage("Aurora:IO-OptimizedStorageUsage", "0.225")
+            if c.switched is not None:
+                storage("Aurora:StorageUsage", "0.10", role=Role("storage", io_billed=True), dies=c.switched)
+                storage("Aurora:IO-OptimizedStorageUsage", "0.225", role=Role("optimized-storage"), born=c.switched)
+                ios = _between(seed, 1, 10, cid, "ios") * 1_000_000
+                weekly("Aurora:StorageIOUsage", "IOs", "io", ios, "0.0000002", role=io_standard, dies=c.switched)
+            elif c.deployment == "io-optimized":
+                storage("Aurora:IO-OptimizedStorageUsage", "0.225", role=Role("optimized-storage"))
             else:
-                storage("Aurora:StorageUsage", "0.10")
-                ios = _between(seed, 5, 300, cid, "ios") * 1_000_000
-                weekly("Aurora:StorageIOUsage", "IOs", "io", ios, "0.0000002")
+                storage("Aurora:StorageUsage", "0.10", role=Role("storage", io_billed=True))
+                if pattern == "aurora-io-heavy":
+                    # I/O at 1.5x the break-even of its Standard bill (0.30 x compute + 1.25 x storage), so the
+                    # weekend dip and the noise keep it above: IOs per day = 1.5 x that in USD / $0.20 per million
+                    count = _between(seed, 2, 4, cid, "instances")
+                    per_day = (Decimal("0.30") * count * 24 * Decimal(price_of[klass])
+                               + Decimal("1.25") * Decimal("0.10") * (gb // UNIT) * 2 // 28)
+                    weekly("Aurora:StorageIOUsage", "IOs", "io", int(per_day * Decimal("1.5") / Decimal("0.0000002")),
+                           "0.0000002", role=io_standard)
+                elif pattern != "aurora-idle":
+                    ios = _between(seed, 5, 300, cid, "ios") * 1_000_000
+                    weekly("Aurora:StorageIOUsage", "IOs", "io", ios, "0.0000002", role=io_standard)
             storage("Aurora:BackupUsage", "0.021", _between(seed, 200, 600, cid, "backup"), category="backup")
-            transfer()
+            if pattern != "aurora-idle":
+                transfer()
         elif eng.startswith("rds"):
             price = price_of[klass]
             multi = c.deployment == "multi-az"
             if multi:
-                compute(f"Multi-AZUsage:{klass}", 1, str(Decimal(price) * 2))
-                storage("RDS:Multi-AZ-GP3-Storage", "0.23")
+                compute(f"Multi-AZUsage:{klass}", 1, str(Decimal(price) * 2), multi_az=True)
+                storage("RDS:Multi-AZ-GP3-Storage", "0.23", role=Role("storage", multi_az=True))
             else:
                 compute(f"InstanceUsage:{klass}", 1, price)
                 storage("RDS:GP3-Storage", "0.115")
@@ -719,8 +885,10 @@ class Fleet:
                 iops = _between(seed, 3000, 20000, cid, "iops")
                 self._add(**common, usage_type="RDS:Multi-AZ-GP3-PIOPS" if multi else "RDS:GP3-PIOPS",
                           unit="IOPS-Mo", category="io", shape=_MONTHLY, base=iops * UNIT,
-                          price="0.04" if multi else "0.02")
+                          price="0.04" if multi else "0.02", role=Role("io", multi_az=multi))
             storage("RDS:ChargedBackupUsage", "0.095", _between(seed, 100, 500, cid, "backup"), category="backup")
+            if c.engine_version is not None:
+                extended_support(2 if multi else 1)
             transfer()
         elif eng == "dynamodb":
             if c.deployment == "provisioned":
@@ -731,8 +899,11 @@ class Fleet:
             else:
                 rru = _between(seed, 1, 500, cid, "rru") * 1_000_000
                 wru = _between(seed, 1, 100, cid, "wru") * 200_000
-                weekly("ReadRequestUnits", "ReadRequestUnits", "compute", rru, "0.000000125")
-                weekly("WriteRequestUnits", "WriteRequestUnits", "compute", wru, "0.000000625")
+                shape = _BURSTY if pattern == "dynamodb-bursty" else _WEEKLY
+                weekly("ReadRequestUnits", "ReadRequestUnits", "compute", rru, "0.000000125", role=Role("od-read"),
+                       shape=shape)
+                weekly("WriteRequestUnits", "WriteRequestUnits", "compute", wru, "0.000000625",
+                       role=Role("od-write"), shape=shape)
             storage("TimedStorage-ByteHrs", "0.25")
             if _hp(seed, cid, "pitr") < 700_000:
                 storage("TimedPITRStorage-ByteHrs", "0.20", 1000, category="backup")
@@ -742,6 +913,11 @@ class Fleet:
         elif eng == "elasticache-redis":
             nodes = _between(seed, 1, 6, cid, "nodes")
             compute(f"NodeUsage:{klass}", nodes, price_of[klass])
+            if c.engine_version is not None:  # Redis OSS 5: Extended Support at +80 % of the node price
+                self._add(**common, usage_type=f"ExtendedSupportYr1_Yr2-NodeUsage:{klass}", unit="Hrs",
+                          category="other", shape=_FLAT, base=nodes * 24 * UNIT,
+                          price=str(Decimal(price_of[klass]) * Decimal("0.8")),
+                          role=Role("extended-support", subject=klass))
             gb_day = _between(seed, 5, 400, cid, "xaz")
             weekly("DataTransfer-xAZ-In-Bytes", "GB", "transfer", gb_day, "0.01")
             weekly("DataTransfer-xAZ-Out-Bytes", "GB", "transfer", gb_day, "0.01")
@@ -752,9 +928,9 @@ class Fleet:
         else:  # docdb, neptune
             count = _between(seed, 1, 3, cid, "instances")
             compute(f"InstanceUsage:{klass}", count, price_of[klass])
-            storage("StorageUsage", "0.10")
+            storage("StorageUsage", "0.10", role=Role("storage", io_billed=True))
             ios = _between(seed, 1, 80, cid, "ios") * 1_000_000
-            weekly("StorageIOUsage", "IOs", "io", ios, "0.0000002")
+            weekly("StorageIOUsage", "IOs", "io", ios, "0.0000002", role=Role("io", io_billed=True))
             storage("BackupUsage", "0.021", _between(seed, 200, 600, cid, "backup"), category="backup")
             transfer()
 
@@ -845,10 +1021,13 @@ def _amounts(spec: _Spec, ctx: _DayCtx) -> int:
         noise = 900 + _digest(spec.hkey + ctx.key) % 201
         qty = spec.base * ctx.weekday_pm * ctx.trend_pm * noise // 1_000_000_000
     elif shape == _STORAGE:
-        age = min(max(ctx.ordinal - spec.born, 0), 730)
+        age = min(max(ctx.ordinal - spec.age_from, 0), 730)
         qty = spec.base * (1000 + age * spec.growth_pm) // 1000 // ctx.days_in_month
     elif shape == _MONTHLY:
         qty = spec.base // ctx.days_in_month
+    elif shape == _BURSTY:
+        noise = 900 + _digest(spec.hkey + ctx.key) % 201
+        qty = spec.base * (12 if (ctx.ordinal + spec.phase) % 7 == 0 else 1) * noise // 1000
     else:  # _TAX
         cost = spec.base
         return (

@@ -35,9 +35,11 @@ from typing import Any, Final, Self
 import orjson
 from aiohttp import web
 
+from dbcost.emulator.advice import DEFAULT_NON_PROD, summary
+from dbcost.emulator.advice import advisories as advisories_truth
 from dbcost.emulator.config import EmulatorConfig
 from dbcost.emulator.errors import AwsError
-from dbcost.emulator.fleet import Fleet
+from dbcost.emulator.fleet import Fleet, month_add
 from dbcost.emulator.lookups import cost_forecast, dimension_values, tag_values
 from dbcost.emulator.query import Engine, parse_cost_request, render_page, truth_of
 from dbcost.emulator.tokens import TokenSigner, request_hash
@@ -197,6 +199,7 @@ class Emulator:
         app.router.add_get("/_emulator/stats", self._admin(lambda _: self.stats()))
         app.router.add_get("/_emulator/fleet", self._admin(lambda _: self.fleet.to_json()))
         app.router.add_post("/_emulator/truth", self._admin(self.truth))
+        app.router.add_post("/_emulator/advisories", self._admin(lambda body: self.advisories(**body)))
         app.router.add_post("/_emulator/restate", self._admin(lambda _: {"data_version": self.restate()}))
         app.router.add_post("/_emulator/config", self._admin(lambda body: self.update(**body).to_json()))
         return app
@@ -243,6 +246,28 @@ class Emulator:
         req = parse_cost_request(request, today=today, check_dates=False)
         result = self.engine.cost_and_usage(req, today=today, version=self._version)
         return truth_of(result, seed=self.fleet.seed, malformed_rate=self._config.malformed_rate)
+
+    def advisories(self, month: str, *, metric: str = "UnblendedCost", cluster_tag: str = "db-cluster",
+                   team_tag: str = "team", env_tag: str = "env", non_prod: list[str] | None = None,
+                   min_savings: str = "0") -> dict[str, Any]:
+        """The advisories ``dbcost advise --month`` must find at the current today, version and malformed rate
+        (:mod:`dbcost.emulator.advice`): ``{"month", "advisories": [...], "total_estimated_monthly_savings"}``."""
+        from decimal import Decimal, InvalidOperation
+
+        try:
+            start = dt.date.fromisoformat(f"{month}-01")
+            floor = Decimal(str(min_savings))
+        except (ValueError, TypeError, InvalidOperation):
+            raise ValueError(f"month must be YYYY-MM and min_savings a number, got {month!r}, {min_savings!r}") from None
+        today = self.today
+        end = min(month_add(start, 1), today)
+        found = advisories_truth(
+            self.fleet, start=start, end=end, today=today, version=self._version, metric=metric,
+            cluster_tag=cluster_tag, team_tag=team_tag, env_tag=env_tag,
+            non_prod=tuple(non_prod) if non_prod is not None else DEFAULT_NON_PROD, min_savings=floor,
+            malformed_rate=self._config.malformed_rate,
+        ) if end > start else []
+        return summary(month, found)
 
     # ---------------------------------------------------------------------------------- HTTP: AWS
 

@@ -4,8 +4,9 @@ Starts the built-in Cost Explorer emulator in-process on a free loopback port (a
 hundreds of database clusters, with some throttling, 5xx answers and malformed groups switched on so
 the safety nets are exercised), backfills the last months into a DuckDB file through the real AWS
 client path (aioboto3, SigV4, paging), attributes the last months per team, cluster and category,
-checks the quotas of an example policy and writes the HTML report — checking the money against the
-emulator's ground truth on the way.
+computes the month's right-sizing advisories (``dbcost advise``), checks the quotas of an example policy and
+writes the HTML report — checking the money and every advisory against the emulator's ground truth on the
+way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+from dbcost.advice import AdviceSet
 from dbcost.attribution.model import Attribution
 from dbcost.calendar import add_months
 from dbcost.calendar import month_start as first_day_of
@@ -24,6 +27,7 @@ from dbcost.client import Stats
 from dbcost.config import RateSettings, Settings, StoreSettings, TargetConfig
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import ConfigError
+from dbcost.jobs.advise import AdviseSpec, run_advise
 from dbcost.jobs.attribute import AttributeSpec, run_attribute
 from dbcost.jobs.quota import attribution_for
 from dbcost.jobs.report import gather_report, write_report
@@ -55,11 +59,24 @@ class DemoResult:
     report_path: Path | None = None
     policy_path: Path | None = None
     requests: Stats = field(default_factory=Stats)
+    advice: AdviceSet | None = None
+    advice_exact: bool = False
 
     @property
     def exact(self) -> bool:
         return (self.truth_total == self.stored_total and self.malformed == self.outcome.quarantined
-                and self.attribution_exact)
+                and self.attribution_exact and self.advice_exact)
+
+
+def _advice_key(a: dict[str, Any]) -> tuple[str, str, str, str, str, str, Decimal, Decimal]:
+    return (str(a["kind"]), str(a["cluster"]), str(a["team"]), str(a["service"]), str(a["account"]),
+            str(a["region"]), Decimal(str(a["monthly_cost"])), Decimal(str(a["estimated_monthly_savings"])))
+
+
+def _same_advice(advice: AdviceSet, truth: dict[str, Any]) -> bool:
+    """Every advisory the truth lists, found with the same amounts, and no other (compared as Decimals)."""
+    ours = sorted(_advice_key(a.to_json(None)) for a in advice.advisories)
+    return ours == sorted(_advice_key(a) for a in truth["advisories"])
 
 
 def _fresh_directory(directory: Path, db: Path) -> None:
@@ -127,6 +144,13 @@ async def run_demo(
             expected = sum((Decimal(emu.truth(q.to_request())["metrics"]["UnblendedCost"])
                             for q in result.datasets.usage.values()), Decimal(0))
             attribution_exact = attribution_exact and expected == attribution.total
+        say(f"advise: {month} right-sizing advisories (the rules of dbcost/advice/rules.toml; env tag and accounts "
+            "fetched beside the attribution)")
+        advised = await run_advise(AdviseSpec(attribute=AttributeSpec(month=month, settings=settings, today=today)))
+        for fetched in advised.fetched:
+            total.add(fetched.stats)
+        advice = advised.advice if advised.failed is None else None
+        advice_exact = advice is not None and _same_advice(advice, emu.advisories(month))
     assert attribution is not None
     policy_path = directory / "policy.toml"
     await asyncio.to_thread(policy_path.write_text, example_policy_text(), "utf-8")
@@ -145,5 +169,5 @@ async def run_demo(
         truth_total=Decimal(truth["metrics"]["UnblendedCost"]), stored_total=stored,
         malformed=int(truth["malformed_groups"]), top_services=[(str(k), Decimal(v)) for k, v in top],
         month=month, attribution=attribution, attribution_exact=attribution_exact, quota=quota,
-        report_path=report_path, policy_path=policy_path, requests=total,
+        report_path=report_path, policy_path=policy_path, requests=total, advice=advice, advice_exact=advice_exact,
     )

@@ -1,4 +1,7 @@
-"""``dbcost report``: the month's attribution, its history, quarantine, freshness and quota, rendered."""
+"""``dbcost report``: the month's attribution, its history, quarantine, freshness, quota and advice, rendered.
+
+The advice is computed from the store (``dbcost advise``'s datasets, with its default options and rules; nothing
+is fetched) with the first-seen times ``dbcost advise`` recorded; ``None`` when it never ran for the month."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 from dbcost._files import write_text_atomic
 from dbcost.attribution.model import Attribution
 from dbcost.calendar import add_months
+from dbcost.jobs.advise import AdviseSpec, advice_from_store
 from dbcost.jobs.attribute import AttributeSpec, attribution_datasets, attribution_from_store, month_range
 from dbcost.jobs.quota import _load_attribution, attribution_for
 from dbcost.quota import Policy, QuotaReport, evaluate
@@ -44,11 +48,12 @@ def gather_report(spec: AttributeSpec, *, history_months: int = 6, quota: QuotaR
         fingerprints = [q.fingerprint for q in ds.all()]
         reasons = store.quarantine_summary(fingerprints, start.isoformat(), end.isoformat())
         fresh = [Freshness(t, label, ts, we) for t, label, ts, we in store.freshness(fingerprints)]
+        advice = advice_from_store(AdviseSpec(attribute=spec), store)
     return ReportData(
         month=spec.month, current=attribution, previous=previous, history=history,
         quarantined_total=sum(n for _, n in reasons), quarantined_by_reason=reasons, freshness=fresh,
         generated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        quota=quota,
+        quota=quota, advice=advice,
     )
 
 

@@ -2,9 +2,11 @@
 
 :class:`ReportData` is everything one report shows: one month's
 :class:`~dbcost.attribution.model.Attribution`, the previous month's (for :func:`movers`), the months
-before it (for the trend), the quarantine counts, the data :class:`Freshness` per target, and optionally
+before it (for the trend), the quarantine counts, the data :class:`Freshness` per target, optionally
 the month's :class:`~dbcost.quota.QuotaReport` (the typed object: renderers read its fields, the JSON
-renderer calls its ``to_json``). The renderers read a ``ReportData`` and the functions here, nothing else.
+renderer calls its ``to_json``) and the month's :class:`~dbcost.advice.AdviceSet` (``None`` when ``dbcost
+advise`` never ran for the month: the Advice section then says so). The renderers read a ``ReportData`` and
+the functions here, nothing else.
 
 Every figure is a ``Decimal``. Amounts are exact sums (:func:`dbcost.money.sum_amounts`); a *share* is a
 ratio of two amounts rounded half-even to six places (0.0001 %), a *change* in percent to two places
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Final, Literal
 
+from dbcost.advice import AdviceSet, Advisory
 from dbcost.attribution.model import CATEGORY_ORDER, SHARED_CLUSTER, UNATTRIBUTED, Attribution, ClusterSpend
 from dbcost.money import sum_amounts
 from dbcost.quota import QuotaReport
@@ -34,6 +37,7 @@ __all__ = [
     "PCT_QUANTUM",
     "RATIO_CONTEXT",
     "SHARE_QUANTUM",
+    "TOP_ADVISORIES",
     "TOP_CLUSTERS",
     "Freshness",
     "Mover",
@@ -49,11 +53,14 @@ __all__ = [
     "shared_of",
     "sorted_teams",
     "team_amounts",
+    "top_advisories",
     "top_clusters",
 ]
 
 #: How many clusters the cluster chart and the table's cluster list show.
 TOP_CLUSTERS: Final = 15
+#: How many advisories the Advice section lists (its per-team totals cover all of them).
+TOP_ADVISORIES: Final = 10
 #: Shares are ratios (not money): six places, 0.0001 %.
 SHARE_QUANTUM: Final = Decimal("0.000001")
 #: Changes in percent: two places.
@@ -105,6 +112,7 @@ class ReportData:
     freshness: list[Freshness]
     generated_at: dt.datetime
     quota: QuotaReport | None = None
+    advice: AdviceSet | None = None
 
     def trend(self) -> list[Attribution]:
         """``history`` by month, with ``current`` standing for its own month (added if missing)."""
@@ -223,6 +231,11 @@ def sorted_teams(att: Attribution) -> list[tuple[str, Decimal]]:
 def top_clusters(att: Attribution, n: int = TOP_CLUSTERS) -> list[tuple[str, ClusterSpend]]:
     """The ``n`` largest of :func:`owned_clusters`, ties by cluster then owner."""
     return sorted(owned_clusters(att), key=lambda tc: (-tc[1].amount, tc[1].cluster, tc[0]))[:n]
+
+
+def top_advisories(advice: AdviceSet, n: int = TOP_ADVISORIES) -> list[Advisory]:
+    """The ``n`` advisories with the largest savings (the set is sorted that way already)."""
+    return list(advice.advisories[:n])
 
 
 def business_units(att: Attribution) -> list[tuple[str, Decimal]]:

@@ -54,6 +54,7 @@ from dbcost.report.data import (
     shared_of,
     sorted_teams,
     team_amounts,
+    top_advisories,
     top_clusters,
 )
 
@@ -491,6 +492,26 @@ def render_html(data: ReportData) -> str:
         rows = [[_quota_cell(column, pool) for column in columns] for pool in data.quota.pools]
         parts.append(f'<section id="quota"><h2>Quota</h2>'
                      f"{_table([(c.heading, c.kind == 'amount') for c in columns], rows)}</section>")
+
+    # advice
+    if data.advice is None:
+        parts.append('<section id="advice"><h2>Advice</h2><p class="muted">No advisories stored for '
+                     f"{_e(data.month)}: run <code>dbcost advise --month {_e(data.month)}</code>.</p></section>")
+    else:
+        advice = data.advice
+        headers = [("Savings/month", True), ("Kind", False), ("Cluster", False), ("Team", False), ("Region", False),
+                   ("Action", False)]
+        rows = [[_e(money(a.savings)), _e(a.kind), f'<span class="wrap">{_e(a.cluster or "(untagged)")}</span>',
+                 _e(a.team or UNATTRIBUTED), _e(a.region), f'<span class="wrap">{_e(a.action)}</span>']
+                for a in top_advisories(advice)]
+        top = _table(headers, rows, empty="No advisory: nothing to right-size this month.")
+        rows = [[_e(team), str(n), _e(money(savings))] for team, n, savings in advice.by_team()]
+        per_team = _table([("Team", False), ("Advisories", True), ("Savings/month", True)], rows,
+                          foot=["Total", str(len(advice.advisories)), _e(money(advice.total_savings))],
+                          empty="No advisory.")
+        parts.append(f'<section id="advice"><h2>Advice: {len(advice.advisories)} advisories, estimated savings '
+                     f'{_e(money(advice.total_savings))}/month</h2>{top}'
+                     f'<h2 style="margin-top:16px">Advice per team</h2>{per_team}</section>')
 
     parts.append(f"<footer>dbcost · {_e(title)} · amounts in {_e(cur.metric)}, shown with two decimals "
                  "(hover a chart segment for the exact amount; the JSON report keeps full precision).</footer>")

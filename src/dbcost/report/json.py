@@ -4,7 +4,9 @@
 no ``float``, no date), ready for any JSON encoder. Amounts go through :func:`dbcost.money.fmt` (plain
 notation, never an exponent); shares and changes are the rounded ratios of :mod:`dbcost.report.data`;
 times are ISO 8601. The ``quota`` member is :meth:`dbcost.quota.QuotaReport.to_json`, as ``dbcost quota
-check --json`` prints it.
+check --json`` prints it. The ``advice`` member is ``null`` when ``dbcost advise`` never ran for the month, else
+``{"total_estimated_monthly_savings", "count", "top": [...], "by_team": [...]}``: ``top`` holds the largest
+advisories in the ``dbcost advise --format json`` shape, ``by_team`` every advisory's savings per team.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from dbcost.advice import AdviceSet, amount_text
 from dbcost.money import fmt, sum_amounts
 from dbcost.report._format import iso
 from dbcost.report.data import (
@@ -24,9 +27,22 @@ from dbcost.report.data import (
     shared_of,
     sorted_teams,
     team_amounts,
+    top_advisories,
 )
 
 __all__ = ["render_json"]
+
+
+def _advice(advice: AdviceSet | None) -> dict[str, Any] | None:
+    if advice is None:
+        return None
+    return {
+        "total_estimated_monthly_savings": amount_text(advice.total_savings),
+        "count": len(advice.advisories),
+        "top": [a.to_json(advice.seen(a)) for a in top_advisories(advice)],
+        "by_team": [{"team": t, "advisories": n, "estimated_monthly_savings": amount_text(v)}
+                    for t, n, v in advice.by_team()],
+    }
 
 
 def render_json(data: ReportData) -> dict[str, Any]:
@@ -87,4 +103,5 @@ def render_json(data: ReportData) -> dict[str, Any]:
             for f in data.freshness
         ],
         "quota": data.quota.to_json() if data.quota is not None else None,
+        "advice": _advice(data.advice),
     }

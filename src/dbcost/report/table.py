@@ -1,10 +1,11 @@
 """The report as rich tables on a terminal: the only module of the report that imports rich.
 
 :func:`render_table` prints a header line, then one table per section (teams, top clusters, movers,
-unattributed and unclassified spend, business units, quarantine, freshness, quota) and the estimated
-share. Amounts have two decimals and are right-aligned. Every name from the data (teams and clusters
-come from user tags) goes into a :class:`rich.text.Text`, so markup in a name is printed, never
-interpreted. ``dbcost.report`` loads this module only when ``render_table`` is asked for.
+unattributed and unclassified spend, business units, quarantine, freshness, quota, advice: the largest
+advisories and the savings per team) and the estimated share. Amounts have two decimals and are
+right-aligned. Every name from the data (teams and clusters come from user tags, actions quote them) goes
+into a :class:`rich.text.Text`, so markup in a name is printed, never interpreted. ``dbcost.report`` loads
+this module only when ``render_table`` is asked for.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dbcost.report.data import (
     shared_of,
     sorted_teams,
     team_amounts,
+    top_advisories,
     top_clusters,
 )
 
@@ -161,6 +163,28 @@ def render_table(data: ReportData, console: Console) -> None:
         for pool in data.quota.pools:
             quota.add_row(*[Text(column.cell(pool)) for column in columns])
         console.print(quota)
+
+    if data.advice is None:
+        console.print(Text(f"Advice: no advisories stored for {data.month}; run `dbcost advise --month "
+                           f"{data.month}`."))
+    else:
+        advice = data.advice
+        top = Table(title=f"Advice: {len(advice.advisories)} advisories, estimated savings "
+                          f"{money(advice.total_savings)}/month", title_justify="left")
+        _money_col(top, "Savings/month")
+        for name in ("Kind", "Cluster", "Team", "Action"):
+            top.add_column(name, overflow="fold")
+        for a in top_advisories(advice):
+            top.add_row(money(a.savings), a.kind, Text(a.cluster or "(untagged)"), Text(a.team or UNATTRIBUTED),
+                        Text(a.action))
+        console.print(top)
+        per_team = Table(title="Advice per team", title_justify="left")
+        per_team.add_column("Team")
+        _money_col(per_team, "Advisories")
+        _money_col(per_team, "Savings/month")
+        for owner, n, savings in advice.by_team():
+            per_team.add_row(Text(owner), str(n), money(savings))
+        console.print(per_team)
 
     console.print(Text(f"Estimated share of {data.month}: {pct(share_est)} "
                        f"({money(cur.estimated_amount)} of {money(cur.total)} not final yet)"))

@@ -8,6 +8,7 @@ import (its client library loads when it opens).
 from __future__ import annotations
 
 from dbcost.sinks.base import (
+    AdvisoryPublisher,
     Sink,
     SinkBase,
     SinkContext,
@@ -22,6 +23,7 @@ from dbcost.sinks.registry import SINK_SCHEMES, open_sink, parse_sink_url
 
 __all__ = [
     "SINK_SCHEMES",
+    "AdvisoryPublisher",
     "Sink",
     "SinkBase",
     "SinkContext",

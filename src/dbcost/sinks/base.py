@@ -20,7 +20,8 @@ not yet open, by :func:`dbcost.sinks.registry.open_sink` from its ``--sink`` URL
 typed options. :class:`SinkBase` gives a sink's ``open``/``close`` the ``async with`` form.
 
 Quota status: a sink that also carries quota status changes (Kafka, to a second topic) implements
-:class:`StatusPublisher` besides :class:`Sink`; the record interface knows nothing of them.
+:class:`StatusPublisher` besides :class:`Sink`; the record interface knows nothing of them. Advisory events
+(``dbcost advise``) likewise go to a sink that implements :class:`AdvisoryPublisher` (Kafka: ``<topic>.advisories``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from dbcost.transport.base import Transport
 
 __all__ = [
+    "AdvisoryPublisher",
     "Sink",
     "SinkBase",
     "SinkContext",
@@ -190,6 +192,15 @@ class StatusPublisher(Protocol):
 
     async def publish_status(self, event: Mapping[str, Any]) -> None:
         """Deliver one status change (a JSON object: pool, month, old, new, ...); durable on return."""
+        ...
+
+
+@runtime_checkable
+class AdvisoryPublisher(Protocol):
+    """A sink that also carries advisory events (``dbcost advise --sink``), once open."""
+
+    async def publish_advisories(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Deliver advisory events, each (stable key, JSON object with a ``version``); durable on return."""
         ...
 
 

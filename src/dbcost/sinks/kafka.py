@@ -21,6 +21,9 @@ option             default                     meaning
 ``client_id``      ``dbcost``                  the Kafka client id
 =================  ==========================  ==========================================================
 
+``<TOPIC>.advisories`` is where :meth:`KafkaSink.publish_advisories` sends the events of ``dbcost advise``
+(created with the other topics), keyed by the advisory's stable id, each with its ``version``.
+
 Parsing the URL (:meth:`KafkaSink.parse`, which :func:`~dbcost.sinks.registry.parse_sink_url` calls up
 front) checks every option without importing aiokafka; aiokafka is imported when the sink opens.
 
@@ -173,10 +176,11 @@ class KafkaOptions(SinkOptions):
 
 
 class KafkaSink(SinkBase):
-    """Produces each record to ``TOPIC`` (quota status events to ``status_topic``); see the module doc.
+    """Produces each record to ``TOPIC`` (quota status events to ``status_topic``, advisory events to
+    ``<TOPIC>.advisories``); see the module doc.
 
-    Also a :class:`~dbcost.sinks.base.StatusPublisher`. ``ctx.clock`` runs the backoff (tests inject a
-    FakeClock to run it without sleeping).
+    Also a :class:`~dbcost.sinks.base.StatusPublisher` and an :class:`~dbcost.sinks.base.AdvisoryPublisher`.
+    ``ctx.clock`` runs the backoff (tests inject a FakeClock to run it without sleeping).
     """
 
     @classmethod
@@ -217,6 +221,7 @@ class KafkaSink(SinkBase):
         self.name = options.display
         self.topic = options.topic
         self.status_topic = options.status_topic
+        self.advisories_topic = f"{options.topic}.advisories"
         self.idempotence = options.idempotence
         self.policy = options.retry
         self._clock: Clock | None = ctx.clock if ctx is not None else None
@@ -280,7 +285,7 @@ class KafkaSink(SinkBase):
         try:
             await admin.start()
             topics = [NewTopic(t, o.partitions, o.replication) for t in dict.fromkeys(
-                (self.topic, self.status_topic))]
+                (self.topic, self.status_topic, self.advisories_topic))]
             response = await admin.create_topics(topics)
         except Exception as exc:
             raise self._translate(exc, "create topics") from exc
@@ -434,6 +439,12 @@ class KafkaSink(SinkBase):
         key = str(pool).encode() if pool is not None else None
         value = orjson.dumps(event, default=_json_default)
         await self._confirm(self.status_topic, await self._send(self.status_topic, [(key, value)]))
+
+    async def publish_advisories(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Send advisory events to ``advisories_topic`` (key = the advisory's stable id), all acknowledged."""
+        messages: list[_Message] = [(key.encode(), orjson.dumps(event, default=_json_default)) for key, event in events]
+        if messages:
+            await self._confirm(self.advisories_topic, await self._send(self.advisories_topic, messages))
 
 
 class _Batcher:

@@ -12,6 +12,7 @@ by it) and keep ``tests/data/store-v<N>.duckdb`` fixtures opening (``tests/store
 Versions:
   1. the first release: datasets, records, staging, quarantine, runs, units, changes, quota_state, meta
   2. ``datasets.operation``: the Cost Explorer operation the dataset's query calls (GetCostAndUsage before)
+  3. ``advisories``: ``dbcost advise``'s state, one row per advisory identity (first seen, resolved, version)
 """
 
 from __future__ import annotations
@@ -174,6 +175,28 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "datasets.operation: the Cost Explorer operation a dataset's query calls", (
         # every dataset of a v1 store was a GetCostAndUsage query: the default is exact for them
         "ALTER TABLE datasets ADD COLUMN operation VARCHAR NOT NULL DEFAULT 'GetCostAndUsage'",
+    )),
+    Migration(3, "advisories: the state of dbcost advise (first seen, resolved at, version per advisory)", (
+        # amounts as exact decimal strings: a formula's result may carry more places than DECIMAL(38,10) keeps
+        """CREATE TABLE IF NOT EXISTS advisories (
+    scope VARCHAR NOT NULL,
+    id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    cluster VARCHAR NOT NULL,
+    team VARCHAR NOT NULL,
+    service VARCHAR NOT NULL,
+    account VARCHAR NOT NULL,
+    region VARCHAR NOT NULL,
+    month VARCHAR NOT NULL,
+    monthly_cost VARCHAR NOT NULL,
+    estimated_monthly_savings VARCHAR NOT NULL,
+    payload JSON NOT NULL,
+    first_seen TIMESTAMP NOT NULL,
+    resolved_at TIMESTAMP,
+    version BIGINT NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (scope, id)
+)""",
     )),
 )
 

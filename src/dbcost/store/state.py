@@ -1,10 +1,13 @@
-"""Run state: runs and their versions, units and their page checkpoints, coverage, quota state, job metadata.
+"""Run state: runs and their versions, units and their page checkpoints, coverage, quota and advisory state, job
+metadata.
 
 A run is ``running`` until it finishes with its outcome's status (:class:`~dbcost.store.RunStatus`); a fresh
 run of a plan *abandons* the plan's unfinished runs (they can no longer be resumed, their staging goes). A
 unit is ``running`` while its pages are staged (``pages``, ``next_token`` are its checkpoint), ``committed``
 once its records replaced the window, ``done`` once every sink has them (:class:`~dbcost.store.UnitStatus`).
-*Coverage* is read from done units: which windows of a dataset a target has completed, and when.
+*Coverage* is read from done units: which windows of a dataset a target has completed, and when. *Advisory
+state* is one row per advisory identity and scope (``dbcost advise``): the month it was last evaluated for, the
+advisory as then recorded, when it was first seen and resolved, and its version.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dbcost.store._db import StoreBase, now, operation
 from dbcost.store._schema import RunStatus, UnitStatus
 from dbcost.store.records import skey
 
-__all__ = ["DoneWindow", "State", "UnitProgress"]
+__all__ = ["AdvisoryRow", "DoneWindow", "State", "UnitProgress"]
 
 #: run statuses that end a run for good: it is neither resumed nor superseded
 _FINAL = (RunStatus.DONE, RunStatus.ABANDONED)
@@ -47,6 +50,18 @@ class DoneWindow(NamedTuple):
     start: dt.date
     end: dt.date
     updated_at: dt.datetime
+
+
+class AdvisoryRow(NamedTuple):
+    """One advisory's stored state: ``payload`` is the advisory as recorded (kind, cluster, team, service, account,
+    region, monthly_cost, estimated_monthly_savings, action, evidence); ``resolved_at`` is None while open."""
+
+    id: str
+    month: str
+    payload: dict[str, Any]
+    first_seen: dt.datetime
+    resolved_at: dt.datetime | None
+    version: int
 
 
 class State(StoreBase):
@@ -203,6 +218,38 @@ class State(StoreBase):
             for pool, (status, detail) in sorted(states.items()):
                 self._db.run("INSERT INTO quota_state VALUES (?, ?, ?, ?::JSON, ?)",
                              [pool, month, status, orjson.dumps(detail, default=str).decode(), stamp])
+
+    # --------------------------------------------------------------------------------- advisory state
+
+    @operation("read advisory state")
+    def advisory_states(self, scope: str) -> list[AdvisoryRow]:
+        """Every advisory ``dbcost advise`` recorded under ``scope`` (open and resolved), in id order."""
+        rows = self._db.all(
+            "SELECT id, month, payload, first_seen, resolved_at, version FROM advisories WHERE scope = ? ORDER BY id",
+            [scope],
+        )
+        return [AdvisoryRow(str(i), str(m), orjson.loads(p), fs, ra, int(v)) for i, m, p, fs, ra, v in rows]
+
+    @operation("record advisory state")
+    def record_advisories(self, scope: str, rows: Sequence[AdvisoryRow]) -> None:
+        """Write ``rows`` (new, updated or resolved advisories) in one transaction, replacing each id's row."""
+        stamp = now()
+        with self._db.transaction():
+            for r in rows:
+                p = r.payload
+                self._db.run(
+                    "INSERT INTO advisories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON, ?, ?, ?, ?) "
+                    "ON CONFLICT (scope, id) DO UPDATE SET kind = excluded.kind, cluster = excluded.cluster, "
+                    "team = excluded.team, service = excluded.service, account = excluded.account, "
+                    "region = excluded.region, month = excluded.month, monthly_cost = excluded.monthly_cost, "
+                    "estimated_monthly_savings = excluded.estimated_monthly_savings, payload = excluded.payload, "
+                    "first_seen = excluded.first_seen, resolved_at = excluded.resolved_at, "
+                    "version = excluded.version, updated_at = excluded.updated_at",
+                    [scope, r.id, str(p.get("kind", "")), str(p.get("cluster", "")), str(p.get("team", "")),
+                     str(p.get("service", "")), str(p.get("account", "")), str(p.get("region", "")), r.month,
+                     str(p.get("monthly_cost", "0")), str(p.get("estimated_monthly_savings", "0")),
+                     orjson.dumps(p, default=str).decode(), r.first_seen, r.resolved_at, r.version, stamp],
+                )
 
     # ------------------------------------------------------------------------------------- job state
 
