@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,8 @@ async def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
     assert code == 0, err + out
     assert "exact" in out and "MISMATCH" not in out
     assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "policy.toml").exists()
+    # the report command the demo suggests reads the demo's rows (same target name), not an empty month
+    db = str(tmp_path / "demo" / "dbcost.duckdb")
+    code, out, err = await run_cli_async("report", "--db", db, "--month", MONTH, "--format", "json", "--today", TODAY_S)
+    assert code == 0, err
+    assert Decimal(json.loads(out)["total"]) > 0

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 import dbcost
+import dbcost.calendar
 from dbcost.cli.app import EXIT_FAILED, EXIT_OK, fail_usage, run_async, say
 from dbcost.cli.options import TodayOpt
 
@@ -72,6 +73,9 @@ def demo(
     else:
         lines.append("  advice        not computed (the fetch did not finish)")
     statuses = ", ".join(f"{p.pool} {p.status}" for p in q.pools if p.status != "OK") or "all OK"
+    # the reported month to date: on the 1st that is the whole previous month (a window is never empty)
+    fetch_start, month_end = dbcost.calendar.month_bounds(result.month)
+    fetch_end = min(month_end, dt.datetime.now(dt.UTC).date())
     lines += [
         f"  quota         {result.policy_path}: {statuses}",
         f"  report        {result.report_path}",
@@ -82,7 +86,7 @@ def demo(
         f"  dbcost export --db {result.db} --format csv -o costs.csv     # every stored record",
         "  dbcost emulator serve &                                       # a local Cost Explorer; it prints its URL",
         "  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x dbcost fetch --endpoint-url URL \\",
-        f"      --start {dt.date.today().replace(day=1)} --end {dt.date.today()} --group-by SERVICE --format table",
+        f"      --start {fetch_start} --end {fetch_end} --group-by SERVICE --format table",
         "",
     ]
     typer.echo("\n".join(lines))

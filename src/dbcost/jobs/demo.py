@@ -24,7 +24,7 @@ from dbcost.attribution.model import Attribution
 from dbcost.calendar import add_months
 from dbcost.calendar import month_start as first_day_of
 from dbcost.client import Stats
-from dbcost.config import RateSettings, Settings, StoreSettings, TargetConfig
+from dbcost.config import DEFAULT_TARGET, RateSettings, Settings, StoreSettings, TargetConfig
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import ConfigError
 from dbcost.jobs.advise import AdviseSpec, run_advise
@@ -111,7 +111,8 @@ async def run_demo(
         # the demo's client: fast retries and a rate just under the emulator's limit, so throttling is rare
         # but exercised; explicit credentials (the emulator checks SigV4, not who signed)
         settings = Settings(
-            targets=(TargetConfig(name="demo", endpoint_url=emu.url),),
+            # the CLI's default target name, so the "next:" commands (report, quota check) read these rows
+            targets=(TargetConfig(name=DEFAULT_TARGET.name, endpoint_url=emu.url),),
             rate=RateSettings(max_rps=80.0, max_concurrency=16),
             retry=RetryPolicy(base_s=0.1, cap_s=2.0),
             store=StoreSettings(path=db),
