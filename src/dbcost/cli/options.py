@@ -97,7 +97,8 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 3 if any group w
 SinkOpt = Annotated[
     list[str] | None,
     typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka://H:P/TOPIC, "
-                                "kinesis://STREAM, postgresql://USER@H:P/DB. Repeatable."),
+                                "kinesis://STREAM, postgresql://USER@H:P/DB, s3://BUCKET/PREFIX. "
+                                "Repeatable."),
 ]
 
 # ------------------------------------------------------------------------------------ runs into the store
