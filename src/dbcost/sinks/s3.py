@@ -12,7 +12,9 @@ option                      default      meaning
 ``retries``                 ``5``        attempts per S3 call (the first included)
 ``backoff_ms``              ``200``      base of the full-jitter backoff between attempts
 ``retry_budget_s``          ``120``      total time one call may spend retrying
-``timeout``                 ``60``       connect/read timeout of one call, seconds
+``timeout``                 ``60``       connect/read timeout of one call, seconds; a call still unanswered
+                                         after twice that (plus a second per MiB it uploads) is abandoned
+                                         and retried
 ``multipart_threshold_mb``  ``8``        objects larger than this go up as a multipart upload
 ``part_size_mb``            ``8``        size of a multipart part (S3's minimum is 5 MiB)
 ``compression``             ``snappy``   Parquet compression: snappy, zstd, gzip or none
@@ -366,11 +368,21 @@ class S3Sink(SinkBase):
         return cls(f"{self.name}: {text if text.startswith(what) else f'{what}: {text}'}".replace("\n", " "))
 
     async def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """One call, timed; the transport's dbcost errors become SinkError / TransientSinkError naming the sink."""
+        """One call, timed and under a deadline; the transport's dbcost errors become SinkError /
+        TransientSinkError naming the sink.
+
+        The deadline is the sink's own: aiobotocore's read timeout does not cover an upload that waits for
+        ``100 Continue`` (PutObject, UploadPart), so a hung endpoint would otherwise hold the unit forever.
+        """
         transport = self._require()
+        body = params.get("Body")
+        deadline = 2 * self.options.timeout_s + (len(body) / MiB if isinstance(body, bytes) else 0.0)
         began = time.perf_counter()
         try:
-            return await transport.call(operation, params)
+            async with asyncio.timeout(deadline):
+                return await transport.call(operation, params)
+        except TimeoutError:
+            raise TransientSinkError(f"{self.name}: {operation}: no answer within {deadline:.3g} s") from None
         except SinkError:
             raise
         except DbcostError as exc:
