@@ -213,8 +213,9 @@ class S3Options(SinkOptions):
 
 @dataclass
 class S3Stats:
-    """What the sink wrote since it was built: objects in place, their bytes, the units' manifest
-    entries, and the seconds spent in S3 calls (encoding excluded)."""
+    """What the sink wrote since it was built: units (manifest entries), objects in place, their bytes and
+    rows, multipart uploads, and the seconds spent in S3 calls (summed over calls in flight at once;
+    Parquet encoding excluded)."""
 
     units: int = 0
     objects: int = 0
@@ -465,12 +466,14 @@ class S3Sink(SinkBase):
         period = _period_parser(unit.granularity)
         months: dict[str, _Columns] = {m: _Columns() for m in unit_months(unit)}
         records = deleted = 0
-        versions: list[int] = []
+        lowest: int | None = None
+        highest: int | None = None
         async for batch in batches:
             for r in batch:
                 records += 1
                 deleted += r.deleted
-                versions.append(r.version)
+                lowest = r.version if lowest is None else min(lowest, r.version)
+                highest = r.version if highest is None else max(highest, r.version)
                 month = str(r.record["period_start"])[:7]
                 cols = months.get(month)
                 if cols is None:  # not in the window's months (never from the store): its own object all the same
@@ -492,7 +495,7 @@ class S3Sink(SinkBase):
             "end": unit.end.isoformat(), "granularity": unit.granularity, "key_names": list(unit.key_names),
             "run_id": unit.run_id, "records": records, "deleted": deleted,
             "rows": sum(o["rows"] for o in objects),
-            "versions": {"min": min(versions), "max": max(versions)} if versions else None,
+            "versions": {"min": lowest, "max": highest} if records else None,
             "objects": objects,
             "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         }
