@@ -202,19 +202,22 @@ async def run_pipeline(
         run: tuple[str, int] | None = None
         if spec.resume:
             run = await store.call(lambda s: s.resumable_run(the_plan.plan_id))
-            if run is None:
-                log.warning("--resume: no unfinished run of this plan in %s; starting a new run", spec.db)
         resumed = run is not None
         if run is not None:
             run_id, version = run
             await store.call(lambda s: s.reopen_run(run_id))
             done = await store.call(lambda s: s.done_units(run_id))
         else:
+            done = set()
+            if spec.resume:  # safe on every attempt: a new run of the units no earlier run of the plan completed
+                shown = [redact_url(u) for u in spec.sinks]
+                done = await store.call(lambda s: s.plan_done_units(the_plan.plan_id, shown))
+                log.warning("--resume: no unfinished run of this plan in %s; starting a new run of the %d unit(s) "
+                            "no earlier run completed", spec.db, sum(u.unit_id not in done for u in plan.units))
             args = {"query": spec.query.model_dump(mode="json"), "targets": [t.name for t in spec.targets],
                     "window": spec.window, "shard": str(spec.shard) if spec.shard else None,
                     "sinks": [redact_url(u) for u in spec.sinks], "today": spec.today.isoformat()}
             run_id, version = await store.call(lambda s: s.begin_run(spec.command, plan_id=the_plan.plan_id, args=args))
-            done = set()
         todo = [u for u in plan.units if u.unit_id not in done]
 
         cap = spec.request_cap()

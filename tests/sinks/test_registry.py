@@ -31,6 +31,7 @@ from dbcost.sinks.kinesis import KinesisOptions, KinesisSink
 from dbcost.sinks.parquet import ParquetOptions, ParquetSink
 from dbcost.sinks.postgres import PostgresOptions, PostgresSink
 from dbcost.sinks.registry import SinkClass, sink_class
+from dbcost.sinks.s3 import S3Options, S3Sink
 from dbcost.transport.mock import MockTransport
 from tests.conftest import run_cli_async
 from tests.sinks.conftest import batches, make_records, make_unit
@@ -44,6 +45,7 @@ EXAMPLES: dict[str, tuple[str, SinkClass, type[SinkOptions]]] = {
     "kinesis": ("kinesis://costs", KinesisSink, KinesisOptions),
     "postgresql": ("postgresql://u@127.0.0.1/db", PostgresSink, PostgresOptions),
     "postgres": ("postgres://u@127.0.0.1/db", PostgresSink, PostgresOptions),
+    "s3": ("s3://cost-lake/dbcost", S3Sink, S3Options),
 }
 
 
@@ -71,7 +73,7 @@ def test_unknown_scheme_message_is_unchanged() -> None:
     with pytest.raises(ConfigError) as info:
         parse_sink_url("ftp://u:pw@x")
     assert str(info.value) == ("--sink 'ftp://u:***@x': unknown kind (use jsonl:PATH, kafka://HOST:PORT/TOPIC, "
-                               "kinesis://STREAM, parquet:PATH, postgresql://USER@HOST:PORT/DB)")
+                               "kinesis://STREAM, parquet:PATH, postgresql://USER@HOST:PORT/DB, s3://BUCKET/PREFIX)")
 
 
 @pytest.mark.parametrize(("url", "message"), [

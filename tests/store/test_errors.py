@@ -30,6 +30,7 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "unit_sink_records": lambda s: list(s.unit_sink_records("r", ref("r"))),
     "begin_run": lambda s: s.begin_run("backfill", plan_id="p", args={}),
     "resumable_run": lambda s: s.resumable_run("p"),
+    "plan_done_units": lambda s: s.plan_done_units("p", []),
     "reopen_run": lambda s: s.reopen_run("r"),
     "finish_run": lambda s: s.finish_run("r", "done", {}, []),
     "unit_progress": lambda s: s.unit_progress("r", UID),
@@ -64,7 +65,8 @@ CALLS: dict[str, Callable[[Store], Any]] = {
 TABLES = {
     "register_dataset": "datasets", "datasets": "datasets", "stage_page": "units", "commit_unit": "staging",
     "deleted_keys": "changes", "iter_records": "records", "unit_sink_records": "records", "begin_run": "runs",
-    "resumable_run": "runs", "reopen_run": "runs", "finish_run": "staging", "unit_progress": "units",
+    "resumable_run": "runs", "plan_done_units": "runs", "reopen_run": "runs", "finish_run": "staging",
+    "unit_progress": "units",
     "done_units": "units", "start_unit": "staging", "checkpoint_unit": "units", "fail_unit": "units",
     "pages_per_day": "units", "done_windows": "units", "has_done_units": "units", "quota_states": "quota_state",
     "record_quota_states": "quota_state", "advisory_states": "advisories", "record_advisories": "advisories",

@@ -73,6 +73,27 @@ def test_units_move_through_their_statuses_and_a_done_run_keeps_no_staging(tmp_p
         assert store.resumable_run("p") is None
 
 
+def test_plan_done_units_are_those_an_earlier_run_completed_with_at_least_these_sinks(tmp_path: Path) -> None:
+    """plan_done_units: done units of any run of the plan (finished or abandoned), only from runs whose sinks
+    include the ones asked for; other plans and unfinished units do not count."""
+    with Store(tmp_path / "s.duckdb") as store:
+        store.register_dataset(QUERY)
+        first, _ = store.begin_run("backfill", plan_id="p", args={"sinks": ["s3://b/p", "jsonl:x"]})
+        for uid in ("u1", "u2"):
+            store.start_unit(first, ref(first), uid, fresh=True)
+        store.checkpoint_unit(first, "u1")  # u2 never finished
+        store.finish_run(first, RunStatus.INCOMPLETE, {}, [])
+        other, _ = store.begin_run("backfill", plan_id="q", args={"sinks": ["s3://b/p"]})
+        store.start_unit(other, ref(other), "u3", fresh=True)
+        store.checkpoint_unit(other, "u3")
+        assert store.plan_done_units("p", ["s3://b/p"]) == {"u1"}
+        assert store.plan_done_units("p", []) == {"u1"}
+        assert store.plan_done_units("p", ["s3://b/p", "kafka://h:1/t"]) == set()
+        assert store.plan_done_units("nope", []) == set()
+        store.begin_run("backfill", plan_id="p", args={})  # abandons the first: its done unit still counts
+        assert store.plan_done_units("p", ["jsonl:x"]) == {"u1"}
+
+
 def test_coverage_is_read_from_done_units_per_target(tmp_path: Path) -> None:
     """done_windows lists a target's completed windows (within a range when given); has_done_units says
     whether any overlaps a range; pages_per_day comes from done units only."""

@@ -29,6 +29,8 @@ from dbcost.cli.options import (
     MetricsFileOpt,
     ProfileOpt,
     RegionOpt,
+    ShardCountOpt,
+    ShardIndexEnvOpt,
     ShardOpt,
     SinkOpt,
     StartOpt,
@@ -57,6 +59,8 @@ def backfill(
     db: DbOpt = "dbcost.duckdb",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last unfinished run of this plan.")] = False,
     shard: ShardOpt = None,
+    shard_index_env: ShardIndexEnvOpt = None,
+    shard_count: ShardCountOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the units, requests and dollars; send nothing.")] = False,
     max_requests: MaxReqOpt = None,
     max_cost_usd: Annotated[
@@ -83,7 +87,8 @@ def backfill(
                         group_by=group_by, filter_=filter_, targets=targets, endpoint_url=endpoint_url,
                         profile=profile, region=region, db=db, resume=resume, shard=shard,
                         max_requests=max_requests, max_cost_usd=max_cost_usd, max_rps=max_rps,
-                        max_concurrency=max_concurrency, sinks=sink, window=window, today=today)
+                        max_concurrency=max_concurrency, sinks=sink, window=window, today=today,
+                        shard_index_env=shard_index_env, shard_count=shard_count)
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc))
     code = run_async(lambda: _run(spec, dry_run=dry_run, as_json=as_json, strict=strict, metrics_file=metrics_file))
@@ -106,6 +111,8 @@ def sync(
     db: DbOpt = "dbcost.duckdb",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last unfinished sync of this plan.")] = False,
     shard: ShardOpt = None,
+    shard_index_env: ShardIndexEnvOpt = None,
+    shard_count: ShardCountOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the units, requests and dollars; send nothing.")] = False,
     max_requests: MaxReqOpt = None,
     max_cost_usd: Annotated[float | None, typer.Option("--max-cost-usd", min=0, help="Spending cap.")] = None,
@@ -129,7 +136,8 @@ def sync(
                         metric=metric, group_by=group_by, filter_=filter_, targets=targets,
                         endpoint_url=endpoint_url, profile=profile, region=region, db=db, resume=resume,
                         shard=shard, max_requests=max_requests, max_cost_usd=max_cost_usd, max_rps=max_rps,
-                        max_concurrency=max_concurrency, sinks=sink, window=window, today=today)
+                        max_concurrency=max_concurrency, sinks=sink, window=window, today=today,
+                        shard_index_env=shard_index_env, shard_count=shard_count)
         first = dbcost.CostQuery.build(start=start, end=spec.today.isoformat()).start if start is not None else None
         windowed = dbcost.jobs.backfill.sync_spec(spec, first)
         if windowed is None:

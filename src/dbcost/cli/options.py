@@ -9,6 +9,7 @@ before anything is sent; the command turns that into exit 2.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from decimal import Decimal
 from typing import Annotated
 
@@ -45,6 +46,8 @@ __all__ = [
     "MonthOpt",
     "ProfileOpt",
     "RegionOpt",
+    "ShardCountOpt",
+    "ShardIndexEnvOpt",
     "ShardOpt",
     "SinkOpt",
     "StartOpt",
@@ -58,6 +61,7 @@ __all__ = [
     "load_filter",
     "run_spec",
     "settings_for",
+    "shard_for",
 ]
 
 # ----------------------------------------------------------------------------------- the query, one call
@@ -97,7 +101,8 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 3 if any group w
 SinkOpt = Annotated[
     list[str] | None,
     typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka://H:P/TOPIC, "
-                                "kinesis://STREAM, postgresql://USER@H:P/DB. Repeatable."),
+                                "kinesis://STREAM, postgresql://USER@H:P/DB, s3://BUCKET/PREFIX. "
+                                "Repeatable."),
 ]
 
 # ------------------------------------------------------------------------------------ runs into the store
@@ -107,7 +112,19 @@ TargetsOpt = Annotated[
     str | None,
     typer.Option("--targets", help="TOML/YAML file of payer targets (name, profile or role_arn, max_rps, ...)."),
 ]
-ShardOpt = Annotated[str | None, typer.Option("--shard", help="K/N: run the K-th of N disjoint shares of the units.")]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option("--shard", envvar="DBCOST_SHARD", help="K/N: run the K-th of N disjoint shares of the units."),
+]
+ShardIndexEnvOpt = Annotated[
+    str | None,
+    typer.Option("--shard-index-env", metavar="NAME",
+                 help="Take the shard from environment variable NAME, a 0-based index (a Kubernetes indexed "
+                      "Job's JOB_COMPLETION_INDEX); needs --shard-count."),
+]
+ShardCountOpt = Annotated[
+    int | None, typer.Option("--shard-count", min=1, help="N, the number of shards, with --shard-index-env.")
+]
 WindowOpt = Annotated[str, typer.Option("--window", help="Unit window: auto, month, semimonth, week, day.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
 TodayOpt = Annotated[str | None, typer.Option("--today", hidden=True, help="Pretend today is this date (tests).")]
@@ -138,6 +155,34 @@ def load_filter(text: str | None) -> str | None:
     return dbcost._files.read_text_file(text[1:], f"filter {text[1:]}")
 
 
+def shard_for(shard: str | None, index_env: str | None = None, count: int | None = None) -> dbcost.plan.Shard | None:
+    """The run's shard: ``--shard K/N`` (or ``DBCOST_SHARD``), or ``--shard-index-env NAME --shard-count N``,
+    whose variable holds a 0-based index (shard ``index + 1`` of N). Giving both forms, or one of the pair
+    alone, is a UsageError; so is an index that is not a number below N."""
+    if index_env is None and count is None:
+        try:
+            return dbcost.plan.parse_shard(shard)
+        except UsageError as exc:
+            if shard is not None and os.environ.get("DBCOST_SHARD") == shard:
+                raise UsageError(f"{exc} (from DBCOST_SHARD)") from None
+            raise
+    if index_env is None or count is None:
+        raise UsageError("--shard-index-env and --shard-count: give both (the variable holds a 0-based index)")
+    if shard is not None:
+        raise UsageError("--shard (or DBCOST_SHARD) and --shard-index-env: give one of them, not both")
+    raw = os.environ.get(index_env)
+    if raw is None or not raw.strip():
+        raise UsageError(f"--shard-index-env {index_env}: the environment variable is not set")
+    try:
+        index = int(raw.strip())
+    except ValueError:
+        raise UsageError(f"--shard-index-env {index_env}: {raw!r} is not a 0-based index") from None
+    if not 0 <= index < count:
+        raise UsageError(f"--shard-index-env {index_env}: index {index} is not between 0 and --shard-count - 1 "
+                         f"({count - 1})")
+    return dbcost.plan.Shard(index + 1, count)
+
+
 def settings_for(*, targets: str | None, endpoint_url: str | None, profile: str | None, region: str | None,
                  db: str = str(dbcost.config.DEFAULT_DB), max_rps: float = dbcost.governor.DEFAULT_MAX_RPS,
                  max_concurrency: int = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
@@ -155,6 +200,7 @@ def run_spec(
     profile: str | None, region: str | None, db: str, resume: bool, shard: str | None,
     max_requests: int | None, max_cost_usd: float | None, max_rps: float, max_concurrency: int,
     sinks: list[str] | None, window: str, today: str | None,
+    shard_index_env: str | None = None, shard_count: int | None = None,
 ) -> dbcost.RunSpec:
     """Options -> a validated RunSpec; every problem is a UsageError (exit 2, nothing sent)."""
     day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
@@ -173,7 +219,7 @@ def run_spec(
     spec = dbcost.RunSpec(
         query=query, settings=settings, command=command, today=day,
         window=window,  # type: ignore[arg-type]  # checked above
-        shard=dbcost.plan.parse_shard(shard), resume=resume, max_requests=max_requests,
+        shard=shard_for(shard, shard_index_env, shard_count), resume=resume, max_requests=max_requests,
         max_cost_usd=Decimal(str(max_cost_usd)) if max_cost_usd is not None else None,
         sink_context=dbcost.sinks.SinkContext(region=region, profile=profile),  # never the CE endpoint
     )

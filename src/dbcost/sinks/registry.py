@@ -2,8 +2,8 @@
 
 Sinks are named by URL (``--sink``, repeatable): ``jsonl:PATH``, ``parquet:PATH``,
 ``kafka://HOST:PORT/TOPIC[?idempotence=false]``, ``kinesis://STREAM[?endpoint_url=...&region=...]``,
-``postgresql://USER@HOST:PORT/DB``. The scheme (before the first ``:``, any case) picks the class from
-:data:`SINK_SCHEMES`; everything after it is that class's business:
+``postgresql://USER@HOST:PORT/DB``, ``s3://BUCKET/PREFIX``. The scheme (before the first ``:``, any case)
+picks the class from :data:`SINK_SCHEMES`; everything after it is that class's business:
 
 * :func:`parse_sink_url` asks the class to ``parse`` the URL into its typed options, and is the up-front
   validator (the CLI calls it before anything is sent): a URL that cannot work is a one-line
@@ -35,11 +35,12 @@ SINK_SCHEMES: dict[str, str] = {
     "kinesis": "dbcost.sinks.kinesis:KinesisSink",
     "postgresql": "dbcost.sinks.postgres:PostgresSink",
     "postgres": "dbcost.sinks.postgres:PostgresSink",
+    "s3": "dbcost.sinks.s3:S3Sink",
 }
 
 #: the URL forms the unknown-kind message offers (one per sink, not per alias)
 _FORMS = ("jsonl:PATH", "parquet:PATH", "kafka://HOST:PORT/TOPIC", "kinesis://STREAM",
-          "postgresql://USER@HOST:PORT/DB")
+          "postgresql://USER@HOST:PORT/DB", "s3://BUCKET/PREFIX")
 
 
 class SinkClass(Protocol):

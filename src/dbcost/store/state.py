@@ -102,6 +102,21 @@ class State(StoreBase):
         )
         return (str(row[0]), int(row[1])) if row else None
 
+    @operation("read the plan's done units")
+    def plan_done_units(self, plan_id: str, sinks: Sequence[str]) -> set[str]:
+        """The units of ``plan_id`` that an earlier run completed while sending to at least ``sinks`` (display
+        URLs, as ``runs.args`` records them): what ``--resume`` with no unfinished run does not run again.
+        A run that had fewer sinks does not count: the sink it lacked never got its units."""
+        wanted = set(sinks)
+        runs = [str(run_id) for run_id, args in self._db.all("SELECT run_id, args FROM runs WHERE plan_id = ?", [plan_id])
+                if wanted <= set((orjson.loads(args) if args else {}).get("sinks") or ())]
+        if not runs:
+            return set()
+        marks = ", ".join("?" for _ in runs)
+        rows = self._db.all(f"SELECT DISTINCT unit_id FROM units WHERE status = ? AND run_id IN ({marks})",
+                            [UnitStatus.DONE, *runs])
+        return {str(r[0]) for r in rows}
+
     @operation("reopen run")
     def reopen_run(self, run_id: str) -> None:
         """Mark a resumed run running again."""

@@ -24,6 +24,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioDeferredRefreshableCredentials
 from botocore import exceptions as bce
 from botocore import xform_name
+from botocore.parsers import ResponseParserError
 
 from dbcost.errors import (
     AccessDeniedError,
@@ -141,7 +142,7 @@ def translate_errors(operation: str) -> Iterator[None]:
     except (bce.ConnectionError, bce.ConnectionClosedError, bce.HTTPClientError) as exc:
         # ConnectionError covers EndpointConnectionError, SSLError and ProxyConnectionError
         raise TransportError(f"{operation}: connection failed ({type(exc).__name__})") from exc
-    except bce.ResponseParserError as exc:
+    except ResponseParserError as exc:  # botocore.exceptions has no such name: evaluating it broke cancellation
         raise TransportError(f"{operation}: response body could not be parsed") from exc
     except aiohttp.ClientError as exc:
         raise TransportError(f"{operation}: {type(exc).__name__}: {exc}") from exc
