@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dbcost.errors import StoreError
-from dbcost.store import AsyncStore, Store
+from dbcost.store import AsyncStore, ExportSelection, Store
 from tests.store.helpers import QUERY, UID, load, rec, ref, sql
 
 D = dt.date(2026, 9, 1)
@@ -52,8 +52,9 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "record_totals": lambda s: s.record_totals(),
     "record_count": lambda s: s.record_count(),
     "top_keys": lambda s: s.top_keys(FP, "2026-09-01", "2026-10-01"),
-    "export_rows": lambda s: list(s.export_rows()),
-    "export_parquet": lambda s: s.export_parquet(Path("unused.parquet")),
+    "dataset_summaries": lambda s: s.dataset_summaries(),
+    "export_rows": lambda s: list(s.export_rows(ExportSelection((FP,)))),
+    "export_parquet": lambda s: s.export_parquet(Path("unused.parquet"), ExportSelection((FP,))),
 }
 
 #: the table whose loss breaks each method (for the methods that read or write one table first)
@@ -66,7 +67,7 @@ TABLES = {
     "record_quota_states": "quota_state", "get_meta": "meta", "put_meta": "meta", "quarantine_summary": "quarantine",
     "freshness": "units", "metric_amounts": "records", "earliest_estimated_period": "records",
     "latest_runs": "runs", "last_successes": "units", "record_totals": "records", "record_count": "records",
-    "top_keys": "records", "export_rows": "datasets", "export_parquet": "datasets",
+    "top_keys": "records", "dataset_summaries": "datasets", "export_rows": "datasets", "export_parquet": "datasets",
 }
 
 
@@ -109,7 +110,7 @@ def test_an_export_read_after_its_call_returned_still_names_the_export(tmp_path:
     """export_rows is read after the method returned: a failure while streaming names "export rows" too."""
     store = Store(tmp_path / "s.duckdb")
     load(store, [rec(1, "RDS", "p", "1")])
-    result = store.export_rows(batch_rows=1)
+    result = store.export_rows(ExportSelection((FP,)), batch_rows=1)
     store.close()
     with pytest.raises(StoreError, match=r"s\.duckdb: export rows: "):
         list(result)
