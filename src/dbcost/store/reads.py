@@ -4,15 +4,16 @@ A job asks a question (the amounts of a metric over a month, when each target la
 the latest run of each command, the records to export) and gets plain values back: rows as named tuples,
 ``Decimal`` amounts, dates. What the job does with them (attribute, render metrics, check a total, write a
 file) stays in the job; the SQL stays here. Exports stream: :meth:`Reads.export_rows` is a cursor read in
-batches, :meth:`Reads.export_parquet` a DuckDB ``COPY``. Both take an :class:`ExportSelection` (which
-datasets, targets and periods) and export only what it names: which datasets a user meant is the job's
-question (``--dataset``), never answered here by exporting everything.
+batches, :meth:`Reads.export_parquet` Arrow batches into one Parquet writer, one dataset after the other.
+Both take an :class:`ExportSelection` (which datasets, targets and periods) and export only what it names:
+which datasets a user meant is the job's question (``--dataset``), never answered here by exporting
+everything.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -21,10 +22,10 @@ from typing import Any, NamedTuple
 import orjson
 
 from dbcost.errors import StoreError
-from dbcost.store._db import Rows, StoreBase, operation
+from dbcost.store._db import Database, Row, Rows, StoreBase, operation
 from dbcost.store._schema import UnitStatus
 
-__all__ = ["AmountRow", "DatasetSummary", "ExportSelection", "LastSuccess", "LatestRun", "Reads"]
+__all__ = ["AmountRow", "DatasetSummary", "ExportRows", "ExportSelection", "LastSuccess", "LatestRun", "Reads"]
 
 
 class AmountRow(NamedTuple):
@@ -99,7 +100,7 @@ def _marks(values: Sequence[Any]) -> str:
 
 
 def _literal(value: str | None) -> str:
-    """A SQL string literal (for ``COPY``, which takes no parameters); NULL for None."""
+    """A SQL string literal (the export's constant columns); NULL for None."""
     if value is None:
         return "NULL::VARCHAR"
     return "'" + value.replace("'", "''") + "'"
@@ -224,9 +225,12 @@ class Reads(StoreBase):
 
     # ---------------------------------------------------------------------------------------- exports
 
-    def _export_sql(self, sel: ExportSelection, *, amount_text: bool) -> str:
-        """The long export (the fetch CSV columns + dataset/target, one column per key name of the exported
-        datasets, then ``sel.extra``'s columns), in (dataset, target, period, keys, metric) order."""
+    def _export_sqls(self, sel: ExportSelection, *, amount_text: bool) -> list[str]:
+        """The long export as one query per dataset, in dataset order, each in (target, period, keys, metric)
+        order: the same columns in each (the fetch CSV columns + dataset/target, one column per key name of
+        every exported dataset, then ``sel.extra``'s columns). Run one after the other they are the whole
+        export in (dataset, target, period, keys, metric) order; one sort per dataset, not one over all of
+        them, keeps an export of every dataset inside the store's memory cap."""
         known = {ds: (gran, [n for n in (n1, n2) if n]) for ds, gran, n1, n2 in self._db.all(
             "SELECT dataset, granularity, key1_name, key2_name FROM datasets ORDER BY created_at")}
         missing = [ds for ds in sel.datasets if ds not in known]
@@ -238,7 +242,7 @@ class Reads(StoreBase):
         extra_cols = sorted({c for ds in sel.datasets for c in sel.extra.get(ds, {})})
         hourly = any(known[ds][0] == "HOURLY" for ds in sel.datasets)
         period_type = ("TIMESTAMPTZ" if hourly else "DATE") if sel.typed else None
-        selects = []
+        selects: list[str] = []
         for ds in sel.datasets:
             kn: list[str | None] = [*known[ds][1], None, None]
             key_cols = ", ".join(
@@ -263,25 +267,85 @@ class Reads(StoreBase):
                 + ", r.metric, " + ("r.amount_text AS amount" if amount_text else "r.amount")
                 + ", r.unit" + (", " + extra if extra else "")
                 + f" FROM records r JOIN datasets ds USING (dataset) WHERE {' AND '.join(where)}"
+                + " ORDER BY target, period_start" + "".join(f", {_ident(cols[n])} NULLS FIRST" for n in names)
+                + ", metric"
             )
-        sql = " UNION ALL BY NAME ".join(f"({q})" for q in selects)
-        return f"SELECT * FROM ({sql}) ORDER BY dataset, target, period_start" + "".join(
-            f", {_ident(cols[n])} NULLS FIRST" for n in names) + ", metric"
+        return [q for _, q in sorted(zip(sel.datasets, selects, strict=True))]
 
     @operation("export rows")
-    def export_rows(self, selection: ExportSelection, *, batch_rows: int = 10_000) -> Rows:
+    def export_rows(self, selection: ExportSelection, *, batch_rows: int = 10_000) -> ExportRows:
         """The long export of ``selection`` with amounts as the exact strings received, streamed (``columns``,
         then batches of rows); close it or use it as a context manager. A StoreError if a dataset is unknown."""
-        return self._db.rows(self._export_sql(selection, amount_text=True), batch_rows=batch_rows)
+        return ExportRows(self._db, self._export_sqls(selection, amount_text=True), batch_rows)
 
     @operation("export parquet")
     def export_parquet(self, path: Path, selection: ExportSelection, *,
                        metadata: Mapping[str, str] | None = None) -> int:
         """Write the long export of ``selection``, amounts as ``DECIMAL(38,10)``, to a Parquet file at ``path``
-        with ``metadata`` as the file's key-value metadata; its row count."""
-        sql = self._export_sql(selection, amount_text=False)
-        options = "FORMAT PARQUET"
-        if metadata:
-            options += ", KV_METADATA {" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in metadata.items()) + "}"
-        self._db.run(f"COPY ({sql}) TO {_literal(str(path))} ({options})")
-        return int(self._db.scalar(f"SELECT count(*) FROM read_parquet({_literal(str(path))})"))
+        with ``metadata`` as the file's key-value metadata; its row count. Batches stream from DuckDB into one
+        writer (row groups of at most 20,000 rows): memory stays flat however large the export."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer: Any = None
+        schema: Any = None
+        n = 0
+        sqls = self._export_sqls(selection, amount_text=False)
+        try:  # pyarrow's errors (a full disk, a bad path) leave as StoreError too, naming the operation
+            try:
+                for sql in sqls:
+                    for batch in self._db.arrow_batches(sql):
+                        if writer is None:
+                            # nullable everywhere: a key column one dataset fills is NULL in another's rows
+                            schema = pa.schema([f.with_nullable(True) for f in batch.schema],
+                                               metadata=dict(metadata or {}))
+                            writer = pq.ParquetWriter(str(path), schema)
+                        writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+                        n += batch.num_rows
+                if writer is None:  # nothing matched: an empty file with the export's columns
+                    empty = self._db.arrow_table(f"SELECT * FROM ({sqls[0]}) LIMIT 0")
+                    writer = pq.ParquetWriter(str(path), empty.schema.with_metadata(dict(metadata or {})))
+                    writer.write_table(empty)
+            finally:
+                if writer is not None:
+                    writer.close()
+        except (pa.ArrowException, OSError) as exc:
+            raise StoreError(f"store {self.path}: export parquet: {exc}") from exc
+        return n
+
+
+class ExportRows:
+    """An export's rows, streamed: ``columns``, then batches of rows, one dataset's query after the other (each
+    through its own cursor); close it, or use it as a context manager. Read after the call that made it
+    returned, its errors still name that call's operation."""
+
+    def __init__(self, db: Database, sqls: list[str], batch_rows: int) -> None:
+        self._db, self._sqls, self._batch = db, sqls, batch_rows
+        self._doing = db.doing
+        self._current: Rows | None = db.rows(sqls[0], batch_rows=batch_rows)
+        self.columns = self._current.columns
+
+    def __iter__(self) -> Iterator[list[Row]]:
+        for i in range(len(self._sqls)):
+            if i > 0:
+                with self._db.doing_as(self._doing):
+                    self._current = self._db.rows(self._sqls[i], batch_rows=self._batch)
+            current = self._current
+            if current is None:
+                return
+            try:
+                yield from current
+            finally:
+                current.close()
+                self._current = None
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+    def __enter__(self) -> ExportRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
