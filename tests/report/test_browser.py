@@ -193,10 +193,11 @@ async def test_every_tables_csv_link_decodes_to_its_rows(tmp_path: Path) -> None
     numeric cell's exact value (data-value) and each text cell's text."""
     async with open_page(_page(tmp_path), tmp_path / "profile") as page:
         tables: list[dict[str, Any]] = await page.evaluate("""Array.from(document.querySelectorAll('table.sortable'))
-            .filter(t => t.previousElementSibling && t.previousElementSibling.querySelector('a.csv'))
-            .map(t => ({name: t.dataset.table,
-                        href: t.previousElementSibling.querySelector('a.csv').getAttribute('href'),
-                        download: t.previousElementSibling.querySelector('a.csv').getAttribute('download'),
+            .map(t => [t, t.closest('.scroll') || t])
+            .filter(([t, box]) => box.previousElementSibling && box.previousElementSibling.querySelector('a.csv'))
+            .map(([t, box]) => ({name: t.dataset.table,
+                        href: box.previousElementSibling.querySelector('a.csv').getAttribute('href'),
+                        download: box.previousElementSibling.querySelector('a.csv').getAttribute('download'),
                         headers: Array.from(t.tHead.rows[0].cells).map(c => c.textContent),
                         rows: Array.from(t.tBodies[0].rows).map(r => Array.from(r.cells)
                             .map(c => c.hasAttribute('data-value') ? c.dataset.value : c.textContent))}))""")

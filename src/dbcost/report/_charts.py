@@ -286,7 +286,7 @@ def chart_budgets(quota: QuotaReport, fm: Money) -> str:
     (a dark mark on a grey track); beside it the amounts, the shares of the budget and the breach date.
     Each row is scaled to its own budget or forecast, whichever is larger, so every budget reads alike."""
     pools = quota.pools
-    row_h, label_w, bar_w, pad_top = 34, 280, 470, 26
+    row_h, label_w, bar_w, pad_top = 34, 250, 420, 26
     width = 1320
     height = pad_top + row_h * max(len(pools), 1) + 8
     out = [_svg_open("budgets", width, height, f"Budgets of {quota.month}: actual, forecast and budget per pool")]
@@ -309,7 +309,7 @@ def chart_budgets(quota: QuotaReport, fm: Money) -> str:
                    + (f'<tspan class="muted"> \u00b7 {_e(truncate(p.team, 16))}</tspan>' if p.team != p.pool else "")
                    + "</text>"
                    f'<text class="status" x="{label_w - 12}" y="{y + 17}" text-anchor="end" fill="{color}">'
-                   f"{_e(p.status)}</text>"
+                   f"<title>{_e('; '.join(p.reasons) or p.status)}</title>{_e(p.status)}</text>"
                    f'<rect class="track" x="{label_w}" y="{y + 6}" width="{_px(budget_x - label_w)}" height="16" rx="3"/>'
                    f'<rect class="actual" data-pool="{_e(p.pool)}" x="{label_w}" y="{y + 6}" width="{_px(actual_w)}" '
                    f'height="16" rx="3" fill="{color}"><title>{_e(p.pool)} actual: {_e(fm.exact(p.actual))}</title></rect>'
@@ -324,7 +324,9 @@ def chart_budgets(quota: QuotaReport, fm: Money) -> str:
                    f'<tspan class="muted">of {_e(fm.money(p.budget))} \u00b7 forecast </tspan>'
                    f"{_e(fm.money(p.forecast))}{_e(fused)}"
                    + (f'<tspan class="breach" dx="8">breach {_e(iso(p.projected_breach_date))}</tspan>'
-                      if p.projected_breach_date else "")
+                      if p.projected_breach_date else
+                      f'<tspan class="muted" dx="8">{_e(truncate(p.reasons[0], 30))}</tspan>'
+                      if p.status != "OK" and p.reasons else "")
                    + "</text></g>")
     out.append("</svg>")
     return "".join(out)

@@ -83,6 +83,8 @@ __all__ = [
 
 _STYLESHEET: Final = "report.css"
 _SCRIPT: Final = "report.js"
+#: a table with more rows scrolls inside a box of about this many rows (its CSV has them all)
+_SCROLL_ROWS: Final = 25
 
 
 @functools.cache
@@ -156,8 +158,11 @@ class Table:
         tools = (f'<div class="table-tools"><a class="csv" download="dbcost-{_e(month)}-{_e(self.name)}.csv" '
                  f'href="{href}">CSV</a><span class="muted">{len(self.rows):,} row(s) \u00b7 click a heading to '
                  "sort</span></div>") if self.rows else ""
-        return (f'{tools}<table class="sortable" data-table="{_e(self.name)}"><thead><tr>{head}</tr></thead>'
-                f'<tbody>{"".join(body)}</tbody>{tfoot}</table>')
+        table = (f'<table class="sortable" data-table="{_e(self.name)}"><thead><tr>{head}</tr></thead>'
+                 f'<tbody>{"".join(body)}</tbody>{tfoot}</table>')
+        if len(self.rows) > _SCROLL_ROWS:  # a long table scrolls in its own box (headings stay on top)
+            table = f'<div class="scroll">{table}</div>'
+        return tools + table
 
 
 # -------------------------------------------------------------------------------------------------- page
