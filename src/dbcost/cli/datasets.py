@@ -18,9 +18,10 @@ __all__ = ["datasets"]
 
 
 def datasets(db: DbOpt = "dbcost.duckdb", format_: FormatTJ = "table") -> None:
-    """List the store's datasets: id, label, operation, the Cost Explorer query (without its TimePeriod), the
-    periods held (start, exclusive end), record rows and when they were last fetched.
+    """List the store's datasets and what each holds.
 
+    One line (or JSON object) per dataset: id, label, operation, the Cost Explorer query (without its
+    TimePeriod), the periods held (start, exclusive end), record rows and when they were last fetched.
     Datasets overlap (a backfill's and attribution's own hold the same spend): export one at a time with
     `dbcost export --dataset ID|LABEL`, or `--dataset all` to have every row name its dataset.
     """

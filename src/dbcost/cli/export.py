@@ -32,9 +32,13 @@ def export(
     cluster_tag: ClusterTagOpt = "db-cluster",
     team_tag: TeamTagOpt = "team",
 ) -> None:
-    """Write the stored records of a dataset in the `dbcost fetch` JSONL shape (plus dataset, target, version
-    and the run_id that wrote it), as CSV/Parquet with the fetch CSV columns (plus dataset, target; Parquet
-    typed: DATE periods, DECIMAL(38,10) amounts, SQL-safe key column names), or as FOCUS rows."""
+    """Write one dataset's stored records as JSONL, CSV, Parquet or FOCUS.
+
+    JSONL is the `dbcost fetch` shape (plus dataset, target, version and the run_id that wrote it); CSV and
+    Parquet the fetch CSV columns (plus dataset, target; Parquet typed: DATE periods, DECIMAL(38,10)
+    amounts, SQL-safe key column names); FOCUS the FinOps Foundation's columns. A store holding several
+    datasets needs --dataset (they overlap: summing them counts spend twice).
+    """
     if format_ not in dbcost.jobs.export.FORMATS:
         fail_usage(f"--format: must be jsonl, csv, parquet or focus, got {format_!r}")
     if format_ == "parquet" and output == "-":
