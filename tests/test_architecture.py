@@ -18,7 +18,8 @@ MODULES = sorted(SRC.rglob("*.py"))
 #: the foundation: imports nothing of dbcost but other foundation modules
 FOUNDATION = {"errors", "money", "clock", "calendar", "_files", "logs", "aio"}
 #: pure logic over values: no I/O layer, no heavy library
-PURE = {"models", "plan", "governor", "retry", "breaker", "parse", "attribution", "quota", "advice", "config"}
+PURE = {"models", "plan", "governor", "retry", "breaker", "parse", "attribution", "quota", "advice", "config",
+        "focus"}
 #: the layers that do I/O or orchestrate it; the pure core never imports them
 IO_LAYERS = {"transport", "client", "store", "sinks", "notify", "pipeline", "jobs", "report", "cli", "emulator"}
 #: libraries that cost import time or belong to one seam
@@ -86,7 +87,7 @@ def test_foundation_imports_only_foundation(path: Path) -> None:
 
 @pytest.mark.parametrize("path", MODULES, ids=_rel)
 def test_pure_core_does_no_io(path: Path) -> None:
-    """The pure core (models, plan, governor, retry, breaker, parse, attribution, quota, advice, config) never
+    """The pure core (models, plan, governor, retry, breaker, parse, attribution, quota, advice, config, focus) never
     imports an I/O layer or a heavy library: it is tested with values, not servers."""
     if _unit(path) not in PURE:
         return

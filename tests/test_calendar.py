@@ -46,3 +46,9 @@ def test_daily_window_is_thirteen_months_back() -> None:
 def test_restatement_window_keeps_the_previous_month_until_the_grace_days_end(today: dt.date, start: dt.date) -> None:
     """The previous month may still be restated through the 5th; from the 6th only the open month."""
     assert restatement_start(today) == start
+
+
+def test_restatement_window_takes_another_grace_day() -> None:
+    """The grace day is a parameter (the emulator passes its own): 0 closes the previous month on the 1st."""
+    assert restatement_start(dt.date(2026, 12, 1), 0) == dt.date(2026, 12, 1)
+    assert restatement_start(dt.date(2026, 12, 8), 8) == dt.date(2026, 11, 1)

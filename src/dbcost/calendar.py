@@ -5,8 +5,9 @@ Cost Explorer's periods are half-open ``[start, end)`` dates in UTC. What it ser
 
 * DAILY data for the last :data:`DAILY_HISTORY_MONTHS` (13) months, MONTHLY for
   :data:`MONTHLY_HISTORY_MONTHS` (38), HOURLY for :data:`HOURLY_MAX_DAYS` (14) days;
-* a month's figures are *estimated* while it is open and for about :data:`RESTATEMENT_GRACE_DAYS` (5)
-  days after it closes, and may be restated until then.
+* a month's figures are *estimated* while it is open and through the :data:`RESTATEMENT_GRACE_DAYS`-th (5th)
+  day of the next month, and may be restated until then (:func:`restatement_start`); a period still
+  stored as ``Estimated`` after that is re-read by ``sync`` all the same.
 
 Everything here is pure and takes ``today`` as an argument (no clock read), so one date gives one answer.
 This is the only home of month arithmetic: the planner, sync, attribution, quotas and the demo use it.
@@ -60,7 +61,8 @@ def daily_window_start(today: dt.date, months: int = DAILY_HISTORY_MONTHS) -> dt
     return add_months(today, -months)
 
 
-def restatement_start(today: dt.date) -> dt.date:
-    """The first day that may still be restated: the open month's start, or the previous month's until its
-    grace days are over."""
-    return add_months(today, -1) if today.day <= RESTATEMENT_GRACE_DAYS else month_start(today)
+def restatement_start(today: dt.date, grace_days: int = RESTATEMENT_GRACE_DAYS) -> dt.date:
+    """The first day that may still be restated (and is still ``Estimated``): the open month's start, or the
+    previous month's through the ``grace_days``-th day of the new month. The emulator serves ``Estimated`` by
+    the same rule, so a client's sync window and the data it reads agree on when a month is final."""
+    return add_months(today, -1) if today.day <= grace_days else month_start(today)

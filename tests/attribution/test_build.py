@@ -40,6 +40,23 @@ def usage() -> list[UsageRow]:
     ]
 
 
+def test_clusters_carry_what_their_usage_types_accounts_and_topology_say() -> None:
+    """A cluster lists the regions and instance classes its classified usage types name, the accounts that
+    bill it (from account rows) and its env (from the topology); nothing is invented for the others."""
+    rows = [UsageRow(D1, RDS, "EUW1-InstanceUsage:db.r6g.large", "db-1", Decimal("1")),
+            UsageRow(D1, RDS, "InstanceUsage:db.m5.large", "db-1", Decimal("1")),
+            UsageRow(D1, RDS, "SomethingNew:Usage", "db-9", Decimal("1"))]
+    owners = resolve_teams([("db-1", "payments", Decimal(1))], None)
+    accounts = [AccountRow(D1, RDS, "111122223333", "db-1", Decimal("2")), AccountRow(D1, RDS, "444", "db-1", Decimal(0))]
+    a = build_attribution("2026-10", "UnblendedCost", rows, owners, account_rows=accounts, envs={"db-1": "prod"})
+    [db1] = a.team("payments").clusters  # type: ignore[union-attr]
+    assert db1.regions == ("eu-west-1", "us-east-1") and db1.instance_classes == ("db.m5.large", "db.r6g.large")
+    assert db1.accounts == ("111122223333",) and db1.env == "prod"
+    [db9] = a.unattributed_clusters
+    assert (db9.regions, db9.accounts, db9.instance_classes, db9.env) == ((), (), (), "")
+    assert db1.to_json()["regions"] == ["eu-west-1", "us-east-1"] and db9.to_json()["env"] is None
+
+
 def test_teams_clusters_and_categories_sum_exactly() -> None:
     """Spend lands on team -> cluster -> category; unattributed holds untagged and ownerless clusters."""
     owners = resolve_teams([("db-1", "payments", Decimal(1)), ("db-2", "search", Decimal(1)),

@@ -57,6 +57,8 @@ async def test_serve_prints_url_serves_and_exits_zero_on_signal(sig: signal.Sign
         (["--max-rps", "0"], "max_rps must be a number > 0"),
         (["--page-size", "0"], "page_size must be an integer >= 1"),
         (["--fault-rate", "0.6", "--drop-rate", "0.6"], "fault_rate + drop_rate must be <= 1"),
+        (["--estimated-through-day", "-1"], "estimated_through_day must be an integer >= 0"),
+        (["--estimated-through-day", "29"], "estimated_through_day must be <= 28"),
     ],
 )
 def test_bad_option_values_are_one_line_and_exit_2(args: list[str], fragment: str) -> None:
@@ -76,5 +78,5 @@ def test_help_lists_every_option() -> None:
     assert result.exit_code == 0
     for option in ("--host", "--port", "--seed", "--clusters", "--accounts", "--today", "--max-rps", "--burst",
                    "--latency-ms", "--fault-rate", "--drop-rate", "--malformed-rate", "--page-size",
-                   "--token-ttl-s"):
+                   "--token-ttl-s", "--estimated-through-day"):
         assert option in result.stdout

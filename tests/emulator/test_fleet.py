@@ -136,14 +136,20 @@ def test_no_data_from_today_on(fleet: Fleet) -> None:
     assert grouped["groups"] == 0
 
 
-def test_restatement_moves_only_the_window(fleet: Fleet) -> None:
-    """A new data version changes days of this and last month; earlier days keep every cent."""
-    req = _daily("2026-09-01", "2026-11-28")
-    v0 = {p["period_start"]: p["metrics"]["UnblendedCost"] for p in truth(fleet, req, today=TODAY)["by_period"]}
+@pytest.mark.parametrize(("today", "moved_from"), [
+    (TODAY, "2026-11-01"),  # the 28th: October is final, only the open month moves
+    (dt.date(2026, 11, 5), "2026-10-01"),  # through the 5th: October is still estimated and moves too
+])
+def test_restatement_moves_only_the_window(fleet: Fleet, today: dt.date, moved_from: str) -> None:
+    """A new data version changes the days still estimated (this month, and last month through the 5th);
+    earlier days keep every cent."""
+    req = _daily("2026-09-01", today.isoformat())
+    v0 = {p["period_start"]: p["metrics"]["UnblendedCost"] for p in truth(fleet, req, today=today)["by_period"]}
     v1 = {p["period_start"]: p["metrics"]["UnblendedCost"]
-          for p in truth(fleet, req, today=TODAY, data_version=1)["by_period"]}
+          for p in truth(fleet, req, today=today, data_version=1)["by_period"]}
+    assert len(v0) == (today - dt.date(2026, 9, 1)).days
     for day, amount in v0.items():
-        if day < "2026-10-01":
+        if day < moved_from:
             assert v1[day] == amount, day
         else:
             assert v1[day] != amount, day

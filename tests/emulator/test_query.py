@@ -183,6 +183,30 @@ def test_trailing_empty_periods_come_with_the_last_page() -> None:
     assert all(not r["Groups"] for r in last.payload["ResultsByTime"][-3:])
 
 
+@pytest.mark.parametrize(("today", "through", "estimated"), [
+    (dt.date(2026, 12, 1), 5, ["2026-11-01", "2026-11-30"]),  # on the 1st November is not final yet
+    (dt.date(2026, 12, 5), 5, ["2026-11-01", "2026-11-30"]),
+    (dt.date(2026, 12, 6), 5, []),  # from the 6th it is
+    (dt.date(2026, 12, 1), 0, []),
+    (dt.date(2026, 12, 9), 10, ["2026-11-01", "2026-11-30"]),
+])
+def test_previous_month_is_estimated_until_the_configured_day(today: dt.date, through: int,
+                                                              estimated: list[str]) -> None:
+    """DAILY November is Estimated in December through the engine's ``estimated_through_day``, then final;
+    October never is, December's days always are."""
+    engine = Engine(_SMALL, estimated_through_day=through)
+    result = engine.cost_and_usage(parse_cost_request(_req("2026-10-30", today.isoformat()), today=today,
+                                                      check_dates=False), today=today, version=0)
+    flagged = [p.period.start for p in result.periods if p.period.estimated]
+    november = [s for s in flagged if s.startswith("2026-11")]
+    if estimated:
+        assert [november[0], november[-1]] == estimated and len(november) == 30
+    else:
+        assert november == []
+    assert not any(s.startswith("2026-10") for s in flagged)
+    assert all(p.period.estimated for p in result.periods if p.period.start.startswith("2026-12"))
+
+
 def test_monthly_periods_are_clipped_and_estimated_on_the_open_month() -> None:
     """MONTHLY windows cut partial months at the edges; only today's month is Estimated."""
     result = Engine(_SMALL).cost_and_usage(

@@ -214,19 +214,47 @@ async def test_token_is_invalid_after_restate_and_after_ttl(emu: Emulator, ce: A
 
 
 async def test_restate_changes_only_the_window_over_http(emu: Emulator, ce: Any) -> None:
-    """After restate the served totals change for this and last month, not before, and match the truth."""
+    """After restate the served totals change for the days still estimated, not before, and match the truth:
+    on the 5th last month moves too; on the 28th (the fixture's today) only this month does."""
     req = {"TimePeriod": {"Start": "2026-09-28", "End": "2026-10-03"}, "Granularity": "DAILY",
            "Metrics": ["UnblendedCost"]}
 
     def amounts(pages: list[dict[str, Any]]) -> list[str]:
         return [r["Total"]["UnblendedCost"]["Amount"] for r in pages[0]["ResultsByTime"]]
 
+    emu.update(today=dt.date(2026, 11, 5))
     before = amounts(await fetch_all(ce, req))
     assert emu.restate() == 1
     after = amounts(await fetch_all(ce, req))
     assert after[:3] == before[:3]
     assert all(a != b for a, b in zip(after[3:], before[3:], strict=True))
     assert [p["metrics"]["UnblendedCost"] for p in emu.truth(req)["by_period"]] == after
+    emu.update(today=dt.date(2026, 11, 28))  # October is final now: a restatement leaves it alone
+    before = amounts(await fetch_all(ce, req))
+    emu.restate()
+    assert amounts(await fetch_all(ce, req)) == before
+
+
+async def test_previous_month_stays_estimated_through_the_configured_day(emu: Emulator, ce: Any) -> None:
+    """October is served Estimated through November 5th (the default) and final from the 6th; the day is a
+    runtime knob (0: final on the 1st)."""
+    req = {"TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"}, "Granularity": "MONTHLY",
+           "Metrics": ["UnblendedCost"]}
+
+    async def october_estimated() -> bool:
+        [page] = await fetch_all(ce, req)
+        return bool(page["ResultsByTime"][0]["Estimated"])
+
+    assert emu.config.estimated_through_day == 5
+    for day, estimated in ((1, True), (5, True), (6, False)):
+        emu.update(today=dt.date(2026, 11, day))
+        assert await october_estimated() is estimated, day
+    emu.update(today=dt.date(2026, 11, 6), estimated_through_day=8)
+    assert await october_estimated() is True
+    emu.update(today=dt.date(2026, 11, 1), estimated_through_day=0)
+    assert await october_estimated() is False
+    with pytest.raises(ValueError, match="estimated_through_day must be <= 28"):
+        emu.update(estimated_through_day=31)
 
 
 # ------------------------------------------------------------------------------------------- errors

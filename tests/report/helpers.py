@@ -94,6 +94,21 @@ def small_history() -> list[Attribution]:
     return [march, april, may]
 
 
+def spread_month(month: str, team_name: str, per_day: str, days: int) -> Attribution:
+    """One team, one cluster, ``per_day`` of compute on each of the month's first ``days`` days (data through the
+    day after), so month-to-date figures can be worked out by hand."""
+    first = dt.date.fromisoformat(f"{month}-01")
+    amount = D(per_day)
+    c = cluster(f"{team_name}-db", compute=str(amount * days))
+    t = team(team_name, c)
+    att = Attribution(month=month, metric="UnblendedCost", total=c.amount, unattributed=D(0), teams=[t],
+                      daily=[DailySpend(first + dt.timedelta(days=i), team_name, "compute", amount, False)
+                             for i in range(days)],
+                      services=["Amazon Relational Database Service"], through=first + dt.timedelta(days=days))
+    att.check()
+    return att
+
+
 def small_data(**overrides: Any) -> ReportData:
     """May 2024 of ``small_history()`` against April, with quarantine and freshness rows; fields overridable."""
     history = small_history()
@@ -208,10 +223,12 @@ def svgs(page: str) -> dict[str, ET.Element]:
 
 
 def title_amount(elem: ET.Element) -> Decimal:
-    """The exact amount at the end of an element's <title> ("name, month: 1,234.5600001")."""
+    """The exact amount at the end of an element's <title> ("name, month: $1,234.5600001")."""
     title = elem.find("title")
     assert title is not None and title.text
-    return D(title.text.rsplit(": ", 1)[1].split(" ")[0].replace(",", ""))
+    text = title.text.rsplit(": ", 1)[1].split(" ")[0].replace(",", "")
+    assert text.startswith(("$", "-$")), f"no currency on {title.text!r}"
+    return D(text.replace("$", ""))
 
 
 def walk(value: Any) -> Iterator[Any]:

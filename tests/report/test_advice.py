@@ -54,7 +54,7 @@ def test_html_has_an_advice_section_with_every_value_escaped() -> None:
     page = render_html(small_data(advice=advice()))
     section = page[page.index('<section id="advice">'):]
     section = section[:section.index("</section>")]
-    assert "Advice: 4 advisories, estimated savings 297.88/month" in section
+    assert "Advice: 4 advisories, estimated savings $297.88/month" in section  # every amount shows its currency
     assert HOSTILE_TEAM not in section and "&lt;script&gt;" in section
     assert "db-2" in section and "Advice per team" in section
     empty = render_html(small_data())

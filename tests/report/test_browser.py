@@ -1,4 +1,6 @@
-"""The HTML report in a real browser: headless Chromium opens the file offline and draws the charts.
+"""The HTML report in a real browser: headless Chromium opens the file offline and draws the charts; driven
+through its DevTools protocol (:mod:`tests.report.cdp`), the budgets are above the fold at 1400x900, a
+click on a column heading re-sorts its table, and every table's CSV link decodes to that table's rows.
 
 Chromium is Debian's ``chromium`` at /usr/bin/chromium, installed by ``.ci/setup``. Its absence is a
 failure, not a skip: the report's promise (one file that renders offline) is only checked here.
@@ -8,33 +10,28 @@ library is needed.
 
 from __future__ import annotations
 
-import shutil
+import csv
+import io
 import struct
 import subprocess
+import urllib.parse
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dbcost.report import CATEGORY_COLORS, TEAM_PALETTE, UNATTRIBUTED_COLOR, render_html
+from tests.report import cdp
+from tests.report.cdp import chromium, open_page
 from tests.report.helpers import realistic_data
 
-CHROMIUM = "/usr/bin/chromium"
-WIDTH, HEIGHT = 1400, 2200
+WIDTH, HEIGHT = 1400, 6000  # the whole page: the category charts come after the big tables
 BACKGROUND = (0xF6, 0xF7, 0xF9)  # the page's --bg
 WHITE = (0xFF, 0xFF, 0xFF)  # the cards' and sections' background
 
 Pixel = tuple[int, int, int]
-
-
-def chromium() -> str:
-    """The Chromium binary, or a failure that says how to install it."""
-    path = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    if path is None:
-        pytest.fail(f"headless Chromium not found at {CHROMIUM}: run `bash .ci/setup` once (it apt-installs "
-                    "the Debian package `chromium`)")
-    return path
 
 
 def screenshot(html_file: Path, png: Path, profile: Path) -> None:
@@ -142,7 +139,75 @@ def test_report_renders_offline_in_headless_chromium(tmp_path: Path) -> None:
 
 def test_missing_chromium_fails_naming_the_setup_script(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Without Chromium the browser test fails (never skips) and says to run .ci/setup."""
-    monkeypatch.setattr(f"{__name__}.CHROMIUM", str(tmp_path / "no-chromium"))
+    monkeypatch.setattr(cdp, "CHROMIUM", str(tmp_path / "no-chromium"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(pytest.fail.Exception, match=r"bash \.ci/setup"):
         chromium()
+
+
+def _page(tmp_path: Path) -> Path:
+    page = tmp_path / "report.html"
+    page.write_text(render_html(realistic_data()), encoding="utf-8")
+    return page
+
+
+async def test_budgets_are_above_the_fold_at_1400x900(tmp_path: Path) -> None:
+    """In a 1400x900 viewport the whole budgets section, with one drawn bar per pool, is visible unscrolled."""
+    async with open_page(_page(tmp_path), tmp_path / "profile", width=1400, height=900) as page:
+        box = await page.evaluate("(() => { const r = document.getElementById('budgets').getBoundingClientRect();"
+                                  " return [r.top, r.bottom, scrollY, innerHeight]; })()")
+        bars = await page.evaluate("Array.from(document.querySelectorAll('#budgets rect.actual'))"
+                                   ".map(e => { const r = e.getBoundingClientRect(); return [r.width, r.bottom]; })")
+    top, bottom, scrolled, viewport = box
+    assert scrolled == 0 and viewport == 900
+    assert 0 < top < bottom <= 900, f"budgets span {top}..{bottom} px"
+    assert len(bars) == 3 and all(w > 0 and b <= 900 for w, b in bars)
+
+
+_ROWS = """(name => Array.from(document.querySelectorAll(`table[data-table="${name}"] tbody tr`))
+    .map(tr => tr.cells[0].textContent))"""
+
+
+async def test_a_click_on_a_heading_sorts_its_table(tmp_path: Path) -> None:
+    """A real mouse click on the Cluster heading sorts the cluster table alphabetically (it starts by amount);
+    a second click reverses it; a click on Total sorts by the exact amounts, largest first."""
+    async with open_page(_page(tmp_path), tmp_path / "profile") as page:
+        before = await page.evaluate(f"{_ROWS}('clusters')")
+        await page.click('table[data-table="clusters"] th:nth-child(1)')
+        ascending = await page.evaluate(f"{_ROWS}('clusters')")
+        await page.click('table[data-table="clusters"] th:nth-child(1)')
+        descending = await page.evaluate(f"{_ROWS}('clusters')")
+        await page.click('table[data-table="clusters"] th:last-child')
+        totals = await page.evaluate("""Array.from(document.querySelectorAll('table[data-table="clusters"] tbody tr'))
+            .map(tr => tr.cells[tr.cells.length - 1].dataset.value)""")
+        marker = await page.evaluate("""document.querySelector('table[data-table="clusters"] th:last-child')
+            .getAttribute('aria-sort')""")
+    assert ascending != before and sorted(before, key=str.lower) == ascending
+    assert descending == ascending[::-1]
+    amounts = [float(v) for v in totals]
+    assert amounts == sorted(amounts, reverse=True) and marker == "descending"
+
+
+async def test_every_tables_csv_link_decodes_to_its_rows(tmp_path: Path) -> None:
+    """Each table's CSV download is a data: URI whose CSV is the table's headings and body rows, with each
+    numeric cell's exact value (data-value) and each text cell's text."""
+    async with open_page(_page(tmp_path), tmp_path / "profile") as page:
+        tables: list[dict[str, Any]] = await page.evaluate("""Array.from(document.querySelectorAll('table.sortable'))
+            .map(t => [t, t.closest('.scroll') || t])
+            .filter(([t, box]) => box.previousElementSibling && box.previousElementSibling.querySelector('a.csv'))
+            .map(([t, box]) => ({name: t.dataset.table,
+                        href: box.previousElementSibling.querySelector('a.csv').getAttribute('href'),
+                        download: box.previousElementSibling.querySelector('a.csv').getAttribute('download'),
+                        headers: Array.from(t.tHead.rows[0].cells).map(c => c.textContent),
+                        rows: Array.from(t.tBodies[0].rows).map(r => Array.from(r.cells)
+                            .map(c => c.hasAttribute('data-value') ? c.dataset.value : c.textContent))}))""")
+    names = {t["name"] for t in tables}
+    assert {"movers", "teams", "clusters", "unattributed", "quarantine", "freshness", "quota"} <= names
+    assert any(n.startswith("team-") for n in names)  # each team's own cluster table
+    for t in tables:
+        prefix, _, payload = t["href"].partition(",")
+        assert prefix == "data:text/csv;charset=utf-8", t["name"]
+        decoded = list(csv.reader(io.StringIO(urllib.parse.unquote(payload))))
+        assert decoded[0] == t["headers"], t["name"]
+        assert decoded[1:] == t["rows"], t["name"]
+        assert t["download"] == f"dbcost-2025-06-{t['name']}.csv"

@@ -7,7 +7,8 @@ from decimal import Decimal
 from dbcost.attribution.model import SHARED_CLUSTER, UNATTRIBUTED
 from dbcost.money import sum_amounts
 from dbcost.report import Mover, category_totals, estimated_share, movers
-from tests.report.helpers import attribution, small_data, small_history
+from dbcost.report.data import daily_totals, month_to_date, team_month_to_date
+from tests.report.helpers import attribution, small_data, small_history, spread_month
 
 D = Decimal
 
@@ -80,3 +81,31 @@ def test_trend_is_the_history_by_month_with_the_current_month() -> None:
     assert [a.month for a in data.trend()] == ["2024-03", "2024-04", "2024-05"]
     assert data.trend()[-1] is data.current
     assert [a.month for a in small_data(history=[]).trend()] == ["2024-05"]
+
+
+def test_month_to_date_compares_the_same_days_and_labels_the_whole_month() -> None:
+    """June through the 10th (10/day) against May (20/day, all 31 days): the like-for-like delta is 100 vs the
+    200 of May 1-10 (-50 %); the whole-month delta (100 vs 620) is reported beside it, the month partial."""
+    june, may = spread_month("2024-06", "pay", "10", 10), spread_month("2024-05", "pay", "20", 31)
+    m = month_to_date(june, may)
+    assert m is not None
+    assert (m.days, m.days_in_month, m.current, m.previous, m.delta, m.delta_pct) == (
+        10, 30, D("100"), D("200"), D("-100"), D("-50.00"))
+    assert (m.previous_month, m.previous_whole, m.whole_delta, m.whole_delta_pct, m.partial) == (
+        "2024-05", D("620"), D("-520"), D("-83.87"), True)
+    assert team_month_to_date(june, may, "pay") == (D("100"), D("200"))
+    assert month_to_date(june, None) is None
+
+
+def test_a_shorter_previous_month_counts_all_of_it() -> None:
+    """March 1-30 against a 29-day February: the same days are all of February; a complete month is not partial."""
+    march, feb = spread_month("2024-03", "pay", "1", 31), spread_month("2024-02", "pay", "2", 29)
+    m = month_to_date(march, feb)
+    assert m is not None and (m.days, m.previous, m.partial) == (31, D("58"), False)
+
+
+def test_daily_totals_cover_every_day_of_the_month_and_sum_to_the_total() -> None:
+    """Daily totals have one entry per calendar day (zero after the data ends) and sum to the month's total."""
+    june = spread_month("2024-06", "pay", "10", 10)
+    days = daily_totals(june)
+    assert len(days) == 30 and sum(days.values()) == june.total and days[max(days)] == 0

@@ -9,7 +9,7 @@ from decimal import Decimal
 from dbcost.money import fmt
 from dbcost.quota import Policy, PoolPolicy, evaluate
 from dbcost.report import render_json
-from tests.report.helpers import quota_pool, quota_report, small_data, walk
+from tests.report.helpers import quota_pool, quota_report, small_data, spread_month, walk
 
 D = Decimal
 
@@ -63,3 +63,19 @@ def test_json_quota_is_the_quota_reports_own_json() -> None:
     assert out["quota"] == report.to_json()
     assert out["quota"]["pools"][0]["actual"] == "1995.875" and out["quota"]["worst"] == "BREACH"
     assert json.loads(json.dumps(out))["quota"] == report.to_json()
+
+
+def test_json_carries_the_currency_the_month_to_date_and_the_daily_series() -> None:
+    """The JSON has the figures the HTML leads with: currency, the like-for-like month to date beside the
+    whole-month delta, and spend per day and team (summing to the total)."""
+    june, may = spread_month("2024-06", "pay", "10", 10), spread_month("2024-05", "pay", "20", 31)
+    out = render_json(small_data(month="2024-06", current=june, previous=may, history=[may, june]))
+    assert out["currency"] == "USD"
+    assert out["month_to_date"] == {
+        "days": 10, "days_in_month": 30, "through": "2024-06-11", "partial": True, "current": "100",
+        "previous_same_days": "200", "delta": "-100", "delta_pct": "-50.00", "previous_month": "2024-05",
+        "previous_whole_month": "620", "whole_month_delta": "-520", "whole_month_delta_pct": "-83.87"}
+    assert len(out["daily"]) == 10 and sum(D(d["total"]) for d in out["daily"]) == june.total
+    assert out["daily"][0] == {"day": "2024-06-01", "total": "10", "teams": {"pay": "10"}}
+    assert out["teams"][0]["previous_same_days"] == "200"
+    assert render_json(small_data(previous=None))["month_to_date"] is None

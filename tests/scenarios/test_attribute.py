@@ -113,3 +113,22 @@ async def test_bad_attribute_input_exits_2(args: list[str], fragment: str, tmp_p
     """Bad month, topology, metric or format: exit 2, one line naming the option."""
     code, _, err = await run_cli_async("attribute", "--db", str(tmp_path / "s.duckdb"), "--today", TODAY_S, *args)
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
+
+
+async def test_a_range_of_months_through_the_cli_is_one_json_list(emu: Emulator, tmp_path: Path) -> None:
+    """`attribute --months 2` prints a JSON list of both months (oldest first), the later one equal to a
+    one-month `--offline` read of the same store; conflicting month options are exit 2, one line."""
+    db = tmp_path / "s.duckdb"
+    code, out, err = await run_cli_async("attribute", "--months", "2", "--db", str(db), "--endpoint-url", emu.url,
+                                         "--format", "json", "--max-rps", "100", "--today", TODAY_S)
+    assert code == 0, err
+    months = json.loads(out)
+    assert [m["month"] for m in months] == ["2026-10", "2026-11"]
+    code, out, err = await run_cli_async("attribute", "--month", "2026-11", "--db", str(db), "--offline", "--format",
+                                         "json", "--today", TODAY_S)
+    assert code == 0, err
+    assert json.loads(out)["total"] == months[1]["total"]
+    for args in (["--month", MONTH, "--months", "2"], ["--end-month", MONTH], []):
+        code, out, err = await run_cli_async("attribute", *args, "--db", str(db), "--offline", "--today", TODAY_S)
+        assert code == 2 and not out, args
+        assert len(err.strip().splitlines()) == 1 and ("--month" in err or "--end-month" in err), err

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dbcost.errors import StoreError
-from dbcost.store import AsyncStore, Store
+from dbcost.store import AsyncStore, ExportSelection, Store
 from dbcost.store.state import AdvisoryRow
 from tests.store.helpers import QUERY, UID, load, rec, ref, sql
 
@@ -47,6 +47,7 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "record_advisories": lambda s: s.record_advisories("UnblendedCost|db-cluster", [
         AdvisoryRow("k", "2026-09", {"kind": "idle"}, dt.datetime(2026, 9, 1), None, 1)]),
     "get_meta": lambda s: s.get_meta("k"),
+    "meta_keys": lambda s: s.meta_keys("k"),
     "put_meta": lambda s: s.put_meta("k", "v"),
     "quarantine_summary": lambda s: s.quarantine_summary([FP], "2026-09-01", "2026-10-01"),
     "freshness": lambda s: s.freshness([FP]),
@@ -57,8 +58,9 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "record_totals": lambda s: s.record_totals(),
     "record_count": lambda s: s.record_count(),
     "top_keys": lambda s: s.top_keys(FP, "2026-09-01", "2026-10-01"),
-    "export_rows": lambda s: list(s.export_rows()),
-    "export_parquet": lambda s: s.export_parquet(Path("unused.parquet")),
+    "dataset_summaries": lambda s: s.dataset_summaries(),
+    "export_rows": lambda s: list(s.export_rows(ExportSelection((FP,)))),
+    "export_parquet": lambda s: s.export_parquet(Path("unused.parquet"), ExportSelection((FP,))),
 }
 
 #: the table whose loss breaks each method (for the methods that read or write one table first)
@@ -70,10 +72,10 @@ TABLES = {
     "done_units": "units", "start_unit": "staging", "checkpoint_unit": "units", "fail_unit": "units",
     "pages_per_day": "units", "done_windows": "units", "has_done_units": "units", "quota_states": "quota_state",
     "record_quota_states": "quota_state", "advisory_states": "advisories", "record_advisories": "advisories",
-    "get_meta": "meta", "put_meta": "meta", "quarantine_summary": "quarantine",
+    "get_meta": "meta", "meta_keys": "meta", "put_meta": "meta", "quarantine_summary": "quarantine",
     "freshness": "units", "metric_amounts": "records", "earliest_estimated_period": "records",
     "latest_runs": "runs", "last_successes": "units", "record_totals": "records", "record_count": "records",
-    "top_keys": "records", "export_rows": "datasets", "export_parquet": "datasets",
+    "top_keys": "records", "dataset_summaries": "datasets", "export_rows": "datasets", "export_parquet": "datasets",
 }
 
 
@@ -116,7 +118,7 @@ def test_an_export_read_after_its_call_returned_still_names_the_export(tmp_path:
     """export_rows is read after the method returned: a failure while streaming names "export rows" too."""
     store = Store(tmp_path / "s.duckdb")
     load(store, [rec(1, "RDS", "p", "1")])
-    result = store.export_rows(batch_rows=1)
+    result = store.export_rows(ExportSelection((FP,)), batch_rows=1)
     store.close()
     with pytest.raises(StoreError, match=r"s\.duckdb: export rows: "):
         list(result)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dbcost.errors import StoreError
-from dbcost.models import Quarantined
-from dbcost.store import RunStatus, Store
+from dbcost.models import CostQuery, Quarantined
+from dbcost.store import ExportSelection, RunStatus, Store
 from tests.store.helpers import QUERY, load, rec
 
 FP = QUERY.fingerprint
@@ -83,7 +83,7 @@ def test_export_rows_stream_the_long_table_with_amounts_as_received(tmp_path: Pa
     metric) order, filtered by target; amounts are the strings received."""
     with Store(tmp_path / "s.duckdb") as store:
         _two_targets(store)
-        with store.export_rows(target="t2", batch_rows=1) as result:
+        with store.export_rows(ExportSelection((FP,), target="t2"), batch_rows=1) as result:
             assert result.columns == ["dataset", "target", "period_start", "period_end", "granularity",
                                       "estimated", "SERVICE", "TAG:team", "metric", "amount", "unit"]
             batches = list(result)
@@ -92,17 +92,55 @@ def test_export_rows_stream_the_long_table_with_amounts_as_received(tmp_path: Pa
             ("t2", "2026-09-01", "2026-09-02", "DAILY", False, "RDS", "payments", "UnblendedCost", "10", "USD"),
             ("t2", "2026-09-01", "2026-09-02", "DAILY", False, "RDS", "payments", "UsageQuantity", "1", "Hrs")]
         with pytest.raises(StoreError, match="no dataset 'nope'"):
-            store.export_rows(dataset="nope")
+            store.export_rows(ExportSelection(("nope",)))
+        with pytest.raises(StoreError, match="no dataset selected"):
+            store.export_rows(ExportSelection(()))
+
+
+def test_export_rows_filter_periods_rename_keys_and_add_constant_columns(tmp_path: Path) -> None:
+    """A period filter keeps periods starting in [start, end); key columns take the names asked for (quotes
+    and all) and ``extra`` adds one constant column per dataset."""
+    with Store(tmp_path / "s.duckdb") as store:
+        _two_targets(store)
+        sel = ExportSelection((FP,), start="2026-09-02", end="2026-09-03",
+                              key_columns={"TAG:team": 'team "tag"'}, extra={FP: {"dataset_label": "by team"}})
+        with store.export_rows(sel) as result:
+            assert result.columns[6:] == ["SERVICE", 'team "tag"', "metric", "amount", "unit", "dataset_label"]
+            got = [r for b in result for r in b]
+    assert [(r[2], r[6], r[8], r[11]) for r in got] == [("2026-09-02", "DynamoDB", "UnblendedCost", "by team"),
+                                                       ("2026-09-02", "DynamoDB", "UsageQuantity", "by team")]
 
 
 def test_export_parquet_writes_decimal_amounts_and_counts_rows(tmp_path: Path) -> None:
-    """export_parquet writes every matching row with DECIMAL amounts and returns how many it wrote."""
+    """export_parquet writes every matching row with DECIMAL amounts, DATE periods when typed, and the
+    key-value metadata given, and returns how many rows it wrote."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     with Store(tmp_path / "s.duckdb") as store:
         _two_targets(store)
         out = tmp_path / "o'quote.parquet"  # the path is a SQL literal: quotes are escaped
-        assert store.export_parquet(out, dataset=FP) == 6
+        assert store.export_parquet(out, ExportSelection((FP,), typed=True),
+                                    metadata={"dbcost.key'columns": '{"a": "b"}'}) == 6
     table = pq.read_table(out)
     assert sum(table.column("amount").to_pylist()) == Decimal("17.5")
     assert set(table.column("target").to_pylist()) == {"t1", "t2"}
+    assert table.schema.field("period_start").type == pa.date32()
+    assert table.schema.field("amount").type == pa.decimal128(38, 10)
+    assert table.schema.metadata[b"dbcost.key'columns"] == b'{"a": "b"}'
+
+
+def test_dataset_summaries_count_rows_and_span_periods(tmp_path: Path) -> None:
+    """dataset_summaries lists every dataset with its rows, first period start, last period end and the
+    newest fetch; a dataset without records has zero rows and no span."""
+    with Store(tmp_path / "s.duckdb") as store:
+        _two_targets(store)
+        empty = CostQuery.build(start="2026-09-01", end="2026-09-03", granularity="MONTHLY")
+        store.register_dataset(empty)
+        [full, none] = store.dataset_summaries()
+    assert (full.dataset, full.label, full.operation, full.records, full.start, full.end) == (
+        FP, "by team", "GetCostAndUsage", 6, "2026-09-01", "2026-09-03")
+    assert full.key_names == ("SERVICE", "TAG:team") and full.metrics == ("UnblendedCost", "UsageQuantity")
+    assert full.fetched_at is not None and full.query["group_by"][1] == {"type": "TAG", "key": "team"}
+    assert (none.dataset, none.records, none.start, none.end, none.fetched_at) == (empty.fingerprint, 0, None, None,
+                                                                                   None)

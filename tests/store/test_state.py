@@ -121,11 +121,15 @@ def test_quota_states_are_the_latest_per_pool_with_history_kept(tmp_path: Path) 
 
 
 def test_job_metadata_round_trips_and_the_schema_version_is_the_stores(tmp_path: Path) -> None:
-    """get_meta/put_meta keep a job's value (replaced on put); the store's own key is refused."""
+    """get_meta/put_meta keep a job's value (replaced on put); meta_keys lists a prefix's keys in order; the
+    store's own key is refused."""
     with Store(tmp_path / "s.duckdb") as store:
         assert store.get_meta("k") is None
         store.put_meta("k", "1")
         store.put_meta("k", '["a"]')
         assert store.get_meta("k") == '["a"]'
+        store.put_meta("k|2026-11", "x")
+        store.put_meta("k|2026-09", "y")
+        assert store.meta_keys("k|") == ["k|2026-09", "k|2026-11"] and store.meta_keys("nope") == []
         with pytest.raises(ValueError, match="belongs to the store"):
             store.put_meta("schema_version", "99")

@@ -76,10 +76,13 @@ def build_attribution(
     business_units: Mapping[str, str] | None = None,
     services: list[str] | None = None,
     through: dt.date | None = None,
+    envs: Mapping[str, str] | None = None,
 ) -> Attribution:
     # (team|None, cluster) -> category -> amount ; per-day team/category series
     per_cluster: dict[tuple[str | None, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(_zero))
     families: dict[tuple[str | None, str], set[str]] = defaultdict(set)
+    # what the usage types say of a cluster (region, engine, instance class), and which accounts bill it
+    facts: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     sources: dict[tuple[str | None, str], str] = {}
     daily: dict[tuple[dt.date, str, str], Decimal] = defaultdict(_zero)
     daily_est: dict[tuple[dt.date, str, str], bool] = {}
@@ -94,6 +97,10 @@ def build_attribution(
         key = (team, r.cluster or UNTAGGED_CLUSTER)
         per_cluster[key][c.category] += r.amount
         families[key].add(c.family)
+        if r.cluster and c.known:
+            for what, value in (("regions", c.region), ("engines", c.engine), ("classes", c.instance_class)):
+                if value:
+                    facts[r.cluster][what].add(value)
         sources[key] = source
         pool = team if team is not None else UNATTRIBUTED
         dkey = (r.day, pool, c.category)
@@ -116,6 +123,8 @@ def build_attribution(
             lambda: defaultdict(lambda: defaultdict(_zero)))
         unowned: dict[tuple[dt.date, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(_zero))
         for a in account_rows:
+            if a.cluster and a.account and a.amount != 0:
+                facts[a.cluster]["accounts"].add(a.account)
             team, _ = owners.get(a.cluster, (None, "none")) if a.cluster else (None, "none")
             if team is None:
                 unowned[(a.day, a.service)][a.account] += a.amount
@@ -156,8 +165,13 @@ def build_attribution(
     teams: dict[str, list[ClusterSpend]] = defaultdict(list)
     unattributed_clusters: list[ClusterSpend] = []
     for (team, cluster), cats in sorted(per_cluster.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
+        known = facts.get(cluster, {})
         cs = ClusterSpend(cluster, sum_amounts(cats.values()), dict(cats), tuple(sorted(families[(team, cluster)])),
-                          sources.get((team, cluster), "none"))
+                          sources.get((team, cluster), "none"), accounts=tuple(sorted(known.get("accounts", ()))),
+                          regions=tuple(sorted(known.get("regions", ()))),
+                          engines=tuple(sorted(known.get("engines", ()))),
+                          instance_classes=tuple(sorted(known.get("classes", ()))),
+                          env=(envs or {}).get(cluster, ""))
         if team is None:
             unattributed_clusters.append(cs)
         else:

@@ -40,18 +40,28 @@ CATEGORY_ORDER = ("compute", "storage", "io", "backup", "data_transfer", "other"
 
 @dataclass(frozen=True)
 class ClusterSpend:
+    """One cluster's spend and what is known of it: families, and (when the data shows them) the linked
+    accounts, regions, engines and instance classes its usage types name, and its env from the topology."""
+
     cluster: str
     amount: Decimal
     categories: dict[str, Decimal]
     families: tuple[str, ...] = ()
     source: str = "tag"  # how the owner was found: tag | topology | account | none
+    accounts: tuple[str, ...] = ()  # from the LINKED_ACCOUNT x cluster datasets (allocation, business units)
+    regions: tuple[str, ...] = ()
+    engines: tuple[str, ...] = ()
+    instance_classes: tuple[str, ...] = ()
+    env: str = ""  # from the topology file
 
     def to_json(self) -> dict[str, Any]:
         cats = {c: fmt(self.categories.get(c, Decimal(0))) for c in CATEGORY_ORDER if c != "shared"}
         if "shared" in self.categories:
             cats["shared"] = fmt(self.categories["shared"])
         return {"cluster": self.cluster, "amount": fmt(self.amount), "categories": cats,
-                "families": list(self.families), "owner_source": self.source}
+                "families": list(self.families), "owner_source": self.source, "accounts": list(self.accounts),
+                "regions": list(self.regions), "engines": list(self.engines),
+                "instance_classes": list(self.instance_classes), "env": self.env or None}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 import dbcost.emulator.cli
-from dbcost.cli import advise, attribute, backfill, demo, export, fetch, quota, report
+from dbcost.cli import advise, attribute, backfill, datasets, demo, export, fetch, quota, report
 from dbcost.cli.app import EXIT_OK, app
 
 __all__ = ["app", "main"]
@@ -20,6 +20,7 @@ __all__ = ["app", "main"]
 app.command()(fetch.fetch)
 app.command()(backfill.backfill)
 app.command()(backfill.sync)
+app.command()(datasets.datasets)
 app.command()(export.export)
 app.command()(demo.demo)
 app.command()(attribute.attribute)

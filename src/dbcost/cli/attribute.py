@@ -1,4 +1,5 @@
-"""``dbcost attribute``: a month's database spend per team, cluster and category (fetching what it needs)."""
+"""``dbcost attribute``: a month's (or a range of months') database spend per team, cluster and category,
+fetching what it needs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 
 import dbcost
 import dbcost.attribution.pools
+import dbcost.calendar
 import dbcost.governor
 import dbcost.jobs.attribute
 from dbcost.cli.app import EXIT_FAILED, UsageError, fail_usage, run_async, say
@@ -21,7 +23,6 @@ from dbcost.cli.options import (
     MaxConcOpt,
     MaxReqOpt,
     MaxRpsOpt,
-    MonthOpt,
     ProfileOpt,
     RegionOpt,
     TargetsOpt,
@@ -35,8 +36,33 @@ from dbcost.cli.views import print_attribution, report_run
 __all__ = ["attribute"]
 
 
+def _months(month: str | None, start_month: str | None, end_month: str | None, months: int | None,
+            today: dt.date) -> list[str] | None:
+    """The range asked for (None: one --month); exactly one of --month, --start-month[/--end-month], --months."""
+    given = [name for name, v in (("--month", month), ("--start-month", start_month), ("--months", months))
+             if v is not None]
+    if len(given) != 1:
+        raise UsageError("--month: give one of --month, --start-month/--end-month or --months"
+                         + (f" (got {', '.join(given)})" if given else ""))
+    if end_month is not None and start_month is None:
+        raise UsageError("--end-month: needs --start-month")
+    if month is not None:
+        return None
+    if months is not None:
+        first = dbcost.calendar.add_months(today, -(months - 1)).strftime("%Y-%m")
+        return dbcost.jobs.attribute.months_between(first, today.strftime("%Y-%m"))
+    assert start_month is not None
+    return dbcost.jobs.attribute.months_between(start_month, end_month or today.strftime("%Y-%m"))
+
+
 def attribute(
-    month: MonthOpt,
+    month: Annotated[str | None, typer.Option("--month", help="The month, YYYY-MM.")] = None,
+    start_month: Annotated[str | None, typer.Option(
+        "--start-month", help="First month of a range, YYYY-MM (attributed in one run).")] = None,
+    end_month: Annotated[str | None, typer.Option(
+        "--end-month", help="Last month of the range, YYYY-MM (default: this month).")] = None,
+    months: Annotated[int | None, typer.Option(
+        "--months", min=1, max=14, help="The last N months, this one included (one run).")] = None,
     db: DbOpt = "dbcost.duckdb",
     metric: Annotated[str, typer.Option("--metric", help="Cost metric to attribute.")] = "UnblendedCost",
     cluster_tag: ClusterTagOpt = "db-cluster",
@@ -64,23 +90,31 @@ def attribute(
     once: cluster tag x team tag), unless the store already holds it and it is fresh. Database services are
     discovered with GetDimensionValues. The team comes from the team tag, else the topology file; spend
     with no owner is shown as `unattributed`, never spread unless --allocate-shared.
+
+    A range (--start-month/--end-month, or --months N) is attributed in one pipeline run; JSON is then a
+    list of the months' attributions, oldest first.
     """
     if format_ not in ("table", "json"):
         fail_usage(f"--format: must be table or json, got {format_!r}")
     try:
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
+        span = _months(month, start_month, end_month, months, day)
         dbcost.CostQuery.build(start="2026-01-01", end="2026-01-02", metrics=[metric])  # validates the metric
         topo = dbcost.attribution.pools.load_topology(topology) if topology else None
         settings = settings_for(targets=targets, endpoint_url=endpoint_url, profile=profile, region=region, db=db,
                                 max_rps=max_rps, max_concurrency=max_concurrency)
         spec = dbcost.AttributeSpec(
-            month=month, settings=settings, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag, topology=topo,
-            allocate_shared=allocate_shared, today=day, max_age=dt.timedelta(hours=max_age_hours), refresh=refresh,
-            offline=offline, max_requests=max_requests,
+            month=month or (span or [""])[-1], settings=settings, metric=metric, cluster_tag=cluster_tag,
+            team_tag=team_tag, topology=topo, allocate_shared=allocate_shared, today=day,
+            max_age=dt.timedelta(hours=max_age_hours), refresh=refresh, offline=offline, max_requests=max_requests,
         )
-        dbcost.jobs.attribute.month_range(month, day)
+        for m in span or [spec.month]:
+            dbcost.jobs.attribute.month_range(m, day)
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc).replace("metrics:", "--metric:"))
+    if span is not None:
+        _attribute_range(spec, span, format_)
+        return
     result = run_async(lambda: dbcost.run_attribute(spec))
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {len(result.services)} database service(s): "
@@ -95,3 +129,31 @@ def attribute(
         typer.echo(orjson.dumps(a.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:
         print_attribution(a)
+
+
+def _attribute_range(spec: dbcost.AttributeSpec, span: list[str], format_: str) -> None:
+    result = run_async(lambda: dbcost.jobs.attribute.run_attribute_months(spec, span))
+    if result.fetched is not None:
+        say(f"dbcost attribute: fetched {span[0]}..{span[-1]}, {len(result.services)} database service(s): "
+            f"{result.fetched.stats.summary_line()}")
+        if not result.fetched.ok:
+            report_run(result.fetched, as_json=False, strict=False, command="attribute")
+            raise typer.Exit(EXIT_FAILED)
+    if format_ == "json":
+        import orjson
+
+        typer.echo(orjson.dumps([a.to_json() for a in result.attributions], option=orjson.OPT_INDENT_2).decode())
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"Database spend {span[0]} to {span[-1]} ({spec.metric}, USD)", title_justify="left")
+    for name in ("month", "total", "attributed", "unattributed", "estimated", "teams", "largest team"):
+        table.add_column(name, justify="left" if name in ("month", "largest team") else "right")
+    for a in result.attributions:
+        top = max(a.teams, key=lambda t: (t.amount, t.team), default=None)
+        table.add_row(a.month, f"{a.total:,.2f}", f"{a.total - a.unattributed:,.2f}", f"{a.unattributed:,.2f}",
+                      f"{a.estimated_amount:,.2f}", str(len(a.teams)),
+                      Text(f"{top.team} ({top.amount:,.2f})") if top is not None else "-")
+    Console().print(table)

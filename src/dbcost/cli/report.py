@@ -34,7 +34,8 @@ def report(
     db: DbOpt = "dbcost.duckdb",
     format_: Annotated[str, typer.Option("--format", help="table, json or html.")] = "table",
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
-    months: Annotated[int, typer.Option("--months", min=1, max=24, help="Months in the trend chart.")] = 6,
+    months: Annotated[int | None, typer.Option(
+        "--months", min=1, max=24, help="Months in the trend chart (default: every attributed month).")] = None,
     policy: Annotated[str | None, typer.Option("--policy", help="Include the quota evaluation of this policy.")] = None,
     metric: MetricOneOpt = "UnblendedCost",
     cluster_tag: ClusterTagOpt = "db-cluster",

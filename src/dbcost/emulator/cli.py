@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from dbcost.calendar import RESTATEMENT_GRACE_DAYS
 from dbcost.emulator.config import EmulatorConfig, parse_today
 
 __all__ = ["app"]
@@ -69,6 +70,10 @@ def serve(
     ] = 0.0,
     page_size: Annotated[int, typer.Option(help="Groups per GetCostAndUsage page (items for lookups).")] = 500,
     token_ttl_s: Annotated[float, typer.Option(help="Seconds a NextPageToken stays valid.")] = 600.0,
+    estimated_through_day: Annotated[
+        int, typer.Option(help="The previous month stays Estimated (and may be restated) through this day of the "
+                               "new month; 0: final on the 1st.")
+    ] = RESTATEMENT_GRACE_DAYS,
 ) -> None:
     """Serve until SIGINT/SIGTERM; print the bound URL as the only line on stdout."""
     try:
@@ -87,6 +92,7 @@ def serve(
             malformed_rate=malformed_rate,
             page_size=page_size,
             token_ttl_s=token_ttl_s,
+            estimated_through_day=estimated_through_day,
         )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -13,6 +13,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
+from dbcost.calendar import RESTATEMENT_GRACE_DAYS
+
 __all__ = ["RUNTIME_KNOBS", "EmulatorConfig", "parse_today"]
 
 #: Knobs that ``Emulator.update`` / ``POST /_emulator/config`` may change while serving.
@@ -27,6 +29,7 @@ RUNTIME_KNOBS: Final[frozenset[str]] = frozenset(
         "page_size",
         "today",
         "token_ttl_s",
+        "estimated_through_day",
     }
 )
 
@@ -60,6 +63,9 @@ class EmulatorConfig:
     ``today=None`` means the real (UTC) date, read per request. ``max_rps=None`` disables throttling;
     ``burst`` defaults to ``max(1, int(max_rps))``. ``fault_rate`` (HTTP 500/503) and ``drop_rate``
     (connection closed without an answer) are drawn from one uniform number, so their sum must be <= 1.
+    ``estimated_through_day``: the previous month is served ``Estimated`` (and still moves on ``restate()``)
+    through this day of the new month, as Cost Explorer keeps it until it is final (about the 5th); 0 makes it
+    final on the 1st. The default is the client's restatement window (``dbcost.calendar.RESTATEMENT_GRACE_DAYS``).
     """
 
     host: str = "127.0.0.1"
@@ -76,6 +82,7 @@ class EmulatorConfig:
     malformed_rate: float = 0.0
     page_size: int = 500
     token_ttl_s: float = 600.0
+    estimated_through_day: int = RESTATEMENT_GRACE_DAYS
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -113,6 +120,10 @@ class EmulatorConfig:
             or self.token_ttl_s <= 0
         ):
             raise ValueError(f"token_ttl_s must be a number > 0, got {self.token_ttl_s!r}")
+        _count("estimated_through_day", self.estimated_through_day, 0)
+        if self.estimated_through_day > 28:
+            raise ValueError(f"estimated_through_day must be <= 28 (a day every month has), "
+                             f"got {self.estimated_through_day}")
 
     @property
     def effective_burst(self) -> int:

@@ -23,6 +23,8 @@ from typing import Any, Final
 
 import orjson
 
+from dbcost.calendar import RESTATEMENT_GRACE_DAYS
+from dbcost.calendar import restatement_start as calendar_restatement_start
 from dbcost.emulator.errors import validation
 from dbcost.emulator.fleet import (
     COST_METRICS,
@@ -113,9 +115,12 @@ def parse_instant(value: object, field: str) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hh))
 
 
-def restatement_start(today: dt.date) -> dt.date:
-    """The first day whose amounts still move: the first of the month before today's month."""
-    return month_add(today, -1)
+def restatement_start(today: dt.date, estimated_through_day: int = RESTATEMENT_GRACE_DAYS) -> dt.date:
+    """The first day whose amounts still move (and are served ``Estimated``): the first of the month before
+    today's month through its ``estimated_through_day``-th day, then the first of today's month. It is the
+    client's restatement window (:func:`dbcost.calendar.restatement_start`) with the emulator's own day, so a
+    month the emulator calls final never changes again."""
+    return calendar_restatement_start(today, estimated_through_day)
 
 
 # -------------------------------------------------------------------------------------------- filters
@@ -417,9 +422,12 @@ class Period:
     estimated: bool
 
 
-def build_periods(req: CostRequest, today: dt.date) -> list[Period]:
-    """The periods of a request; data exists only for days before ``today``."""
-    open_month = today.replace(day=1)
+def build_periods(req: CostRequest, today: dt.date,
+                  estimated_through_day: int = RESTATEMENT_GRACE_DAYS) -> list[Period]:
+    """The periods of a request; data exists only for days before ``today``. A period is ``Estimated`` from
+    :func:`restatement_start` on: the open month, and the previous month until its data is final (through the
+    ``estimated_through_day``-th day of the new month), as Cost Explorer keeps it estimated until about the 5th."""
+    estimated_from = restatement_start(today, estimated_through_day)
     out: list[Period] = []
     if req.granularity == "HOURLY":
         t = req.start
@@ -432,7 +440,7 @@ def build_periods(req: CostRequest, today: dt.date) -> list[Period]:
                     f"{nxt.isoformat()}Z",
                     (day,) if day < today else (),
                     t.hour,
-                    day >= open_month,
+                    day >= estimated_from,
                 )
             )
             t = nxt
@@ -443,7 +451,7 @@ def build_periods(req: CostRequest, today: dt.date) -> list[Period]:
         after = cur + dt.timedelta(days=1) if req.granularity == "DAILY" else min(month_add(cur, 1), end_day)
         last = min(after, today)
         days = tuple(dt.date.fromordinal(o) for o in range(cur.toordinal(), last.toordinal()))
-        out.append(Period(cur.isoformat(), after.isoformat(), days, None, cur >= open_month))
+        out.append(Period(cur.isoformat(), after.isoformat(), days, None, cur >= estimated_from))
         cur = after
     return out
 
@@ -474,11 +482,15 @@ class CostResult:
 
 
 class Engine:
-    """Aggregates the fleet for requests, with a bounded cache of results per (request, version, today)."""
+    """Aggregates the fleet for requests, with a bounded cache of results per (request, version, today and
+    the day the previous month becomes final: :attr:`estimated_through_day`, which the server keeps equal to its
+    configuration's)."""
 
-    def __init__(self, fleet: Fleet, *, cache_size: int = 64) -> None:
+    def __init__(self, fleet: Fleet, *, cache_size: int = 64,
+                 estimated_through_day: int = RESTATEMENT_GRACE_DAYS) -> None:
         self.fleet = fleet
-        self._results: OrderedDict[tuple[str, int, dt.date], CostResult] = OrderedDict()
+        self.estimated_through_day = estimated_through_day
+        self._results: OrderedDict[tuple[str, int, dt.date, int], CostResult] = OrderedDict()
         self._cache_size = cache_size
 
     def keymap(self, req: CostRequest) -> list[tuple[str, ...] | None]:
@@ -494,7 +506,7 @@ class Engine:
         return out
 
     def cost_and_usage(self, req: CostRequest, *, today: dt.date, version: int) -> CostResult:
-        key = (req.fingerprint, version, today)
+        key = (req.fingerprint, version, today, self.estimated_through_day)
         cached = self._results.get(key)
         if cached is not None:
             self._results.move_to_end(key)
@@ -509,7 +521,7 @@ class Engine:
         self, days: Sequence[dt.date], keymap: list[tuple[str, ...] | None], today: dt.date, version: int
     ) -> dict[tuple[str, ...], int]:
         acc: dict[tuple[str, ...], int] = {}
-        restated_from = restatement_start(today)
+        restated_from = restatement_start(today, self.estimated_through_day)
         get = acc.get
         for day in days:
             d = self.fleet.day(day, version if day >= restated_from else 0)
@@ -523,7 +535,7 @@ class Engine:
         self, day: dt.date, keymap: list[tuple[str, ...] | None], today: dt.date, version: int
     ) -> list[dict[tuple[str, ...], int]]:
         """24 hourly sums of one day: each item split in 24 parts, the remainder in the last hour."""
-        d = self.fleet.day(day, version if day >= restatement_start(today) else 0)
+        d = self.fleet.day(day, version if day >= restatement_start(today, self.estimated_through_day) else 0)
         total: dict[tuple[str, ...], int] = {}
         floor: dict[tuple[str, ...], int] = {}
         for tid, p in zip(d.tids, d.packed, strict=True):
@@ -541,7 +553,7 @@ class Engine:
 
     def _compute(self, req: CostRequest, *, today: dt.date, version: int) -> CostResult:
         keymap = self.keymap(req)
-        periods = build_periods(req, today)
+        periods = build_periods(req, today, self.estimated_through_day)
         results: list[PeriodResult] = []
         hourly_cache: dict[dt.date, list[dict[tuple[str, ...], int]]] = {}
         for period in periods:
@@ -769,8 +781,10 @@ def truth(
     today: dt.date,
     data_version: int = 0,
     malformed_rate: float = 0.0,
+    estimated_through_day: int = RESTATEMENT_GRACE_DAYS,
 ) -> dict[str, Any]:
     """The ground truth of a GetCostAndUsage body over ``fleet`` (no date rules, no paging, no cache)."""
     req = parse_cost_request(request, today=today, check_dates=False)
-    result = Engine(fleet, cache_size=1).cost_and_usage(req, today=today, version=data_version)
+    engine = Engine(fleet, cache_size=1, estimated_through_day=estimated_through_day)
+    result = engine.cost_and_usage(req, today=today, version=data_version)
     return truth_of(result, seed=fleet.seed, malformed_rate=malformed_rate)

@@ -141,7 +141,7 @@ class Emulator:
         self.fleet = Fleet(
             seed=cfg.seed, clusters=cfg.clusters, accounts=cfg.accounts, anchor=cfg.today or _utc_today()
         )
-        self.engine = Engine(self.fleet)
+        self.engine = Engine(self.fleet, estimated_through_day=cfg.estimated_through_day)
         self._account_names = {a.id: a.name for a in self.fleet.accounts}
         self._version = 0
         self._signer = TokenSigner(ttl_s=cfg.token_ttl_s)
@@ -226,17 +226,20 @@ class Emulator:
         return out
 
     def restate(self) -> int:
-        """Bump the data version: days of today's and last month change; older tokens become invalid."""
+        """Bump the data version: the days still estimated change (today's month, and last month through
+        ``estimated_through_day``); older tokens become invalid."""
         self._version += 1
         return self._version
 
     def update(self, **knobs: Any) -> EmulatorConfig:
         """Change runtime knobs (``fault_rate``, ``drop_rate``, ``malformed_rate``, ``max_rps``, ``burst``,
-        ``latency_ms``, ``page_size``, ``today``, ``token_ttl_s``); ``ValueError`` for bad values."""
+        ``latency_ms``, ``page_size``, ``today``, ``token_ttl_s``, ``estimated_through_day``); ``ValueError`` for bad
+        values."""
         new = self._config.with_knobs(knobs)
         if new.max_rps != self._config.max_rps or new.burst != self._config.burst:
             self._bucket = None
         self._signer.ttl_s = new.token_ttl_s
+        self.engine.estimated_through_day = new.estimated_through_day
         self._config = new
         return new
 

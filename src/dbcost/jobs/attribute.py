@@ -16,10 +16,18 @@ Database services are discovered with GetDimensionValues (SERVICE) for the month
 classifier knows them as a database family, rather than trusted from a hard-coded list. Nothing is
 fetched when the store already holds every dataset for the month and it is fresh: completed within
 ``max_age`` or fetched after the month was final (5 days after its end).
+
+**A range of months** (:func:`run_attribute_months`, ``attribute --start-month/--end-month`` or
+``--months N``) is one pipeline run: the services are discovered once over the months that are not fresh,
+each dataset's query spans them (the planner cuts it into monthly units, as for a backfill), and every
+month is then attributed from the store. Each month is recorded with the same services, so a later
+one-month ``attribute`` or ``report`` reads exactly these datasets; the report's trend is every
+attributed month (:func:`attributed_months`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -42,13 +50,17 @@ from dbcost.pipeline import RunOutcome, RunSpec, run_pipeline
 from dbcost.store import RunStatus, Store
 
 __all__ = [
+    "AttributeRangeResult",
     "AttributeResult",
     "AttributeSpec",
     "AttributionDatasets",
+    "attributed_months",
     "attribution_datasets",
     "attribution_from_store",
     "month_range",
+    "months_between",
     "run_attribute",
+    "run_attribute_months",
 ]
 
 log = logging.getLogger("dbcost.attribute")
@@ -130,6 +142,10 @@ class AttributeSpec:
     def db(self) -> Path:
         return self.settings.store.path
 
+    def replace_month(self, month: str) -> AttributeSpec:
+        """This spec for another month."""
+        return dataclasses.replace(self, month=month)
+
     @property
     def targets(self) -> tuple[TargetConfig, ...]:
         return self.settings.targets
@@ -160,8 +176,42 @@ def _fresh(store: Store, dataset: str, targets: list[str], start: dt.date, end: 
     return True
 
 
+def _services_prefix(spec: AttributeSpec) -> str:
+    return f"attribution-services|{spec.metric}|{spec.cluster_tag}|{spec.team_tag}|"
+
+
 def _services_key(spec: AttributeSpec, month: str) -> str:
-    return f"attribution-services|{spec.metric}|{spec.cluster_tag}|{spec.team_tag}|{month}"
+    return _services_prefix(spec) + month
+
+
+def attributed_months(spec: AttributeSpec, store: Store) -> list[str]:
+    """Every month (YYYY-MM, oldest first) ``dbcost attribute`` fetched with ``spec``'s metric and tags."""
+    prefix = _services_prefix(spec)
+    return sorted(k[len(prefix):] for k in store.meta_keys(prefix))
+
+
+def months_between(start_month: str, end_month: str, *, limit: int = 24) -> list[str]:
+    """The months from ``start_month`` to ``end_month`` inclusive (YYYY-MM each); a UsageError for a bad
+    month, an end before the start or more than ``limit`` months."""
+    bounds = []
+    for name, month in (("--start-month", start_month), ("--end-month", end_month)):
+        try:
+            if len(month) != 7:
+                raise ValueError
+            bounds.append(dt.date.fromisoformat(f"{month}-01"))
+        except ValueError:
+            raise UsageError(f"{name}: must be YYYY-MM, got {month!r}") from None
+    first, last = bounds
+    if last < first:
+        raise UsageError(f"--end-month: {end_month} is before --start-month {start_month}")
+    out = []
+    cursor = first
+    while cursor <= last:
+        out.append(cursor.strftime("%Y-%m"))
+        cursor = add_months(cursor, 1)
+    if len(out) > limit:
+        raise UsageError(f"--end-month: {len(out)} months is more than {limit} in one run")
+    return out
 
 
 def _stored_services(store: Store, spec: AttributeSpec, month: str) -> list[str] | None:
@@ -240,6 +290,88 @@ async def run_attribute(spec: AttributeSpec) -> AttributeResult:
         return AttributeResult(_compute(spec, store, ds, start, end, spec.month), outcome, services, ds)
 
 
+@dataclass
+class AttributeRangeResult:
+    """The attribution of each month of a range (oldest first), and the one run that fetched what was not
+    fresh (None when the store held it all)."""
+
+    results: list[AttributeResult]
+    fetched: RunOutcome | None
+    services: list[str]
+
+    @property
+    def attributions(self) -> list[Attribution]:
+        return [r.attribution for r in self.results]
+
+
+async def run_attribute_months(spec: AttributeSpec, months: list[str]) -> AttributeRangeResult:
+    """Attribute every month of ``months`` (YYYY-MM, consecutive, oldest first) in one pipeline run.
+
+    ``spec`` gives everything but the month. Months the store holds fresh are not fetched; the others are
+    fetched together: services discovered once over their span, each dataset's query over the span."""
+    if not months:
+        raise UsageError("--months: no month to attribute")
+    ranges = {m: month_range(m, spec.today) for m in months}
+    daily_from = daily_window_start(spec.today)
+    if ranges[months[0]][0] < daily_from:
+        raise UsageError(f"--start-month {months[0]}: attribution uses DAILY data, which Cost Explorer keeps for 13 "
+                         f"months plus the current one (from {daily_from:%Y-%m})")
+    target_names = [t.name for t in spec.targets]
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    stale = list(months)
+    if spec.db.exists() and not spec.refresh:
+        with Store(spec.settings.store, read_only=True) as store:
+            stale = [m for m in months if not _month_fresh(spec, store, m, ranges[m], target_names, now)]
+    if stale and spec.offline:
+        raise UsageError(f"--offline: the store has no fresh attribution data for {', '.join(stale)}; "
+                         "run without --offline")
+    outcome: RunOutcome | None = None
+    services: list[str] = []
+    if stale:
+        first, last = ranges[stale[0]][0], ranges[stale[-1]][1]
+        discovered: set[str] = set()
+        discovery = Stats()
+        for target in spec.targets:
+            async with open_client(spec.settings.fetch_settings(target), stats=discovery) as ce:
+                values = await ce.dimension_values("SERVICE", first.isoformat(), last.isoformat())
+            discovered |= {v for v in values if is_database_family(classify(v, "").family)}
+        services = sorted(discovered)
+        if not services:
+            raise UsageError(f"--months {stale[0]}..{stale[-1]}: Cost Explorer reports no database service with spend")
+        ds = _datasets_for(spec, services, first, last)
+        queries = ds.all()
+        run = RunSpec(
+            query=queries[0], extra_queries=queries[1:], settings=spec.settings.replace(sinks=()),
+            command="attribute", today=spec.today, max_requests=spec.max_requests, labels=ds.labels(spec.metric),
+        )
+        outcome = await run_pipeline(run)
+        outcome.stats.add(discovery)
+        if outcome.status != RunStatus.DONE:
+            return AttributeRangeResult([], outcome, services)
+    results = []
+    with Store(spec.settings.store, read_only=not stale) as store:
+        for m in months:
+            if m in stale:
+                store.put_meta(_services_key(spec, m), orjson.dumps(services).decode())
+            known = _stored_services(store, spec, m)
+            assert known is not None
+            start, end = ranges[m]
+            ds = _datasets_for(spec, known, start, end)
+            month_spec = spec.replace_month(m)
+            results.append(AttributeResult(_compute(month_spec, store, ds, start, end, m),
+                                           outcome if m in stale else None, known, ds))
+    return AttributeRangeResult(results, outcome, services or sorted({s for r in results for s in r.services}))
+
+
+def _month_fresh(spec: AttributeSpec, store: Store, month: str, bounds: tuple[dt.date, dt.date],
+                 targets: list[str], now: dt.datetime) -> bool:
+    known = _stored_services(store, spec, month)
+    if known is None:
+        return False
+    ds = _datasets_for(spec, known, *bounds)
+    return all(_fresh(store, q.fingerprint, targets, q.start, q.end, now, spec.max_age) for q in ds.all())
+
+
 def _empty(spec: AttributeSpec) -> Attribution:
     return Attribution(spec.month, spec.metric, Decimal(0), Decimal(0), [])
 
@@ -269,4 +401,5 @@ def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: 
         month, spec.metric, usage, owners, account_rows=account_rows, allocate_shared=spec.allocate_shared,
         business_units=spec.topology.business_units if spec.topology and spec.topology.business_units else None,
         services=list(ds.usage), through=end,
+        envs={c: i.env for c, i in spec.topology.clusters.items() if i.env} if spec.topology else None,
     )

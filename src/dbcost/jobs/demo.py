@@ -28,7 +28,7 @@ from dbcost.config import DEFAULT_TARGET, RateSettings, Settings, StoreSettings,
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import ConfigError
 from dbcost.jobs.advise import AdviseSpec, run_advise
-from dbcost.jobs.attribute import AttributeSpec, run_attribute
+from dbcost.jobs.attribute import AttributeSpec, run_attribute_months
 from dbcost.jobs.quota import attribution_for
 from dbcost.jobs.report import gather_report, write_report
 from dbcost.models import CostQuery
@@ -130,21 +130,21 @@ async def run_demo(
         total.add(outcome.stats)
         truth = emu.truth(query.to_request())
 
-        attribution: Attribution | None = None
-        attribution_exact = True
-        for back in range(months - 1, -1, -1):
-            m = add_months(month_start, -back).strftime("%Y-%m")
-            say(f"attribute: {m} per team, cluster and category (database services discovered from the API)")
-            aspec = AttributeSpec(month=m, settings=settings, today=today)
-            result = await run_attribute(aspec)
-            if result.fetched is not None:
-                total.add(result.fetched.stats)
-            attribution = result.attribution
-            # every dollar of the month's database spend is attributed once: the attribution's total equals
-            # the ground truth of the per-service datasets it was built from (malformed groups excluded)
+        # every month in one attribute run (as `dbcost attribute --months N`), so the report's trend has them all
+        span = [add_months(month_start, -back).strftime("%Y-%m") for back in range(months - 1, -1, -1)]
+        say(f"attribute: {span[0]} to {span[-1]} per team, cluster and category, in one run (database services "
+            "discovered from the API)")
+        ranged = await run_attribute_months(AttributeSpec(month=month, settings=settings, today=today), span)
+        if ranged.fetched is not None:
+            total.add(ranged.fetched.stats)
+        attribution: Attribution | None = ranged.attributions[-1] if ranged.attributions else None
+        # every dollar of each month's database spend is attributed once: the attribution's total equals the
+        # ground truth of the per-service datasets it was built from (malformed groups excluded)
+        attribution_exact = bool(ranged.results)
+        for result in ranged.results:
             expected = sum((Decimal(emu.truth(q.to_request())["metrics"]["UnblendedCost"])
                             for q in result.datasets.usage.values()), Decimal(0))
-            attribution_exact = attribution_exact and expected == attribution.total
+            attribution_exact = attribution_exact and expected == result.attribution.total
         say(f"advise: {month} right-sizing advisories (the rules of dbcost/advice/rules.toml; env tag and accounts "
             "fetched beside the attribution)")
         advised = await run_advise(AdviseSpec(attribute=AttributeSpec(month=month, settings=settings, today=today)))
@@ -159,7 +159,7 @@ async def run_demo(
     quota = evaluate(load_policy(policy_path), attribution_for(aspec), today=today)
     say(f"quota check: {policy_path} against {month}: worst status {quota.worst}")
     report_path = directory / "report.html"
-    data = await asyncio.to_thread(gather_report, aspec, history_months=months, quota=quota)
+    data = await asyncio.to_thread(gather_report, aspec, quota=quota)
     await asyncio.to_thread(write_report, data, "html", report_path)
     say(f"report: {report_path}")
     with Store(db, read_only=True) as store:

@@ -12,7 +12,13 @@ from dbcost._files import write_text_atomic
 from dbcost.attribution.model import Attribution
 from dbcost.calendar import add_months
 from dbcost.jobs.advise import AdviseSpec, advice_from_store
-from dbcost.jobs.attribute import AttributeSpec, attribution_datasets, attribution_from_store, month_range
+from dbcost.jobs.attribute import (
+    AttributeSpec,
+    attributed_months,
+    attribution_datasets,
+    attribution_from_store,
+    month_range,
+)
 from dbcost.jobs.quota import _load_attribution, attribution_for
 from dbcost.quota import Policy, QuotaReport, evaluate
 from dbcost.report import Freshness, ReportData
@@ -21,26 +27,31 @@ from dbcost.store import Store
 __all__ = ["build_report", "gather_report", "write_report"]
 
 
-def build_report(spec: AttributeSpec, *, history_months: int = 6, policy: Policy | None = None) -> ReportData:
+def build_report(spec: AttributeSpec, *, history_months: int | None = None, policy: Policy | None = None) -> ReportData:
     """What ``dbcost report`` shows: :func:`gather_report`, with the month's quota evaluated when a policy is
     given (the store only; nothing is sent)."""
     quota = evaluate(policy, attribution_for(spec), today=spec.today) if policy is not None else None
     return gather_report(spec, history_months=history_months, quota=quota)
 
 
-def gather_report(spec: AttributeSpec, *, history_months: int = 6, quota: QuotaReport | None = None) -> ReportData:
-    """Everything ``dbcost report`` shows for ``spec.month``, from the store."""
+def gather_report(spec: AttributeSpec, *, history_months: int | None = None,
+                  quota: QuotaReport | None = None) -> ReportData:
+    """Everything ``dbcost report`` shows for ``spec.month``, from the store. The trend holds every month
+    ``dbcost attribute`` fetched up to ``spec.month`` (the last ``history_months`` of them when given)."""
     attribution, _ = _load_attribution(spec)
     start, end = month_range(spec.month, spec.today)
     history: list[Attribution] = []
     previous: Attribution | None = None
+    before = add_months(start, -1).strftime("%Y-%m")
     with Store(spec.settings.store, read_only=True) as store:
-        for back in range(history_months - 1, 0, -1):
-            month = add_months(start, -back).strftime("%Y-%m")
+        months = [m for m in attributed_months(spec, store) if m < spec.month]
+        if history_months is not None:
+            months = [m for m in months if m >= add_months(start, -(history_months - 1)).strftime("%Y-%m")]
+        for month in months:
             past = attribution_from_store(spec, store, month)
             if past is not None:
                 history.append(past)
-                if back == 1:
+                if month == before:
                     previous = past
         history.append(attribution)
         ds = attribution_datasets(attribution.services, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,

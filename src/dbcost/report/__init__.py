@@ -8,9 +8,10 @@ for movers, the months before it for the trend, quarantine counts, data freshnes
   :func:`category_totals`, :func:`estimated_share`, ...), pure functions over attributions;
 * :mod:`dbcost.report.json` -- :func:`render_json`: every amount a decimal *string* at full precision;
 * :mod:`dbcost.report.table` -- :func:`render_table`: rich tables, amounts with two decimals;
-* :mod:`dbcost.report.html` -- :func:`render_html`: ONE file that opens offline (inline CSS from the
-  package's ``report.css``, charts as inline SVG, no script, no external reference), every value from
-  data escaped.
+* :mod:`dbcost.report.html` -- :func:`render_html`: ONE file that opens offline (inline CSS and script
+  from the package's ``report.css`` and ``report.js``, charts as inline SVG from
+  :mod:`dbcost.report._charts`, no external reference), every value from data escaped; its tables sort on a
+  click and each has a CSV download (a ``data:`` URI).
 
 The renderers read the model and nothing else. Importing ``dbcost.report`` does not import rich: the
 table renderer (the only module that needs it) is loaded on first use of ``render_table``.
@@ -21,7 +22,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dbcost.report.data import TOP_CLUSTERS, Freshness, Mover, ReportData, category_totals, estimated_share, movers
-from dbcost.report.html import CATEGORY_COLORS, OTHER_TEAMS, TEAM_PALETTE, UNATTRIBUTED_COLOR, render_html
+from dbcost.report.html import (
+    CATEGORY_COLORS,
+    OTHER_TEAMS,
+    STATUS_COLORS,
+    TEAM_PALETTE,
+    UNATTRIBUTED_COLOR,
+    render_html,
+)
 from dbcost.report.json import render_json
 
 if TYPE_CHECKING:
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CATEGORY_COLORS",
     "OTHER_TEAMS",
+    "STATUS_COLORS",
     "TEAM_PALETTE",
     "TOP_CLUSTERS",
     "UNATTRIBUTED_COLOR",

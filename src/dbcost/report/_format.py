@@ -2,7 +2,9 @@
 
 Everything is formatted from the ``Decimal`` (never through a float). Displayed amounts have two decimals
 and thousands separators (:func:`money`); chart tooltips carry every significant decimal (:func:`exact`);
-the JSON renderer does not use these (it keeps full precision with :func:`dbcost.money.fmt`).
+the JSON renderer does not use these (it keeps full precision with :func:`dbcost.money.fmt`). Where an
+amount is shown to a reader it carries its currency (:class:`Money`: ``$1,234.50`` for USD, ``1,234.50
+EUR`` otherwise).
 
 The quota section shows the columns of :data:`QUOTA_COLUMNS` that at least one pool fills (a report
 where no pool has a breach date or a reason has no such column), each cell read from the typed
@@ -21,6 +23,7 @@ from dbcost.quota import PoolEvaluation, QuotaReport
 
 __all__ = [
     "QUOTA_COLUMNS",
+    "Money",
     "QuotaColumn",
     "age",
     "compact",
@@ -51,6 +54,40 @@ def exact(d: Decimal) -> str:
     if d == d.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN):
         return format(d, ",.2f")
     return format(d.normalize(), ",f")
+
+
+#: currencies written as a symbol before the amount; every other one as its code after it
+_SYMBOLS: Final = {"USD": "$"}
+
+
+@dataclass(frozen=True)
+class Money:
+    """Amounts of one currency as text: every formatter of this module with the currency on it."""
+
+    currency: str = "USD"
+
+    def _wrap(self, text: str) -> str:
+        symbol = _SYMBOLS.get(self.currency)
+        if symbol is None:
+            return f"{text} {self.currency}"
+        sign = text[0] if text[:1] in "+-" else ""
+        return f"{sign}{symbol}{text[len(sign):]}"
+
+    def money(self, d: Decimal) -> str:
+        """:func:`money` with the currency: ``$1,234.50``, ``-$3.00``."""
+        return self._wrap(money(d))
+
+    def exact(self, d: Decimal) -> str:
+        """:func:`exact` with the currency."""
+        return self._wrap(exact(d))
+
+    def compact(self, d: Decimal) -> str:
+        """:func:`compact` with the currency (``$12.5k``)."""
+        return self._wrap(compact(d))
+
+    def signed(self, d: Decimal) -> str:
+        """:func:`signed` with the currency (``+$12.00``)."""
+        return self._wrap(signed(d))
 
 
 def pct(share: Decimal) -> str:
@@ -125,11 +162,11 @@ class QuotaColumn:
 
     heading: str
     kind: Literal["text", "amount", "status"]
-    text: Callable[[PoolEvaluation], str | None]
+    text: Callable[[PoolEvaluation, Money], str | None]
 
-    def cell(self, pool: PoolEvaluation) -> str:
-        """The display text of ``pool`` in this column."""
-        text = self.text(pool)
+    def cell(self, pool: PoolEvaluation, fm: Money | None = None) -> str:
+        """The display text of ``pool`` in this column (amounts in ``fm``'s currency, USD by default)."""
+        text = self.text(pool, fm or Money())
         if text is None:
             return "-" if self.kind == "amount" else ""
         return text
@@ -141,20 +178,20 @@ def _pct_cell(value: Decimal | None) -> str | None:
 
 #: The quota columns shown; a pool's other fields (burn rate, days, categories, ...) are left out.
 QUOTA_COLUMNS: Final[tuple[QuotaColumn, ...]] = (
-    QuotaColumn("Pool", "text", lambda p: p.pool),
-    QuotaColumn("Team", "text", lambda p: p.team),
-    QuotaColumn("Status", "status", lambda p: p.status),
-    QuotaColumn("Budget", "amount", lambda p: money(p.budget)),
-    QuotaColumn("Actual", "amount", lambda p: money(p.actual)),
-    QuotaColumn("Used", "amount", lambda p: _pct_cell(p.pct_of_budget)),
-    QuotaColumn("Forecast", "amount", lambda p: money(p.forecast)),
-    QuotaColumn("Forecast used", "amount", lambda p: _pct_cell(p.forecast_pct_of_budget)),
-    QuotaColumn("Breach on", "text", lambda p: iso(p.projected_breach_date)),
-    QuotaColumn("Estimated", "text", lambda p: "yes" if p.estimated else "no"),
-    QuotaColumn("Reasons", "text", lambda p: "; ".join(p.reasons) or None),
+    QuotaColumn("Pool", "text", lambda p, fm: p.pool),
+    QuotaColumn("Team", "text", lambda p, fm: p.team),
+    QuotaColumn("Status", "status", lambda p, fm: p.status),
+    QuotaColumn("Budget", "amount", lambda p, fm: fm.money(p.budget)),
+    QuotaColumn("Actual", "amount", lambda p, fm: fm.money(p.actual)),
+    QuotaColumn("Used", "amount", lambda p, fm: _pct_cell(p.pct_of_budget)),
+    QuotaColumn("Forecast", "amount", lambda p, fm: fm.money(p.forecast)),
+    QuotaColumn("Forecast used", "amount", lambda p, fm: _pct_cell(p.forecast_pct_of_budget)),
+    QuotaColumn("Breach on", "text", lambda p, fm: iso(p.projected_breach_date)),
+    QuotaColumn("Estimated", "text", lambda p, fm: "yes" if p.estimated else "no"),
+    QuotaColumn("Reasons", "text", lambda p, fm: "; ".join(p.reasons) or None),
 )
 
 
 def quota_columns(quota: QuotaReport) -> list[QuotaColumn]:
     """The columns of :data:`QUOTA_COLUMNS` that at least one pool of ``quota`` fills."""
-    return [c for c in QUOTA_COLUMNS if any(c.text(p) not in (None, "") for p in quota.pools)]
+    return [c for c in QUOTA_COLUMNS if any(c.text(p, Money()) not in (None, "") for p in quota.pools)]

@@ -17,7 +17,12 @@ ratio of two amounts rounded half-even to six places (0.0001 %), a *change* in p
   pseudo-cluster (:func:`owned_clusters`); :func:`movers` sums them by name, so a cluster that changed
   owner is one cluster;
 * categories cover every team and unattributed cluster, shared included, in ``CATEGORY_ORDER``
-  (:func:`category_totals`), and sum to the month's total.
+  (:func:`category_totals`), and sum to the month's total;
+* the month-to-date comparison is like for like (:func:`month_to_date`): the month's spend through its
+  last day with data against the *same days* of the previous month; the whole previous month is compared
+  only beside it, labelled as such, since a partial month against a whole one always looks like a drop;
+* the daily series (:func:`daily_by_series`) is the attribution's own per-day money, so a month's bars sum
+  to its total.
 """
 
 from __future__ import annotations
@@ -40,19 +45,25 @@ __all__ = [
     "TOP_ADVISORIES",
     "TOP_CLUSTERS",
     "Freshness",
+    "MonthToDate",
     "Mover",
     "ReportData",
     "business_units",
     "categories_present",
     "category_totals",
     "change_pct",
+    "daily_by_series",
+    "daily_totals",
+    "data_end",
     "estimated_share",
+    "month_to_date",
     "movers",
     "owned_clusters",
     "ratio",
     "shared_of",
     "sorted_teams",
     "team_amounts",
+    "team_month_to_date",
     "top_advisories",
     "top_clusters",
 ]
@@ -113,6 +124,8 @@ class ReportData:
     generated_at: dt.datetime
     quota: QuotaReport | None = None
     advice: AdviceSet | None = None
+    #: the currency of every amount (Cost Explorer reports cost in USD)
+    currency: str = "USD"
 
     def trend(self) -> list[Attribution]:
         """``history`` by month, with ``current`` standing for its own month (added if missing)."""
@@ -249,3 +262,95 @@ def shared_of(att: Attribution, team: str) -> Decimal:
     if t is None:
         return Decimal(0)
     return sum_amounts(c.amount for c in t.clusters if c.cluster == SHARED_CLUSTER)
+
+
+# ------------------------------------------------------------------------------------------- month to date
+
+
+@dataclass(frozen=True)
+class MonthToDate:
+    """The month so far against the same days of the previous month, and the whole previous month.
+
+    ``days`` is how many days of the month have data (through ``through``, exclusive); ``previous`` sums the
+    previous month's days ``1..days`` (all of it when it is shorter). ``partial`` says the month is not over,
+    so ``whole_delta`` (against the whole previous month) is not like for like.
+    """
+
+    days: int
+    days_in_month: int
+    through: dt.date
+    current: Decimal
+    previous: Decimal
+    delta: Decimal
+    delta_pct: Decimal | None
+    previous_month: str
+    previous_whole: Decimal
+    whole_delta: Decimal
+    whole_delta_pct: Decimal | None
+
+    @property
+    def partial(self) -> bool:
+        return self.days < self.days_in_month
+
+
+def _month_start(att: Attribution) -> dt.date:
+    return dt.date.fromisoformat(f"{att.month}-01")
+
+
+def _days_in(month_start: dt.date) -> int:
+    nxt = (month_start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return (nxt - month_start).days
+
+
+def data_end(att: Attribution) -> dt.date:
+    """The exclusive end of the month's data: ``through`` when known, else the month's end."""
+    start = _month_start(att)
+    end = start + dt.timedelta(days=_days_in(start))
+    return min(att.through, end) if att.through is not None else end
+
+
+def _same_days(att: Attribution, days: int, team: str | None = None) -> Decimal:
+    return sum_amounts(d.amount for d in att.daily if d.day.day <= days and (team is None or d.team == team))
+
+
+def month_to_date(current: Attribution, previous: Attribution | None) -> MonthToDate | None:
+    """The like-for-like comparison of ``current`` with ``previous`` (None without a previous month)."""
+    if previous is None:
+        return None
+    start = _month_start(current)
+    through = data_end(current)
+    days = max(0, (through - start).days)
+    prev = _same_days(previous, days)
+    cur = _same_days(current, days)
+    delta = sum_amounts((cur, -prev))
+    whole = sum_amounts((current.total, -previous.total))
+    return MonthToDate(days, _days_in(start), through, cur, prev, delta, change_pct(delta, prev), previous.month,
+                       previous.total, whole, change_pct(whole, previous.total))
+
+
+def team_month_to_date(current: Attribution, previous: Attribution | None, team: str) -> tuple[Decimal, Decimal] | None:
+    """(this month so far, the same days of the previous month) of one team (or UNATTRIBUTED)."""
+    if previous is None:
+        return None
+    days = max(0, (data_end(current) - _month_start(current)).days)
+    return _same_days(current, days, team), _same_days(previous, days, team)
+
+
+def daily_totals(att: Attribution) -> dict[dt.date, Decimal]:
+    """Spend per day of the month (every day of it, 0 where there is none)."""
+    start = _month_start(att)
+    parts: dict[dt.date, list[Decimal]] = {start + dt.timedelta(days=i): [] for i in range(_days_in(start))}
+    for d in att.daily:
+        parts.setdefault(d.day, []).append(d.amount)
+    return {day: sum_amounts(v) for day, v in sorted(parts.items())}
+
+
+def daily_by_series(att: Attribution, series: Mapping[str, str]) -> dict[dt.date, dict[str, Decimal]]:
+    """Spend per day of the month and series: ``series`` maps a team (or UNATTRIBUTED) to the series it is
+    drawn in (teams beyond the palette share one); a team it does not name goes to the series of ``""``."""
+    start = _month_start(att)
+    parts: dict[dt.date, dict[str, list[Decimal]]] = {start + dt.timedelta(days=i): {} for i in range(_days_in(start))}
+    for d in att.daily:
+        name = series.get(d.team, series.get("", d.team))
+        parts.setdefault(d.day, {}).setdefault(name, []).append(d.amount)
+    return {day: {k: sum_amounts(v) for k, v in by.items()} for day, by in sorted(parts.items())}

@@ -1,11 +1,12 @@
 """The report as rich tables on a terminal: the only module of the report that imports rich.
 
-:func:`render_table` prints a header line, then one table per section (teams, top clusters, movers,
-unattributed and unclassified spend, business units, quarantine, freshness, quota, advice: the largest
-advisories and the savings per team) and the estimated share. Amounts have two decimals and are
-right-aligned. Every name from the data (teams and clusters come from user tags, actions quote them) goes
-into a :class:`rich.text.Text`, so markup in a name is printed, never interpreted. ``dbcost.report`` loads
-this module only when ``render_table`` is asked for.
+:func:`render_table` prints a header line and the month-to-date comparison (like for like: the same days of
+the previous month; the whole previous month beside it, labelled), then the budgets (quota), then one
+table per section (teams, top clusters, movers, unattributed and unclassified spend, business units,
+quarantine, freshness, advice: the largest advisories and the savings per team) and the estimated share.
+Amounts have two decimals, their currency and are right-aligned. Every name from the data (teams and
+clusters come from user tags, advisory actions quote them) goes into a :class:`rich.text.Text`, so markup in
+a name is printed, never interpreted. ``dbcost.report`` loads this module only when ``render_table`` is asked for.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from rich.text import Text
 
 from dbcost.attribution.model import SHARED_CLUSTER, UNATTRIBUTED
 from dbcost.money import sum_amounts
-from dbcost.report._format import age, iso, money, pct, quota_columns, signed, signed_pct, ts
+from dbcost.report._format import Money, age, iso, pct, quota_columns, signed_pct, ts
 from dbcost.report.data import (
     TOP_CLUSTERS,
     ReportData,
     business_units,
     categories_present,
     estimated_share,
+    month_to_date,
     movers,
     ratio,
     shared_of,
@@ -44,14 +46,30 @@ def _money_col(table: Table, name: str) -> None:
 def render_table(data: ReportData, console: Console) -> None:
     """Print the report as rich tables on ``console`` (amounts with two decimals, right-aligned)."""
     cur, prev = data.current, data.previous
+    fm = Money(data.currency)
     share_est = estimated_share(cur)
 
     head = Text()
     head.append(f"dbcost report {data.month}", style="bold")
-    head.append(f"  metric {cur.metric}  total {money(cur.total)}  unattributed {money(cur.unattributed)}"
+    head.append(f"  metric {cur.metric}  total {fm.money(cur.total)}  unattributed {fm.money(cur.unattributed)}"
                 f" ({pct(ratio(cur.unattributed, cur.total))})  estimated {pct(share_est)}"
                 f"  through {iso(cur.through) or '-'}  generated {ts(data.generated_at)}")
     console.print(head)
+    mtd = month_to_date(cur, prev)
+    if mtd is not None:
+        console.print(Text(f"Month to date ({mtd.days} of {mtd.days_in_month} days): {fm.money(mtd.current)} vs "
+                           f"{fm.money(mtd.previous)} on the same days of {mtd.previous_month}: {fm.signed(mtd.delta)} "
+                           f"({signed_pct(mtd.delta_pct)}); whole {mtd.previous_month}: {fm.money(mtd.previous_whole)}"
+                           + (" (not like for like)" if mtd.partial else "")))
+
+    if data.quota is not None and data.quota.pools:
+        columns = quota_columns(data.quota)
+        quota = Table(title=f"Budgets, {data.month}", title_justify="left")
+        for column in columns:
+            quota.add_column(column.heading, justify="right" if column.kind == "amount" else "left")
+        for pool in data.quota.pools:
+            quota.add_row(*[Text(column.cell(pool, fm)) for column in columns])
+        console.print(quota)
 
     prev_teams = team_amounts(prev) if prev else {}
     teams = Table(title=f"Spend per team, {data.month}", title_justify="left")
@@ -66,20 +84,20 @@ def render_table(data: ReportData, console: Console) -> None:
         team = cur.team(name)
         assert team is not None
         n_clusters = sum(1 for c in team.clusters if c.cluster != SHARED_CLUSTER)
-        row: list[Text | str] = [Text(name), money(amount), pct(ratio(amount, cur.total)), str(n_clusters),
-                                 money(shared_of(cur, name))]
+        row: list[Text | str] = [Text(name), fm.money(amount), pct(ratio(amount, cur.total)), str(n_clusters),
+                                 fm.money(shared_of(cur, name))]
         if prev:
-            row.append(signed(sum_amounts((amount, -prev_teams.get(name, Decimal(0))))))
+            row.append(fm.signed(sum_amounts((amount, -prev_teams.get(name, Decimal(0))))))
         teams.add_row(*row)
-    unatt_row: list[Text | str] = [Text(UNATTRIBUTED, style="dim"), money(cur.unattributed),
+    unatt_row: list[Text | str] = [Text(UNATTRIBUTED, style="dim"), fm.money(cur.unattributed),
                                    pct(ratio(cur.unattributed, cur.total)), str(len(cur.unattributed_clusters)), ""]
     if prev:
-        unatt_row.append(signed(sum_amounts((cur.unattributed, -prev.unattributed))))
+        unatt_row.append(fm.signed(sum_amounts((cur.unattributed, -prev.unattributed))))
     teams.add_row(*unatt_row, end_section=True)
-    total_row: list[Text | str] = [Text("total", style="bold"), money(cur.total),
+    total_row: list[Text | str] = [Text("total", style="bold"), fm.money(cur.total),
                                    pct(Decimal(1) if cur.total else Decimal(0)), "", ""]
     if prev:
-        total_row.append(signed(sum_amounts((cur.total, -prev.total))))
+        total_row.append(fm.signed(sum_amounts((cur.total, -prev.total))))
     teams.add_row(*total_row)
     console.print(teams)
 
@@ -92,7 +110,7 @@ def render_table(data: ReportData, console: Console) -> None:
     _money_col(clusters, "Total")
     for team_name, c in top_clusters(cur):
         clusters.add_row(Text(c.cluster), Text(team_name),
-                         *[money(c.categories.get(cat, Decimal(0))) for cat in cats], money(c.amount))
+                         *[fm.money(c.categories.get(cat, Decimal(0))) for cat in cats], fm.money(c.amount))
     console.print(clusters)
 
     if prev is not None:
@@ -105,18 +123,18 @@ def render_table(data: ReportData, console: Console) -> None:
         _money_col(moves, "Δ")
         _money_col(moves, "Δ %")
         for m in movers(cur, prev):
-            moves.add_row(m.kind, Text(m.name), Text(m.team), money(m.previous), money(m.current),
-                          signed(m.delta), signed_pct(m.delta_pct))
+            moves.add_row(m.kind, Text(m.name), Text(m.team), fm.money(m.previous), fm.money(m.current),
+                          fm.signed(m.delta), signed_pct(m.delta_pct))
         console.print(moves)
     else:
         console.print("No previous month in the store: no movers.")
 
-    unatt = Table(title=f"Unattributed spend: {money(cur.unattributed)}", title_justify="left")
+    unatt = Table(title=f"Unattributed spend: {fm.money(cur.unattributed)}", title_justify="left")
     unatt.add_column("Cluster / resource")
     unatt.add_column("Families")
     _money_col(unatt, "Amount")
     for c in sorted(cur.unattributed_clusters, key=lambda c: (-c.amount, c.cluster)):
-        unatt.add_row(Text(c.cluster), Text(", ".join(c.families)), money(c.amount))
+        unatt.add_row(Text(c.cluster), Text(", ".join(c.families)), fm.money(c.amount))
     console.print(unatt)
 
     if cur.unclassified_usage_types:
@@ -125,7 +143,7 @@ def render_table(data: ReportData, console: Console) -> None:
         uncl.add_column("Usage type")
         _money_col(uncl, "Amount")
         for u in cur.unclassified_usage_types:
-            uncl.add_row(Text(u.service), Text(u.usage_type), money(u.amount))
+            uncl.add_row(Text(u.service), Text(u.usage_type), fm.money(u.amount))
         console.print(uncl)
 
     if cur.business_units:
@@ -134,7 +152,7 @@ def render_table(data: ReportData, console: Console) -> None:
         _money_col(units, "Amount")
         _money_col(units, "Share")
         for name, amount in business_units(cur):
-            units.add_row(Text(name), money(amount), pct(ratio(amount, cur.total)))
+            units.add_row(Text(name), fm.money(amount), pct(ratio(amount, cur.total)))
         console.print(units)
 
     quar = Table(title=f"Quarantined records: {data.quarantined_total}", title_justify="left")
@@ -155,27 +173,18 @@ def render_table(data: ReportData, console: Console) -> None:
                       iso(f.through) or "-")
     console.print(fresh)
 
-    if data.quota is not None and data.quota.pools:
-        columns = quota_columns(data.quota)
-        quota = Table(title="Quota", title_justify="left")
-        for column in columns:
-            quota.add_column(column.heading, justify="right" if column.kind == "amount" else "left")
-        for pool in data.quota.pools:
-            quota.add_row(*[Text(column.cell(pool)) for column in columns])
-        console.print(quota)
-
     if data.advice is None:
         console.print(Text(f"Advice: no advisories stored for {data.month}; run `dbcost advise --month "
                            f"{data.month}`."))
     else:
         advice = data.advice
         top = Table(title=f"Advice: {len(advice.advisories)} advisories, estimated savings "
-                          f"{money(advice.total_savings)}/month", title_justify="left")
+                          f"{fm.money(advice.total_savings)}/month", title_justify="left")
         _money_col(top, "Savings/month")
         for name in ("Kind", "Cluster", "Team", "Action"):
             top.add_column(name, overflow="fold")
         for a in top_advisories(advice):
-            top.add_row(money(a.savings), a.kind, Text(a.cluster or "(untagged)"), Text(a.team or UNATTRIBUTED),
+            top.add_row(fm.money(a.savings), a.kind, Text(a.cluster or "(untagged)"), Text(a.team or UNATTRIBUTED),
                         Text(a.action))
         console.print(top)
         per_team = Table(title="Advice per team", title_justify="left")
@@ -183,8 +192,8 @@ def render_table(data: ReportData, console: Console) -> None:
         _money_col(per_team, "Advisories")
         _money_col(per_team, "Savings/month")
         for owner, n, savings in advice.by_team():
-            per_team.add_row(Text(owner), str(n), money(savings))
+            per_team.add_row(Text(owner), str(n), fm.money(savings))
         console.print(per_team)
 
     console.print(Text(f"Estimated share of {data.month}: {pct(share_est)} "
-                       f"({money(cur.estimated_amount)} of {money(cur.total)} not final yet)"))
+                       f"({fm.money(cur.estimated_amount)} of {fm.money(cur.total)} not final yet)"))

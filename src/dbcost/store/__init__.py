@@ -8,7 +8,8 @@ The store package is the only owner of the store's SQL and the only importer of 
   one transaction) and the status values of runs and units (:class:`RunStatus`, :class:`UnitStatus`);
 * ``records``: datasets, staging pages, committing a unit by replacement, reading records back;
 * ``state``: runs and versions, units and page checkpoints, coverage, quota state, job metadata;
-* ``reads``: named read models for the use-cases (attribution amounts, freshness, metrics, exports);
+* ``reads``: named read models for the use-cases (attribution amounts, freshness, metrics, dataset
+  summaries, exports);
 * ``aio``: :class:`AsyncStore`, the store on one dedicated thread for async code.
 
 :class:`Store` is those parts over one connection, a flat API (``store.commit_unit(...)``,
@@ -24,7 +25,7 @@ from dbcost.store._db import Rows
 from dbcost.store._schema import SCHEMA_VERSION, RunStatus, UnitStatus
 from dbcost.store._store import Store
 from dbcost.store.aio import AsyncStore
-from dbcost.store.reads import AmountRow, LastSuccess, LatestRun
+from dbcost.store.reads import AmountRow, DatasetSummary, ExportSelection, LastSuccess, LatestRun
 from dbcost.store.records import UnitDiff
 from dbcost.store.state import DoneWindow, UnitProgress
 
@@ -32,7 +33,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "AmountRow",
     "AsyncStore",
+    "DatasetSummary",
     "DoneWindow",
+    "ExportSelection",
     "LastSuccess",
     "LatestRun",
     "Rows",

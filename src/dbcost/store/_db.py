@@ -2,7 +2,7 @@
 
 This is the only module that imports ``duckdb`` (lazily: importing the store costs nothing until a store is
 opened). :class:`Database` wraps the connection so that every call through it (``run``, ``all``, ``one``,
-``scalar``, the cursor behind ``rows``, ``registered``, ``transaction``, ``close``) translates a
+``scalar``, the cursors behind ``rows`` and ``arrow_batches``, ``registered``, ``transaction``, ``close``) translates a
 ``duckdb.Error`` into a ``StoreError`` chained with ``raise ... from``; the store's modules never hold the raw
 connection, so no DuckDB call can bypass the translation. A translated error names the store and the
 *operation* that failed (``store s.duckdb: commit unit: IO Error: ...``): every public store method is
@@ -110,6 +110,13 @@ class Database:
         row = self.one(sql, params)
         return row[0] if row else None
 
+    def arrow_table(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """A (small) result as one Arrow table."""
+        with self.translated():
+            rel = self._con.sql(sql, params=list(params) or None)
+            make: Any = getattr(rel, "to_arrow_table", None) or getattr(rel, "arrow")  # noqa: B009
+            return make()
+
     def rows(self, sql: str, params: Sequence[Any] = (), *, batch_rows: int = 10_000) -> Rows:
         """A result read in bounded batches through its own cursor (close it, or use it as a context manager)."""
         with self.translated():
@@ -120,6 +127,29 @@ class Database:
                 cur.close()
                 raise
         return Rows(self, cur, batch_rows)
+
+    def arrow_batches(self, sql: str, params: Sequence[Any] = (), *, batch_rows: int = 20_000) -> Iterator[Any]:
+        """A result as Arrow record batches of at most ``batch_rows`` rows, read through its own cursor (the
+        Parquet export streams them into one file)."""
+        with self.translated():
+            cur = self._con.cursor()
+        try:
+            with self.translated():
+                # a relation streams Arrow without the copy a DB-API result makes; DuckDB 2 names the reader
+                # to_arrow_reader, 1.x fetch_arrow_reader
+                rel = cur.sql(sql, params=list(params) or None)
+                make: Any = getattr(rel, "to_arrow_reader", None) or getattr(rel, "fetch_arrow_reader")  # noqa: B009
+                reader = make(batch_rows)
+            while True:
+                with self.translated():
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                yield batch
+        finally:
+            with self.translated():
+                cur.close()
 
     @contextlib.contextmanager
     def registered(self, name: str, table: Any) -> Iterator[None]:

@@ -4,13 +4,17 @@ A job asks a question (the amounts of a metric over a month, when each target la
 the latest run of each command, the records to export) and gets plain values back: rows as named tuples,
 ``Decimal`` amounts, dates. What the job does with them (attribute, render metrics, check a total, write a
 file) stays in the job; the SQL stays here. Exports stream: :meth:`Reads.export_rows` is a cursor read in
-batches, :meth:`Reads.export_parquet` a DuckDB ``COPY``.
+batches, :meth:`Reads.export_parquet` Arrow batches into one Parquet writer, one dataset after the other.
+Both take an :class:`ExportSelection` (which datasets, targets and periods) and export only what it names:
+which datasets a user meant is the job's question (``--dataset``), never answered here by exporting
+everything.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,10 +22,10 @@ from typing import Any, NamedTuple
 import orjson
 
 from dbcost.errors import StoreError
-from dbcost.store._db import Rows, StoreBase, operation
+from dbcost.store._db import Database, Row, Rows, StoreBase, operation
 from dbcost.store._schema import UnitStatus
 
-__all__ = ["AmountRow", "LastSuccess", "LatestRun", "Reads"]
+__all__ = ["AmountRow", "DatasetSummary", "ExportRows", "ExportSelection", "LastSuccess", "LatestRun", "Reads"]
 
 
 class AmountRow(NamedTuple):
@@ -52,13 +56,59 @@ class LastSuccess(NamedTuple):
     at: float
 
 
+class DatasetSummary(NamedTuple):
+    """One dataset and what the store holds of it: ``records`` rows (one per period, group and metric, as the
+    CSV and Parquet exports have them), the first period start and last period end as stored (None when it
+    holds none), and when the newest of them was fetched (naive UTC)."""
+
+    dataset: str
+    label: str | None
+    operation: str
+    granularity: str
+    metrics: tuple[str, ...]
+    key_names: tuple[str, ...]
+    query: dict[str, Any]
+    records: int
+    start: str | None
+    end: str | None
+    fetched_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ExportSelection:
+    """What an export reads: these datasets (at least one), of one target or all, with a period starting in
+    ``[start, end)`` (ISO dates; either may be open).
+
+    ``key_columns`` renames key columns (a key name such as ``TAG:db-cluster`` -> the column it is written
+    as; unnamed keys keep their name); ``extra`` adds constant text columns per dataset (dataset id ->
+    column -> value), e.g. the dataset's label and query when several datasets share one file; ``typed``
+    writes periods as DATE (TIMESTAMP WITH TIME ZONE when an HOURLY dataset is among them) instead of the
+    strings Cost Explorer sent.
+    """
+
+    datasets: tuple[str, ...]
+    target: str | None = None
+    start: str | None = None
+    end: str | None = None
+    key_columns: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    typed: bool = False
+
+
 def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _literal(value: str) -> str:
-    """A SQL string literal (for ``COPY``, which takes no parameters)."""
+def _literal(value: str | None) -> str:
+    """A SQL string literal (the export's constant columns); NULL for None."""
+    if value is None:
+        return "NULL::VARCHAR"
     return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    """A quoted SQL identifier (key names are users' tag keys: any character may appear)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 class Reads(StoreBase):
@@ -156,48 +206,146 @@ class Reads(StoreBase):
         )
         return [(k, Decimal(v)) for k, v in rows]
 
+    # --------------------------------------------------------------------------------------- datasets
+
+    @operation("summarize datasets")
+    def dataset_summaries(self) -> list[DatasetSummary]:
+        """Every dataset, oldest first, with how many record rows the store holds of it, the periods they
+        span and when the newest was fetched (``dbcost datasets``)."""
+        rows = self._db.all(
+            "SELECT d.dataset, d.label, d.operation, d.granularity, d.metrics, d.key1_name, d.key2_name, d.query, "
+            "coalesce(r.n, 0), r.first_start, r.last_end, r.last_fetched FROM datasets d LEFT JOIN ("
+            "SELECT dataset, count(*) AS n, min(period_start) AS first_start, max(period_end) AS last_end, "
+            "max(fetched_at) AS last_fetched FROM records GROUP BY dataset) r USING (dataset) "
+            "ORDER BY d.created_at, d.dataset"
+        )
+        return [DatasetSummary(str(ds), label, str(op), str(gran), tuple(metrics), tuple(n for n in (k1, k2) if n),
+                               orjson.loads(query), int(n), first, last, fetched)
+                for ds, label, op, gran, metrics, k1, k2, query, n, first, last, fetched in rows]
+
     # ---------------------------------------------------------------------------------------- exports
 
-    def _export_sql(self, dataset: str | None, target: str | None, *, amount_text: bool) -> str:
-        """The long export (the fetch CSV columns + dataset/target, one column per key name of the exported
-        datasets), in (dataset, target, period, keys, metric) order."""
-        datasets = [(ds, [n for n in (n1, n2) if n])
-                    for ds, n1, n2 in self._db.all("SELECT dataset, key1_name, key2_name FROM datasets ORDER BY created_at")
-                    if dataset is None or ds == dataset]
-        if not datasets:
-            raise StoreError(f"store {self.path}: export: no dataset {dataset!r}" if dataset else
-                             f"store {self.path}: export: no datasets")
-        names = sorted({n for _, key_names in datasets for n in key_names})
-        selects = []
-        for ds, key_names in datasets:
-            kn: list[str | None] = [*key_names, None, None]
+    def _export_sqls(self, sel: ExportSelection, *, amount_text: bool) -> list[str]:
+        """The long export as one query per dataset, in dataset order, each in (target, period, keys, metric)
+        order: the same columns in each (the fetch CSV columns + dataset/target, one column per key name of
+        every exported dataset, then ``sel.extra``'s columns). Run one after the other they are the whole
+        export in (dataset, target, period, keys, metric) order; one sort per dataset, not one over all of
+        them, keeps an export of every dataset inside the store's memory cap."""
+        known = {ds: (gran, [n for n in (n1, n2) if n]) for ds, gran, n1, n2 in self._db.all(
+            "SELECT dataset, granularity, key1_name, key2_name FROM datasets ORDER BY created_at")}
+        missing = [ds for ds in sel.datasets if ds not in known]
+        if not sel.datasets or missing:
+            raise StoreError(f"store {self.path}: export: no dataset {missing[0]!r}" if missing else
+                             f"store {self.path}: export: no dataset selected")
+        names = sorted({n for ds in sel.datasets for n in known[ds][1]})
+        cols = {n: sel.key_columns.get(n, n) for n in names}
+        extra_cols = sorted({c for ds in sel.datasets for c in sel.extra.get(ds, {})})
+        hourly = any(known[ds][0] == "HOURLY" for ds in sel.datasets)
+        period_type = ("TIMESTAMPTZ" if hourly else "DATE") if sel.typed else None
+        selects: list[str] = []
+        for ds in sel.datasets:
+            kn: list[str | None] = [*known[ds][1], None, None]
             key_cols = ", ".join(
-                (f"r.key1 AS \"{n}\"" if n == kn[0] else f"r.key2 AS \"{n}\"" if n == kn[1] else f"NULL::VARCHAR AS \"{n}\"")
+                (f"r.key1 AS {_ident(cols[n])}" if n == kn[0] else f"r.key2 AS {_ident(cols[n])}" if n == kn[1]
+                 else f"NULL::VARCHAR AS {_ident(cols[n])}")
                 for n in names
             )
-            where = "r.dataset = " + _literal(ds)
-            if target is not None:
-                where += " AND r.target = " + _literal(target)
+            where = ["r.dataset = " + _literal(ds)]
+            if sel.target is not None:
+                where.append("r.target = " + _literal(sel.target))
+            if sel.start is not None:
+                where.append("r.period_start >= " + _literal(sel.start))
+            if sel.end is not None:
+                where.append("r.period_start < " + _literal(sel.end))
+            periods = ("r.period_start, r.period_end" if period_type is None else
+                       f"CAST(r.period_start AS {period_type}) AS period_start, "
+                       f"CAST(r.period_end AS {period_type}) AS period_end")
+            extra = ", ".join(f"{_literal(sel.extra.get(ds, {}).get(c))} AS {_ident(c)}" for c in extra_cols)
             selects.append(
-                "SELECT r.dataset, r.target, r.period_start, r.period_end, ds.granularity, r.estimated"
+                f"SELECT r.dataset, r.target, {periods}, ds.granularity, r.estimated"
                 + (", " + key_cols if key_cols else "")
                 + ", r.metric, " + ("r.amount_text AS amount" if amount_text else "r.amount")
-                + f", r.unit FROM records r JOIN datasets ds USING (dataset) WHERE {where}"
+                + ", r.unit" + (", " + extra if extra else "")
+                + f" FROM records r JOIN datasets ds USING (dataset) WHERE {' AND '.join(where)}"
+                + " ORDER BY target, period_start" + "".join(f", {_ident(cols[n])} NULLS FIRST" for n in names)
+                + ", metric"
             )
-        sql = " UNION ALL BY NAME ".join(f"({q})" for q in selects)
-        return f"SELECT * FROM ({sql}) ORDER BY dataset, target, period_start" + "".join(
-            f', "{n}" NULLS FIRST' for n in names) + ", metric"
+        return [q for _, q in sorted(zip(sel.datasets, selects, strict=True))]
 
     @operation("export rows")
-    def export_rows(self, *, dataset: str | None = None, target: str | None = None,
-                    batch_rows: int = 10_000) -> Rows:
-        """The long export with amounts as the exact strings received, streamed (``columns``, then batches of
-        rows); close it or use it as a context manager. A StoreError if no dataset matches."""
-        return self._db.rows(self._export_sql(dataset, target, amount_text=True), batch_rows=batch_rows)
+    def export_rows(self, selection: ExportSelection, *, batch_rows: int = 10_000) -> ExportRows:
+        """The long export of ``selection`` with amounts as the exact strings received, streamed (``columns``,
+        then batches of rows); close it or use it as a context manager. A StoreError if a dataset is unknown."""
+        return ExportRows(self._db, self._export_sqls(selection, amount_text=True), batch_rows)
 
     @operation("export parquet")
-    def export_parquet(self, path: Path, *, dataset: str | None = None, target: str | None = None) -> int:
-        """Write the long export, amounts as ``DECIMAL(38,10)``, to a Parquet file at ``path``; its row count."""
-        sql = self._export_sql(dataset, target, amount_text=False)
-        self._db.run(f"COPY ({sql}) TO {_literal(str(path))} (FORMAT PARQUET)")
-        return int(self._db.scalar(f"SELECT count(*) FROM read_parquet({_literal(str(path))})"))
+    def export_parquet(self, path: Path, selection: ExportSelection, *,
+                       metadata: Mapping[str, str] | None = None) -> int:
+        """Write the long export of ``selection``, amounts as ``DECIMAL(38,10)``, to a Parquet file at ``path``
+        with ``metadata`` as the file's key-value metadata; its row count. Batches stream from DuckDB into one
+        writer (row groups of at most 20,000 rows): memory stays flat however large the export."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer: Any = None
+        schema: Any = None
+        n = 0
+        sqls = self._export_sqls(selection, amount_text=False)
+        try:  # pyarrow's errors (a full disk, a bad path) leave as StoreError too, naming the operation
+            try:
+                for sql in sqls:
+                    for batch in self._db.arrow_batches(sql):
+                        if writer is None:
+                            # nullable everywhere: a key column one dataset fills is NULL in another's rows
+                            schema = pa.schema([f.with_nullable(True) for f in batch.schema],
+                                               metadata=dict(metadata or {}))
+                            writer = pq.ParquetWriter(str(path), schema)
+                        writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+                        n += batch.num_rows
+                if writer is None:  # nothing matched: an empty file with the export's columns
+                    empty = self._db.arrow_table(f"SELECT * FROM ({sqls[0]}) LIMIT 0")
+                    writer = pq.ParquetWriter(str(path), empty.schema.with_metadata(dict(metadata or {})))
+                    writer.write_table(empty)
+            finally:
+                if writer is not None:
+                    writer.close()
+        except (pa.ArrowException, OSError) as exc:
+            raise StoreError(f"store {self.path}: export parquet: {exc}") from exc
+        return n
+
+
+class ExportRows:
+    """An export's rows, streamed: ``columns``, then batches of rows, one dataset's query after the other (each
+    through its own cursor); close it, or use it as a context manager. Read after the call that made it
+    returned, its errors still name that call's operation."""
+
+    def __init__(self, db: Database, sqls: list[str], batch_rows: int) -> None:
+        self._db, self._sqls, self._batch = db, sqls, batch_rows
+        self._doing = db.doing
+        self._current: Rows | None = db.rows(sqls[0], batch_rows=batch_rows)
+        self.columns = self._current.columns
+
+    def __iter__(self) -> Iterator[list[Row]]:
+        for i in range(len(self._sqls)):
+            if i > 0:
+                with self._db.doing_as(self._doing):
+                    self._current = self._db.rows(self._sqls[i], batch_rows=self._batch)
+            current = self._current
+            if current is None:
+                return
+            try:
+                yield from current
+            finally:
+                current.close()
+                self._current = None
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+    def __enter__(self) -> ExportRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -274,6 +274,12 @@ class State(StoreBase):
         value = self._db.scalar("SELECT value FROM meta WHERE key = ?", [key])
         return None if value is None else str(value)
 
+    @operation("read metadata keys")
+    def meta_keys(self, prefix: str) -> list[str]:
+        """The jobs' ``meta`` keys starting with ``prefix``, sorted."""
+        rows = self._db.all("SELECT key FROM meta WHERE starts_with(key, ?) ORDER BY key", [prefix])
+        return [str(k) for (k,) in rows]
+
     @operation("write metadata")
     def put_meta(self, key: str, value: str) -> None:
         """Set a job's value under ``key``; the store's own keys (``schema_version``) are refused."""
