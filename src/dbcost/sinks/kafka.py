@@ -601,7 +601,8 @@ class KafkaSink(SinkBase):
         if isinstance(exc, kerr.SaslAuthenticationFailed | kerr.IllegalSaslStateError):
             hint = (" (does the IAM policy allow kafka-cluster:Connect on this cluster?)"
                     if mechanism == "AWS_MSK_IAM" else "")
-            return f"SASL {mechanism} authentication{who} failed: {str(exc) or type(exc).__name__}{hint}"
+            said = str(exc.args[0]) if exc.args and exc.args[0] else type(exc).__name__  # the broker's message
+            return f"SASL {mechanism} authentication{who} failed: {said}{hint}".replace("\n", " ")
         if isinstance(exc, kerr.UnsupportedSaslMechanismError):
             return f"SASL: {exc}".replace("\n", " ")
         if mechanism and mechanism.startswith("SCRAM-") and isinstance(exc, KeyError | ValueError):
