@@ -538,6 +538,10 @@ class KafkaSink(SinkBase):
     def _msk_provider(self) -> AbstractTokenProvider:
         from dbcost.sinks._kafka_auth import AwsCredentialChain, MskIamTokenProvider
 
+        if self.aws_region is None:  # last: the profile's (or AWS_REGION / AWS_DEFAULT_REGION) region
+            from aiobotocore.session import AioSession
+
+            self.aws_region = AioSession(profile=self.aws_profile).get_config_variable("region") or None
         if self.aws_region is None:
             raise SinkError(f"{self.name}: sasl_mechanism=AWS_MSK_IAM needs the cluster's region: add "
                             "?region= (or --region)")
