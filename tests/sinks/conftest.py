@@ -46,6 +46,7 @@ from tests.conftest import free_port, wait_http
 
 if TYPE_CHECKING:
     from tests.sinks.certs import Pki
+    from tests.sinks.sasl_gate import SaslGate
 
 # -- waiting ---------------------------------------------------------------------------------------------
 
@@ -234,8 +235,11 @@ class TlsKafka:
     * ``expired_bootstrap`` / ``wrong_host_bootstrap``: the same broker behind an expired certificate and
       behind one for kafka.invalid only.
     * ``mtls_bootstrap``: a second broker; its TLS port requires a client certificate from ``pki.ca``.
-    * ``sasl_bootstrap``: a third broker started with ``--authentication`` (SASL required).
-    * ``plain``: the first broker's own plaintext port (for reading topics back).
+    * ``sasl_bootstrap``: a third broker started with ``--authentication`` (SASL required; it accepts no
+      login, see :class:`TansuBroker`).
+    * ``gate_bootstrap``: a fourth broker behind ``gate``, a :class:`~tests.sinks.sasl_gate.SaslGate` that
+      checks SASL PLAIN/SCRAM logins against ``gate.users`` (``alice`` / :data:`GATE_PASSWORD`), then TLS.
+    * ``plain``: the first broker's own plaintext port.
     """
 
     pki: Pki
@@ -245,32 +249,41 @@ class TlsKafka:
     wrong_host_bootstrap: str
     mtls_bootstrap: str
     sasl_bootstrap: str
-    mtls_plain: str
+    gate_bootstrap: str
+    gate: SaslGate
+
+
+#: the one user the SASL gate knows, and her password
+GATE_USER, GATE_PASSWORD = "alice", "correct horse battery staple"
 
 
 @contextlib.contextmanager
 def tls_kafka_servers(root: Path) -> Iterator[TlsKafka]:
     """Start the brokers and the TLS proxy of :class:`TlsKafka` (certificates under ``root``)."""
     from tests.sinks.certs import make_pki
+    from tests.sinks.sasl_gate import SaslGate
 
     pki = make_pki(root / "pki")
-    main, mtls, sasl, expired, wrong = (free_port() for _ in range(5))
+    main, mtls, sasl, expired, wrong, gated = (free_port() for _ in range(6))
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(TansuBroker(advertised_port=main))
         mtls_broker = stack.enter_context(TansuBroker(advertised_port=mtls))
         sasl_broker = stack.enter_context(TansuBroker(advertised_port=sasl, authentication=True))
+        gated_broker = stack.enter_context(TansuBroker(advertised_port=gated))
+        gate = stack.enter_context(SaslGate(gated_broker.port, {GATE_USER: GATE_PASSWORD}))
         services = [
             TlsService("main", main, broker.port, pki.server.cert, pki.server.key),
             TlsService("expired", expired, broker.port, pki.expired.cert, pki.expired.key),
             TlsService("wrong-host", wrong, broker.port, pki.wrong_host.cert, pki.wrong_host.key),
             TlsService("mtls", mtls, mtls_broker.port, pki.server.cert, pki.server.key, client_ca=pki.ca),
             TlsService("sasl", sasl, sasl_broker.port, pki.server.cert, pki.server.key),
+            TlsService("sasl-gate", gated, gate.port, pki.server.cert, pki.server.key),
         ]
         stack.enter_context(Stunnel(services, workdir=root))
         yield TlsKafka(pki=pki, plain=broker.bootstrap, bootstrap=f"127.0.0.1:{main}",
                        expired_bootstrap=f"127.0.0.1:{expired}", wrong_host_bootstrap=f"127.0.0.1:{wrong}",
                        mtls_bootstrap=f"127.0.0.1:{mtls}", sasl_bootstrap=f"127.0.0.1:{sasl}",
-                       mtls_plain=mtls_broker.bootstrap)
+                       gate_bootstrap=f"127.0.0.1:{gated}", gate=gate)
 
 
 # -- moto ----------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from dbcost.sinks import SinkContext, open_sink
 from dbcost.sinks._kafka_auth import REFRESH_FACTOR, AwsCredentialChain, Credentials, MskIamTokenProvider
 from dbcost.sinks.kafka import KafkaSink
 from tests.sinks.conftest import TlsKafka
+from tests.sinks.test_kafka_tls import settle
 
 KEY, SECRET = "AKIDEXAMPLEMSK00001", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
@@ -187,6 +188,7 @@ async def test_a_credential_failure_at_connect_names_aws_msk_iam(tls_kafka: TlsK
     with pytest.raises(SinkError) as info:
         await sink.open()
     await sink.close()
+    await settle()
     text = str(info.value)
     assert text.startswith(f"{sink.name}: create topics: AWS_MSK_IAM: ") and "no-such-profile" in text
     assert "\n" not in text and "gave up" not in text  # not retried

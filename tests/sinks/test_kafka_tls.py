@@ -17,6 +17,7 @@ aiokafka is given) is tested in ``test_kafka_security.py``, the MSK token itself
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import ssl
@@ -32,7 +33,17 @@ from dbcost.sinks import SinkContext, open_sink
 from dbcost.sinks._kafka_auth import MskIamTokenProvider
 from dbcost.sinks.kafka import KafkaSink
 from tests.conftest import run_cli_async
-from tests.sinks.conftest import TlsKafka, batches, collapse, expected, make_records, make_unit, tombstone
+from tests.sinks.conftest import (
+    GATE_PASSWORD,
+    GATE_USER,
+    TlsKafka,
+    batches,
+    collapse,
+    expected,
+    make_records,
+    make_unit,
+    tombstone,
+)
 from tests.sinks.test_e2e import check, truth
 from tests.sinks.test_kafka import read_topic
 
@@ -53,11 +64,18 @@ def consumer_tls(tls: TlsKafka, *, client: bool = False) -> dict[str, Any]:
     return {"security_protocol": "SSL", "ssl_context": context}
 
 
+async def settle() -> None:
+    """Let closing TLS connections finish: aiokafka closes a refused connection without waiting for its TLS
+    shutdown, and a transport still closing when the test's loop ends is an unclosed-socket warning later."""
+    await asyncio.sleep(0.2)
+
+
 async def open_fails(sink: KafkaSink) -> SinkError:
     """open() fails with a fatal SinkError (never a TransientSinkError) on one line."""
     with pytest.raises(SinkError) as info:
         await sink.open()
     await sink.close()
+    await settle()
     assert not isinstance(info.value, TransientSinkError), info.value
     assert "\n" not in str(info.value) and str(info.value).startswith(sink.name)
     return info.value
@@ -178,6 +196,55 @@ async def test_msk_iam_token_is_signed_and_sent_over_tls(tls_kafka: TlsKafka, to
     assert "wJalr" not in str(error)
 
 
+# -- SASL logins checked: the gate (PLAIN, SCRAM-SHA-256/512) in front of Tansu, over TLS ----------------
+
+
+def consumer_sasl(tls: TlsKafka, mechanism: str = "PLAIN") -> dict[str, Any]:
+    """aiokafka security arguments for reading back through the SASL gate."""
+    return {**consumer_tls(tls), "security_protocol": "SASL_SSL", "sasl_mechanism": mechanism,
+            "sasl_plain_username": GATE_USER, "sasl_plain_password": GATE_PASSWORD}
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+async def test_a_sasl_login_over_tls_delivers_exactly(tls_kafka: TlsKafka, topic: str, tmp_path: Path,
+                                                    mechanism: str) -> None:
+    """SASL_SSL with the right password (PLAIN and SCRAM-SHA-256 from DBCOST_KAFKA_PASSWORD, SCRAM-SHA-512 from
+    ?password_file=): the gate accepts alice and the records come back exactly."""
+    unit = make_unit(days=3)
+    records = make_records(unit)
+    secret = tmp_path / "password"
+    secret.write_text(GATE_PASSWORD + "\n")
+    options = f"cafile={tls_kafka.pki.ca}&sasl_mechanism={mechanism}"
+    environ = {"DBCOST_KAFKA_USERNAME": GATE_USER}
+    if mechanism == "SCRAM-SHA-512":
+        options += f"&password_file={secret}"
+    else:
+        environ["DBCOST_KAFKA_PASSWORD"] = GATE_PASSWORD
+    async with tls_sink(tls_kafka.gate_bootstrap, topic, options, SinkContext(environ=environ)) as sink:
+        assert await sink.write_unit(unit, batches(records)) == len(records)
+    assert (mechanism, GATE_USER, True) in tls_kafka.gate.attempts
+    got = await read_topic(tls_kafka.gate_bootstrap, topic, **consumer_sasl(tls_kafka, mechanism))
+    assert collapse(m for _, m in got) == expected(records)
+
+
+@pytest.mark.parametrize(("mechanism", "said"), [
+    ("PLAIN", "Authentication failed: Invalid username or password"),
+    ("SCRAM-SHA-256", "Authentication failed during authentication due to invalid credentials with SASL "
+                      "mechanism SCRAM-SHA-256"),
+])
+async def test_a_wrong_sasl_password_is_one_fatal_line_without_it(tls_kafka: TlsKafka, topic: str, mechanism: str,
+                                                                 said: str) -> None:
+    """A wrong password: the broker's refusal, quoted in one SinkError line naming mechanism and user, raised
+    at once (no retries); neither the wrong password nor the right one appears in it."""
+    ctx = SinkContext(environ={"DBCOST_KAFKA_USERNAME": GATE_USER, "DBCOST_KAFKA_PASSWORD": "Tr0ub4dor&3"})
+    sink = tls_sink(tls_kafka.gate_bootstrap, topic,
+                    f"cafile={tls_kafka.pki.ca}&sasl_mechanism={mechanism}&retries=5&backoff_ms=2000", ctx)
+    error = await open_fails(sink)
+    assert str(error) == f"{sink.name}: create topics: SASL {mechanism} authentication as 'alice' failed: {said}"
+    assert "Tr0ub4dor" not in str(error) and GATE_PASSWORD not in str(error)
+    assert (mechanism, GATE_USER, False) in tls_kafka.gate.attempts
+
+
 # -- end to end: the CLI against the emulator -----------------------------------------------------------
 
 TODAY = dt.date(2026, 11, 28)
@@ -212,3 +279,37 @@ async def test_backfill_through_tls_fails_on_a_wrong_ca_then_resumes_exactly(tls
         t = truth(emu, START, TODAY.isoformat())
     check(list(collapse(m for _, m in await read_topic(tls_kafka.bootstrap, topic,
                                                         **consumer_tls(tls_kafka))).values()), t)
+
+
+async def test_backfill_with_a_wrong_sasl_password_then_resume_with_the_right_one(tls_kafka: TlsKafka,
+                                                                                tmp_path: Path) -> None:
+    """SASL_SSL + SCRAM-SHA-256 with a wrong DBCOST_KAFKA_PASSWORD: exit 1, one error line naming the refused
+    login, nothing sent, the password in no output; --resume with ?password_file= holding the right one
+    completes, and the topic holds exactly the emulator's ground truth."""
+    topic = f"sasl-e2e-{uuid.uuid4().hex[:8]}"
+    db = tmp_path / "s.duckdb"
+    secret = tmp_path / "kafka.password"
+    secret.write_text(GATE_PASSWORD + "\n")
+    secret.chmod(0o600)
+    base = (f"kafka+ssl://{tls_kafka.gate_bootstrap}/{topic}?idempotence=false&retries=2&backoff_ms=10"
+            f"&cafile={tls_kafka.pki.ca}&sasl_mechanism=SCRAM-SHA-256")
+    env = {"DBCOST_KAFKA_USERNAME": GATE_USER, "DBCOST_KAFKA_PASSWORD": "wrong-Pa55word"}
+    async with Emulator(EmulatorConfig(today=TODAY, page_size=200)) as emu:
+        common = ["--start", START, *Q, "--endpoint-url", emu.url, "--db", str(db), "--max-rps", "100",
+                  "--today", TODAY.isoformat()]
+        code, out, err = await run_cli_async("backfill", *common, "--sink", base, env=env)
+        assert code == 1, err
+        errors = [line for line in err.splitlines() if line.startswith(("dbcost: failed", "dbcost: error"))]
+        assert len(errors) == 1, err
+        assert errors[0].endswith("SASL SCRAM-SHA-256 authentication as 'alice' failed: Authentication failed during "
+                                  "authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256"), err
+        assert "wrong-Pa55word" not in out + err
+        assert await read_topic(tls_kafka.gate_bootstrap, topic, **consumer_sasl(tls_kafka)) == []
+        code, out, err = await run_cli_async("backfill", *common, "--sink", f"{base}&password_file={secret}",
+                                             "--resume", env=env)
+        assert code == 0, err
+        assert re.search(r"\b\d+ unit\(s\), 0 already done", err), err
+        assert GATE_PASSWORD not in out + err and "wrong-Pa55word" not in out + err
+        t = truth(emu, START, TODAY.isoformat())
+    check(list(collapse(m for _, m in await read_topic(tls_kafka.gate_bootstrap, topic,
+                                                        **consumer_sasl(tls_kafka))).values()), t)

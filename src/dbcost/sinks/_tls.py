@@ -13,10 +13,11 @@ connected to; the server wants a client certificate or refused ours; the port do
 
 :func:`probe` finds that cause when the client library only says "connection failed" (aiokafka's bootstrap
 logs the handshake error and raises a generic one): one connection to ``host:port`` with the same context,
-the TLS handshake, one request written and the first bytes of its answer read. Reading matters: under TLS
-1.3 a server refuses a client certificate *after* the client's handshake completed, and the alert only shows
-on the first read. Returns None when the connection works or fails for a reason TLS has nothing to do with
-(connection refused, a reset before the handshake).
+the TLS handshake, a short wait for an alert, one request written and the first bytes of its answer read.
+Reading matters: under TLS 1.3 a server refuses a client certificate *after* the client's handshake
+completed, and the alert only shows on a read (before the request: a reset to it can discard the alert).
+Returns None when the connection works or fails for a reason TLS has nothing to do with (connection
+refused, a reset before the handshake).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ _CLIENT_CERT_REFUSED = frozenset({
 #: what a TLS client reads from a port that does not speak TLS
 _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
                       "UNEXPECTED_EOF_WHILE_READING", "UNKNOWN_PROTOCOL"})
+
+
+#: how long the probe listens for an alert after the handshake before it sends its request
+_ALERT_WAIT_S = 0.5
 
 
 class TlsFileError(ValueError):
@@ -133,6 +138,14 @@ async def probe(host: str, port: int, context: ssl.SSLContext, *, request: bytes
         async with asyncio.timeout(timeout_s):
             reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host,
                                                            ssl_handshake_timeout=timeout_s)
+            # Under TLS 1.3 a refusal of the client's certificate arrives right after the handshake: read it
+            # first. Writing first races it: the server's reset to our request can discard the alert.
+            try:
+                async with asyncio.timeout(min(_ALERT_WAIT_S, timeout_s / 2)):
+                    if not await reader.read(1):
+                        return None  # closed without a word: not a TLS matter
+            except TimeoutError:
+                pass  # the server waits for a request, as it should
             writer.write(request)
             await writer.drain()
             await reader.readexactly(4)
@@ -145,6 +158,16 @@ async def probe(host: str, port: int, context: ssl.SSLContext, *, request: bytes
         return None  # refused, reset, closed: not a TLS matter
     finally:
         if writer is not None:
-            writer.close()
+            await _close(writer, timeout_s)
     return None
+
+
+async def _close(writer: asyncio.StreamWriter, timeout_s: float) -> None:
+    """Close and wait for it (TLS sends close_notify first): a transport left closing outlives its loop."""
+    writer.close()
+    try:
+        async with asyncio.timeout(min(timeout_s, 1.0)):
+            await writer.wait_closed()
+    except (TimeoutError, OSError, ssl.SSLError):
+        writer.transport.abort()
 

@@ -648,7 +648,9 @@ class KafkaSink(SinkBase):
             conn = await create_conn(o.host, o.port, **conn_kw)
         except Exception as exc:
             return self._auth_cause(exc)
-        conn.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await conn.close()
         return None
 
     async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
