@@ -255,3 +255,24 @@ def test_no_secret_reaches_a_repr_a_name_or_the_stored_url(tmp_path: Path) -> No
     seen = " ".join([repr(s), s.name, repr(s.options), s.options.display, redact_url(url), str(s.options)])
     assert PASSWORD not in seen
     assert s.client_options()["sasl_plain_password"] == PASSWORD  # it is there for aiokafka, and only there
+
+
+# -- documentation -----------------------------------------------------------------------------------------
+
+
+def test_every_kafka_option_is_documented_in_the_help_and_the_readme() -> None:
+    """Each option the parser knows is named in --sink's help and in the README's Kafka option table."""
+    import typing
+
+    from dbcost.cli.options import SinkOpt
+    from dbcost.sinks import kafka
+
+    help_text = typing.get_args(SinkOpt)[1].help
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("#### Kafka: every URL option"):]
+    table = table[:table.index("\n#")]
+    for name in sorted(kafka._OPTIONS):
+        assert f" {name}" in help_text, name
+        assert f"`{name}`" in table, name
+    for variable in (kafka.USERNAME_ENV, kafka.PASSWORD_ENV):
+        assert variable in help_text and variable in table

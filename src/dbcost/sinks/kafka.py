@@ -49,10 +49,11 @@ option                 default                   meaning
   TLS options without TLS, SASL without a mechanism, a mechanism without SASL: refused.
 * Credentials never go in the URL (a ``user:password@`` or a ``?password=``-like option is refused, and
   the refusal does not repeat it): the user name is the URL's ``USER@`` or ``DBCOST_KAFKA_USERNAME``; the
-  password ``password_file=`` (read when the sink opens; for OAUTHBEARER at every authentication, so a
-  rotated token file is picked up) or ``DBCOST_KAFKA_PASSWORD`` (read when the URL is parsed, from
-  :attr:`SinkContext.environ <dbcost.sinks.base.SinkContext>`, the process environment by default). PLAIN
-  and SCRAM need both, OAUTHBEARER a token. No message, log line, repr or runs-table row holds a password.
+  password ``password_file=`` (checked when the URL is parsed, read again when the sink opens; for
+  OAUTHBEARER at every authentication, so a rotated token file is picked up) or ``DBCOST_KAFKA_PASSWORD``
+  (read when the URL is parsed, from :attr:`SinkContext.environ <dbcost.sinks.base.SinkContext>`, the
+  process environment by default). PLAIN and SCRAM need both, OAUTHBEARER a token. No message, log line,
+  repr or runs-table row holds a password.
 * ``AWS_MSK_IAM``: SASL/OAUTHBEARER with tokens signed by AWS's ``aws-msk-iam-sasl-signer-python`` from the
   Cost Explorer calls' credential chain (the run's static keys, else the profile's chain; ``role_arn``
   assumed from it), refreshed before they expire (:mod:`dbcost.sinks._kafka_auth`). The region is
@@ -63,13 +64,16 @@ option                 default                   meaning
   empty.
 
 Failures: aiokafka reports a failed bootstrap as "Unable to bootstrap" and only logs the cause, so when
-the sink cannot connect it makes one connection of its own to name it: a TLS handshake (the certificate
+the sink cannot connect (at open) it makes one connection of its own to the bootstrap broker to name it:
+a TLS handshake and one request (the certificate
 expired, is signed by an unknown CA, does not match the host name; a client certificate is required or
 refused; the port does not speak TLS, see :mod:`dbcost.sinks._tls`) and, past TLS, aiokafka's own
 connection with the SASL settings (authentication failed, mechanism not offered). Such a cause is a
 :class:`~dbcost.errors.SinkError` (not retried: another attempt cannot fix a certificate or a password)
 in one line naming the sink; the unit is not checkpointed, and ``--resume`` with the option fixed sends
-it. A connection refused or timed out stays a :class:`~dbcost.errors.TransientSinkError`.
+it. A connection refused or timed out stays a :class:`~dbcost.errors.TransientSinkError`, and so does a
+broker that fails TLS only later (one other than the bootstrap broker, or a certificate that expires
+mid-run): aiokafka retries those connections itself and the sink sees batches not acknowledged.
 
 Parsing the URL (:meth:`KafkaSink.parse`, which :func:`~dbcost.sinks.registry.parse_sink_url` calls up
 front) checks every option without importing aiokafka; aiokafka is imported when the sink opens.
