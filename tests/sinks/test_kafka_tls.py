@@ -281,6 +281,16 @@ async def test_backfill_through_tls_fails_on_a_wrong_ca_then_resumes_exactly(tls
                                                         **consumer_tls(tls_kafka))).values()), t)
 
 
+def stored_text(db: Path) -> str:
+    """What the store keeps about runs and units as text (args, stats, errors), to look for secrets in."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT CAST(args AS VARCHAR), CAST(stats AS VARCHAR) FROM runs").fetchall()
+        rows += con.execute("SELECT coalesce(error, ''), '' FROM units").fetchall()
+    return "\n".join(f"{a} {b}" for a, b in rows)
+
+
 async def test_backfill_with_a_wrong_sasl_password_then_resume_with_the_right_one(tls_kafka: TlsKafka,
                                                                                 tmp_path: Path) -> None:
     """SASL_SSL + SCRAM-SHA-256 with a wrong DBCOST_KAFKA_PASSWORD: exit 1, one error line naming the refused
@@ -311,5 +321,8 @@ async def test_backfill_with_a_wrong_sasl_password_then_resume_with_the_right_on
         assert re.search(r"\b\d+ unit\(s\), 0 already done", err), err
         assert GATE_PASSWORD not in out + err and "wrong-Pa55word" not in out + err
         t = truth(emu, START, TODAY.isoformat())
+    stored = stored_text(db)  # every run's arguments and stats, every unit's error
+    assert f'"sinks":["{base}"]' in stored  # the run's sink URL as first given: it holds no password
+    assert GATE_PASSWORD not in stored and "wrong-Pa55word" not in stored
     check(list(collapse(m for _, m in await read_topic(tls_kafka.gate_bootstrap, topic,
                                                         **consumer_sasl(tls_kafka))).values()), t)

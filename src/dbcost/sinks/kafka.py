@@ -246,7 +246,7 @@ def _file_option(u: ServerUrl, name: str) -> Path | None:
     return path
 
 
-def read_password_file(path: Path) -> str:
+def _read_password_file(path: Path) -> str:
     """The one line of a password (or token) file, without its line end; empty or unreadable: ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -306,7 +306,7 @@ def _security(u: ServerUrl, *, tls_scheme: bool, environ: Mapping[str, str]) -> 
             raise ConfigError(f"{where}: ?password_file= needs sasl_mechanism=PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 "
                               "or OAUTHBEARER")
         try:
-            read_password_file(password_file)
+            _read_password_file(password_file)
         except ConfigError as exc:
             raise ConfigError(f"{where}: ?{exc}") from None
     username = unquote(u.parts.username) if u.parts.username else environ.get(USERNAME_ENV) or None
@@ -519,7 +519,7 @@ class KafkaSink(SinkBase):
             if o.tls:
                 kw["ssl_context"] = o.ssl_context()
             if o.sasl_mechanism in _PASSWORD_MECHANISMS:
-                password = read_password_file(o.password_file) if o.password_file else o.password
+                password = _read_password_file(o.password_file) if o.password_file else o.password
                 kw.update(sasl_mechanism=o.sasl_mechanism, sasl_plain_username=o.username,
                           sasl_plain_password=password)
             elif o.sasl_mechanism == "OAUTHBEARER":
@@ -618,8 +618,8 @@ class KafkaSink(SinkBase):
             if server_error is not None:
                 # aiokafka 0.14 does not read RFC 5802's "e=" server-error: it fails looking for the signature
                 return f"SASL {mechanism} authentication{who} failed: the broker answered {server_error!r}"
-        if mechanism == "AWS_MSK_IAM" and isinstance(exc, DbcostError):
-            return f"AWS_MSK_IAM: {exc}".replace("\n", " ")
+        if mechanism == "AWS_MSK_IAM" and isinstance(exc, DbcostError) and not is_retryable(exc):
+            return f"AWS_MSK_IAM: {exc}".replace("\n", " ")  # no credentials, AssumeRole refused (STS down: retried)
         return None
 
     async def _diagnose(self, exc: BaseException, what: str) -> SinkError:
