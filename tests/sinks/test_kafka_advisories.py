@@ -37,5 +37,6 @@ def test_only_kafka_carries_advisory_events(scheme: str) -> None:
     """Advisory publishing is apart from the record Sink: only the Kafka sink is an AdvisoryPublisher."""
     url = {"jsonl": "jsonl:/tmp/x.jsonl", "parquet": "parquet:/tmp/x", "kafka": "kafka://127.0.0.1:9/t",
            "kinesis": "kinesis://s?region=us-east-1", "postgresql": "postgresql://u@127.0.0.1:5/db",
-           "postgres": "postgres://u@127.0.0.1:5/db", "s3": "s3://bucket/prefix"}[scheme]
-    assert isinstance(open_sink(url), AdvisoryPublisher) is (scheme == "kafka")
+           "postgres": "postgres://u@127.0.0.1:5/db", "s3": "s3://bucket/prefix",
+           "kafka+ssl": "kafka+ssl://127.0.0.1:9/t"}[scheme]
+    assert isinstance(open_sink(url), AdvisoryPublisher) is scheme.startswith("kafka")

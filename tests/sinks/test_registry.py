@@ -42,6 +42,7 @@ EXAMPLES: dict[str, tuple[str, SinkClass, type[SinkOptions]]] = {
     "jsonl": ("jsonl:out/records.jsonl", JsonlSink, JsonlOptions),
     "parquet": ("parquet:out/pq", ParquetSink, ParquetOptions),
     "kafka": ("kafka://127.0.0.1:9092/costs", KafkaSink, KafkaOptions),
+    "kafka+ssl": ("kafka+ssl://127.0.0.1:9093/costs", KafkaSink, KafkaOptions),
     "kinesis": ("kinesis://costs", KinesisSink, KinesisOptions),
     "postgresql": ("postgresql://u@127.0.0.1/db", PostgresSink, PostgresOptions),
     "postgres": ("postgres://u@127.0.0.1/db", PostgresSink, PostgresOptions),
@@ -219,7 +220,7 @@ async def test_missing_client_library_names_the_extra(monkeypatch: pytest.Monkey
 def test_only_kafka_publishes_quota_status(scheme: str) -> None:
     """Quota status publishing is apart from the record Sink: only the Kafka sink is a StatusPublisher."""
     url, _, _ = EXAMPLES[scheme]
-    assert isinstance(open_sink(url), StatusPublisher) is (scheme == "kafka")
+    assert isinstance(open_sink(url), StatusPublisher) is scheme.startswith("kafka")
 
 
 def test_sink_record_from_record_derives_the_natural_key() -> None:
@@ -243,6 +244,7 @@ async def test_a_bad_sink_option_is_refused_before_the_run_starts(tmp_path: Path
     assert code == 2
     assert err.strip().splitlines() == [
         "dbcost: error: --sink kafka://127.0.0.1:1/t?idempotance=false: unknown option(s) idempotance (known: "
-        "backoff_ms, batch_size, client_id, compression, create_topics, idempotence, partitions, replication, "
-        "retries, retry_budget_s, status_topic, timeout_ms)"]
+        "backoff_ms, batch_size, cafile, certfile, check_hostname, client_id, compression, create_topics, "
+        "external_id, idempotence, keyfile, partitions, password_file, profile, region, replication, retries, "
+        "retry_budget_s, role_arn, sasl_mechanism, security_protocol, status_topic, timeout_ms)"]
     assert not db.exists()

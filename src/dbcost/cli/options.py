@@ -100,9 +100,14 @@ MaxReqOpt = Annotated[
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 3 if any group was quarantined.")]
 SinkOpt = Annotated[
     list[str] | None,
-    typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka://H:P/TOPIC, "
-                                "kinesis://STREAM, postgresql://USER@H:P/DB, s3://BUCKET/PREFIX. "
-                                "Repeatable."),
+    typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka[+ssl]://H:P/TOPIC, "
+                                "kinesis://STREAM, postgresql://USER@H:P/DB, s3://BUCKET/PREFIX. Repeatable. "
+                                "Kafka ?options: idempotence compression batch_size timeout_ms retries backoff_ms "
+                                "retry_budget_s create_topics partitions replication status_topic client_id "
+                                "security_protocol cafile certfile keyfile check_hostname sasl_mechanism (PLAIN, "
+                                "SCRAM-SHA-256/512, OAUTHBEARER, AWS_MSK_IAM) password_file region profile role_arn "
+                                "external_id; SASL user and password from DBCOST_KAFKA_USERNAME/DBCOST_KAFKA_PASSWORD "
+                                "(README: Sinks)."),
 ]
 
 # ------------------------------------------------------------------------------------ runs into the store

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from dbcost.transport.base import Transport
 
 __all__ = [
+    "SECRET_OPTIONS",
     "AdvisoryPublisher",
     "Sink",
     "SinkBase",
@@ -116,6 +117,15 @@ def natural_key(dataset: str, target: str, period_start: str, key_values: Sequen
     return "|".join((dataset, target, period_start, orjson.dumps(list(key_values)).decode()))
 
 
+#: ``?name=`` options whose value is a secret, in any sink URL. The Kafka sink refuses them (its credentials
+#: come from the environment or a file) without repeating their value; redaction must never show one.
+SECRET_OPTIONS: frozenset[str] = frozenset({
+    "password", "passwd", "pass", "secret", "token", "access_token", "api_key", "sasl_password",
+    "sasl_plain_password", "sasl_oauth_token", "ssl_password", "ssl_key_password", "key_password",
+    "keyfile_password", "aws_secret_access_key", "aws_session_token",
+})
+
+
 def redact_url(url: str) -> str:
     """``url`` with any password replaced by ``***`` (for messages, logs and the runs table)."""
     try:
@@ -135,7 +145,8 @@ class SinkContext:
     ``endpoint_url``/``region``/``profile``/``credentials`` reach the AWS sinks (Kinesis): the CLI passes
     the run's region and profile, never its Cost Explorer endpoint. ``transport`` (an already-open
     :class:`~dbcost.transport.base.Transport`, owned by the caller) and ``clock`` (a
-    :class:`~dbcost.clock.Clock` for the retry backoff) are how tests and benchmarks reach a sink's seams.
+    :class:`~dbcost.clock.Clock` for the retry backoff and token ages) are how tests and benchmarks reach a
+    sink's seams; ``environ`` replaces the process environment for the variables a sink reads.
     """
 
     endpoint_url: str | None = None
@@ -145,6 +156,9 @@ class SinkContext:
     credentials: tuple[str, str] | None = field(default=None, repr=False)
     transport: Transport | None = field(default=None, repr=False, compare=False)
     clock: Clock | None = field(default=None, repr=False, compare=False)
+    #: the environment the sinks' documented variables are read from (``DBCOST_KAFKA_USERNAME``,
+    #: ``DBCOST_KAFKA_PASSWORD``) when a sink is built; None = the process environment
+    environ: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,7 +1,7 @@
 """The sink registry: which class serves a ``--sink`` URL, and the two entry points that use it.
 
 Sinks are named by URL (``--sink``, repeatable): ``jsonl:PATH``, ``parquet:PATH``,
-``kafka://HOST:PORT/TOPIC[?idempotence=false]``, ``kinesis://STREAM[?endpoint_url=...&region=...]``,
+``kafka[+ssl]://HOST:PORT/TOPIC[?idempotence=false]``, ``kinesis://STREAM[?endpoint_url=...&region=...]``,
 ``postgresql://USER@HOST:PORT/DB``, ``s3://BUCKET/PREFIX``. The scheme (before the first ``:``, any case)
 picks the class from :data:`SINK_SCHEMES`; everything after it is that class's business:
 
@@ -32,6 +32,7 @@ SINK_SCHEMES: dict[str, str] = {
     "jsonl": "dbcost.sinks.jsonl:JsonlSink",
     "parquet": "dbcost.sinks.parquet:ParquetSink",
     "kafka": "dbcost.sinks.kafka:KafkaSink",
+    "kafka+ssl": "dbcost.sinks.kafka:KafkaSink",
     "kinesis": "dbcost.sinks.kinesis:KinesisSink",
     "postgresql": "dbcost.sinks.postgres:PostgresSink",
     "postgres": "dbcost.sinks.postgres:PostgresSink",
