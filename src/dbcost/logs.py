@@ -1,8 +1,13 @@
 """Logging setup for the CLI: human lines or JSON lines on stderr, and no credentials, ever.
 
 botocore and aiobotocore log request headers (``X-Amz-Security-Token``) and signing details at DEBUG, so
-their loggers are pinned at WARNING whatever dbcost's own level is. dbcost's own messages never include
-credentials: transports format only operation names, codes, statuses and service messages.
+their loggers are pinned at WARNING or above whatever dbcost's own level is. dbcost's own messages never
+include credentials: transports format only operation names, codes, statuses and service messages.
+
+The libraries' records go through dbcost's handler (the same text or JSON lines), never through Python's
+last-resort handler (an unformatted line on stderr): at WARNING when the user asked for INFO or DEBUG, and
+not at all at dbcost's default level, where a failure is the one line dbcost itself prints (aiokafka, for
+one, logs "Unable connect to node" at ERROR before the sink names the cause).
 """
 
 from __future__ import annotations
@@ -65,5 +70,11 @@ def setup_logging(level: str = "WARNING", fmt: LogFormat = "text") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    library_level = logging.WARNING if root.level <= logging.INFO else logging.CRITICAL + 1
     for name in _QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        lib = logging.getLogger(name)
+        for h in list(lib.handlers):
+            lib.removeHandler(h)
+        lib.addHandler(handler)
+        lib.setLevel(library_level)
+        lib.propagate = False
