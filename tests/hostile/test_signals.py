@@ -149,3 +149,29 @@ async def test_kill_9_mid_backfill_then_resume_equals_the_truth(tmp_path: Path) 
         got, _, err = await cli(*args, "--resume")
         assert got == 0, err
         assert stored_total(db) == truth_total(emu, "2026-09-01", "2026-11-01")
+
+
+async def test_a_second_backfill_on_a_store_in_use_is_refused_with_one_line(tmp_path: Path) -> None:
+    """Two backfills on one store: the second is refused cleanly (one line naming the store, nothing sent by
+    it), and the first is not disturbed."""
+
+    async def slow(call: Call) -> web.StreamResponse:
+        if call.n <= 2:  # the first run's two units: long enough for the second run to come and go
+            await asyncio.sleep(4)
+        return answer(page(call))
+
+    db = tmp_path / "s.duckdb"
+    async with Hostile(slow) as srv:
+        args = ["backfill", "--start", "2026-10-01", "--end", "2026-10-03", *Q, "--endpoint-url", srv.url, *FAST,
+                "--db", str(db)]
+        first = await spawn(*args)
+        await wait_for(lambda: srv.requests >= 1)
+        sent = srv.requests
+        code, _, err = await cli(*args)
+        assert code == 1
+        line = [x for x in lines(err) if str(db) in x]
+        assert len(lines(err)) == 1 and line, err
+        assert_clean(err)
+        assert srv.requests == sent
+        got, _, err = await finish(first)
+        assert got == 0, err

@@ -23,6 +23,7 @@ from dbcost.cli.app import (
     DbcostError,
     UsageError,
     exit_for_signal,
+    fail,
     fail_usage,
     interrupted_by,
     live_progress,
@@ -113,6 +114,8 @@ def backfill(
             dbcost.jobs.backfill.check_backfill(spec)
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc))
+    except DbcostError as exc:  # the store cannot be read (in use by another run, not a store)
+        fail(exc)
     code = run_async(lambda: _run(spec, dry_run=dry_run, as_json=as_json, strict=strict, metrics_file=metrics_file))
     raise typer.Exit(code)
 
@@ -172,6 +175,8 @@ def sync(
             dbcost.jobs.backfill.check_backfill(windowed)
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc))
+    except DbcostError as exc:  # the store cannot be read (in use by another run, not a store)
+        fail(exc)
     code = run_async(lambda: _run(windowed, dry_run=dry_run, as_json=as_json, strict=strict,
                                   metrics_file=metrics_file))
     raise typer.Exit(code)
