@@ -145,6 +145,20 @@ async def cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:  # noqa:
     return await run_cli_async(*args, *extra, timeout=timeout)
 
 
+async def cli_each(*runs: tuple[str, ...], env: dict[str, str] | None = None,
+                   timeout: float = 60) -> list[tuple[int, str, str]]:  # noqa: ASYNC109 - subprocess deadline
+    """Several independent ``dbcost`` runs, two at a time (a run's cost is mostly its start-up, one core's
+    worth): the refusal tables stay quick on a two-core machine."""
+    gate = asyncio.Semaphore(2)
+
+    async def one(args: tuple[str, ...]) -> tuple[int, str, str]:
+        async with gate:
+            extra = ("--today", TODAY_S) if args and args[0] in ("backfill", "sync") else ()
+            return await run_cli_async(*args, *extra, env=env, timeout=timeout)
+
+    return list(await asyncio.gather(*(one(r) for r in runs)))
+
+
 async def spawn(*args: str) -> asyncio.subprocess.Process:
     """``dbcost ARGS`` started, not awaited (for the signal tests); stdout and stderr are pipes."""
     extra = ("--today", TODAY_S) if args and args[0] in ("backfill", "sync") else ()

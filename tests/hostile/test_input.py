@@ -1,76 +1,95 @@
 """Input the planner used to let through, and refusals that came too late: every exit 2 is one line, before
-any request, any file or any run row; and --resume with nothing to resume says so and sends nothing."""
+any request, any file or any run row; and --resume with nothing to resume says so and sends nothing.
+
+Each table of refusals runs its cases side by side (:func:`cli_each`); an assertion names the case."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import duckdb
-import pytest
 
-from tests.hostile.conftest import FAST, TODAY, Hostile, Q, cli, lines, one_line
+from tests.hostile.conftest import FAST, Hostile, Q, cli, cli_each, lines, one_line
 
+_UTC_TODAY = dt.datetime.now(dt.UTC).date()
 
-@pytest.mark.parametrize(("args", "needle"), [
+BACKFILL_RANGES = [
     (["--start", "2099-01-01", "--end", "2099-02-01"], "future"),
-    (["--start", "9999-12-01"], "--start"),
+    (["--start", "9999-12-01"], "future"),
     (["--start", "9999-12-01", "--end", "9999-12-31"], "future"),
     (["--start", "1999-01-01"], "1999-01-01"),
     (["--start", "2026-09-01", "--end", "2026-09-02", "--granularity", "HOURLY"], "HOURLY"),
-], ids=["future", "year-9999", "year-9999-range", "before-history", "hourly-outside-14-days"])
-async def test_backfill_refuses_ranges_cost_explorer_cannot_serve(tmp_path: Path, args: list[str], needle: str) -> None:
-    """Future ranges, year 9999 (was a ValueError traceback), before the history, HOURLY beyond 14 days: exit 2,
-    one line, nothing sent, no store file."""
-    db = tmp_path / "s.duckdb"
-    async with Hostile() as srv:
-        code, _, err = await cli("backfill", *args, *Q, "--endpoint-url", srv.url, "--db", str(db))
-    assert code == 2
-    one_line(err, needle)
-    assert srv.requests == 0 and not db.exists()
+]
 
-
-@pytest.mark.parametrize(("args", "needle"), [
+FETCH_RANGES = [
     (["--start", "2099-01-01", "--end", "2099-02-01"], "future"),
     (["--start", "9999-12-01", "--end", "9999-12-31"], "future"),
-    (["--start", (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=40)).isoformat(),
-      "--end", (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=39)).isoformat(), "--granularity", "HOURLY"],
-     "HOURLY"),
-], ids=["future", "year-9999", "hourly-outside-14-days"])
-async def test_fetch_refuses_ranges_cost_explorer_cannot_serve(tmp_path: Path, args: list[str], needle: str) -> None:
-    """fetch: the same refusals, before anything is sent or written."""
-    out = tmp_path / "r.jsonl"
+    (["--start", (_UTC_TODAY - dt.timedelta(days=40)).isoformat(),
+      "--end", (_UTC_TODAY - dt.timedelta(days=39)).isoformat(), "--granularity", "HOURLY"], "HOURLY"),
+]
+
+
+async def test_backfill_refuses_ranges_cost_explorer_cannot_serve(tmp_path: Path) -> None:
+    """Future ranges (31 requests for 31 zero rows before), year 9999 (a ValueError traceback), before the
+    history, HOURLY beyond 14 days: exit 2, one line, nothing sent, no store file."""
     async with Hostile() as srv:
-        code, stdout, err = await cli("fetch", *args, *Q, "--endpoint-url", srv.url, "--output", str(out))
-    assert code == 2 and not stdout
-    one_line(err, needle)
+        runs = [("backfill", *args, *Q, "--endpoint-url", srv.url, "--db", str(tmp_path / f"s{i}.duckdb"))
+                for i, (args, _) in enumerate(BACKFILL_RANGES)]
+        results = await cli_each(*runs)
+    for (args, needle), (code, _, err) in zip(BACKFILL_RANGES, results, strict=True):
+        assert code == 2, (args, err)
+        one_line(err, needle)
     assert srv.requests == 0 and not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize(("args", "env", "needle"), [
+async def test_fetch_refuses_ranges_cost_explorer_cannot_serve(tmp_path: Path) -> None:
+    """fetch: the same refusals (HOURLY outside the window used to be sent), before anything is sent or written."""
+    async with Hostile() as srv:
+        runs = [("fetch", *args, *Q, "--endpoint-url", srv.url, "--output", str(tmp_path / f"r{i}.jsonl"))
+                for i, (args, _) in enumerate(FETCH_RANGES)]
+        results = await cli_each(*runs)
+    for (args, needle), (code, out, err) in zip(FETCH_RANGES, results, strict=True):
+        assert code == 2 and not out, (args, err)
+        one_line(err, needle)
+    assert srv.requests == 0 and not list(tmp_path.iterdir())
+
+
+REFUSALS = [
     (["--sink", "parquet:/etc/passwd"], {}, "/etc/passwd"),
     (["--sink", "jsonl:/nonexistent/d/r.jsonl"], {}, "/nonexistent/d"),
     ([], {"DBCOST_DUCKDB_MEMORY_LIMIT": "lots"}, "DBCOST_DUCKDB_MEMORY_LIMIT"),
     ([], {"DBCOST_DUCKDB_MEMORY_LIMIT": "0KB"}, "DBCOST_DUCKDB_MEMORY_LIMIT"),
     (["--max-cost-usd", "-1"], {}, "--max-cost-usd"),
     (["--shard", "3/2"], {}, "--shard"),
-], ids=["parquet-on-a-file", "jsonl-in-missing-dir", "memory-limit-word", "memory-limit-zero", "negative-cost",
-        "bad-shard"])
-async def test_refusals_leave_no_store_file_and_no_run_row(tmp_path: Path, args: list[str], env: dict[str, str],
-                                                           needle: str) -> None:
-    """Bad sinks, a bad DuckDB memory limit, bad caps: exit 2, one line, no store file (so no run row)."""
-    import os
+    (["--request-timeout-s", "0"], {}, "--request-timeout-s"),
+    (["--retry-budget-s", "-1"], {}, "--retry-budget-s"),
+    (["--endpoint-url", "notaurl"], {}, "--endpoint-url"),
+    (["--region", "bad region!"], {}, "--region"),
+]
 
-    from tests.conftest import run_cli_async
 
-    db = tmp_path / "s.duckdb"
+async def test_refusals_leave_no_store_file_and_no_run_row(tmp_path: Path) -> None:
+    """Bad sinks (parquet on a file used to leave a run row 'running'), a DuckDB memory limit it cannot run in
+    (it left a store file), bad caps, timeouts, endpoint or region: exit 2, one line, no store file."""
     async with Hostile() as srv:
-        code, _, err = await run_cli_async("backfill", "--start", "2026-10-01", "--end", "2026-10-03", *Q,
-                                           "--endpoint-url", srv.url, "--db", str(db), *args, "--today",
-                                           TODAY.isoformat(), env={**os.environ, **env})
-    assert code == 2, err
-    one_line(err, needle)
-    assert srv.requests == 0 and not db.exists()
+        # the environment differs per case: the plain ones side by side, then each with its own
+        plain = [(i, a) for i, (a, e, _) in enumerate(REFUSALS) if not e]
+        env_cases = [(i, a, e) for i, (a, e, _) in enumerate(REFUSALS) if e]
+        got: dict[int, tuple[int, str, str]] = {}
+        runs = [("backfill", "--start", "2026-10-01", "--end", "2026-10-03", *Q, "--endpoint-url", srv.url, "--db",
+                 str(tmp_path / f"s{i}.duckdb"), *a) for i, a in plain]
+        for (i, _), result in zip(plain, await cli_each(*runs), strict=True):
+            got[i] = result
+        for i, a, e in env_cases:
+            [got[i]] = await cli_each(("backfill", "--start", "2026-10-01", "--end", "2026-10-03", *Q, "--endpoint-url",
+                                       srv.url, "--db", str(tmp_path / f"s{i}.duckdb"), *a), env={**os.environ, **e})
+    for i, (args, env, needle) in enumerate(REFUSALS):
+        code, _, err = got[i]
+        assert code == 2, (args, env, err)
+        one_line(err, needle)
+    assert srv.requests == 0 and not list(tmp_path.iterdir())
 
 
 async def test_refusals_leave_an_existing_store_without_a_new_run_row(tmp_path: Path) -> None:
@@ -80,23 +99,28 @@ async def test_refusals_leave_an_existing_store_without_a_new_run_row(tmp_path: 
         code, _, err = await cli("backfill", "--start", "2026-10-01", "--end", "2026-10-02", *Q, "--endpoint-url",
                                  srv.url, *FAST, "--db", str(db))
         assert code == 0, err
-        for bad in (["--start", "1999-01-01"], ["--start", "2026-10-01", "--sink", "parquet:/etc/passwd"],
-                    ["--start", "2026-10-01", "--max-requests", "1", "--window", "day"]):
-            code, _, err = await cli("backfill", *bad, *Q, "--endpoint-url", srv.url, "--db", str(db))
-            assert code == 2, err
-            assert len(lines(err)) == 1, err
+        bad = (["--start", "1999-01-01"], ["--start", "2026-10-01", "--sink", "parquet:/etc/passwd"],
+               ["--start", "2026-10-01", "--max-requests", "1", "--window", "day"])
+        results = await cli_each(*(("backfill", *b, *Q, "--endpoint-url", srv.url, "--db", str(db)) for b in bad))
+    for b, (code, _, err) in zip(bad, results, strict=True):
+        assert code == 2, (b, err)
+        assert len(lines(err)) == 1, err
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT status FROM runs").fetchall() == [("done",)]
 
 
-@pytest.mark.parametrize(("opt", "value"), [("--max-rps", "0"), ("--max-concurrency", "0"), ("--max-requests", "-1"),
-                                            ("--granularity", None), ("--nope", None)])
-async def test_option_errors_are_one_line_not_a_box(opt: str, value: str | None) -> None:
-    """click/typer option errors (--max-rps 0, a missing value, an unknown option): one line, exit 2."""
-    args = [opt] if value is None else [opt, value]
-    code, out, err = await cli("fetch", "--start", "2026-10-01", "--end", "2026-10-02", *args)
-    assert code == 2 and not out
-    one_line(err, opt, "dbcost")
+OPTION_ERRORS = [["--max-rps", "0"], ["--max-concurrency", "0"], ["--max-requests", "-1"], ["--granularity"],
+                 ["--nope"]]
+
+
+async def test_option_errors_are_one_line_not_a_box() -> None:
+    """click/typer option errors (--max-rps 0 printed a 5-line box; a missing value, an unknown option): one
+    line, exit 2, nothing on stdout."""
+    results = await cli_each(*(("fetch", "--start", "2026-10-01", "--end", "2026-10-02", *args)
+                               for args in OPTION_ERRORS))
+    for args, (code, out, err) in zip(OPTION_ERRORS, results, strict=True):
+        assert code == 2 and not out, (args, err)
+        one_line(err, args[0], "dbcost: error:")
 
 
 async def test_resume_with_nothing_to_resume_says_so_and_sends_nothing(tmp_path: Path) -> None:

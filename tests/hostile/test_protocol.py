@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 from aiohttp import web
 
-from tests.hostile.conftest import FAST, Call, Hostile, Q, answer, assert_clean, cli, lines, one_line, page
+from tests.hostile.conftest import FAST, Call, Hostile, Q, answer, assert_clean, cli, cli_each, lines, one_line, page
 
 USAGE_TYPE_CLUSTER = [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}, {"Type": "TAG", "Key": "db-cluster"}]
 SERVICE_CLUSTER_Q = ["--group-by", "SERVICE", "--group-by", "TAG:db-cluster"]
@@ -148,32 +148,20 @@ async def test_429_without_an_error_code_is_a_throttle(tmp_path: Path) -> None:
     assert summary["throttled"] == 2 and summary["retries"] == 2
 
 
-async def test_a_bad_endpoint_url_is_one_line_exit_2(tmp_path: Path) -> None:
-    """--endpoint-url notaurl (was an AttributeError traceback): exit 2, one line, for fetch and backfill."""
-    code, out, err = await cli("fetch", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url", "notaurl")
+async def test_a_bad_endpoint_url_or_region_is_one_line_exit_2() -> None:
+    """--endpoint-url notaurl (an AttributeError traceback of 104 lines) and --region 'bad region!' (96 lines):
+    exit 2, one line, nothing sent (backfill's are in test_input's refusal table)."""
+    async with Hostile() as srv:
+        results = await cli_each(
+            ("fetch", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url", "notaurl"),
+            ("fetch", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url", srv.url, "--region",
+             "bad region!"))
+    (code, out, err), (code2, out2, err2) = results
     assert code == 2 and not out
     one_line(err, "--endpoint-url", "notaurl")
-    db = tmp_path / "s.duckdb"
-    code, _, err = await cli("backfill", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url", "notaurl",
-                             "--db", str(db))
-    assert code == 2
-    one_line(err, "--endpoint-url")
-    assert not db.exists()
-
-
-async def test_a_bad_region_is_one_line_exit_2(tmp_path: Path) -> None:
-    """--region 'bad region!' (was a traceback): exit 2, one line, nothing sent."""
-    async with Hostile() as srv:
-        code, _, err = await cli("fetch", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url", srv.url,
-                                 "--region", "bad region!")
-        assert code == 2
-        one_line(err, "--region")
-        db = tmp_path / "s.duckdb"
-        code, _, err = await cli("backfill", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url",
-                                 srv.url, "--region", "bad region!", "--db", str(db))
-        assert code == 2
-        one_line(err, "--region")
-    assert srv.requests == 0 and not db.exists()
+    assert code2 == 2 and not out2
+    one_line(err2, "--region")
+    assert srv.requests == 0
 
 
 async def test_a_refused_connection_is_one_line_within_the_budget(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def test_redact_url_keeps_urls_without_secrets_and_survives_garbage() -> None:
 async def test_a_password_query_parameter_never_reaches_stderr_logs_or_the_runs_table(tmp_path: Path) -> None:
     """?password= in a PostgreSQL sink URL (asyncpg accepts it) used to be printed and stored in runs.args."""
     db = tmp_path / "s.duckdb"
-    sink = f"postgresql://dbuser@127.0.0.1:9/costs?password={SECRET}&connect_timeout=1"
+    sink = f"postgresql://dbuser@127.0.0.1:9/costs?password={SECRET}&connect_timeout=1&retries=1"
     async with Hostile() as srv:
         code, out, err = await cli("--log-level", "DEBUG", "backfill", "--start", "2026-10-01", "--end",
                                    "2026-10-02", *Q, "--endpoint-url", srv.url, *FAST, "--db", str(db),
@@ -90,7 +90,7 @@ async def test_the_metrics_file_says_the_run_failed_when_sink_delivery_failed(tm
         code, _, err = await cli(*base)
         assert code == 0, err
         assert 'dbcost_run_ok{command="backfill"} 1' in metrics.read_text()
-        code, _, err = await cli(*base, "--sink", "postgresql://dbuser@127.0.0.1:9/costs?connect_timeout=1")
+        code, _, err = await cli(*base, "--sink", "postgresql://dbuser@127.0.0.1:9/costs?connect_timeout=1&retries=1")
     assert code == 1
     assert_clean(err)
     assert 'dbcost_run_ok{command="backfill"} 0' in metrics.read_text()
@@ -105,7 +105,7 @@ async def test_the_metrics_file_is_written_when_the_run_raises(tmp_path: Path) -
         assert code == 0, err
     code, _, err = await cli("backfill", "--start", "2026-10-01", "--end", "2026-10-03", *Q, "--endpoint-url",
                              "http://127.0.0.1:9", *FAST, "--db", str(db), "--metrics-file", str(metrics),
-                             "--retry-budget-s", "1")
+                             "--retry-budget-s", "0.5")
     assert code == 1
     assert_clean(err)
     assert 'dbcost_run_ok{command="backfill"} 0' in metrics.read_text()
