@@ -177,3 +177,22 @@ async def test_a_second_backfill_on_a_store_in_use_is_refused_with_one_line(tmp_
         assert srv.requests == sent
         got, _, err = await finish(first)
         assert got == 0, err
+
+
+async def test_a_sync_stopped_by_sigterm_is_finished_by_its_resume_command(tmp_path: Path) -> None:
+    """A first sync stopped by SIGTERM: its printed --resume command finishes it (a sync's window moves with what
+    it completed, so the resumed plan may differ: it then syncs what is still missing), store == truth."""
+    db = tmp_path / "s.duckdb"
+    async with Emulator(slow_emulator()) as emu:
+        args = ["sync", "--start", "2026-10-01", *Q, "--endpoint-url", emu.url, *FAST, "--max-concurrency", "2",
+                "--db", str(db)]
+        proc = await spawn(*args)
+        await wait_for(lambda: emu.stats()["pages_served"] >= 8)
+        proc.send_signal(signal.SIGTERM)
+        got, _, err = await finish(proc)
+        assert got == 143, err
+        resume = resume_command(err)
+        got, _, err = await cli(*resume[1:-3], "--resume")
+        assert got == 0, err
+        assert_clean(err)
+        assert stored_total(db) == truth_total(emu, "2026-10-01", TODAY.isoformat())

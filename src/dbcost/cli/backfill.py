@@ -6,6 +6,7 @@ window from the store (:func:`dbcost.jobs.backfill.sync_spec`). ``--dry-run`` pr
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from typing import Annotated
@@ -190,6 +191,12 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bo
     try:
         with RunProgress(live=live_progress() and not as_json) as progress:
             outcome = await dbcost.jobs.backfill.run_backfill(spec, progress=progress, stop=stop_requested())
+            if outcome.nothing_to_resume and spec.command == "sync" and spec.db.exists():
+                # a sync's window moves with what it completed: an interrupted sync's plan may not be found
+                # again, but catching up is what a sync does; its window is what is still missing
+                say(f"dbcost sync: no unfinished sync of this plan; syncing from {spec.query.start}")
+                spec = dataclasses.replace(spec, resume=False)
+                outcome = await dbcost.jobs.backfill.run_backfill(spec, progress=progress, stop=stop_requested())
     finally:
         # on every way out (a failure included): the run has recorded how it ended, the metrics say it
         if metrics_file and spec.db.exists():
@@ -207,7 +214,8 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bo
     elif sig is not None:
         say(f"dbcost {command}: interrupted by {sig.name}: {outcome.units_done} unit(s) done in this run, "
             f"{outcome.units_skipped} before it, {outcome.units_stopped} stopped (resumable); "
-            f"continue with: {resume_command()}", level="error")
+            f"continue with: {resume_command(pin_end=spec.query.end.isoformat() if command == 'backfill' else None)}",
+            level="error")
         return exit_for_signal(sig)
     return code if metrics_ok else max(code, EXIT_FAILED)
 
@@ -222,9 +230,12 @@ def _write_metrics(path: str, spec: dbcost.RunSpec) -> bool:
     return True
 
 
-def resume_command(argv: list[str] | None = None) -> str:
-    """The command line that continues this run: the same arguments, with ``--resume``."""
+def resume_command(argv: list[str] | None = None, *, pin_end: str | None = None) -> str:
+    """The command line that continues this run: the same arguments, with ``--resume``. A backfill whose end
+    was today by default gets it pinned (``pin_end``): tomorrow's default end would be another plan."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if pin_end is not None and not any(a == "--end" or a.startswith("--end=") for a in args):
+        args += ["--end", pin_end]
     if "--resume" not in args:
         args.append("--resume")
     return shlex.join(["dbcost", *args])
