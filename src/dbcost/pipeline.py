@@ -409,8 +409,8 @@ async def _run_units(
             except StoreError as exc:
                 # the store failed (disk full, read-only): it may be unusable; stop everything
                 if outcome.fatal is None:
-                    outcome.fatal = str(exc)
-                    log.error("unit %s: the store failed: %s", unit.unit_id, exc)
+                    outcome.fatal = str(exc)  # the outcome says it (the CLI prints it once)
+                    log.info("unit %s: the store failed: %s", unit.unit_id, exc)
                 outcome.units_stopped += 1
                 halt_all()
             except DbcostError as exc:
