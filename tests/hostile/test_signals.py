@@ -196,3 +196,23 @@ async def test_a_sync_stopped_by_sigterm_is_finished_by_its_resume_command(tmp_p
         assert got == 0, err
         assert_clean(err)
         assert stored_total(db) == truth_total(emu, "2026-10-01", TODAY.isoformat())
+
+
+async def test_sigterm_ends_any_other_command_at_once_with_one_line(tmp_path: Path) -> None:
+    """A command with no clean stop of its own (attribute, waiting on its first request) is cancelled at once:
+    exit 143, one line, no traceback, no leak report."""
+
+    async def never(call: Call) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        return answer(page(call))
+
+    async with Hostile(never) as srv:
+        proc = await spawn("attribute", "--month", "2026-10", "--endpoint-url", srv.url, "--db",
+                           str(tmp_path / "s.duckdb"), "--today", TODAY.isoformat())
+        await wait_for(lambda: srv.requests >= 1)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        got, _, err = await finish(proc)
+    assert time.monotonic() - sent < 3
+    assert got == 143
+    assert lines(err) == ["dbcost: interrupted by SIGTERM"], err
