@@ -145,6 +145,61 @@ async def cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:  # noqa:
     return await run_cli_async(*args, *extra, timeout=timeout)
 
 
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``dbcost ARGS`` in this process (typer's CliRunner: the same app, options and error handler, without an
+    interpreter's start-up): for the tables of refusals, which never get as far as a request. Backfill/sync
+    pretend today is :data:`TODAY`."""
+    import logging
+
+    from typer.testing import CliRunner
+
+    from dbcost.cli import app
+
+    extra = ("--today", TODAY_S) if args and args[0] in ("backfill", "sync") else ()
+    try:
+        result = CliRunner(env=env).invoke(app, [*args, *extra])
+    finally:
+        dbcost_log = logging.getLogger("dbcost")  # its handler wrote to the runner's stderr, now closed
+        for handler in list(dbcost_log.handlers):
+            dbcost_log.removeHandler(handler)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+class CountingServer:
+    """A plain HTTP server on a thread that counts what reaches it and answers 500: for the in-process refusals,
+    which must send nothing (``with CountingServer() as srv: ... srv.url ... srv.requests``)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        counter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                counter.requests += 1
+                self.send_response(500)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.requests = 0
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 async def cli_each(*runs: tuple[str, ...], env: dict[str, str] | None = None,
                    timeout: float = 60) -> list[tuple[int, str, str]]:  # noqa: ASYNC109 - subprocess deadline
     """Several independent ``dbcost`` runs, two at a time (a run's cost is mostly its start-up, one core's

@@ -9,7 +9,20 @@ from pathlib import Path
 import duckdb
 from aiohttp import web
 
-from tests.hostile.conftest import FAST, Call, Hostile, Q, answer, assert_clean, cli, cli_each, lines, one_line, page
+from tests.hostile.conftest import (
+    FAST,
+    Call,
+    CountingServer,
+    Hostile,
+    Q,
+    answer,
+    assert_clean,
+    cli,
+    invoke,
+    lines,
+    one_line,
+    page,
+)
 
 USAGE_TYPE_CLUSTER = [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}, {"Type": "TAG", "Key": "db-cluster"}]
 SERVICE_CLUSTER_Q = ["--group-by", "SERVICE", "--group-by", "TAG:db-cluster"]
@@ -148,19 +161,17 @@ async def test_429_without_an_error_code_is_a_throttle(tmp_path: Path) -> None:
     assert summary["throttled"] == 2 and summary["retries"] == 2
 
 
-async def test_a_bad_endpoint_url_or_region_is_one_line_exit_2() -> None:
-    """--endpoint-url notaurl (an AttributeError traceback of 104 lines) and --region 'bad region!' (96 lines):
-    exit 2, one line, nothing sent (backfill's are in test_input's refusal table)."""
-    async with Hostile() as srv:
-        results = await cli_each(
-            ("fetch", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url", "notaurl"),
-            ("fetch", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url", srv.url, "--region",
-             "bad region!"))
-    (code, out, err), (code2, out2, err2) = results
-    assert code == 2 and not out
-    one_line(err, "--endpoint-url", "notaurl")
-    assert code2 == 2 and not out2
-    one_line(err2, "--region")
+def test_a_bad_endpoint_url_or_region_is_one_line_exit_2() -> None:
+    """fetch --endpoint-url notaurl (an AttributeError traceback of 104 lines) and --region 'bad region!' (96
+    lines): exit 2, one line, nothing sent (backfill's are in test_input's refusal table)."""
+    with CountingServer() as srv:
+        code, out, err = invoke("fetch", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url", "notaurl")
+        assert code == 2 and not out
+        one_line(err, "--endpoint-url", "notaurl")
+        code, out, err = invoke("fetch", "--start", "2026-10-01", "--end", "2026-10-02", "--endpoint-url", srv.url,
+                                "--region", "bad region!")
+        assert code == 2 and not out
+        one_line(err, "--region")
     assert srv.requests == 0
 
 
