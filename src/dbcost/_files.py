@@ -3,7 +3,8 @@
 * :func:`read_text_file` — the one reader every file option goes through (targets, policy, topology, rules,
   ``--filter @path``): every failure is one :class:`~dbcost.errors.ConfigError` line.
 * :class:`AtomicOutput` — the one writer: a file appears at its path complete or not at all (a temporary
-  file beside it, fsync, rename); a failed write keeps what was paid for as ``<path>.partial``.
+  file beside it, fsync, rename); a failed write keeps what was paid for as ``<path>.partial``, cut back to
+  the last :meth:`~AtomicOutput.mark` so that a record torn by a full disk is never left in it.
 * :func:`atomic_path` — the same promise for writers that want a path (pyarrow, DuckDB's COPY).
 * :func:`write_text_atomic`, :func:`write_json` — whole small files (reports, metrics, summaries).
 """
@@ -72,7 +73,9 @@ class AtomicOutput:
     """A file written under a temporary name and renamed to ``path`` only when complete.
 
     On failure the temporary file is kept as ``<path>.partial`` (the records in it were paid for) and
-    :attr:`partial_path` says where; ``path`` itself is never left half-written. ``None`` or ``"-"``
+    :attr:`partial_path` says where; ``path`` itself is never left half-written. A writer that calls
+    :meth:`mark` after each whole record (or batch of records) gets a ``.partial`` holding exactly what was
+    written up to its last mark: a write that fails half-way (ENOSPC) leaves no torn line behind. ``None`` or ``"-"``
     means stdout, written directly. The temporary file lives beside the target so the final rename is
     atomic on the same filesystem.
     """
@@ -86,6 +89,8 @@ class AtomicOutput:
         #: permission bits of the finished file (mkstemp creates 0600; e.g. 0644 for a textfile collector)
         self.mode = mode
         self.partial_path: Path | None = None
+        #: bytes of whole records written so far (set by :meth:`mark`); None until the first mark
+        self.marked: int | None = None
         self._tmp: Path | None = None
         self._file: IO[Any] | None = None
         if self.path is not None:
@@ -107,6 +112,15 @@ class AtomicOutput:
         self._file = raw if self.binary else io.TextIOWrapper(raw, encoding="utf-8", newline="")
         return self._file
 
+    def mark(self) -> None:
+        """Everything written so far is whole records: flush it (an ``OSError`` such as ENOSPC is raised here,
+        by the write that failed) and remember where it ends, which is where a failed file is cut back to."""
+        f = self._file
+        assert f is not None
+        f.flush()
+        if self._tmp is not None:
+            self.marked = os.lseek(f.fileno(), 0, os.SEEK_CUR)
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         f = self._file
         assert f is not None
@@ -116,15 +130,29 @@ class AtomicOutput:
         if self.path is None or self._tmp is None:
             f.flush()
             return
-        f.flush()
         if exc_type is None:
-            os.fsync(f.fileno())
-            f.close()
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+            except OSError:  # the last bytes did not fit: this is a failed file, kept as a failed one is
+                self._keep_partial(f)
+                raise
             if self.mode is not None:
                 os.chmod(self._tmp, self.mode)
             os.replace(self._tmp, self.path)
             return
-        f.close()
+        self._keep_partial(f)
+
+    def _keep_partial(self, f: IO[Any]) -> None:
+        assert self.path is not None and self._tmp is not None
+        # the block failed, perhaps on this very file (a full disk): what is still buffered may fail again,
+        # and what was written after the last mark may end in a torn record; cut back to the mark
+        with contextlib.suppress(OSError, ValueError):
+            f.close()
+        if self.marked is not None:
+            with contextlib.suppress(OSError):
+                os.truncate(self._tmp, self.marked)
         if self._tmp.stat().st_size > 0:
             self.partial_path = self.path.with_name(self.path.name + ".partial")
             os.replace(self._tmp, self.partial_path)

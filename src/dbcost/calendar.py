@@ -45,8 +45,10 @@ def month_start(d: dt.date) -> dt.date:
 
 
 def add_months(d: dt.date, months: int) -> dt.date:
-    """First day of the month ``months`` after ``d``'s month."""
+    """First day of the month ``months`` after ``d``'s month (``ValueError`` naming ``d`` past year 9999)."""
     y, m = divmod(d.year * 12 + (d.month - 1) + months, 12)
+    if not dt.MINYEAR <= y <= dt.MAXYEAR:
+        raise ValueError(f"{d}: {months:+d} months is beyond the calendar (years {dt.MINYEAR}-{dt.MAXYEAR})")
     return dt.date(y, m + 1, 1)
 
 

@@ -11,17 +11,30 @@ Paging (botocore ships no paginator for any Cost Explorer operation):
 
 * follow ``NextPageToken``, resending the identical request with only the token added;
 * refuse a token seen twice in one chain (a server bug would otherwise loop forever, $0.01 a turn);
+* refuse a chain whose pages keep coming with fresh tokens but bring nothing new (``idle_pages`` pages in a
+  row that are empty or repeat the groups of an earlier page: the same loop with a token that changes);
+* stop a chain at ``max_chain_pages`` pages (:class:`~dbcost.errors.BudgetExhaustedError`): a server that
+  never ends a chain, even with pages that look new, costs at most that much;
+* refuse a page whose ``GroupDefinitions`` differ from the query's ``GroupBy``: its keys would be stored
+  under the wrong names (one line naming both groupings, nothing of it kept);
 * on ``InvalidNextTokenException`` / ``RequestChangedException`` restart the chain once from page one;
   the restarted first page is flagged (``ParsedPage.restarted``);
+* a refused page is billed (``requests``, ``billed_requests``) but not counted as received (``pages``,
+  ``records``, ``quarantined``): the counters say what a consumer was given;
 * with ``dedup=True`` (streaming consumers such as ``dbcost fetch``): records an earlier pass already
   yielded are not yielded again, and a group whose (period, keys) already appeared in the same pass is
   quarantined as a duplicate, so a server that repeats a group can never double a cent. This keeps one
   small tuple per group of the query in memory. Consumers that stage a chain and deduplicate on commit
   (the backfill pipeline's store) pass ``dedup=False`` and discard what they staged on a restart.
+
+Time: one request (connect, headers, body) may take ``request_timeout_s`` and one call, its retries and
+backoff included, the retry policy's ``budget_s``; both are wall-clock deadlines (``asyncio.timeout``), so
+a server that trickles its answer cannot hold a request or a run past them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -33,7 +46,7 @@ import orjson
 
 from dbcost.breaker import Breaker
 from dbcost.clock import Clock, SystemClock
-from dbcost.config import FetchSettings
+from dbcost.config import DEFAULT_IDLE_PAGES, DEFAULT_MAX_CHAIN_PAGES, DEFAULT_REQUEST_TIMEOUT_S, FetchSettings
 from dbcost.errors import (
     ApiError,
     BudgetExhaustedError,
@@ -41,6 +54,7 @@ from dbcost.errors import (
     InvalidNextTokenError,
     MalformedResponseError,
     RequestChangedError,
+    TransportError,
     is_retryable,
     is_throttle,
 )
@@ -102,11 +116,14 @@ class RequestBudget:
     max_requests: int | None = None
     used: int = field(default=0)
 
+    #: what the message adds when the cap is the default one (nobody asked for it, so say how to change it)
+    hint: str = ""
+
     def take(self) -> None:
         if self.max_requests is not None and self.used >= self.max_requests:
             raise BudgetExhaustedError(
                 f"request cap reached: {self.used} of {self.max_requests} requests used; stopped before "
-                "sending more"
+                f"sending more{self.hint}"
             )
         self.used += 1
 
@@ -131,6 +148,43 @@ def _outside_window(parsed: ParsedPage, window: tuple[str, str]) -> None:
     parsed.records = kept
 
 
+def _grouping(defs: object) -> tuple[tuple[str, str], ...] | None:
+    """``GroupDefinitions`` (or a request's ``GroupBy``) as ((type, key), ...); None when not that shape."""
+    if not isinstance(defs, list):
+        return None
+    out = []
+    for d in defs:
+        if not isinstance(d, Mapping):
+            return None
+        out.append((str(d.get("Type", "")), str(d.get("Key", ""))))
+    return tuple(out)
+
+
+def _describe_grouping(grouping: tuple[tuple[str, str], ...]) -> str:
+    if not grouping:
+        return "nothing (totals only)"
+    return " x ".join(key if kind == "DIMENSION" else f"{kind}:{key}" for kind, key in grouping)
+
+
+def _check_grouping(payload: object, group_defs: list[dict[str, str]], page_no: int) -> None:
+    """A page grouped otherwise than the query would store its keys under the query's names: refuse it."""
+    if not isinstance(payload, Mapping) or payload.get("GroupDefinitions") is None:
+        return  # the parser names the keys from the query, or refuses a page that is not a page
+    served, asked = _grouping(payload["GroupDefinitions"]), _grouping(group_defs)
+    if served is None or asked is None or served == asked:
+        return  # a GroupDefinitions that is not a list of objects is the parser's to refuse
+    raise MalformedResponseError(
+        f"page {page_no}: the response is grouped by {_describe_grouping(served)} but the query asked for "
+        f"{_describe_grouping(asked)}; refusing it (nothing of it is kept)"
+    )
+
+
+def _content_key(parsed: ParsedPage) -> int:
+    """What a page brought, as one number: its groups' (period, keys) and its quarantined groups' reasons."""
+    return hash((tuple(r.identity for r in parsed.records),
+                 tuple((q.period_start, q.reason) for q in parsed.quarantined)))
+
+
 class CostExplorer:
     """Cost Explorer operations for one target, with rate governing, retries, a breaker and paging."""
 
@@ -145,6 +199,9 @@ class CostExplorer:
         stats: Stats | None = None,
         budget: RequestBudget | None = None,
         name: str = "default",
+        request_timeout_s: float | None = DEFAULT_REQUEST_TIMEOUT_S,
+        max_chain_pages: int | None = DEFAULT_MAX_CHAIN_PAGES,
+        idle_pages: int = DEFAULT_IDLE_PAGES,
     ) -> None:
         self.transport = transport
         self.clock = clock or SystemClock()
@@ -154,6 +211,12 @@ class CostExplorer:
         self.stats = stats if stats is not None else Stats()
         self.budget = budget if budget is not None else RequestBudget()
         self.name = name
+        #: seconds one request may take, connect to the body's last byte (None: no limit)
+        self.request_timeout_s = request_timeout_s
+        #: pages one chain may take (None: no limit)
+        self.max_chain_pages = max_chain_pages
+        #: pages in a row with a fresh token and nothing new before a chain is refused
+        self.idle_pages = idle_pages
 
     # ------------------------------------------------------------------------------------ one call
 
@@ -165,7 +228,7 @@ class CostExplorer:
             async with self.governor.slot() as sent_at:
                 self.stats.requests += 1
                 try:
-                    response = await self.transport.call(operation, params)
+                    response = await self._send(operation, params)
                 except Exception as exc:
                     answered = True
                     if is_throttle(exc):
@@ -188,6 +251,21 @@ class CostExplorer:
         self.breaker.on_success()
         return response
 
+    async def _send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """One request under the request deadline: connect, headers and the whole body."""
+        timeout = self.request_timeout_s
+        if timeout is None:
+            return await self.transport.call(operation, params)
+        try:
+            async with asyncio.timeout(timeout) as timer:
+                return await self.transport.call(operation, params)
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            raise TransportError(
+                f"{operation}: timed out after {timeout:g}s (the whole request; --request-timeout-s)"
+            ) from None
+
     async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """One operation through governor, retry and breaker. Raises only :mod:`dbcost.errors`."""
 
@@ -201,6 +279,7 @@ class CostExplorer:
             clock=self.clock,
             on_retry=on_retry,
             what=f"{self.name}: {operation}",
+            deadline=True,
         )
 
     # -------------------------------------------------------------------------------------- paging
@@ -237,8 +316,16 @@ class CostExplorer:
             token: str | None = resume_token if passes == 1 else None
             page_no = resume_page if passes == 1 and resume_token else 0
             restart = False
+            contents: set[int] = set()
+            idle = 0
             while True:
                 page_no += 1
+                if self.max_chain_pages is not None and page_no > self.max_chain_pages:
+                    raise BudgetExhaustedError(
+                        f"page chain limit reached: {page_no - 1} pages of {window[0]}..{window[1]} "
+                        f"(${(page_no - 1) * PRICE_PER_REQUEST_USD}); stopped before sending more "
+                        "(--max-pages-per-chain N raises it, 0 for no limit)"
+                    )
                 params = dict(request)
                 if token is not None:
                     params[token_key] = token
@@ -251,17 +338,12 @@ class CostExplorer:
                     self.stats.restarts += 1
                     restart = True
                     break
+                _check_grouping(payload, group_defs, page_no)
                 parsed = parse_page(
                     payload, page=page_no, granularity=query.granularity, group_definitions=group_defs,
                     metrics=query.metrics,
                 )
                 parsed.restarted = passes > 1 and page_no == 1
-                _outside_window(parsed, window)
-                if dedup:
-                    self._dedup(parsed, seen, emitted, emitted_quarantine)
-                self.stats.pages += 1
-                self.stats.records += len(parsed.records)
-                self.stats.quarantined += len(parsed.quarantined)
                 token = parsed.next_token
                 if token is not None:
                     if token in tokens:
@@ -269,6 +351,21 @@ class CostExplorer:
                             f"page {page_no}: NextPageToken repeats an earlier token; refusing to loop"
                         )
                     tokens.add(token)
+                    key = _content_key(parsed)
+                    idle = idle + 1 if key in contents or not (parsed.records or parsed.quarantined) else 0
+                    contents.add(key)
+                    if idle >= self.idle_pages:
+                        raise MalformedResponseError(
+                            f"page {page_no}: {idle} pages in a row brought no new groups, each with a fresh "
+                            "NextPageToken; refusing to page on (a server that never ends a chain costs $0.01 "
+                            "a page)"
+                        )
+                _outside_window(parsed, window)
+                if dedup:
+                    self._dedup(parsed, seen, emitted, emitted_quarantine)
+                self.stats.pages += 1
+                self.stats.records += len(parsed.records)
+                self.stats.quarantined += len(parsed.quarantined)
                 yield parsed
                 if token is None:
                     return
@@ -333,8 +430,14 @@ class CostExplorer:
         assert item_key is not None and token_key is not None, f"{operation} does not page a list"
         items: list[Any] = []
         tokens: set[str] = set()
+        contents: set[int] = set()
         token: str | None = None
+        pages = idle = 0
         while True:
+            pages += 1
+            if self.max_chain_pages is not None and pages > self.max_chain_pages:
+                raise BudgetExhaustedError(f"{operation}: page chain limit reached: {pages - 1} pages; stopped "
+                                           "before sending more (--max-pages-per-chain N raises it, 0 for no limit)")
             req = dict(params)
             if token is not None:
                 req[token_key] = token
@@ -349,6 +452,12 @@ class CostExplorer:
             if nxt in tokens:
                 raise MalformedResponseError(f"{operation}: NextPageToken repeats an earlier token")
             tokens.add(nxt)
+            key = hash(orjson.dumps(batch, option=orjson.OPT_SORT_KEYS))
+            idle = idle + 1 if key in contents or not batch else 0
+            contents.add(key)
+            if idle >= self.idle_pages:
+                raise MalformedResponseError(f"{operation}: {idle} pages in a row brought nothing new, each with a "
+                                             "fresh NextPageToken; refusing to page on")
             token = nxt
 
     async def dimension_values(
@@ -435,7 +544,9 @@ async def open_client(
 
     def client(t: Transport) -> CostExplorer:
         return CostExplorer(t, governor=governor, breaker=breaker, retry_policy=settings.retry, clock=clock,
-                            stats=stats, budget=budget, name=settings.name)
+                            stats=stats, budget=budget, name=settings.name,
+                            request_timeout_s=settings.request_timeout_s, max_chain_pages=settings.max_chain_pages,
+                            idle_pages=settings.idle_pages)
 
     if transport is not None:
         yield client(transport)
@@ -450,5 +561,8 @@ async def open_client(
         external_id=settings.external_id,
         credentials=settings.credentials,
         max_pool_connections=max(10, settings.max_concurrency * 2),
+        # botocore's own timeouts restart with every byte; the client's deadline is the real one
+        connect_timeout_s=min(10.0, settings.request_timeout_s),
+        read_timeout_s=settings.request_timeout_s,
     ) as aws:
         yield client(aws)

@@ -5,7 +5,8 @@
     Settings
       targets   tuple[TargetConfig]   the payer accounts read (default: one target, the AWS credential chain)
       rate      RateSettings          requests per second and in flight, per target; burst
-      retry     RetryPolicy           attempts, backoff and time budget per call
+      retry     RetryPolicy           attempts, backoff and time budget per call (``--retry-budget-s``)
+      limits    LimitSettings         what one request may take and one run or page chain may spend
       breaker   BreakerSettings       consecutive failures before a target's breaker opens; reset time
       store     StoreSettings         the DuckDB file, its memory cap and checkpoint threshold
       sinks     tuple[str]            ``--sink`` URLs (each sink parses and validates its own)
@@ -31,6 +32,14 @@ Targets file (TOML/YAML)::
     max_concurrency = 8               # optional
 
 Each target gets its own governor and breaker: one failing target does not stop the others.
+
+Limits (:class:`LimitSettings`): no run is unbounded unless it says so. By default a run sends at most
+:data:`DEFAULT_MAX_REQUESTS` requests (every attempt counts), one page chain (one unit's pages, or a whole
+``fetch``) at most :data:`DEFAULT_MAX_CHAIN_PAGES` pages, and a chain whose pages keep coming with fresh tokens
+but no new groups is refused after :data:`DEFAULT_IDLE_PAGES` such pages. One request (connect, headers and
+body) may take :data:`DEFAULT_REQUEST_TIMEOUT_S` seconds and one call, retries and backoff included,
+``RetryPolicy.budget_s`` (300 s): both are wall-clock deadlines, which a server trickling its answer a byte at
+a time cannot extend. ``None`` lifts a limit; the CLI's ``0`` means that, and only when given explicitly.
 """
 
 from __future__ import annotations
@@ -42,8 +51,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dbcost._files import read_text_file
 from dbcost.breaker import DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT_S
@@ -53,12 +63,19 @@ from dbcost.retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_DB",
+    "DEFAULT_IDLE_PAGES",
+    "DEFAULT_MAX_CHAIN_PAGES",
+    "DEFAULT_MAX_REQUESTS",
+    "DEFAULT_REQUEST_TIMEOUT_S",
+    "DEFAULT_RETRY_BUDGET_S",
     "BreakerSettings",
     "FetchSettings",
+    "LimitSettings",
     "RateSettings",
     "Settings",
     "StoreSettings",
     "TargetConfig",
+    "check_endpoint_and_region",
     "load_settings",
     "load_targets",
 ]
@@ -70,8 +87,70 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "64MB"
 #: rows committed since the last checkpoint stay in memory: checkpoint more often than DuckDB's 16 MB
 DEFAULT_DUCKDB_CHECKPOINT = "4MB"
 _SIZE_RE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", re.IGNORECASE)
+_SIZE_UNITS = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+#: below this DuckDB cannot even upgrade a store's schema (it fails with "Out of Memory Error")
+MIN_DUCKDB_MEMORY_LIMIT = "16MB"
+
+
+def _size_bytes(text: str) -> float:
+    """Bytes of a size that matched ``_SIZE_RE`` (``256MB``, ``1.5 GiB``)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]+)", text.strip())
+    assert m is not None
+    return float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+
+
+def _size_problem(value: str, minimum: str | None = None) -> str | None:
+    """Why ``value`` is not a size DuckDB can use (None: it is)."""
+    if not _SIZE_RE.fullmatch(value):
+        return f"expected a size like 256MB, got {value!r}"
+    if minimum is not None and _size_bytes(value) < _size_bytes(minimum):
+        return f"at least {minimum} (DuckDB cannot run a store in less), got {value!r}"
+    return None
 
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: what botocore accepts as a region name (it refuses anything else when the client is made)
+_REGION_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+
+
+def _endpoint_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a Cost Explorer endpoint (None: it can). Checked before anything is sent."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:4566"
+    return None
+
+
+def _shown(url: str) -> str:
+    """A URL for a message: without its userinfo (it may hold a password)."""
+    head, sep, tail = url.partition("://")
+    if sep and "@" in tail.split("/", 1)[0]:
+        return f"{head}://***@{tail.split('@', 1)[1]}"
+    return url
+
+
+def check_endpoint_and_region(endpoint_url: str | None, region: str | None, *, where: str = "") -> None:
+    """``--endpoint-url`` and ``--region`` as botocore will take them, else one ConfigError line (exit 2)."""
+    if endpoint_url is not None:
+        why = _endpoint_problem(endpoint_url)
+        if why is not None:
+            raise ConfigError(f"{where}--endpoint-url {_shown(endpoint_url)}: {why}")
+    if region is not None and not _REGION_RE.fullmatch(region):
+        raise ConfigError(f"{where}--region {region!r}: not a region name (letters, digits and '-', like us-east-1)")
+
+#: requests one run may send unless told otherwise ($50 at $0.01 each; every attempt counts)
+DEFAULT_MAX_REQUESTS = 5000
+#: pages one page chain may take unless told otherwise ($5): a chain a server never ends stops here
+DEFAULT_MAX_CHAIN_PAGES = 500
+#: pages in a row that may bring no new group, each with a fresh token, before the chain is refused
+DEFAULT_IDLE_PAGES = 3
+#: seconds one request may take, connect to the last byte of the body
+DEFAULT_REQUEST_TIMEOUT_S = 60.0
+#: seconds one call may take, every attempt and backoff included (RetryPolicy's own default)
+DEFAULT_RETRY_BUDGET_S = RetryPolicy().budget_s
 
 
 class TargetConfig(BaseModel):
@@ -85,6 +164,21 @@ class TargetConfig(BaseModel):
     endpoint_url: str | None = None
     max_rps: float | None = Field(default=None, gt=0)
     max_concurrency: int | None = Field(default=None, ge=1)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION_RE.fullmatch(value):
+            raise ValueError(f"not a region name: {value!r}")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        why = _endpoint_problem(value) if value is not None else None
+        if why is not None:
+            raise ValueError(why)
+        return value
 
 
 def load_targets(path: str | Path) -> list[TargetConfig]:
@@ -151,18 +245,40 @@ class StoreSettings:
     checkpoint_threshold: str = DEFAULT_DUCKDB_CHECKPOINT
 
     def __post_init__(self) -> None:
-        for name, value in (("memory_limit", self.memory_limit), ("checkpoint_threshold", self.checkpoint_threshold)):
-            if not _SIZE_RE.fullmatch(value):
-                raise ConfigError(f"store {name}: expected a size like 256MB, got {value!r}")
+        for name, value, minimum in (("memory_limit", self.memory_limit, MIN_DUCKDB_MEMORY_LIMIT),
+                                     ("checkpoint_threshold", self.checkpoint_threshold, None)):
+            why = _size_problem(value, minimum)
+            if why is not None:
+                raise ConfigError(f"store {name}: {why}")
 
     @classmethod
     def from_env(cls, path: str | Path = DEFAULT_DB, environ: Mapping[str, str] | None = None) -> StoreSettings:
         """Settings for the store at ``path``, with ``DBCOST_DUCKDB_MEMORY_LIMIT`` honoured."""
         env = os.environ if environ is None else environ
         value = env.get("DBCOST_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)
-        if not _SIZE_RE.fullmatch(value):
-            raise ConfigError(f"DBCOST_DUCKDB_MEMORY_LIMIT: expected a size like 256MB, got {value!r}")
+        why = _size_problem(value, MIN_DUCKDB_MEMORY_LIMIT)
+        if why is not None:
+            raise ConfigError(f"DBCOST_DUCKDB_MEMORY_LIMIT: {why}")
         return cls(path=Path(path), memory_limit=value)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """What one request may take and what one run or one page chain may spend (``None``: no limit)."""
+
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    max_requests: int | None = DEFAULT_MAX_REQUESTS
+    max_chain_pages: int | None = DEFAULT_MAX_CHAIN_PAGES
+    idle_pages: int = DEFAULT_IDLE_PAGES
+
+    def __post_init__(self) -> None:
+        if not self.request_timeout_s > 0:
+            raise ConfigError(f"--request-timeout-s: must be more than 0, got {self.request_timeout_s:g}")
+        for name, value in (("--max-requests", self.max_requests), ("--max-pages-per-chain", self.max_chain_pages)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}: must be at least 1 (0 on the command line: no limit), got {value}")
+        if self.idle_pages < 1:
+            raise ConfigError(f"limits idle_pages: must be at least 1, got {self.idle_pages}")
 
 
 @dataclass(frozen=True)
@@ -178,11 +294,15 @@ class FetchSettings:
     max_rps: float = DEFAULT_MAX_RPS
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     burst: float = DEFAULT_BURST
-    max_requests: int | None = None
+    #: requests this client may send in all (None: no limit); a run shares one budget across its clients
+    max_requests: int | None = DEFAULT_MAX_REQUESTS
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker_threshold: int = DEFAULT_FAILURE_THRESHOLD
     breaker_reset_s: float = DEFAULT_RESET_TIMEOUT_S
     name: str = "default"
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    max_chain_pages: int | None = DEFAULT_MAX_CHAIN_PAGES
+    idle_pages: int = DEFAULT_IDLE_PAGES
 
 
 @dataclass(frozen=True)
@@ -192,6 +312,7 @@ class Settings:
     targets: tuple[TargetConfig, ...] = (DEFAULT_TARGET,)
     rate: RateSettings = field(default_factory=RateSettings)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     sinks: tuple[str, ...] = ()
@@ -213,9 +334,9 @@ class Settings:
         """A copy with ``changes`` applied (``dataclasses.replace``)."""
         return replace(self, **changes)
 
-    def fetch_settings(self, target: TargetConfig | None = None, *, max_requests: int | None = None) -> FetchSettings:
+    def fetch_settings(self, target: TargetConfig | None = None) -> FetchSettings:
         """How to reach ``target`` (the first target by default): its own rate/concurrency where the targets
-        file sets them, the run-wide ones otherwise."""
+        file sets them, the run-wide ones otherwise; the run's limits."""
         t = target if target is not None else self.targets[0]
         return FetchSettings(
             endpoint_url=t.endpoint_url,
@@ -227,11 +348,14 @@ class Settings:
             max_rps=t.max_rps or self.rate.max_rps,
             max_concurrency=t.max_concurrency or self.rate.max_concurrency,
             burst=self.rate.burst,
-            max_requests=max_requests,
+            max_requests=self.limits.max_requests,
             retry=self.retry,
             breaker_threshold=self.breaker.failure_threshold,
             breaker_reset_s=self.breaker.reset_timeout_s,
             name=t.name,
+            request_timeout_s=self.limits.request_timeout_s,
+            max_chain_pages=self.limits.max_chain_pages,
+            idle_pages=self.limits.idle_pages,
         )
 
 
@@ -246,19 +370,29 @@ def load_settings(
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     sinks: tuple[str, ...] | list[str] = (),
     environ: Mapping[str, str] | None = None,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
+    max_requests: int | None = DEFAULT_MAX_REQUESTS,
+    max_chain_pages: int | None = DEFAULT_MAX_CHAIN_PAGES,
 ) -> Settings:
     """The :class:`Settings` a command's options describe: the targets file's targets, or one target from
     ``endpoint_url``/``profile``/``region`` (not both: ConfigError); the store at ``db`` with the environment's
-    DuckDB memory cap; what is not given keeps the :class:`Settings` defaults."""
+    DuckDB memory cap; the limits (``None``: no limit); what is not given keeps the :class:`Settings` defaults."""
+    if not retry_budget_s > 0:
+        raise ConfigError(f"--retry-budget-s: must be more than 0, got {retry_budget_s:g}")
     if targets_file:
         if endpoint_url or profile or region:
             raise ConfigError("--targets: give profiles/endpoints in the targets file, not also on the command line")
         targets = tuple(load_targets(targets_file))
     else:
+        check_endpoint_and_region(endpoint_url, region)
         targets = (TargetConfig(name=DEFAULT_TARGET.name, profile=profile, region=region, endpoint_url=endpoint_url),)
     return Settings(
         targets=targets,
         rate=RateSettings(max_rps=max_rps, max_concurrency=max_concurrency),
+        retry=RetryPolicy(budget_s=retry_budget_s),
+        limits=LimitSettings(request_timeout_s=request_timeout_s, max_requests=max_requests,
+                             max_chain_pages=max_chain_pages),
         store=StoreSettings.from_env(db, environ),
         sinks=tuple(sinks),
     )

@@ -31,6 +31,7 @@ Whether an error is worth retrying is a property of its class, not a string comp
     ├── BudgetExhaustedError            --max-requests / --max-cost-usd reached: stopped cleanly
     ├── SinkError                       a sink failed to write
     │   └── TransientSinkError          [Retryable]  worth another try (broker unavailable, ...)
+    ├── OutputError                     a file dbcost writes (--output, --metrics-file) could not be written
     ├── NotifyError                     a webhook (quota notification) could not be delivered
     │   └── TransientNotifyError        [Retryable]  5xx, timeout, connection refused
     └── StoreError                      the embedded DuckDB store failed or holds unexpected data
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidNextTokenError",
     "MalformedResponseError",
     "NotifyError",
+    "OutputError",
     "QueryError",
     "RequestChangedError",
     "RetryExhaustedError",
@@ -201,6 +203,11 @@ class SinkError(DbcostError):
 
 class TransientSinkError(SinkError, Retryable):
     """A sink failure that another attempt may fix (broker or database temporarily unavailable)."""
+
+
+class OutputError(DbcostError):
+    """A file dbcost writes could not be written (disk full, read-only filesystem, no permission); the message
+    names the file and the cause."""
 
 
 class NotifyError(DbcostError):

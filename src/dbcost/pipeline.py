@@ -9,7 +9,18 @@ every sink from the store in period order, and only then checkpointed. So:
 * a process killed at any point resumes (``--resume``) with no gap and no duplicate: committed units are
   skipped, a staged unit continues from its saved page token (or from page one if the token expired);
 * one failing target (breaker open, credentials, ...) marks that target incomplete; the others finish;
-* ``--max-requests``/``--max-cost-usd`` stop the run cleanly: units in flight are not committed.
+* ``--max-requests``/``--max-cost-usd`` stop the run cleanly: units in flight are not committed. Without
+  either, the run is capped at the settings' default (``LimitSettings.max_requests``), and each page chain
+  at ``LimitSettings.max_chain_pages``;
+* ``stop`` (an ``asyncio.Event``: the CLI sets it on SIGTERM/SIGINT) ends the run within moments: no unit
+  starts, the requests in flight are abandoned, staged pages stay staged; the run is recorded ``stopped`` and
+  ``--resume`` continues it;
+* a store failure (disk full, read-only filesystem) ends the run: every unit stops, the run says what
+  completed, and the failure is the outcome's ``fatal`` error (the store may be unusable after it);
+* before anything is created (no store file, no run row) the plan is made and checked: a range Cost
+  Explorer cannot serve, or a plan needing more requests than the cap, is a UsageError (:func:`check_run`);
+* ``--resume`` with nothing to resume (no store, or no unfinished run of the plan) sends nothing and says so
+  (``RunOutcome.nothing_to_resume``).
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from typing import Any, Protocol
 from dbcost.aio import cancel_and_wait
 from dbcost.client import PRICE_PER_REQUEST_USD, CostExplorer, RequestBudget, Stats, open_client
 from dbcost.config import FetchSettings, Settings, TargetConfig
-from dbcost.errors import BudgetExhaustedError, DbcostError, UsageError
+from dbcost.errors import BudgetExhaustedError, DbcostError, StoreError, UsageError
 from dbcost.models import CostQuery
 from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, expected_requests, plan_units
@@ -40,6 +51,7 @@ __all__ = [
     "PipelineProgress",
     "RunOutcome",
     "RunSpec",
+    "check_run",
     "make_plan",
     "run_pipeline",
 ]
@@ -89,12 +101,19 @@ class RunSpec:
         return self.settings.rate.max_concurrency
 
     def request_cap(self) -> int | None:
+        """Requests the run may send: the lower of ``max_requests`` and ``max_cost_usd`` when either is given,
+        else the settings' default limit (``settings.limits.max_requests``; None: no limit)."""
         caps = []
         if self.max_requests is not None:
             caps.append(self.max_requests)
         if self.max_cost_usd is not None:
             caps.append(int(self.max_cost_usd / PRICE_PER_REQUEST_USD))
-        return min(caps) if caps else None
+        return min(caps) if caps else self.settings.limits.max_requests
+
+    @property
+    def cap_is_default(self) -> bool:
+        """No cap was given for this run: the settings' default applies (messages say how to change it)."""
+        return self.max_requests is None and self.max_cost_usd is None
 
     def settings_for(self, target: TargetConfig) -> FetchSettings:
         return self.settings.fetch_settings(target)
@@ -139,6 +158,12 @@ class RunOutcome:
     stopped_reason: str | None = None
     resumed: bool = False
     elapsed_s: float = 0.0  # from the first unit's start to the last unit's end
+    #: a failure that ended the whole run (the store's disk is full, a sink could not be opened)
+    fatal: str | None = None
+    #: ``stop`` was set (SIGTERM/SIGINT): the run ended early and is resumable
+    interrupted: bool = False
+    #: ``--resume`` found nothing to resume: nothing was sent, nothing written
+    nothing_to_resume: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -165,6 +190,9 @@ class RunOutcome:
             "targets": {name: st.to_json() for name, st in self.per_target.items()},
             "errors": self.errors[:20],
             "stopped_reason": self.stopped_reason,
+            "fatal": self.fatal,
+            "interrupted": self.interrupted,
+            "nothing_to_resume": self.nothing_to_resume,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -183,122 +211,242 @@ def make_plan(spec: RunSpec, pages_per_day: dict[str, float] | None = None) -> P
     return Plan(tuple(units), spec.shard, len(units), expected_requests(units, pages_per_day), plan_id)
 
 
+def _pages_per_day(spec: RunSpec) -> dict[str, float]:
+    """The store's pages-per-day history, read without creating or changing anything (empty: no store yet)."""
+    if not spec.db.exists():
+        return {}
+    from dbcost.store import Store
+
+    with Store(spec.settings.store, read_only=True) as store:
+        return store.pages_per_day()
+
+
+def check_run(spec: RunSpec, plan: Plan | None = None) -> Plan:
+    """The run's plan, checked before anything is created: a range Cost Explorer cannot serve, or a plan whose
+    minimum needs more requests than the cap, is a :class:`UsageError` (no store file, no run row). Reads the
+    store's history read-only when the store exists (it sizes the plan). ``--resume`` is checked against the
+    requests the unfinished units still need, by :func:`run_pipeline`."""
+    ppd = _pages_per_day(spec)
+    the_plan = plan if plan is not None else make_plan(spec, ppd)
+    if not spec.resume:
+        _check_cap(spec, the_plan.units, ppd)
+    return the_plan
+
+
+def _check_cap(spec: RunSpec, units: tuple[WorkUnit, ...] | list[WorkUnit], ppd: dict[str, float]) -> None:
+    cap = spec.request_cap()
+    if cap is None:
+        return
+    need = expected_requests(units, ppd)
+    if need > cap:
+        how = ("the default cap; --max-requests N or --max-cost-usd X raises it, --max-requests 0 lifts it"
+               if spec.cap_is_default else "raise --max-requests/--max-cost-usd")
+        raise UsageError(
+            f"the plan needs at least {need} requests (${need * PRICE_PER_REQUEST_USD}) for {len(units)} "
+            f"unit(s), more than the cap of {cap} requests ({how}) or narrow the range"
+        )
+
+
 async def run_pipeline(
     spec: RunSpec,
     *,
     progress: PipelineProgress | None = None,
     plan: Plan | None = None,
+    stop: asyncio.Event | None = None,
 ) -> RunOutcome:
-    """Run (or resume) the plan for ``spec`` into the store at ``spec.db`` and the sinks."""
+    """Run (or resume) the plan for ``spec`` into the store at ``spec.db`` and the sinks; ``stop`` ends it early
+    (module docstring)."""
     progress = progress or _NoProgress()
+    ppd = await asyncio.to_thread(_pages_per_day, spec)
+    if plan is None:
+        plan = make_plan(spec, ppd)
+    the_plan = plan
+    if not spec.resume:
+        _check_cap(spec, plan.units, ppd)
     async with AsyncStore(spec.settings.store) as store:
-        ppd = await store.call(lambda s: s.pages_per_day())
-        if plan is None:
-            plan = make_plan(spec, ppd)
-        the_plan = plan
+        run: tuple[str, int] | None = None
+        done: set[str] = set()
+        if spec.resume:
+            run = await store.call(lambda s: s.resumable_run(the_plan.plan_id))
+            if run is not None:
+                resumed_id = run[0]
+                done = await store.call(lambda s: s.done_units(resumed_id))
+            else:  # safe on every attempt: the units no earlier run of the plan completed (with these sinks)
+                shown = [redact_url(u) for u in spec.sinks]
+                done = await store.call(lambda s: s.plan_done_units(the_plan.plan_id, shown))
+                if all(u.unit_id in done for u in the_plan.units):
+                    return _nothing_to_resume(spec, plan, f"every unit of this plan in {spec.db} is done already")
+                log.warning("--resume: no unfinished run of this plan in %s; starting a new run of the %d unit(s) "
+                            "no earlier run completed", spec.db, sum(u.unit_id not in done for u in the_plan.units))
+            _check_cap(spec, [u for u in the_plan.units if u.unit_id not in done], ppd)
         queries = list(plan.datasets.values())
         await store.call(lambda s: [s.register_dataset(q, spec.labels.get(q.fingerprint, spec.label)) for q in queries])
 
-        run: tuple[str, int] | None = None
-        if spec.resume:
-            run = await store.call(lambda s: s.resumable_run(the_plan.plan_id))
         resumed = run is not None
         if run is not None:
             run_id, version = run
             await store.call(lambda s: s.reopen_run(run_id))
-            done = await store.call(lambda s: s.done_units(run_id))
         else:
-            done = set()
-            if spec.resume:  # safe on every attempt: a new run of the units no earlier run of the plan completed
-                shown = [redact_url(u) for u in spec.sinks]
-                done = await store.call(lambda s: s.plan_done_units(the_plan.plan_id, shown))
-                log.warning("--resume: no unfinished run of this plan in %s; starting a new run of the %d unit(s) "
-                            "no earlier run completed", spec.db, sum(u.unit_id not in done for u in plan.units))
             args = {"query": spec.query.model_dump(mode="json"), "targets": [t.name for t in spec.targets],
                     "window": spec.window, "shard": str(spec.shard) if spec.shard else None,
                     "sinks": [redact_url(u) for u in spec.sinks], "today": spec.today.isoformat()}
             run_id, version = await store.call(lambda s: s.begin_run(spec.command, plan_id=the_plan.plan_id, args=args))
         todo = [u for u in plan.units if u.unit_id not in done]
-
-        cap = spec.request_cap()
-        if cap is not None:
-            need = expected_requests(todo, ppd)
-            if need > cap:
-                await store.call(lambda s: s.finish_run(run_id, RunStatus.REFUSED, {}, []))
-                raise UsageError(
-                    f"the plan needs at least {need} requests (${need * PRICE_PER_REQUEST_USD}) for {len(todo)} "
-                    f"unit(s), more than the cap of {cap} requests; raise --max-requests/--max-cost-usd or "
-                    "narrow the range"
-                )
-        budget = RequestBudget(cap)
         per_target = {t.name: Stats() for t in spec.targets}
         outcome = RunOutcome(run_id, plan, RunStatus.DONE, Stats(), per_target, units_skipped=len(plan.units) - len(todo),
                              resumed=resumed)
-        progress.planned(plan, outcome.units_skipped)
-        stop = asyncio.Event()
-        failed_targets: set[str] = set()
+        try:
+            await _run_units(spec, store, run_id, version, todo, outcome, progress, stop)
+        except BaseException as exc:
+            # a run that raises (a sink that cannot be opened, cancellation) still says how it ended: the
+            # metrics file and `--resume` read the run's row
+            if isinstance(exc, asyncio.CancelledError):
+                outcome.interrupted = True
+            else:
+                outcome.fatal = outcome.fatal or str(exc)
+            await _finish(store, run_id, outcome, per_target)
+            raise
+        await _finish(store, run_id, outcome, per_target)
+        return outcome
 
-        async with AsyncExitStack() as stack:
-            # opened in order, closed in reverse when the run ends (also when it fails)
-            sinks: list[Sink] = [await stack.enter_async_context(open_sink(url, spec.sink_context))
-                                 for url in spec.sinks]
-            clients: dict[str, CostExplorer] = {}
-            for target in spec.targets:
-                try:
-                    clients[target.name] = await stack.enter_async_context(
-                        open_client(spec.settings_for(target), stats=per_target[target.name], budget=budget)
-                    )
-                except DbcostError as exc:
-                    failed_targets.add(target.name)
-                    outcome.errors.append(f"{target.name}: {exc}")
-                    log.error("target %s: cannot open: %s", target.name, exc)
-            sems = {t.name: asyncio.Semaphore(t.max_concurrency or spec.max_concurrency) for t in spec.targets}
 
-            async def run_unit(unit: WorkUnit) -> None:
-                ce = clients.get(unit.target)
-                if ce is None:
-                    outcome.units_failed += 1
-                    return
-                async with sems[unit.target]:
-                    if stop.is_set():
-                        outcome.units_stopped += 1
-                        return
-                    await _run_unit(spec, store, ce, sinks, run_id, version, unit, outcome, progress)
+def _nothing_to_resume(spec: RunSpec, plan: Plan, why: str) -> RunOutcome:
+    outcome = RunOutcome("", plan, RunStatus.DONE, Stats(), {t.name: Stats() for t in spec.targets})
+    outcome.nothing_to_resume = why
+    return outcome
 
-            async def guarded(unit: WorkUnit) -> None:
-                try:
-                    await run_unit(unit)
-                except BudgetExhaustedError as exc:
-                    # stop cleanly: this unit is left staged (not committed); --resume continues it
-                    stop.set()
-                    outcome.stopped_reason = str(exc)
+
+async def _finish(store: AsyncStore, run_id: str, outcome: RunOutcome, per_target: dict[str, Stats]) -> None:
+    """Record the run's outcome (shielded: a cancelled run is still recorded); a store that cannot take it
+    (its disk is full) leaves the run 'running', which ``--resume`` continues just the same."""
+    outcome.stats = Stats()
+    for st in per_target.values():
+        outcome.stats.add(st)
+    if outcome.fatal:
+        outcome.status = RunStatus.INCOMPLETE
+    elif outcome.stopped_reason or outcome.interrupted:
+        outcome.status = RunStatus.STOPPED
+    elif outcome.incomplete_targets or outcome.units_failed:
+        outcome.status = RunStatus.INCOMPLETE
+    record = outcome.to_json()
+    status, targets = outcome.status, outcome.incomplete_targets
+    try:
+        await asyncio.shield(store.call(lambda s: s.finish_run(run_id, status, record, targets)))
+    except StoreError as exc:
+        log.error("run %s: its outcome could not be recorded: %s", run_id, exc)
+        if outcome.fatal is None:
+            outcome.fatal = str(exc)
+
+
+async def _run_units(
+    spec: RunSpec,
+    store: AsyncStore,
+    run_id: str,
+    version: int,
+    todo: list[WorkUnit],
+    outcome: RunOutcome,
+    progress: PipelineProgress,
+    stop: asyncio.Event | None,
+) -> None:
+    cap = spec.request_cap()
+    budget = RequestBudget(cap)
+    per_target = outcome.per_target
+    progress.planned(outcome.plan, outcome.units_skipped)
+    halt = asyncio.Event()  # no unit starts once set (a cap was reached, the run was stopped, the store failed)
+    failed_targets: set[str] = set()
+
+    async with AsyncExitStack() as stack:
+        # opened in order, closed in reverse when the run ends (also when it fails)
+        sinks: list[Sink] = [await stack.enter_async_context(open_sink(url, spec.sink_context))
+                             for url in spec.sinks]
+        clients: dict[str, CostExplorer] = {}
+        for target in spec.targets:
+            try:
+                clients[target.name] = await stack.enter_async_context(
+                    open_client(spec.settings_for(target), stats=per_target[target.name], budget=budget)
+                )
+            except DbcostError as exc:
+                failed_targets.add(target.name)
+                outcome.errors.append(f"{target.name}: {exc}")
+                log.error("target %s: cannot open: %s", target.name, exc)
+        sems = {t.name: asyncio.Semaphore(t.max_concurrency or spec.max_concurrency) for t in spec.targets}
+        running: set[asyncio.Task[None]] = set()
+
+        def halt_all() -> None:
+            halt.set()
+            for task in running:
+                task.cancel()
+
+        async def run_unit(unit: WorkUnit) -> None:
+            ce = clients.get(unit.target)
+            if ce is None:
+                outcome.units_failed += 1
+                return
+            async with sems[unit.target]:
+                if halt.is_set():
                     outcome.units_stopped += 1
-                    progress.unit_done(unit, None, str(exc), per_target[unit.target])
-                except DbcostError as exc:
-                    failed_targets.add(unit.target)
-                    outcome.units_failed += 1
-                    outcome.errors.append(f"{unit.unit_id}: {exc}")
-                    log.error("unit %s failed: %s", unit.unit_id, exc)
-                    message = str(exc)
-                    await store.call(lambda s: s.fail_unit(run_id, unit.unit_id, message))
-                    progress.unit_done(unit, None, message, per_target[unit.target])
+                    return
+                task = asyncio.current_task()
+                assert task is not None
+                running.add(task)
+                try:
+                    await _run_unit(spec, store, ce, sinks, run_id, version, unit, outcome, progress)
+                finally:
+                    running.discard(task)
 
-            began = time.monotonic()
+        async def guarded(unit: WorkUnit) -> None:
+            try:
+                await run_unit(unit)
+            except asyncio.CancelledError:
+                # stopped (a signal) or halted (the store failed): left staged, --resume continues it
+                outcome.units_stopped += 1
+                current = asyncio.current_task()
+                if current is None or not halt.is_set():
+                    raise  # cancelled from outside the run (the caller's own cancellation)
+                current.uncancel()
+            except BudgetExhaustedError as exc:
+                # stop cleanly: this unit is left staged (not committed); --resume continues it
+                halt.set()
+                outcome.stopped_reason = str(exc)
+                outcome.units_stopped += 1
+                progress.unit_done(unit, None, str(exc), per_target[unit.target])
+            except StoreError as exc:
+                # the store failed (disk full, read-only): it may be unusable; stop everything
+                if outcome.fatal is None:
+                    outcome.fatal = str(exc)  # the outcome says it (the CLI prints it once)
+                    log.info("unit %s: the store failed: %s", unit.unit_id, exc)
+                outcome.units_stopped += 1
+                halt_all()
+            except DbcostError as exc:
+                failed_targets.add(unit.target)
+                outcome.units_failed += 1
+                outcome.errors.append(f"{unit.unit_id}: {exc}")
+                log.error("unit %s failed: %s", unit.unit_id, exc)
+                message = str(exc)
+                try:
+                    await store.call(lambda s: s.fail_unit(run_id, unit.unit_id, message))
+                except StoreError as store_exc:
+                    if outcome.fatal is None:
+                        outcome.fatal = str(store_exc)
+                    halt_all()
+                progress.unit_done(unit, None, message, per_target[unit.target])
+
+        async def watch(event: asyncio.Event) -> None:
+            await event.wait()
+            outcome.interrupted = True
+            halt_all()
+
+        began = time.monotonic()
+        watcher = asyncio.ensure_future(watch(stop)) if stop is not None else None
+        try:
             async with asyncio.TaskGroup() as tg:
                 for unit in todo:
                     tg.create_task(guarded(unit))
-            outcome.elapsed_s = time.monotonic() - began
-
-        for st in per_target.values():
-            outcome.stats.add(st)
-        outcome.incomplete_targets = sorted(failed_targets)
-        if outcome.stopped_reason:
-            outcome.status = RunStatus.STOPPED
-        elif failed_targets or outcome.units_failed:
-            outcome.status = RunStatus.INCOMPLETE
-        await store.call(lambda s: s.finish_run(run_id, outcome.status, outcome.to_json(),
-                                                outcome.incomplete_targets))
-        return outcome
+        finally:
+            if watcher is not None:
+                await cancel_and_wait(watcher)
+        outcome.elapsed_s = time.monotonic() - began
+    outcome.incomplete_targets = sorted(failed_targets)
 
 
 _DONE = object()
@@ -359,15 +507,26 @@ async def _run_unit(
     await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=token is None))
     if token:
         log.info("unit %s: continuing after page %d", uid, first_page)
-    async for page in _prefetch(ce.pages(unit.window_query, dedup=False, resume_token=token,
-                                         resume_page=first_page)):
-        if page.restarted:
-            # the chain restarted (token expired): what was staged from the old chain is superseded
-            await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=True))
-        await store.call(lambda s, p=page: s.stage_page(run_id, uid, key_names, p.page, p.records,  # type: ignore[misc]
-                                                        p.quarantined, p.next_token))
-        progress.page(unit, page.page, ce.stats)
-    diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid))
+    # the parser's quarantine count of this unit's pages; the store's count (duplicates found on commit
+    # included) replaces it once the unit is committed, so every count said of the run is the store's
+    parsed_quarantine = 0
+    try:
+        async for page in _prefetch(ce.pages(unit.window_query, dedup=False, resume_token=token,
+                                             resume_page=first_page)):
+            if page.restarted:
+                # the chain restarted (token expired): what was staged from the old chain is superseded
+                await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=True))
+                ce.stats.quarantined -= parsed_quarantine
+                parsed_quarantine = 0
+            await store.call(lambda s, p=page: s.stage_page(run_id, uid, key_names, p.page, p.records,  # type: ignore[misc]
+                                                            p.quarantined, p.next_token))
+            parsed_quarantine += len(page.quarantined)
+            progress.page(unit, page.page, ce.stats)
+        diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid))
+    except BaseException:
+        ce.stats.quarantined -= parsed_quarantine  # nothing of this unit was committed
+        raise
+    ce.stats.quarantined += diff.quarantined - parsed_quarantine
     for sink in sinks:
         await sink.write_unit(ref, store.unit_sink_batches(run_id, ref))
     await store.call(lambda s: s.checkpoint_unit(run_id, uid))

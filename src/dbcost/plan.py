@@ -8,6 +8,8 @@ Date rules (``COST-EXPLORER-FACTS.md``; AWS does not publish all of them, so the
   must start on the 1st of a month: a mid-month start beyond the daily window is refused.
 * MONTHLY data reaches back 38 months (with multi-year data enabled); earlier is refused.
 * HOURLY data covers the last 14 days only.
+* Nothing is served for days after today: a range that starts in the future is refused, and the units of a
+  range that runs past today stop at today's unit (a future day would cost a request and bring nothing).
 
 Windows are calendar-aligned (months, half-months, ISO weeks or days), so the same range always
 yields the same units; ``auto`` picks the largest window that still gives enough units to keep
@@ -47,6 +49,7 @@ __all__ = [
     "Shard",
     "Window",
     "WorkUnit",
+    "check_range",
     "describe_units",
     "expected_requests",
     "parse_shard",
@@ -160,6 +163,19 @@ def _auto_window(start: dt.date, end: dt.date, want_units: int) -> Window:
     return "day"
 
 
+def check_range(query: CostQuery, today: dt.date) -> None:
+    """What any command that sends ``query`` must refuse before sending it (:class:`UsageError`): a range that
+    starts after ``today``, and an HOURLY range outside the last :data:`HOURLY_MAX_DAYS` days."""
+    if query.start > today:
+        raise UsageError(f"start: {query.start} is in the future (today is {today}, UTC); Cost Explorer has no "
+                         "data for it yet")
+    if query.granularity == "HOURLY":
+        earliest = today - dt.timedelta(days=HOURLY_MAX_DAYS)
+        if query.start < earliest:
+            raise UsageError(f"start: HOURLY data covers the last {HOURLY_MAX_DAYS} days only (from {earliest}), "
+                             f"got {query.start}")
+
+
 def plan_units(
     query: CostQuery,
     targets: Sequence[str],
@@ -183,13 +199,11 @@ def plan_units(
         raise UsageError("targets: at least one target is required")
     if len(set(targets)) != len(targets):
         raise UsageError("targets: target names must be unique")
+    check_range(query, today)
     pieces: list[tuple[CostQuery, dt.date, dt.date]] = []  # (query for granularity, start, end)
     daily_from = daily_window_start(today, daily_history_months)
     monthly_from = add_months(today, -monthly_history_months)
     if query.granularity == "HOURLY":
-        earliest = today - dt.timedelta(days=HOURLY_MAX_DAYS)
-        if query.start < earliest:
-            raise UsageError(f"start: HOURLY data covers the last {HOURLY_MAX_DAYS} days only (from {earliest})")
         pieces.append((query, query.start, query.end))
     elif query.granularity == "MONTHLY":
         if query.start < monthly_from:
@@ -231,11 +245,14 @@ def plan_units(
         if q.granularity == "MONTHLY":
             win: Window = "month"
         elif window == "auto":
-            win = _auto_window(query.start, query.end, want)
+            win = _auto_window(query.start, min(query.end, add_months(today, 2)), want)
         else:
             win = window
+        # a unit starting after today would bring nothing; the split stops well past today's unit (whose own
+        # end is kept), so a far end (year 9999) costs no time
+        stop = min(e, add_months(today, 2))
         for target in targets:
-            units.extend(WorkUnit(target, q.fingerprint, ws, we, q) for ws, we in _split(s, e, win))
+            units.extend(WorkUnit(target, q.fingerprint, ws, we, q) for ws, we in _split(s, stop, win) if ws <= today)
     units.sort()
     if shard is not None:
         units = [u for i, u in enumerate(units) if i % shard.count == shard.index - 1]

@@ -6,10 +6,17 @@ raised at once. This is the project's single retry layer: botocore's own retries
 
 Full jitter (``sleep = uniform(0, min(cap, base * 2**attempt))``) spreads the coroutines of a fan-out
 apart after a shared failure, which plain exponential backoff would keep in lock-step.
+
+The time budget is always checked before a backoff sleep (a sleep that would end past it is not taken).
+With ``deadline=True`` (the Cost Explorer client) it is also a wall-clock deadline (``asyncio.timeout``) over
+the whole call: an attempt still in flight when the budget runs out is abandoned, so a server that trickles
+its answer a byte at a time cannot stretch one call past the budget. Sinks keep the between-attempts check
+only: cutting a write in flight is worse for them than waiting for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,22 +65,60 @@ async def retry(
     clock: Clock | None = None,
     on_retry: Callable[[int, BaseException, float], None] | None = None,
     what: str = "call",
+    deadline: bool = False,
 ) -> T:
     """Run ``call`` until it succeeds, a non-retryable error is raised, or attempts/budget run out.
 
     ``on_retry(attempt, error, delay)`` is called before each backoff sleep (for accounting and logs).
-    ``asyncio.CancelledError`` is never caught.
+    ``deadline=True`` makes ``policy.budget_s`` a wall-clock deadline over the whole call (module docstring).
+    ``asyncio.CancelledError`` from outside is never caught.
     """
     clock = clock or SystemClock()
+    state = _Attempts()
+    if not deadline:
+        return await _attempts(call, policy, clock, on_retry, what, state)
+    try:
+        async with asyncio.timeout(policy.budget_s) as timer:
+            return await _attempts(call, policy, clock, on_retry, what, state)
+    except TimeoutError as exc:
+        if not timer.expired():
+            raise
+        last = state.last
+        said = f": {last}" if last is not None else " waiting for the first answer"
+        raise RetryExhaustedError(
+            f"{what}: gave up after {state.attempt} attempt(s), time budget of {policy.budget_s:g}s spent{said}",
+            attempts=state.attempt,
+        ) from (last or exc)
+
+
+class _Attempts:
+    """How far a call got: the attempt under way and the last retryable error (for the deadline's message)."""
+
+    __slots__ = ("attempt", "last")
+
+    def __init__(self) -> None:
+        self.attempt = 0
+        self.last: BaseException | None = None
+
+
+async def _attempts(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    clock: Clock,
+    on_retry: Callable[[int, BaseException, float], None] | None,
+    what: str,
+    state: _Attempts,
+) -> T:
     started = clock.monotonic()
-    attempt = 0
     while True:
-        attempt += 1
+        state.attempt += 1
+        attempt = state.attempt
         try:
             return await call()
         except Exception as exc:
             if not is_retryable(exc):
                 raise
+            state.last = exc
             if attempt >= policy.max_attempts:
                 raise RetryExhaustedError(
                     f"{what}: gave up after {attempt} attempts: {exc}", attempts=attempt

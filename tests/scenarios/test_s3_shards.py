@@ -80,7 +80,9 @@ async def test_three_shards_into_one_prefix_one_killed_and_resumed_equal_the_tru
         # a point of progress, not of time: shard 2 has put two of its units in place (so at least one is
         # checkpointed), and has more to go
         while len(mine & manifest_windows(moto)) < 2:
-            assert procs[1].returncode is None, "shard 2 ended before the kill"
+            if procs[1].returncode is not None:
+                _, stderr = await procs[1].communicate()
+                raise AssertionError(f"shard 2 ended before the kill: {stderr.decode()[-2000:]}")
             await asyncio.sleep(0.02)
         procs[1].send_signal(signal.SIGKILL)
         await procs[1].wait()

@@ -1,8 +1,18 @@
 """The ``dbcost`` typer app: root help, global options, exit codes and the one way a command fails.
 
 Exit codes (every command): 0 done; 1 failed (after saying what completed); 2 bad input (nothing sent,
-nothing written); 3 done but records were quarantined and ``--strict`` was given. ``quota check`` adds
-4 (WARN) and 5 (BREACH) with ``--fail-on``.
+nothing written); 3 done but records were quarantined and ``--strict`` was given; 130 and 143 stopped by
+SIGINT and SIGTERM (128 + the signal). ``quota check`` adds 4 (WARN) and 5 (BREACH) with ``--fail-on``.
+
+Signals: SIGTERM (what ``timeout``, Kubernetes, ECS and systemd send) is handled as SIGINT is. A command
+that can stop cleanly asks for :func:`stop_requested` and passes the event to its job, which then ends within
+moments with what it completed (a backfill stays resumable, a fetch keeps its ``.partial`` file); the
+command says so in one line and returns :func:`exit_for_signal`. Any other command is cancelled. If a
+command has not ended :data:`GRACE_S` seconds after the signal, or a second signal comes, it is cancelled.
+
+No traceback reaches a user: click/typer's usage errors are one line (not rich's box) with exit 2, a
+library error is one line, an error group is reported by its first dbcost error, an ``OSError`` by its file
+and cause, and anything else by one line (its traceback is logged at DEBUG).
 
 A command parses its options into library objects (a :class:`~dbcost.errors.UsageError` there is
 :func:`fail_usage`: one line, exit 2), runs the library through :func:`run_async` (which maps the library's
@@ -13,11 +23,14 @@ errors to one line on stderr and an exit code) and renders the result. Operator 
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 
 import dbcost
@@ -29,15 +42,19 @@ __all__ = [
     "EXIT_OK",
     "EXIT_QUARANTINED",
     "EXIT_USAGE",
+    "GRACE_S",
     "DbcostError",
     "UsageError",
     "app",
     "err_console",
+    "exit_for_signal",
     "fail",
     "fail_usage",
+    "interrupted_by",
     "live_progress",
     "run_async",
     "say",
+    "stop_requested",
 ]
 
 DbcostError = dbcost.errors.DbcostError
@@ -49,8 +66,43 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
+#: a command still running this long after SIGTERM/SIGINT is cancelled
+GRACE_S = 10.0
+
+log = logging.getLogger("dbcost.cli")
+
+
+class _Group(typer.core.TyperGroup):
+    """The root command: click's usage errors become one line (``dbcost: error: ...``, exit 2) instead of
+    rich's box, whichever command or group raised them."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False,
+                              windows_expand_args=windows_expand_args, **extra)
+        except typer.TyperException as exc:  # click's ClickException (typer carries its own click)
+            if not standalone_mode:
+                raise
+            # `dbcost` or `dbcost quota` alone: typer has printed the help (typer itself tests the name)
+            if type(exc).__name__ != "NoArgsIsHelpError":
+                ctx = getattr(exc, "ctx", None)
+                where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+                say(f"dbcost: error: {' '.join(exc.format_message().split())}{where}", level="error")
+            sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            say("dbcost: aborted", level="error")
+            sys.exit(EXIT_FAILED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
 
 app = typer.Typer(
+    cls=_Group,
     name="dbcost",
     help=(
         "Async ingestion of AWS Cost Explorer data for database cost attribution and quota automation.\n\n"
@@ -59,7 +111,7 @@ app = typer.Typer(
         "instance/container roles); --profile picks a profile; --endpoint-url or "
         "AWS_ENDPOINT_URL_COST_EXPLORER points at another endpoint (e.g. `dbcost emulator serve`).\n\n"
         "Exit codes: 0 done, 1 failed (after saying what completed), 2 bad input, "
-        "3 records quarantined with --strict."
+        "3 records quarantined with --strict, 130/143 stopped by SIGINT/SIGTERM (resumable)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -126,18 +178,120 @@ def fail(exc: DbcostError) -> NoReturn:
     raise typer.Exit(EXIT_FAILED) from None
 
 
+class _Signals:
+    """The signals one :func:`run_async` saw, and what they do (module docstring)."""
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self.stop: asyncio.Event | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.cancelled_by_us = False
+
+    def on_signal(self, sig: signal.Signals) -> None:
+        first = self.received is None
+        if first:
+            self.received = sig
+        if first and self.stop is not None:
+            self.stop.set()  # the command stops cleanly; it is cancelled if it does not within GRACE_S
+            asyncio.get_running_loop().call_later(GRACE_S, self._cancel)
+        else:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.cancelled_by_us = True
+            self.task.cancel()
+
+
+_SIGNALS: list[_Signals] = []
+
+
+def stop_requested() -> asyncio.Event:
+    """For a command that can stop cleanly (inside :func:`run_async`): the event SIGTERM/SIGINT sets. Asking
+    for it is what makes the signal set it instead of cancelling the command."""
+    state = _SIGNALS[-1]
+    if state.stop is None:
+        state.stop = asyncio.Event()
+    return state.stop
+
+
+def interrupted_by() -> signal.Signals | None:
+    """The signal that asked the running command to stop (None: no signal came)."""
+    return _SIGNALS[-1].received if _SIGNALS else None
+
+
+def exit_for_signal(sig: signal.Signals) -> int:
+    """128 + the signal: 130 for SIGINT, 143 for SIGTERM."""
+    return 128 + int(sig)
+
+
+def _first_dbcost_error(group: BaseExceptionGroup[Any]) -> DbcostError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, DbcostError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_dbcost_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
 def run_async(main: Callable[[], Awaitable[T]]) -> T:
-    """Run a command's coroutine; map dbcost errors to one line on stderr and an exit code."""
+    """Run a command's coroutine under the signal handlers; map every error to one line on stderr and an exit
+    code (module docstring)."""
+    state = _Signals()
+    _SIGNALS.append(state)
     try:
-        return asyncio.run(_call(main))
+        return asyncio.run(_call(main, state))
+    except asyncio.CancelledError:
+        sig = state.received or signal.SIGINT
+        say(f"dbcost: interrupted by {sig.name}", level="error")
+        raise typer.Exit(exit_for_signal(sig)) from None
+    except KeyboardInterrupt:
+        say("dbcost: interrupted", level="error")
+        raise typer.Exit(exit_for_signal(signal.SIGINT)) from None
     except UsageError as exc:
         fail_usage(str(exc))
     except DbcostError as exc:
         fail(exc)
-    except KeyboardInterrupt:
-        say("dbcost: interrupted")
-        raise typer.Exit(130) from None
+    except BaseExceptionGroup as group:
+        found = _first_dbcost_error(group)
+        if found is None:
+            _internal(group)
+        if isinstance(found, UsageError):
+            fail_usage(str(found))
+        fail(found)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.debug("OSError", exc_info=True)
+        say(f"dbcost: failed: {where}{exc.strerror or exc}", level="error")
+        raise typer.Exit(EXIT_FAILED) from None
+    except Exception as exc:
+        _internal(exc)
+    finally:
+        _SIGNALS.remove(state)
 
 
-async def _call(main: Callable[[], Awaitable[T]]) -> T:
-    return await main()
+def _internal(exc: BaseException) -> NoReturn:
+    """A bug: one line for the user, the traceback in the DEBUG log."""
+    log.debug("internal error", exc_info=exc)
+    say(f"dbcost: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+        "(--log-level DEBUG shows where)", level="error")
+    raise typer.Exit(EXIT_FAILED) from None
+
+
+async def _call(main: Callable[[], Awaitable[T]], state: _Signals) -> T:
+    loop = asyncio.get_running_loop()
+    state.task = asyncio.current_task()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, state.on_signal, sig)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (a test runner)
+            pass
+    try:
+        return await main()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -11,11 +11,13 @@ import typer
 import dbcost
 import dbcost.attribution.pools
 import dbcost.calendar
+import dbcost.config
 import dbcost.governor
 import dbcost.jobs.attribute
 from dbcost.cli.app import EXIT_FAILED, UsageError, fail_usage, run_async, say
 from dbcost.cli.options import (
     AllocateOpt,
+    ChainPagesOpt,
     ClusterTagOpt,
     DbOpt,
     EndpointOpt,
@@ -25,6 +27,8 @@ from dbcost.cli.options import (
     MaxRpsOpt,
     ProfileOpt,
     RegionOpt,
+    RequestTimeoutOpt,
+    RetryBudgetOpt,
     TargetsOpt,
     TeamTagOpt,
     TodayOpt,
@@ -82,6 +86,9 @@ def attribute(
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
+    max_pages_per_chain: ChainPagesOpt = None,
+    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
     today: TodayOpt = None,
 ) -> None:
     """Database spend of a month per team, cluster and category (compute, storage, io, backup, ...).
@@ -102,11 +109,14 @@ def attribute(
         dbcost.CostQuery.build(start="2026-01-01", end="2026-01-02", metrics=[metric])  # validates the metric
         topo = dbcost.attribution.pools.load_topology(topology) if topology else None
         settings = settings_for(targets=targets, endpoint_url=endpoint_url, profile=profile, region=region, db=db,
-                                max_rps=max_rps, max_concurrency=max_concurrency)
+                                max_rps=max_rps, max_concurrency=max_concurrency, request_timeout_s=request_timeout_s,
+                                retry_budget_s=retry_budget_s, max_requests=max_requests,
+                                max_chain_pages=max_pages_per_chain)
         spec = dbcost.AttributeSpec(
             month=month or (span or [""])[-1], settings=settings, metric=metric, cluster_tag=cluster_tag,
             team_tag=team_tag, topology=topo, allocate_shared=allocate_shared, today=day,
-            max_age=dt.timedelta(hours=max_age_hours), refresh=refresh, offline=offline, max_requests=max_requests,
+            max_age=dt.timedelta(hours=max_age_hours), refresh=refresh, offline=offline,
+            max_requests=max_requests or None,  # 0: no cap (settings_for lifted the default)
         )
         for m in span or [spec.month]:
             dbcost.jobs.attribute.month_range(m, day)

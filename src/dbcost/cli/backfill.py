@@ -6,16 +6,34 @@ window from the store (:func:`dbcost.jobs.backfill.sync_spec`). ``--dry-run`` pr
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+import sys
 from typing import Annotated
 
 import typer
 
 import dbcost
+import dbcost.config
 import dbcost.governor
 import dbcost.jobs.backfill
 import dbcost.jobs.metrics
-from dbcost.cli.app import EXIT_OK, UsageError, fail_usage, live_progress, run_async, say
+from dbcost.cli.app import (
+    EXIT_FAILED,
+    EXIT_OK,
+    DbcostError,
+    UsageError,
+    exit_for_signal,
+    fail,
+    fail_usage,
+    interrupted_by,
+    live_progress,
+    run_async,
+    say,
+    stop_requested,
+)
 from dbcost.cli.options import (
+    ChainPagesOpt,
     DbOpt,
     EndpointOpt,
     FilterOpt,
@@ -29,6 +47,8 @@ from dbcost.cli.options import (
     MetricsFileOpt,
     ProfileOpt,
     RegionOpt,
+    RequestTimeoutOpt,
+    RetryBudgetOpt,
     ShardCountOpt,
     ShardIndexEnvOpt,
     ShardOpt,
@@ -42,7 +62,7 @@ from dbcost.cli.options import (
 )
 from dbcost.cli.views import RunProgress, print_plan, report_run
 
-__all__ = ["backfill", "sync"]
+__all__ = ["backfill", "resume_command", "sync"]
 
 
 def backfill(
@@ -64,10 +84,14 @@ def backfill(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the units, requests and dollars; send nothing.")] = False,
     max_requests: MaxReqOpt = None,
     max_cost_usd: Annotated[
-        float | None, typer.Option("--max-cost-usd", help="Refuse/stop before spending more than this.", min=0)
+        float | None, typer.Option("--max-cost-usd", help="Refuse/stop before spending more than this "
+                                   "(instead of the default cap of $50; 0 = no limit).")
     ] = None,
+    max_pages_per_chain: ChainPagesOpt = None,
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
+    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
     as_json: JsonOpt = False,
@@ -80,7 +104,8 @@ def backfill(
     Units that Cost Explorer's date rules allow (DAILY in the 13-month window, MONTHLY beyond it) fan out
     across targets; each page is staged as it arrives, each unit is committed atomically and
     checkpointed, so a killed run continues with --resume. Records are idempotent on their natural key:
-    a rerun replaces, never adds.
+    a rerun replaces, never adds. SIGTERM/SIGINT stop it within seconds (exit 143/130) with the exact --resume
+    command; --resume with nothing to resume says so and sends nothing.
     """
     try:
         spec = run_spec(command="backfill", start=start, end=end, granularity=granularity, metric=metric,
@@ -88,9 +113,15 @@ def backfill(
                         profile=profile, region=region, db=db, resume=resume, shard=shard,
                         max_requests=max_requests, max_cost_usd=max_cost_usd, max_rps=max_rps,
                         max_concurrency=max_concurrency, sinks=sink, window=window, today=today,
+                        request_timeout_s=request_timeout_s, retry_budget_s=retry_budget_s,
+                        max_chain_pages=max_pages_per_chain, metrics_file=metrics_file,
                         shard_index_env=shard_index_env, shard_count=shard_count)
+        if not dry_run:
+            dbcost.jobs.backfill.check_backfill(spec)
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc))
+    except DbcostError as exc:  # the store cannot be read (in use by another run, not a store)
+        fail(exc)
     code = run_async(lambda: _run(spec, dry_run=dry_run, as_json=as_json, strict=strict, metrics_file=metrics_file))
     raise typer.Exit(code)
 
@@ -115,9 +146,13 @@ def sync(
     shard_count: ShardCountOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the units, requests and dollars; send nothing.")] = False,
     max_requests: MaxReqOpt = None,
-    max_cost_usd: Annotated[float | None, typer.Option("--max-cost-usd", min=0, help="Spending cap.")] = None,
+    max_cost_usd: Annotated[float | None, typer.Option("--max-cost-usd", help="Spending cap (instead of the "
+                                                       "default cap of $50; 0 = no limit).")] = None,
+    max_pages_per_chain: ChainPagesOpt = None,
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
+    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
     as_json: JsonOpt = False,
@@ -137,14 +172,20 @@ def sync(
                         endpoint_url=endpoint_url, profile=profile, region=region, db=db, resume=resume,
                         shard=shard, max_requests=max_requests, max_cost_usd=max_cost_usd, max_rps=max_rps,
                         max_concurrency=max_concurrency, sinks=sink, window=window, today=today,
+                        request_timeout_s=request_timeout_s, retry_budget_s=retry_budget_s,
+                        max_chain_pages=max_pages_per_chain, metrics_file=metrics_file,
                         shard_index_env=shard_index_env, shard_count=shard_count)
         first = dbcost.CostQuery.build(start=start, end=spec.today.isoformat()).start if start is not None else None
         windowed = dbcost.jobs.backfill.sync_spec(spec, first)
         if windowed is None:
             say("dbcost sync: nothing to do (the store is up to date)")
             raise typer.Exit(EXIT_OK)
+        if not dry_run:
+            dbcost.jobs.backfill.check_backfill(windowed)
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc))
+    except DbcostError as exc:  # the store cannot be read (in use by another run, not a store)
+        fail(exc)
     code = run_async(lambda: _run(windowed, dry_run=dry_run, as_json=as_json, strict=strict,
                                   metrics_file=metrics_file))
     raise typer.Exit(code)
@@ -154,8 +195,61 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bo
     if dry_run:
         print_plan(await dbcost.jobs.backfill.plan_backfill(spec), as_json)
         return EXIT_OK
-    with RunProgress(live=live_progress() and not as_json) as progress:
-        outcome = await dbcost.jobs.backfill.run_backfill(spec, progress=progress)
-    if metrics_file:
-        dbcost.jobs.metrics.write_metrics_file(metrics_file, spec.db)
-    return report_run(outcome, as_json=as_json, strict=strict, command=spec.command)
+    metrics_ok = True
+    try:
+        with RunProgress(live=live_progress() and not as_json) as progress:
+            outcome = await dbcost.jobs.backfill.run_backfill(spec, progress=progress, stop=stop_requested())
+            if outcome.nothing_to_resume and spec.command == "sync" and spec.db.exists():
+                # a sync's window moves with what it completed: an interrupted sync's plan may not be found
+                # again, but catching up is what a sync does; its window is what is still missing
+                say(f"dbcost sync: no unfinished sync of this plan; syncing from {spec.query.start}")
+                spec = dataclasses.replace(spec, resume=False)
+                outcome = await dbcost.jobs.backfill.run_backfill(spec, progress=progress, stop=stop_requested())
+    finally:
+        # on every way out (a failure included): the run has recorded how it ended, the metrics say it
+        if metrics_file and spec.db.exists():
+            metrics_ok = _write_metrics(metrics_file, spec)
+    command = spec.command
+    if outcome.nothing_to_resume:
+        if as_json:
+            typer.echo(json_dumps(outcome.to_json()))
+        say(f"dbcost {command}: nothing to resume ({outcome.nothing_to_resume}); nothing was sent")
+        return EXIT_OK
+    code = report_run(outcome, as_json=as_json, strict=strict, command=command)
+    sig = interrupted_by() if outcome.interrupted else None
+    if outcome.fatal:
+        say(f"dbcost: failed: {outcome.fatal}", level="error")
+    elif sig is not None:
+        say(f"dbcost {command}: interrupted by {sig.name}: {outcome.units_done} unit(s) done in this run, "
+            f"{outcome.units_skipped} before it, {outcome.units_stopped} stopped (resumable); "
+            f"continue with: {resume_command(pin_end=spec.query.end.isoformat() if command == 'backfill' else None)}",
+            level="error")
+        return exit_for_signal(sig)
+    return code if metrics_ok else max(code, EXIT_FAILED)
+
+
+def _write_metrics(path: str, spec: dbcost.RunSpec) -> bool:
+    """The metrics file from the store; a failure is one line (the run's own result stands, exit 1)."""
+    try:
+        dbcost.jobs.metrics.write_metrics_file(path, spec.db)
+    except DbcostError as exc:
+        say(f"dbcost: {exc}", level="error")
+        return False
+    return True
+
+
+def resume_command(argv: list[str] | None = None, *, pin_end: str | None = None) -> str:
+    """The command line that continues this run: the same arguments, with ``--resume``. A backfill whose end
+    was today by default gets it pinned (``pin_end``): tomorrow's default end would be another plan."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if pin_end is not None and not any(a == "--end" or a.startswith("--end=") for a in args):
+        args += ["--end", pin_end]
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(["dbcost", *args])
+
+
+def json_dumps(data: object) -> str:
+    import orjson
+
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()

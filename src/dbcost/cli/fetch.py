@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import typer
 
 import dbcost
+import dbcost.config
 import dbcost.governor
 import dbcost.jobs.fetch
+import dbcost.plan
 import dbcost.sinks
-from dbcost.cli.app import EXIT_FAILED, EXIT_OK, EXIT_QUARANTINED, UsageError, fail_usage, live_progress, run_async, say
+from dbcost.cli.app import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_QUARANTINED,
+    UsageError,
+    exit_for_signal,
+    fail_usage,
+    interrupted_by,
+    live_progress,
+    run_async,
+    say,
+    stop_requested,
+)
 from dbcost.cli.options import (
+    ChainPagesOpt,
     EndOpt,
     EndpointOpt,
     FilterOpt,
@@ -23,9 +39,13 @@ from dbcost.cli.options import (
     MetricOpt,
     ProfileOpt,
     RegionOpt,
+    RequestTimeoutOpt,
+    RetryBudgetOpt,
     SinkOpt,
     StartOpt,
     StrictOpt,
+    check_metrics_file,
+    check_sinks,
     load_filter,
     settings_for,
 )
@@ -47,6 +67,9 @@ def fetch(
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
+    max_pages_per_chain: ChainPagesOpt = None,
+    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
     strict: StrictOpt = False,
     output: Annotated[
         str, typer.Option("--output", "-o", help="Where records go: a file path, or - for stdout.")
@@ -65,15 +88,15 @@ def fetch(
 
     Records go to --output as JSONL (one record a line, amounts as decimal strings exactly as received),
     CSV (one row per record and metric) or a table. Malformed groups are quarantined, never dropped:
-    --quarantine keeps them with their raw JSON. A summary line goes to stderr at the end.
+    --quarantine keeps them with their raw JSON. A summary line goes to stderr at the end. A fetch that fails
+    or is stopped (SIGTERM/SIGINT: exit 143/130) keeps what it received as PATH.partial, whole records only.
     """
     if format_ not in ("jsonl", "csv", "table"):
         fail_usage(f"--format: must be jsonl, csv or table, got {format_!r}")
     if quarantine is not None and quarantine == output:
         fail_usage("--quarantine: must not be the same file as --output")
     try:
-        for url in sink or []:
-            dbcost.sinks.parse_sink_url(url)
+        check_sinks(sink or [])
         query = dbcost.CostQuery.build(
             start=start,
             end=end,
@@ -82,11 +105,12 @@ def fetch(
             group_by=group_by or [],
             filter=load_filter(filter_),
         )
-    except UsageError as exc:
-        fail_usage(str(exc))
-    try:
+        dbcost.plan.check_range(query, dt.datetime.now(dt.UTC).date())
+        check_metrics_file(summary_json, "--summary-json")
         settings = settings_for(targets=None, endpoint_url=endpoint_url, profile=profile, region=region,
-                                max_rps=max_rps, max_concurrency=max_concurrency).fetch_settings(max_requests=max_requests)
+                                max_rps=max_rps, max_concurrency=max_concurrency, request_timeout_s=request_timeout_s,
+                                retry_budget_s=retry_budget_s, max_requests=max_requests,
+                                max_chain_pages=max_pages_per_chain).fetch_settings()
     except UsageError as exc:
         fail_usage(str(exc))
     code = run_async(
@@ -114,11 +138,13 @@ async def _fetch(
             query, settings, output=output, fmt=fmt, quarantine=quarantine, sinks=sinks, sink_context=sink_context,
             on_page=lambda n, st: status(f"page {n}: {st.records} records, {st.quarantined} quarantined, "
                                          f"{st.requests} requests"),
-            render_table=print_table,
+            render_table=print_table, stop=stop_requested(),
         )
     stats = outcome.stats
+    sig = interrupted_by() if outcome.interrupted else None
     if summary_json:
-        write_summary(summary_json, stats, extra={"status": "failed" if outcome.failure else "done",
+        state = "interrupted" if sig is not None else "failed" if outcome.failure else "done"
+        write_summary(summary_json, stats, extra={"status": state,
                                                   "pages_completed": outcome.pages_completed,
                                                   "query": query.describe()})
     if outcome.quarantined and quarantine is None:
@@ -128,12 +154,19 @@ async def _fetch(
         say(f"dbcost: {len(outcome.quarantined)} group(s) quarantined"
             + (f", {more} not shown" if more > 0 else "")
             + " (use --quarantine PATH to keep them with their raw JSON)")
-    say(f"dbcost fetch: {stats.summary_line()}")
+    if stats.requests or outcome.failure is None:  # a fetch that failed before sending anything: one line
+        say(f"dbcost fetch: {stats.summary_line()}")
+    kept = ""
+    if outcome.partial_path is not None:
+        kept = f"; the {outcome.records_written} records received are in {outcome.partial_path}"
+    elif output == "-" and outcome.records_written:
+        kept = f"; the {outcome.records_written} records received were written to stdout"
+    if sig is not None:
+        say(f"dbcost: interrupted by {sig.name} after {outcome.pages_completed} complete page(s){kept}",
+            level="error")
+        return exit_for_signal(sig)
     if outcome.failure is not None:
-        where = ""
-        if outcome.partial_path is not None:
-            where = f"; the {stats.records} records received are in {outcome.partial_path}"
-        say(f"dbcost: failed after {outcome.pages_completed} complete page(s): {outcome.failure}{where}",
+        say(f"dbcost: failed after {outcome.pages_completed} complete page(s): {outcome.failure}{kept}",
             level="error")
         return EXIT_FAILED
     if strict and stats.quarantined:

@@ -4,6 +4,12 @@ An alias here is one ``--flag`` with one help text wherever it appears; a comman
 something else (``attribute --metric`` takes one metric, ``fetch --metric`` many) declares its own. The
 builders raise :class:`~dbcost.errors.UsageError` (or ``ValueError`` from date parsing) for every problem,
 before anything is sent; the command turns that into exit 2.
+
+Every exit-2 check happens here, before any request, any file or any run row: the endpoint and region, the
+range against today (:func:`dbcost.plan.check_range`), the plan and its cap (:func:`dbcost.jobs.backfill.
+check_run`), a file sink whose path cannot work, a ``--metrics-file`` or output in a directory that does not
+exist. Limits: ``--max-requests``/``--max-cost-usd`` unset means the Settings default limit; ``0`` (said
+explicitly) means no limit.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +35,7 @@ from dbcost.cli.app import UsageError
 
 __all__ = [
     "AllocateOpt",
+    "ChainPagesOpt",
     "ClusterTagOpt",
     "DbOpt",
     "EndOpt",
@@ -46,6 +54,8 @@ __all__ = [
     "MonthOpt",
     "ProfileOpt",
     "RegionOpt",
+    "RequestTimeoutOpt",
+    "RetryBudgetOpt",
     "ShardCountOpt",
     "ShardIndexEnvOpt",
     "ShardOpt",
@@ -58,6 +68,8 @@ __all__ = [
     "TopologyOpt",
     "WindowOpt",
     "attribute_spec",
+    "check_metrics_file",
+    "check_sinks",
     "load_filter",
     "run_spec",
     "settings_for",
@@ -95,7 +107,26 @@ MaxRpsOpt = Annotated[
 MaxConcOpt = Annotated[int, typer.Option("--max-concurrency", help="Requests in flight at most.", min=1)]
 MaxReqOpt = Annotated[
     int | None,
-    typer.Option("--max-requests", help="Stop before sending more than N requests ($0.01 each).", min=0),
+    typer.Option("--max-requests", min=0,
+                 help=f"Stop before sending more than N requests ($0.01 each; every attempt counts). Default "
+                      f"{dbcost.config.DEFAULT_MAX_REQUESTS} per run; 0 = no limit."),
+]
+ChainPagesOpt = Annotated[
+    int | None,
+    typer.Option("--max-pages-per-chain", min=0,
+                 help=f"Stop a page chain (one unit, or a whole fetch) after N pages. Default "
+                      f"{dbcost.config.DEFAULT_MAX_CHAIN_PAGES}; 0 = no limit."),
+]
+RequestTimeoutOpt = Annotated[
+    float,
+    typer.Option("--request-timeout-s",
+                 help="Seconds one request may take, connect to the last byte of the answer (a wall-clock "
+                      "deadline; a server trickling its answer cannot extend it)."),
+]
+RetryBudgetOpt = Annotated[
+    float,
+    typer.Option("--retry-budget-s",
+                 help="Seconds one call may take, every retry and backoff included (a wall-clock deadline)."),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 3 if any group was quarantined.")]
 SinkOpt = Annotated[
@@ -191,12 +222,71 @@ def shard_for(shard: str | None, index_env: str | None = None, count: int | None
 def settings_for(*, targets: str | None, endpoint_url: str | None, profile: str | None, region: str | None,
                  db: str = str(dbcost.config.DEFAULT_DB), max_rps: float = dbcost.governor.DEFAULT_MAX_RPS,
                  max_concurrency: int = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
-                 sinks: list[str] | None = None) -> dbcost.Settings:
-    """``--targets FILE`` or the one target the command line describes (never both), the store, the rate and
-    the sinks: the same :class:`dbcost.Settings` a library caller builds (:func:`dbcost.config.load_settings`)."""
+                 sinks: list[str] | None = None,
+                 request_timeout_s: float = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
+                 retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+                 max_requests: int | None = None, max_cost_usd: float | None = None,
+                 max_chain_pages: int | None = None) -> dbcost.Settings:
+    """``--targets FILE`` or the one target the command line describes (never both), the store, the rate, the
+    limits and the sinks: the same :class:`dbcost.Settings` a library caller builds
+    (:func:`dbcost.config.load_settings`). ``--max-requests``/``--max-cost-usd`` given (0 included) replace
+    the default run limit; ``--max-pages-per-chain 0`` lifts the chain limit."""
+    explicit_cap = max_requests is not None or max_cost_usd is not None
+    if max_cost_usd is not None and max_cost_usd < 0:
+        raise UsageError(f"--max-cost-usd: must be 0 (no limit) or more, got {max_cost_usd:g}")
+    run_cap = (max_requests or None) if explicit_cap else dbcost.config.DEFAULT_MAX_REQUESTS
+    chain = dbcost.config.DEFAULT_MAX_CHAIN_PAGES if max_chain_pages is None else (max_chain_pages or None)
     return dbcost.config.load_settings(targets_file=targets, endpoint_url=endpoint_url, profile=profile,
                                        region=region, db=db, max_rps=max_rps, max_concurrency=max_concurrency,
-                                       sinks=tuple(sinks or ()))
+                                       sinks=tuple(sinks or ()), request_timeout_s=request_timeout_s,
+                                       retry_budget_s=retry_budget_s, max_requests=run_cap,
+                                       max_chain_pages=chain)
+
+
+def check_metrics_file(path: str | None, option: str = "--metrics-file") -> None:
+    """A file written at the end of a run must be writable before the run spends anything: its directory must
+    exist and it must not be a directory."""
+    if path is None:
+        return
+    p = Path(path)
+    if not p.parent.is_dir():
+        raise UsageError(f"{option} {path}: directory {p.parent} does not exist")
+    if p.is_dir():
+        raise UsageError(f"{option} {path}: is a directory")
+
+
+def check_sinks(urls: list[str] | tuple[str, ...]) -> None:
+    """Every ``--sink`` URL parsed (its own grammar), and a file sink's path checked as its open would: a run
+    must not begin (a store file, a run row) for a sink that cannot work."""
+    for url in urls:
+        options = dbcost.sinks.parse_sink_url(url)
+        shown = dbcost.sinks.redact_url(url)
+        path = getattr(options, "path", None)
+        if isinstance(path, Path):
+            if path.is_dir():
+                raise UsageError(f"--sink {shown}: {path} is a directory")
+            if not path.parent.is_dir():
+                raise UsageError(f"--sink {shown}: directory {path.parent} does not exist")
+        folder = getattr(options, "dir", None)
+        if isinstance(folder, Path):
+            if folder.exists() and not folder.is_dir():
+                raise UsageError(f"--sink {shown}: {folder} exists and is not a directory")
+            for parent in folder.parents:
+                if parent.exists():
+                    if not parent.is_dir():
+                        raise UsageError(f"--sink {shown}: {parent} is not a directory")
+                    break
+
+
+def _refuse_a_future_start(start: str | None, today: dt.date) -> None:
+    """``--start`` after today is refused as such (not as an end before the start, with the default end)."""
+    try:
+        first = dt.date.fromisoformat(start) if start else None
+    except ValueError:
+        return  # the query's own validation words a malformed date
+    if first is not None and first > today:
+        raise UsageError(f"--start {first}: is in the future (today is {today}, UTC); Cost Explorer has no data "
+                         "for it yet")
 
 
 def run_spec(
@@ -206,9 +296,14 @@ def run_spec(
     max_requests: int | None, max_cost_usd: float | None, max_rps: float, max_concurrency: int,
     sinks: list[str] | None, window: str, today: str | None,
     shard_index_env: str | None = None, shard_count: int | None = None,
+    request_timeout_s: float = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    max_chain_pages: int | None = None, metrics_file: str | None = None,
 ) -> dbcost.RunSpec:
-    """Options -> a validated RunSpec; every problem is a UsageError (exit 2, nothing sent)."""
+    """Options -> a validated RunSpec; every problem is a UsageError (exit 2, nothing sent, nothing written).
+    The plan itself is checked by the command once its window is known (:func:`dbcost.jobs.backfill.check_run`)."""
     day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
+    _refuse_a_future_start(start, day)
     # sync computes its own range from the store: it builds the query on a placeholder window first
     query = dbcost.CostQuery.build(
         start=start or (day - dt.timedelta(days=1)).isoformat(), end=end or day.isoformat(),
@@ -218,14 +313,17 @@ def run_spec(
     if window not in ("auto", "month", "semimonth", "week", "day"):
         raise UsageError(f"--window: must be auto, month, semimonth, week or day, got {window!r}")
     settings = settings_for(targets=targets, endpoint_url=endpoint_url, profile=profile, region=region, db=db,
-                            max_rps=max_rps, max_concurrency=max_concurrency, sinks=sinks)
-    for url in settings.sinks:
-        dbcost.sinks.parse_sink_url(url)
+                            max_rps=max_rps, max_concurrency=max_concurrency, sinks=sinks,
+                            request_timeout_s=request_timeout_s, retry_budget_s=retry_budget_s,
+                            max_requests=max_requests, max_cost_usd=max_cost_usd, max_chain_pages=max_chain_pages)
+    check_sinks(settings.sinks)
+    check_metrics_file(metrics_file)
+    shard_of = shard_for(shard, shard_index_env, shard_count)
     spec = dbcost.RunSpec(
         query=query, settings=settings, command=command, today=day,
         window=window,  # type: ignore[arg-type]  # checked above
-        shard=shard_for(shard, shard_index_env, shard_count), resume=resume, max_requests=max_requests,
-        max_cost_usd=Decimal(str(max_cost_usd)) if max_cost_usd is not None else None,
+        shard=shard_of, resume=resume, max_requests=max_requests or None,
+        max_cost_usd=Decimal(str(max_cost_usd)) if max_cost_usd else None,
         sink_context=dbcost.sinks.SinkContext(region=region, profile=profile),  # never the CE endpoint
     )
     return spec
@@ -235,13 +333,16 @@ def attribute_spec(
     *, month: str, db: str, metric: str, cluster_tag: str, team_tag: str, topology: str | None,
     allocate_shared: bool, endpoint_url: str | None, profile: str | None, region: str | None,
     targets: str | None, today: str | None,
+    request_timeout_s: float = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
 ) -> dbcost.AttributeSpec:
     """Options -> the AttributeSpec that ``quota check`` and ``report`` read the store with."""
     day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
     dbcost.jobs.attribute.month_range(month, day)
     return dbcost.AttributeSpec(
         month=month, settings=settings_for(targets=targets, endpoint_url=endpoint_url, profile=profile,
-                                           region=region, db=db),
+                                           region=region, db=db, request_timeout_s=request_timeout_s,
+                                           retry_budget_s=retry_budget_s),
         metric=metric, cluster_tag=cluster_tag, team_tag=team_tag,
         topology=dbcost.attribution.pools.load_topology(topology) if topology else None,
         allocate_shared=allocate_shared, today=day,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 import dbcost
+import dbcost.config
 import dbcost.notify
 import dbcost.quota
 import dbcost.sinks
@@ -21,6 +22,8 @@ from dbcost.cli.options import (
     MonthOpt,
     ProfileOpt,
     RegionOpt,
+    RequestTimeoutOpt,
+    RetryBudgetOpt,
     TargetsOpt,
     TeamTagOpt,
     TodayOpt,
@@ -62,6 +65,8 @@ def quota_check(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     targets: TargetsOpt = None,
+    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
     today: TodayOpt = None,
 ) -> None:
     """Evaluate each pool's month against its budget: actual, daily burn, run-rate forecast, breach date.
@@ -77,7 +82,8 @@ def quota_check(
     try:
         spec = attribute_spec(month=month, db=db, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag,
                               topology=topology, allocate_shared=allocate_shared, endpoint_url=endpoint_url,
-                              profile=profile, region=region, targets=targets, today=today)
+                              profile=profile, region=region, targets=targets, today=today,
+                              request_timeout_s=request_timeout_s, retry_budget_s=retry_budget_s)
         check = dbcost.QuotaCheckSpec(attribute=spec, policy=dbcost.quota.load_policy(policy), webhook=webhook,
                                       sinks=list(sink or []), aws_forecast=aws_forecast,
                                       fail_on=fail_on)  # type: ignore[arg-type]

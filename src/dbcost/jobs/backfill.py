@@ -1,12 +1,14 @@
 """``dbcost backfill`` and ``dbcost sync``: a range (or the store's gap up to today) through the pipeline.
 
 A backfill plans ``[start, end)`` into units and runs them (:func:`dbcost.pipeline.run_pipeline`); ``--dry-run``
-plans with the store's pages-per-day history and sends nothing (:func:`plan_backfill`). A sync starts where the
+plans with the store's pages-per-day history and sends nothing (:func:`plan_backfill`); :func:`check_backfill`
+makes and checks the plan (range, cap) before anything is created, which the CLI does before it runs. A sync starts where the
 store's contiguous completed coverage ends, and re-reads the restatement window (:func:`sync_start`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,18 +17,27 @@ from typing import TYPE_CHECKING
 from dbcost.calendar import restatement_start
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
-from dbcost.pipeline import PipelineProgress, RunOutcome, RunSpec, make_plan, run_pipeline
+from dbcost.pipeline import PipelineProgress, RunOutcome, RunSpec, check_run, make_plan, run_pipeline
 from dbcost.plan import Plan
 
 if TYPE_CHECKING:
     from dbcost.store import Store
 
-__all__ = ["RunOutcome", "RunSpec", "covered_until", "plan_backfill", "run_backfill", "sync_spec", "sync_start"]
+__all__ = ["RunOutcome", "RunSpec", "check_backfill", "covered_until", "plan_backfill", "run_backfill", "sync_spec",
+           "sync_start"]
 
 
-async def run_backfill(spec: RunSpec, *, progress: PipelineProgress | None = None) -> RunOutcome:
-    """Run ``spec`` (a backfill or a sync) through the pipeline; see :func:`dbcost.pipeline.run_pipeline`."""
-    return await run_pipeline(spec, progress=progress)
+async def run_backfill(spec: RunSpec, *, progress: PipelineProgress | None = None,
+                       stop: asyncio.Event | None = None) -> RunOutcome:
+    """Run ``spec`` (a backfill or a sync) through the pipeline; ``stop`` ends it early and resumable (SIGTERM);
+    see :func:`dbcost.pipeline.run_pipeline`."""
+    return await run_pipeline(spec, progress=progress, stop=stop)
+
+
+def check_backfill(spec: RunSpec) -> Plan:
+    """The plan of ``spec``, checked before anything is created (a UsageError for a range Cost Explorer cannot
+    serve or a plan over the cap); reads an existing store read-only. See :func:`dbcost.pipeline.check_run`."""
+    return check_run(spec)
 
 
 def sync_spec(spec: RunSpec, start: dt.date | None = None) -> RunSpec | None:
@@ -53,8 +64,6 @@ def sync_spec(spec: RunSpec, start: dt.date | None = None) -> RunSpec | None:
 async def plan_backfill(spec: RunSpec) -> Plan:
     """The plan ``spec`` would run, sized by the store's pages-per-day history when the store exists. Sends
     nothing and writes nothing (a missing store is not created)."""
-    import asyncio
-
     from dbcost.store import Store
 
     def read() -> dict[str, float]:

@@ -18,16 +18,16 @@ import contextlib
 import csv
 import io
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from dbcost._files import AtomicOutput
 from dbcost.aio import cancel_and_wait
 from dbcost.client import Stats, open_client
 from dbcost.config import FetchSettings
-from dbcost.errors import DbcostError, SinkError, UsageError
+from dbcost.errors import DbcostError, OutputError, SinkError, UsageError
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.parse import ParsedPage
 from dbcost.sinks import Sink, SinkContext, SinkRecord, UnitRef, open_sink
@@ -68,13 +68,36 @@ async def fetch(
 
 @dataclass
 class FetchOutcome:
-    """What a fetch did: counters, pages completed, the error that stopped it (if any)."""
+    """What a fetch did: counters, pages completed, the error that stopped it (if any), whether ``stop`` ended
+    it, and how many records the output holds (in ``partial_path`` when it did not complete)."""
 
     stats: Stats
     pages_completed: int = 0
     failure: DbcostError | None = None
     partial_path: Path | None = None
     quarantined: list[Quarantined] = field(default_factory=list)
+    #: records written to the output (whole records: a .partial file holds exactly these)
+    records_written: int = 0
+    #: ``stop`` was set: the fetch ended after its last whole page (the caller knows why)
+    interrupted: bool = False
+
+
+def _opened(out: AtomicOutput, what: str) -> IO[Any]:
+    """``out`` entered; an OSError (read-only filesystem, no permission, disk full) is one line naming it."""
+    try:
+        return out.__enter__()
+    except OSError as exc:
+        raise OutputError(f"{what} {out.path}: cannot write: {exc.strerror or exc}") from exc
+
+
+@contextlib.contextmanager
+def _writing(out: AtomicOutput | None, what: str) -> Iterator[None]:
+    """Writes to ``out`` inside the block: an OSError is one line naming the file (the block's error wins)."""
+    try:
+        yield
+    except OSError as exc:
+        where = out.path if out is not None and out.path is not None else "stdout"
+        raise OutputError(f"{what} {where}: {exc.strerror or exc}") from exc
 
 
 async def run_fetch(
@@ -88,12 +111,15 @@ async def run_fetch(
     render_table: Callable[[IO[str], CostQuery, list[CostRecord]], None] | None = None,
     sinks: Sequence[str] = (),
     sink_context: SinkContext | None = None,
+    stop: asyncio.Event | None = None,
 ) -> FetchOutcome:
     """Fetch every page of ``query`` and write records to ``output`` (``-`` = stdout) and to ``sinks``.
 
     ``output`` is written atomically: complete on success, kept as ``<output>.partial`` on failure (the
-    records in it were paid for). An API failure is returned in the outcome, not raised; bad input
-    (:class:`~dbcost.errors.UsageError`) is raised before anything is sent.
+    records in it were paid for: whole records only, ``records_written`` of them). An API or output failure
+    is returned in the outcome, not raised; bad input (:class:`~dbcost.errors.UsageError`) is raised before
+    anything is sent. When ``stop`` is set (SIGTERM), the request in flight is abandoned and the fetch ends
+    as a failed one does, with ``interrupted`` set.
 
     Each sink receives the whole query as one unit, streamed page by page; it is durable in the sink when
     this returns without failure. fetch has no store to compare with, so every record carries the run's
@@ -104,43 +130,100 @@ async def run_fetch(
     outcome = FetchOutcome(stats=Stats())
     out = AtomicOutput(output, binary=fmt == "jsonl")
     qout = AtomicOutput(quarantine) if quarantine else None
-    table_rows: list[CostRecord] = []
     feeds = _SinkFeeds(query, list(sinks), sink_context or SinkContext())
+    work = asyncio.ensure_future(_fetch_into(query, settings, outcome, out, qout, fmt, feeds, on_page, render_table))
+    watch = asyncio.ensure_future(stop.wait()) if stop is not None else None
     try:
-        await feeds.open()
-        with out as f, (qout if qout is not None else _Null()) as qf:
-            writer = None
-            if fmt == "csv":
-                writer = csv.writer(f, lineterminator="\n")
-                writer.writerow([*CSV_BASE_COLUMNS, *query.columns, "metric", "amount", "unit"])
-            async for page in fetch_pages(query, settings, stats=outcome.stats):
-                outcome.pages_completed = page.page
-                if writer is not None:
-                    writer.writerows(csv_rows(page.records, query.columns))
-                elif fmt == "jsonl":
-                    f.write(b"".join(jsonl_line(r.to_json()) for r in page.records))
-                else:
-                    table_rows.extend(page.records)
-                for q in page.quarantined:
-                    if qf is not None:
-                        qf.write(jsonl_line(q.to_json()))
-                    outcome.quarantined.append(q)
-                await feeds.put(page.records)
-                if on_page is not None:
-                    on_page(page.page, outcome.stats)
-            await feeds.finish()
-            if fmt == "table":
-                (render_table or _plain_table)(f, query, table_rows)
+        if watch is not None:
+            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():  # stopped: abandon the request in flight; what was written is whole pages
+                outcome.interrupted = True
+                await cancel_and_wait(work)
+        if not outcome.interrupted:
+            await work
     except UsageError:
-        await feeds.abort()
         raise
     except DbcostError as exc:
-        await feeds.abort()
         outcome.failure = exc
     finally:
-        await feeds.close()
+        await cancel_and_wait(work)
+        if watch is not None:
+            await cancel_and_wait(watch)
     outcome.partial_path = out.partial_path
     return outcome
+
+
+async def _fetch_into(
+    query: CostQuery,
+    settings: FetchSettings,
+    outcome: FetchOutcome,
+    out: AtomicOutput,
+    qout: AtomicOutput | None,
+    fmt: str,
+    feeds: _SinkFeeds,
+    on_page: Callable[[int, Stats], None] | None,
+    render_table: Callable[[IO[str], CostQuery, list[CostRecord]], None] | None,
+) -> None:
+    """The fetch itself: pages to the output (marked after each page: a failure leaves whole records) and to
+    the sinks. Cancelled (``stop``), it ends between two writes, never inside one."""
+    table_rows: list[CostRecord] = []
+    try:
+        await feeds.open()
+        f = _opened(out, "output")
+        try:
+            qf = _opened(qout, "--quarantine") if qout is not None else None
+            try:
+                writer = None
+                if fmt == "csv":
+                    with _writing(out, "output"):
+                        writer = csv.writer(f, lineterminator="\n")
+                        writer.writerow([*CSV_BASE_COLUMNS, *query.columns, "metric", "amount", "unit"])
+                        out.mark()
+                async for page in fetch_pages(query, settings, stats=outcome.stats):
+                    with _writing(out, "output"):
+                        if writer is not None:
+                            writer.writerows(csv_rows(page.records, query.columns))
+                        elif fmt == "jsonl":
+                            f.write(b"".join(jsonl_line(r.to_json()) for r in page.records))
+                        else:
+                            table_rows.extend(page.records)
+                        out.mark()
+                    if fmt != "table":
+                        outcome.records_written += len(page.records)
+                    outcome.pages_completed = page.page
+                    if page.quarantined:
+                        with _writing(qout, "--quarantine"):
+                            for q in page.quarantined:
+                                if qf is not None:
+                                    qf.write(jsonl_line(q.to_json()))
+                            if qout is not None:
+                                qout.mark()
+                    outcome.quarantined.extend(page.quarantined)
+                    await feeds.put(page.records)
+                    if on_page is not None:
+                        on_page(page.page, outcome.stats)
+                await feeds.finish()
+                if fmt == "table":
+                    with _writing(out, "output"):
+                        (render_table or _plain_table)(f, query, table_rows)
+                    outcome.records_written = len(table_rows)
+            except BaseException as exc:
+                if qout is not None:
+                    qout.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            if qout is not None:
+                with _writing(qout, "--quarantine"):
+                    qout.__exit__(None, None, None)
+        except BaseException as exc:
+            out.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        with _writing(out, "output"):
+            out.__exit__(None, None, None)
+    except BaseException:
+        await feeds.abort()
+        raise
+    finally:
+        await feeds.close()
 
 
 class _SinkFeeds:

@@ -1,7 +1,10 @@
 """Operational metrics in Prometheus text format, for node_exporter's textfile collector.
 
 Written after every backfill/sync (``--metrics-file PATH``) from what the store recorded, atomically
-(temp file + rename, as the textfile collector requires). Gauges describe the latest run of each
+(temp file + rename, as the textfile collector requires), on every way a run ends: done, failed, stopped by
+a cap or a signal. A run that failed records its outcome first, so ``dbcost_run_ok`` is 0 after it (never
+the previous run's 1). A file that cannot be written is one :class:`~dbcost.errors.OutputError` line naming
+it; nothing of it is left half-written. Gauges describe the latest run of each
 command per target; ``dbcost_last_success_timestamp_seconds`` says when each (target, dataset) last
 completed a unit, which is what an alert on staleness needs.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dbcost._files import write_text_atomic
+from dbcost.errors import OutputError
 from dbcost.store import RunStatus, Store
 
 __all__ = ["render_metrics", "write_metrics_file"]
@@ -64,7 +68,11 @@ def render_metrics(store: Store) -> str:
 
 
 def write_metrics_file(path: str | Path, db: str | Path) -> None:
+    """Render the store's metrics into ``path`` atomically (mode 0644, for node_exporter)."""
     target = Path(path)
     with Store(db, read_only=True) as store:
         text = render_metrics(store)
-    write_text_atomic(target, text, mode=0o644)  # world-readable: node_exporter runs as another user
+    try:
+        write_text_atomic(target, text, mode=0o644)  # world-readable: node_exporter runs as another user
+    except OSError as exc:
+        raise OutputError(f"--metrics-file {target}: cannot write: {exc.strerror or exc}") from exc

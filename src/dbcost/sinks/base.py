@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from dbcost.clock import Clock
@@ -125,17 +125,47 @@ SECRET_OPTIONS: frozenset[str] = frozenset({
     "keyfile_password", "aws_secret_access_key", "aws_session_token",
 })
 
+#: query parameters whose value is a secret, compared without case, ``-`` and ``_``, also as a suffix
+#: (``sasl_password``, ``api_key``, ``access_token``, ``client_secret``)
+_SECRET_PARAMS = ("password", "passwd", "pwd", "sslpassword", "token", "secret", "key", "apikey", "signature",
+                  "credential", "credentials", "auth", "authorization", "sig")
+
+
+def _is_secret(name: str) -> bool:
+    if name.lower() in SECRET_OPTIONS:
+        return True
+    norm = name.lower().replace("-", "").replace("_", "")
+    return any(norm == s or norm.endswith(s) for s in _SECRET_PARAMS)
+
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages, logs and the runs table)."""
+    """``url`` with every secret-bearing part replaced by ``***``: the userinfo password, and the value of any
+    query parameter named like a secret (``password``, ``sslpassword``, ``token``, ``secret``, ``key`` and
+    their spellings such as ``sasl_password``, ``api_key``, ``access_token``). For messages, logs and the
+    runs table: the URL stays recognisable (scheme, host, path, the other options). A URL that cannot be
+    split is shown without anything after its host."""
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
-        password = None
-    if not password:
+        head = url.split("?", 1)[0].split("#", 1)[0]
+        if "@" in head:
+            scheme, sep, rest = head.partition("://")
+            head = f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}" if sep else "***@" + head.rsplit("@", 1)[1]
+        return head + ("?***" if "?" in url else "")
+    netloc = parts.netloc
+    if password:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_is_secret(k) for k, _ in pairs):
+            query = "&".join(f"{quote(k, safe='')}={'***' if _is_secret(k) else quote(v, safe='')}" for k, v in pairs)
+    if netloc == parts.netloc and query == parts.query:
         return url
-    return url.replace(f":{password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)

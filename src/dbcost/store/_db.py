@@ -3,7 +3,8 @@
 This is the only module that imports ``duckdb`` (lazily: importing the store costs nothing until a store is
 opened). :class:`Database` wraps the connection so that every call through it (``run``, ``all``, ``one``,
 ``scalar``, the cursors behind ``rows`` and ``arrow_batches``, ``registered``, ``transaction``, ``close``) translates a
-``duckdb.Error`` into a ``StoreError`` chained with ``raise ... from``; the store's modules never hold the raw
+``duckdb.Error`` (and an ``OSError`` from the filesystem: a full disk, a read-only one) into a one-line
+``StoreError`` chained with ``raise ... from``; the store's modules never hold the raw
 connection, so no DuckDB call can bypass the translation. A translated error names the store and the
 *operation* that failed (``store s.duckdb: commit unit: IO Error: ...``): every public store method is
 declared with :func:`operation`, which names what it does while its DuckDB work runs (for a generator,
@@ -57,7 +58,9 @@ class Database:
         try:
             self._con: duckdb.DuckDBPyConnection = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
-            raise StoreError(f"--db {self.path}: cannot open: {exc}") from exc
+            raise StoreError(f"--db {self.path}: cannot open: {_one_line(exc)}") from exc
+        except OSError as exc:
+            raise StoreError(f"--db {self.path}: cannot open: {exc.strerror or exc}") from exc
         with self.doing_as("configure"):
             # DuckDB's default cache is 80% of RAM; a bounded cache keeps a long backfill's memory flat
             # (DuckDB spills to <db>.tmp beyond it). Both values are validated sizes (StoreSettings).
@@ -70,11 +73,15 @@ class Database:
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
-        """Turn a DuckDB error raised inside into a StoreError naming the store and the current operation."""
+        """Turn a DuckDB error (or an OSError from the filesystem under it) raised inside into a StoreError naming
+        the store and the current operation, on one line (DuckDB's messages may span several)."""
         try:
             yield
         except self._error as exc:
-            raise StoreError(f"store {self.path}: {self.doing}: {exc}") from exc
+            raise StoreError(f"store {self.path}: {self.doing}: {_one_line(exc)}") from exc
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise StoreError(f"store {self.path}: {self.doing}: {where}{exc.strerror or exc}") from exc
 
     @contextlib.contextmanager
     def doing_as(self, what: str) -> Iterator[None]:
@@ -178,6 +185,11 @@ class Database:
     def close(self) -> None:
         with self.translated():
             self._con.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    """DuckDB's message on one line (it may carry a blank line and a 'LINE 1:' excerpt)."""
+    return " ".join(str(exc).split())
 
 
 class Rows:

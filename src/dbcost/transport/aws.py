@@ -8,6 +8,30 @@
 * botocore's retries are set to a single attempt: ``dbcost.retry`` is the one retry layer.
 * Every botocore / aiohttp exception is mapped here, once, into :mod:`dbcost.errors` (``from exc``).
   Messages never contain credentials: only codes, statuses, operation names and the service's message.
+
+The mapping, family by family (``tests/hostile/test_seams.py`` has a test for each):
+
+==============================================  =========================================================
+raised by botocore / aiohttp / the socket        becomes
+==============================================  =========================================================
+``ClientError`` (the service answered an error)  by code and status: Throttled (429 too), InvalidNextToken,
+                                                 RequestChanged, Credentials (expired), AccessDenied (403
+                                                 too), ServiceValidation, DataUnavailable, Server (5xx),
+                                                 else ApiError
+no/partial credentials, unknown profile, SSO     CredentialsError
+``ParamValidationError``                         QueryError (exit 2)
+``InvalidRegionError``, an endpoint URL botocore ConfigError naming ``--region`` / ``--endpoint-url``
+cannot use (``ValueError`` when the client is    (exit 2)
+made)
+connect/read timeouts, connection refused,       TransportError (retried)
+closed or reset, TLS, proxy; aiohttp's
+``ClientError`` (a body cut short included);
+``OSError``; ``TimeoutError``
+``botocore.parsers.ResponseParserError``, a      TransportError (retried): a body that is not Cost
+body that is not UTF-8, a 2xx body that is not   Explorer's JSON (a proxy's or a portal's page), refused
+a JSON object                                    by a ``before-parse`` hook before botocore reads it as {}
+any other ``BotoCoreError``                      ApiError
+==============================================  =========================================================
 """
 
 from __future__ import annotations
@@ -29,6 +53,7 @@ from botocore.parsers import ResponseParserError
 from dbcost.errors import (
     AccessDeniedError,
     ApiError,
+    ConfigError,
     CredentialsError,
     DataUnavailableError,
     DbcostError,
@@ -40,6 +65,7 @@ from dbcost.errors import (
     ThrottledError,
     TransportError,
 )
+from dbcost.sinks.base import redact_url
 
 __all__ = ["THROTTLE_CODES", "AwsTransport", "translate_errors"]
 
@@ -136,20 +162,45 @@ def translate_errors(operation: str) -> Iterator[None]:
             bce.UnauthorizedSSOTokenError) as exc:
         raise CredentialsError(f"{operation}: {exc}") from exc
     except bce.ParamValidationError as exc:
-        raise QueryError("request", str(exc).replace("\n", " ")) from exc
+        raise QueryError("request", _one_line(exc)) from exc
+    except bce.InvalidRegionError as exc:
+        raise ConfigError(f"--region: {_one_line(exc)}") from exc
     except (bce.ConnectTimeoutError, bce.ReadTimeoutError) as exc:
         raise TransportError(f"{operation}: timed out ({type(exc).__name__})") from exc
     except (bce.ConnectionError, bce.ConnectionClosedError, bce.HTTPClientError) as exc:
         # ConnectionError covers EndpointConnectionError, SSLError and ProxyConnectionError
         raise TransportError(f"{operation}: connection failed ({type(exc).__name__})") from exc
-    except ResponseParserError as exc:  # botocore.exceptions has no such name: evaluating it broke cancellation
-        raise TransportError(f"{operation}: response body could not be parsed") from exc
+    except ResponseParserError as exc:
+        raise TransportError(f"{operation}: the response body could not be parsed: {_one_line(exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise TransportError(f"{operation}: the response body is not UTF-8 text") from exc
     except aiohttp.ClientError as exc:
-        raise TransportError(f"{operation}: {type(exc).__name__}: {exc}") from exc
+        raise TransportError(f"{operation}: {type(exc).__name__}: {_one_line(exc)}") from exc
     except TimeoutError as exc:
         raise TransportError(f"{operation}: timed out") from exc
+    except OSError as exc:
+        raise TransportError(f"{operation}: connection failed ({exc.strerror or type(exc).__name__})") from exc
     except bce.BotoCoreError as exc:
-        raise ApiError(str(exc), operation=operation) from exc
+        raise ApiError(_one_line(exc), operation=operation) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _refuse_a_body_that_is_not_json(response_dict: Mapping[str, Any], **_: Any) -> None:
+    """botocore's ``before-parse`` hook: a 2xx body that is not a JSON object (a proxy's HTML page, a body whose
+    Content-Length was met but whose JSON is cut) would be parsed into an empty result; refuse it instead. Only
+    its first and last bytes are looked at, so a large page costs nothing more."""
+    status = int(response_dict.get("status_code") or 0)
+    body = response_dict.get("body")
+    if not 200 <= status < 300 or not isinstance(body, bytes | bytearray):
+        return
+    if body[:64].lstrip()[:1] == b"{" and body[-64:].rstrip()[-1:] == b"}":
+        return
+    headers = response_dict.get("headers") or {}
+    ctype = str(headers.get("content-type", "") or "").split(";")[0].strip() or "no Content-Type"
+    raise ResponseParserError(f"the response body is not JSON ({ctype}, {len(body)} bytes)")
 
 
 class AwsTransport:
@@ -191,7 +242,8 @@ class AwsTransport:
     def __repr__(self) -> str:  # never shows credentials
         return (
             f"AwsTransport(service={self.service!r}, profile={self.profile!r}, region={self.region!r}, "
-            f"endpoint_url={self.endpoint_url!r}, role_arn={self.role_arn!r})"
+            f"endpoint_url={redact_url(self.endpoint_url) if self.endpoint_url else None!r}, "
+            f"role_arn={self.role_arn!r})"
         )
 
     async def __aenter__(self) -> AwsTransport:
@@ -206,11 +258,20 @@ class AwsTransport:
                 region = self.region or session.region_name or "us-east-1"
                 if self.role_arn:
                     self._assume_role(session, region)
-                self._client = await stack.enter_async_context(
-                    session.client(
+                try:
+                    client = session.client(
                         self.service, region_name=region, endpoint_url=self.endpoint_url, config=self._config
                     )
-                )
+                    self._client = await stack.enter_async_context(client)
+                    if self.service == "ce":  # every Cost Explorer answer is a JSON object; S3 (XML) and
+                        # Kinesis (some answers have an empty body) are not held to it
+                        self._client.meta.events.register("before-parse", _refuse_a_body_that_is_not_json)
+                except ValueError as exc:  # botocore: "Invalid endpoint: ..." (InvalidRegionError is mapped above)
+                    if isinstance(exc, bce.InvalidRegionError):
+                        raise
+                    shown = redact_url(self.endpoint_url) if self.endpoint_url else "(from the environment)"
+                    raise ConfigError(f"--endpoint-url {shown}: {_one_line(exc).replace(self.endpoint_url or '', shown)}"
+                                      ) from exc
         except BaseException:
             await stack.aclose()
             raise
