@@ -175,3 +175,18 @@ def test_credentials_never_appear_in_output(moto: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert secret not in proc.stdout + proc.stderr
     assert token not in proc.stdout + proc.stderr
+
+
+async def test_assume_role_signs_sts_with_the_chains_own_credentials(moto: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--role-arn: the STS call is signed with the chain's credentials, not with the assumed ones it is fetching
+    (that used to wait on itself forever); Cost Explorer then answers every page."""
+    import asyncio
+
+    queue_results(moto, moto_pages())
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "chain-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "chain-secret")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto)
+    settings = dbcost.FetchSettings(endpoint_url=moto, role_arn="arn:aws:iam::123456789012:role/dbcost-read")
+    async with asyncio.timeout(30):
+        result = await dbcost.fetch(QUERY, settings)
+    assert result.stats.pages == 3 and len(result.records) == 5

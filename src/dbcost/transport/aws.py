@@ -257,7 +257,7 @@ class AwsTransport:
                     session = aioboto3.Session(profile_name=self.profile)
                 region = self.region or session.region_name or "us-east-1"
                 if self.role_arn:
-                    self._assume_role(session, region)
+                    await self._assume_role(session, region)
                 try:
                     client = session.client(
                         self.service, region_name=region, endpoint_url=self.endpoint_url, config=self._config
@@ -284,15 +284,26 @@ class AwsTransport:
             self._client = None
             await stack.aclose()
 
-    def _assume_role(self, session: Any, region: str) -> None:
-        """Swap the session's credentials for refreshable ones from ``sts:AssumeRole``."""
-        base = session._session  # the AioSession aioboto3 wraps: its credential chain signs STS calls
+    async def _assume_role(self, session: Any, region: str) -> None:
+        """Swap the session's credentials for refreshable ones from ``sts:AssumeRole``.
+
+        The STS calls are signed with the chain's own credentials, read *before* the swap: signing them with the
+        session's (refreshable, assumed-role) credentials would make every refresh wait on itself."""
+        base = session._session  # the AioSession aioboto3 wraps
+        with translate_errors("AssumeRole"):
+            source = await base.get_credentials()
+        if source is None:
+            raise CredentialsError(f"--role-arn {self.role_arn}: no credentials to assume it with (profile, "
+                                   "environment or instance role)")
         params: dict[str, Any] = {"RoleArn": self.role_arn, "RoleSessionName": self.role_session_name}
         if self.external_id:
             params["ExternalId"] = self.external_id
 
         async def refresh() -> dict[str, Any]:
-            async with base.create_client("sts", region_name=region) as sts:
+            frozen = await source.get_frozen_credentials()
+            async with base.create_client("sts", region_name=region, aws_access_key_id=frozen.access_key,
+                                          aws_secret_access_key=frozen.secret_key,
+                                          aws_session_token=frozen.token) as sts:
                 with translate_errors("AssumeRole"):
                     creds = (await sts.assume_role(**params))["Credentials"]
             expiry = creds["Expiration"]
