@@ -1,7 +1,8 @@
 """Files the user names: reading them with one error shape, and writing them atomically.
 
 * :func:`read_text_file` — the one reader every file option goes through (targets, policy, topology, rules,
-  ``--filter @path``): every failure is one :class:`~dbcost.errors.ConfigError` line.
+  ``--filter @path``): every failure is one :class:`~dbcost.errors.ConfigError` line;
+  :func:`read_rules_toml` reads a rules file the user names, or the one a package ships, as TOML.
 * :class:`AtomicOutput` — the one writer: a file appears at its path complete or not at all (a temporary
   file beside it, fsync, rename); a failed write keeps what was paid for as ``<path>.partial``, cut back to
   the last :meth:`~AtomicOutput.mark` so that a record torn by a full disk is never left in it.
@@ -16,13 +17,15 @@ import io
 import os
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 from dbcost.errors import ConfigError
 
-__all__ = ["AtomicOutput", "atomic_path", "read_text_file", "write_json", "write_text_atomic"]
+__all__ = ["AtomicOutput", "atomic_path", "read_rules_toml", "read_text_file", "write_json", "write_text_atomic"]
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -52,6 +55,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def read_rules_toml(path: str | Path | None, origin: str, *, package: str, resource: str) -> dict[str, Any]:
+    """The TOML of the rules file at ``path``, or of ``package``'s own ``resource`` when ``path`` is None; a file
+    that cannot be read or is not TOML is one ConfigError line naming ``origin``."""
+    if path is None:
+        text = resources.files(package).joinpath(resource).read_text(encoding="utf-8")
+    else:
+        text = read_text_file(path, origin, "rules file")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
 
 
 def read_text_file(path: str | Path, where: str, what: str = "") -> str:

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal, cast, get_args
 
-from dbcost._files import read_text_file
+from dbcost._files import read_rules_toml
 from dbcost.attribution import FAMILIES, split_usage_type
 from dbcost.errors import ConfigError
 
@@ -319,17 +317,8 @@ def _build(data: dict[str, Any], origin: str) -> AdviceRules:
 
 def load_advice_rules(path: str | Path | None = None) -> AdviceRules:
     """Read and validate a rules file (default: the packaged ``rules.toml``); a ConfigError names what is wrong."""
-    if path is None:
-        origin = f"dbcost.advice/{_RESOURCE}"
-        text = resources.files("dbcost.advice").joinpath(_RESOURCE).read_text(encoding="utf-8")
-    else:
-        origin = f"--rules {path}"
-        text = read_text_file(path, origin, "rules file")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
-    return _build(data, origin)
+    origin = f"dbcost.advice/{_RESOURCE}" if path is None else f"--rules {path}"
+    return _build(read_rules_toml(path, origin, package="dbcost.advice", resource=_RESOURCE), origin)
 
 
 @functools.cache

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, cast, get_args
 
-from dbcost._files import read_text_file
+from dbcost._files import read_rules_toml
 from dbcost.errors import ConfigError
 
 __all__ = [
@@ -525,17 +523,8 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
     Raises :class:`~dbcost.errors.ConfigError` naming the file and the offending entry: an unknown
     category or family, a bad regex, a duplicate name, an unknown key, ...
     """
-    if path is None:
-        origin = f"dbcost.attribution/{_RULES_RESOURCE}"
-        text = resources.files("dbcost.attribution").joinpath(_RULES_RESOURCE).read_text(encoding="utf-8")
-    else:
-        origin = str(path)
-        text = read_text_file(path, origin, "rules file")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
-    return _build(data, origin)
+    origin = f"dbcost.attribution/{_RULES_RESOURCE}" if path is None else str(path)
+    return _build(read_rules_toml(path, origin, package="dbcost.attribution", resource=_RULES_RESOURCE), origin)
 
 
 @functools.cache
