@@ -2,7 +2,8 @@
 
 Exit codes (every command): 0 done; 1 failed (after saying what completed); 2 bad input (nothing sent,
 nothing written); 3 done but records were quarantined and ``--strict`` was given; 130 and 143 stopped by
-SIGINT and SIGTERM (128 + the signal). ``quota check`` adds 4 (WARN) and 5 (BREACH) with ``--fail-on``.
+SIGINT and SIGTERM (128 + the signal). ``quota check`` adds 4 (WARN) and 5 (BREACH) with ``--fail-on``;
+``advise`` adds 6 (a new advisory) with ``--fail-on-new``.
 
 Signals: SIGTERM (what ``timeout``, Kubernetes, ECS and systemd send) is handled as SIGINT is. A command
 that can stop cleanly asks for :func:`stop_requested` and passes the event to its job, which then ends within
@@ -111,7 +112,8 @@ app = typer.Typer(
         "instance/container roles); --profile picks a profile; --endpoint-url or "
         "AWS_ENDPOINT_URL_COST_EXPLORER points at another endpoint (e.g. `dbcost emulator serve`).\n\n"
         "Exit codes: 0 done, 1 failed (after saying what completed), 2 bad input, "
-        "3 records quarantined with --strict, 130/143 stopped by SIGINT/SIGTERM (resumable)."
+        "3 records quarantined with --strict, 4/5 quota WARN/BREACH (quota check --fail-on), 6 a new advisory "
+        "(advise --fail-on-new), 130/143 stopped by SIGINT/SIGTERM (resumable)."
     ),
     no_args_is_help=True,
     add_completion=False,
