@@ -167,15 +167,18 @@ async def test_a_second_backfill_on_a_store_in_use_is_refused_with_one_line(tmp_
         args = ["backfill", "--start", "2026-10-01", "--end", "2026-10-03", *Q, "--endpoint-url", srv.url, *FAST,
                 "--db", str(db)]
         first = await spawn(*args)
-        await wait_for(lambda: srv.requests >= 1)
-        sent = srv.requests
-        code, _, err = await cli(*args)
-        assert code == 1
-        line = [x for x in lines(err) if str(db) in x]
-        assert len(lines(err)) == 1 and line, err
-        assert_clean(err)
-        assert srv.requests == sent
-        got, _, err = await finish(first)
+        try:
+            # both of the first run's units in flight (each held 2.5 s): any later request is the second run's
+            await wait_for(lambda: srv.requests >= 2)
+            sent = srv.requests
+            code, _, err = await cli(*args)
+            assert code == 1
+            line = [x for x in lines(err) if str(db) in x]
+            assert len(lines(err)) == 1 and line, err
+            assert_clean(err)
+            assert srv.requests == sent
+        finally:  # never leave the first run behind, whatever failed above
+            got, _, err = await finish(first)
         assert got == 0, err
 
 
