@@ -244,6 +244,18 @@ def _covered(store: Store, queries: Any, targets: list[str], start: dt.date, end
     return all(store.has_done_units(q.fingerprint, t, start, end) for q in queries for t in targets)
 
 
+async def _discover_services(spec: AttributeSpec, start: dt.date, end: dt.date) -> tuple[list[str], Stats]:
+    """The database services with spend in ``[start, end)`` over every target (GetDimensionValues SERVICE, kept
+    when the classifier knows them as a database family), and what asking cost."""
+    discovered: set[str] = set()
+    discovery = Stats()
+    for target in spec.targets:
+        async with open_client(spec.settings.fetch_settings(target), stats=discovery) as ce:
+            values = await ce.dimension_values("SERVICE", start.isoformat(), end.isoformat())
+        discovered |= {v for v in values if is_database_family(classify(v, "").family)}
+    return sorted(discovered), discovery
+
+
 async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     start, end = month_range(spec.month, spec.today)
     daily_from = daily_window_start(spec.today)
@@ -265,14 +277,7 @@ async def run_attribute(spec: AttributeSpec) -> AttributeResult:
     if spec.offline:
         raise UsageError(f"--offline: the store has no fresh attribution data for {spec.month}; run without --offline")
 
-    # discover the database services of the month (GetDimensionValues), per target
-    discovered: set[str] = set()
-    discovery = Stats()
-    for target in spec.targets:
-        async with open_client(spec.settings.fetch_settings(target), stats=discovery) as ce:
-            values = await ce.dimension_values("SERVICE", start.isoformat(), end.isoformat())
-        discovered |= {v for v in values if is_database_family(classify(v, "").family)}
-    services = sorted(discovered)
+    services, discovery = await _discover_services(spec, start, end)
     if not services:
         raise UsageError(f"--month {spec.month}: Cost Explorer reports no database service with spend")
     ds = _datasets_for(spec, services, start, end)
@@ -329,13 +334,7 @@ async def run_attribute_months(spec: AttributeSpec, months: list[str]) -> Attrib
     services: list[str] = []
     if stale:
         first, last = ranges[stale[0]][0], ranges[stale[-1]][1]
-        discovered: set[str] = set()
-        discovery = Stats()
-        for target in spec.targets:
-            async with open_client(spec.settings.fetch_settings(target), stats=discovery) as ce:
-                values = await ce.dimension_values("SERVICE", first.isoformat(), last.isoformat())
-            discovered |= {v for v in values if is_database_family(classify(v, "").family)}
-        services = sorted(discovered)
+        services, discovery = await _discover_services(spec, first, last)
         if not services:
             raise UsageError(f"--months {stale[0]}..{stale[-1]}: Cost Explorer reports no database service with spend")
         ds = _datasets_for(spec, services, first, last)
