@@ -24,11 +24,12 @@ errors to one line on stderr and an exit code) and renders the result. Operator 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar
 
 import typer
 import typer.core
@@ -80,6 +81,7 @@ class _Group(typer.core.TyperGroup):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
              **extra: Any) -> Any:
+        _prepare(self)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False,
                               windows_expand_args=windows_expand_args, **extra)
@@ -102,6 +104,79 @@ class _Group(typer.core.TyperGroup):
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
+_HELP_NAMES: Final = ["-h", "--help"]
+
+#: what an option's value is, in help, by the option's name (an option may also set its own ``metavar=``);
+#: a flag shows none, a choice its choices, any other option N (a number) or TEXT
+_METAVARS: Final = {
+    **dict.fromkeys(("--start", "--end", "--today"), "DATE"),
+    **dict.fromkeys(("--month", "--start-month", "--end-month"), "MONTH"),
+    **dict.fromkeys(("--targets", "--topology", "--policy", "--rules", "--quarantine", "--summary-json",
+                     "--metrics-file", "--db", "--fleet", "--config"), "FILE"),
+    **dict.fromkeys(("--endpoint-url", "--webhook"), "URL"),
+    **dict.fromkeys(("--profile", "--region", "--cluster-tag", "--team-tag", "--env-tag", "--metric", "--target",
+                     "--host"), "NAME"),
+    **dict.fromkeys(("--request-timeout-s", "--retry-budget-s"), "SECONDS"),
+    **dict.fromkeys(("--max-cost-usd", "--min-savings-usd"), "USD"),
+    "--output": "PATH|-", "--dir": "DIR", "--sink": "URL", "--filter": "JSON|@FILE", "--group-by": "KEY",
+    "--shard": "K/N", "--non-prod": "NAMES", "--dataset": "ID|LABEL|all", "--max-age-hours": "HOURS",
+}
+
+
+def _metavar(param: Any) -> str:
+    name = max(param.opts, key=len)
+    if name in _METAVARS:
+        return _METAVARS[name]
+    annotation = param.type_descriptor.annotation
+    return "N" if annotation in (int, float) or str(annotation) in ("int | None", "float | None") else "TEXT"
+
+
+def _global_option(root: Any) -> Any:
+    """A copy of the root's option for every command: it sets the same state when given after the command,
+    and nothing when it is not given (its default is the root's)."""
+    sub = copy.copy(root)
+    sub.expose_value = False
+    sub.default = None
+    sub.show_default = False
+    sub.rich_help_panel = "Global options (before or after the command)"
+
+    def given(ctx: Any, param: Any, value: Any) -> None:
+        if value is not None:
+            _apply_logging(**{root.name: value})
+
+    sub.callback = given
+    return sub
+
+
+def _prepare(root: Any) -> None:
+    """Once, on the built command tree: the root's logging options on every command and group (so
+    ``dbcost fetch --log-format json`` works as ``dbcost --log-format json fetch`` does: click parses them,
+    ``--opt=value``, ``--`` and bad choices included, and each command's help lists them), and a metavar for
+    every option that means something (``DATE``, ``MONTH``, ``N``, ...) instead of the Python type."""
+    if getattr(root, "_dbcost_prepared", False):
+        return
+    root._dbcost_prepared = True
+    shared = [p for p in root.params if p.name in _LOGGING]
+
+    def walk(command: Any, is_root: bool) -> None:
+        ctx = command.context_class(command, help_option_names=_HELP_NAMES)
+        for param in [*command.params, command.get_help_option(ctx)]:
+            if not isinstance(param, typer.core.TyperOption):
+                continue
+            if param.is_flag:
+                param.metavar = ""  # typer shows <bool>
+            elif param.type_descriptor.is_choice:
+                param.metavar = "|".join(str(c) for c in param.type_descriptor.choices or ())
+            elif param.metavar is None:
+                param.metavar = _metavar(param)
+        if not is_root:
+            command.params.extend(_global_option(p) for p in shared)
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub, False)
+
+    walk(root, True)
+
+
 app = typer.Typer(
     cls=_Group,
     name="dbcost",
@@ -116,9 +191,10 @@ app = typer.Typer(
         "(advise --fail-on-new), 130/143 stopped by SIGINT/SIGTERM (resumable)."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": _HELP_NAMES},
 )
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -130,24 +206,34 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
+
+
 @app.callback()
 def _main(
     log_level: Annotated[
-        str, typer.Option("--log-level", help="dbcost's own log level on stderr: DEBUG, INFO, WARNING, ERROR.")
+        LogLevel, typer.Option("--log-level", case_sensitive=False, help="dbcost's own log level on stderr.")
     ] = "WARNING",
     log_format: Annotated[
-        str, typer.Option("--log-format", help="text, or json for one JSON object per log line.")
+        LogFormat, typer.Option("--log-format", case_sensitive=False, help="json: one JSON object per log line.")
     ] = "text",
     version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    if log_format not in ("text", "json"):
-        fail_usage(f"--log-format: must be text or json, got {log_format!r}")
-    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        fail_usage(f"--log-level: unknown level {log_level!r}")
-    dbcost.logs.setup_logging(log_level, "json" if log_format == "json" else "text")
-    _JSON_LOGS["on"] = log_format == "json"
+    _apply_logging(log_level=log_level, log_format=log_format)
+
+
+#: the logging the root options (given before or after the command) ask for; the last one given wins
+_LOGGING = {"log_level": "WARNING", "log_format": "text"}
+
+
+def _apply_logging(**given: str) -> None:
+    _LOGGING.update({k: v for k, v in given.items() if v is not None})
+    fmt = _LOGGING["log_format"].lower()
+    dbcost.logs.setup_logging(_LOGGING["log_level"].upper(), "json" if fmt == "json" else "text")
+    _JSON_LOGS["on"] = fmt == "json"
 
 
 #: set by the root callback: --log-format json turns operator messages into JSON log lines

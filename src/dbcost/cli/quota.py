@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -18,8 +18,10 @@ from dbcost.cli.options import (
     ClusterTagOpt,
     DbOpt,
     EndpointOpt,
+    FormatOpt,
     MetricOneOpt,
     MonthOpt,
+    OutputOpt,
     ProfileOpt,
     RegionOpt,
     RequestTimeoutOpt,
@@ -29,12 +31,14 @@ from dbcost.cli.options import (
     TodayOpt,
     TopologyOpt,
     attribute_spec,
+    check_output,
 )
+from dbcost.cli.views import Out
 
 __all__ = ["quota_app"]
 
 quota_app = typer.Typer(name="quota", help="Monthly database budgets per team: check, gate, notify.",
-                        no_args_is_help=True, add_completion=False)
+                        no_args_is_help=True, add_completion=False, rich_markup_mode="markdown")
 
 
 @quota_app.command("check")
@@ -42,16 +46,19 @@ def quota_check(
     month: MonthOpt,
     policy: Annotated[str, typer.Option("--policy", help="Policy TOML: [[pool]] name, team, monthly_budget_usd, ...")],
     db: DbOpt = "dbcost.duckdb",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
+    format_: FormatOpt = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+    output: OutputOpt = "-",
     fail_on: Annotated[
-        str | None, typer.Option("--fail-on", help="warn or breach: turn the result into the exit code (4 WARN, 5 BREACH).")
+        Literal["warn", "breach"] | None,
+        typer.Option("--fail-on", case_sensitive=False, help="Make the result the exit code: 4 WARN, 5 BREACH."),
     ] = None,
     webhook: Annotated[
         str | None, typer.Option("--webhook", help="POST a Slack-compatible message here when a pool's status changes.")
     ] = None,
     sink: Annotated[
         list[str] | None,
-        typer.Option("--sink", help="Also publish status changes (kafka://H:P/TOPIC: to <topic>.quota-status)."),
+        typer.Option("--sink", help="Also publish status changes (kafka://H:P/TOPIC: to TOPIC.quota-status)."),
     ] = None,
     aws_forecast: Annotated[
         bool, typer.Option("--aws-forecast", help="Cross-check the run-rate forecast with Cost Explorer's GetCostForecast.")
@@ -77,16 +84,15 @@ def quota_check(
     (state kept in the store), so a cron job does not spam. Reads the attribution from the store:
     run `dbcost attribute --month` first.
     """
-    if fail_on not in (None, "warn", "breach"):
-        fail_usage(f"--fail-on: must be warn or breach, got {fail_on!r}")
     try:
+        check_output(output)
         spec = attribute_spec(month=month, db=db, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag,
                               topology=topology, allocate_shared=allocate_shared, endpoint_url=endpoint_url,
                               profile=profile, region=region, targets=targets, today=today,
                               request_timeout_s=request_timeout_s, retry_budget_s=retry_budget_s)
         check = dbcost.QuotaCheckSpec(attribute=spec, policy=dbcost.quota.load_policy(policy), webhook=webhook,
                                       sinks=list(sink or []), aws_forecast=aws_forecast,
-                                      fail_on=fail_on)  # type: ignore[arg-type]
+                                      fail_on=fail_on)
         if webhook:
             dbcost.notify.safe_url(webhook)
         for url in sink or []:
@@ -94,12 +100,13 @@ def quota_check(
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc))
     result = run_async(lambda: dbcost.run_quota_check(check))
-    if as_json:
-        import orjson
-
-        typer.echo(orjson.dumps(result.report.to_json(), option=orjson.OPT_INDENT_2).decode())
+    out, fmt = Out(output), "json" if as_json else format_
+    if fmt == "json":
+        out.json(result.report.to_json())
+    elif fmt == "csv":
+        out.rows(result.report.to_json()["pools"])
     else:
-        typer.echo(dbcost.quota.render_table(result.report))
+        out.text(dbcost.quota.render_table(result.report))
     if result.data_age is not None and result.data_age > dt.timedelta(hours=24):
         say(f"dbcost quota: the attribution data is {result.data_age.days} day(s) old; run "
             "`dbcost attribute` to refresh it")
@@ -114,6 +121,10 @@ def quota_check(
 
 
 @quota_app.command("example")
-def quota_example() -> None:
+def quota_example(output: OutputOpt = "-") -> None:
     """Print an example policy file (the one the demo uses) to start from."""
-    typer.echo(dbcost.quota.example_policy_text(), nl=False)
+    try:
+        check_output(output)
+    except UsageError as exc:
+        fail_usage(str(exc))
+    Out(output).text(dbcost.quota.example_policy_text(), newline=False)
