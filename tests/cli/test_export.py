@@ -70,7 +70,7 @@ async def test_bad_export_options_are_one_line_each_and_write_nothing(tmp_path: 
         (["--dataset", "all", "--start", "2026-10-05", "--end", "2026-10-01"], "--end: must be after"),
         (["--dataset", "all", "--format", "focus", "--output", str(tmp_path / "f.csv")], "exports one dataset"),
         (["--dataset", "e66b2eb6c75db18f", "--format", "focus", "--output", str(tmp_path / "f.json")], "suffix"),
-        (["--dataset", "e66b2e", "--format", "xml"], "--format: must be"),
+        (["--dataset", "e66b2e", "--format", "xml"], "'xml' is not one of 'jsonl', 'csv', 'parquet', 'focus'"),
     ]
     for args, fragment in cases:
         code, out, err = await run_cli_async("export", "--db", str(db), *args)

@@ -16,37 +16,49 @@ from dbcost.cli.options import (
     ClusterTagOpt,
     DbOpt,
     EndpointOpt,
-    FormatTJ,
+    FormatOpt,
     MonthOpt,
+    OutputOpt,
     ProfileOpt,
     RegionOpt,
     TargetsOpt,
     TeamTagOpt,
     TodayOpt,
+    check_output,
     settings_for,
 )
-from dbcost.cli.views import report_run
+from dbcost.cli.views import Out, report_run
 
 __all__ = ["advise"]
 
 
-def _print_table(advice: Any, cluster_tag: str) -> None:
+def _print_table(advice: Any, cluster_tag: str, out: Out) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from dbcost.report.table import print_table
+
     fmt = dbcost.advice.amount_text
-    table = Table(title=f"Advisories {advice.month}: {len(advice.advisories)}, estimated savings "
-                        f"{advice.total_savings:,.2f} USD/month", title_justify="left")
+    table = Table(title=f"Advisories {advice.month}: {len(advice.advisories)} (USD/month)", title_justify="left")
     for name in ("savings/month", "kind", cluster_tag, "team", "region", "action"):
-        table.add_column(name, justify="right" if name == "savings/month" else "left",
-                         overflow="fold", no_wrap=name != "action")
+        if name == "savings/month":
+            table.add_column(name, justify="right", no_wrap=True)
+        else:
+            table.add_column(name, overflow="fold")
     for a in advice.advisories:
         table.add_row(f"{a.savings:,.2f}", a.kind, Text(a.cluster or "(untagged)"), Text(a.team or "-"),
                       a.region, Text(a.action))
-    Console(width=200).print(table)
-    if not advice.advisories:
-        typer.echo(f"No advisory for {advice.month} (total {fmt(advice.total_savings)}).")
+    table.add_section()
+    table.add_row(Text(f"{advice.total_savings:,.2f}", style="bold"), Text("total", style="bold"), "", "", "", "")
+
+    def render(console: Console) -> None:
+        if advice.advisories:
+            print_table(console, table, drop=("region", "team"))
+        else:
+            console.print(f"No advisory for {advice.month} (total {fmt(advice.total_savings)}).", markup=False)
+
+    out.draw(render)
 
 
 def advise(
@@ -69,7 +81,8 @@ def advise(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     targets: TargetsOpt = None,
-    format_: FormatTJ = "table",
+    format_: FormatOpt = "table",
+    output: OutputOpt = "-",
     fail_on_new: Annotated[
         bool, typer.Option("--fail-on-new", help="Exit 6 when a new advisory appeared (a CI gate).")
     ] = False,
@@ -89,9 +102,8 @@ def advise(
     cluster's env tag and account. Advisories are remembered in the store (first seen, resolved); a new or
     resolved one is sent to --webhook and --sink. --fail-on-new exits 6 when a new advisory appeared.
     """
-    if format_ not in ("table", "json"):
-        fail_usage(f"--format: must be table or json, got {format_!r}")
     try:
+        check_output(output)
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
         dbcost.CostQuery.build(start="2026-01-01", end="2026-01-02", metrics=[metric])  # validates the metric
         settings = settings_for(targets=targets, endpoint_url=endpoint_url, profile=profile, region=region, db=db)
@@ -110,14 +122,15 @@ def advise(
     for outcome in result.fetched:
         say(f"dbcost advise: fetched: {outcome.stats.summary_line()}")
     if result.failed is not None:
-        report_run(result.failed, as_json=False, strict=False, command="advise")
+        report_run(result.failed, strict=False, command="advise")
         raise typer.Exit(EXIT_FAILED)
+    out = Out(output)
     if format_ == "json":
-        import orjson
-
-        typer.echo(orjson.dumps(result.advice.to_json(), option=orjson.OPT_INDENT_2).decode())
+        out.json(result.advice.to_json())
+    elif format_ == "csv":
+        out.rows(result.advice.to_json()["advisories"])
     else:
-        _print_table(result.advice, cluster_tag)
+        _print_table(result.advice, cluster_tag, out)
     if result.new or result.resolved:
         say(f"dbcost advise: {len(result.new)} new, {len(result.resolved)} resolved advisor"
             f"{'y' if len(result.new) + len(result.resolved) == 1 else 'ies'}")

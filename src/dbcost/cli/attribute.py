@@ -21,10 +21,11 @@ from dbcost.cli.options import (
     ClusterTagOpt,
     DbOpt,
     EndpointOpt,
-    FormatTJ,
+    FormatOpt,
     MaxConcOpt,
     MaxReqOpt,
     MaxRpsOpt,
+    OutputOpt,
     ProfileOpt,
     RegionOpt,
     RequestTimeoutOpt,
@@ -33,9 +34,10 @@ from dbcost.cli.options import (
     TeamTagOpt,
     TodayOpt,
     TopologyOpt,
+    check_output,
     settings_for,
 )
-from dbcost.cli.views import print_attribution, report_run
+from dbcost.cli.views import Out, print_attribution, print_attribution_range, report_run
 
 __all__ = ["attribute"]
 
@@ -77,7 +79,8 @@ def attribute(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     targets: TargetsOpt = None,
-    format_: FormatTJ = "table",
+    format_: FormatOpt = "table",
+    output: OutputOpt = "-",
     refresh: Annotated[bool, typer.Option("--refresh", help="Fetch again even if the store is fresh.")] = False,
     offline: Annotated[bool, typer.Option("--offline", help="Never call Cost Explorer; use the store only.")] = False,
     max_age_hours: Annotated[
@@ -101,9 +104,8 @@ def attribute(
     A range (--start-month/--end-month, or --months N) is attributed in one pipeline run; JSON is then a
     list of the months' attributions, oldest first.
     """
-    if format_ not in ("table", "json"):
-        fail_usage(f"--format: must be table or json, got {format_!r}")
     try:
+        check_output(output)
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
         span = _months(month, start_month, end_month, months, day)
         dbcost.CostQuery.build(start="2026-01-01", end="2026-01-02", metrics=[metric])  # validates the metric
@@ -123,47 +125,24 @@ def attribute(
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc).replace("metrics:", "--metric:"))
     if span is not None:
-        _attribute_range(spec, span, format_)
+        _attribute_range(spec, span, format_, Out(output))
         return
     result = run_async(lambda: dbcost.run_attribute(spec))
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {len(result.services)} database service(s): "
             f"{result.fetched.stats.summary_line()}")
         if not result.fetched.ok:
-            report_run(result.fetched, as_json=False, strict=False, command="attribute")
+            report_run(result.fetched, strict=False, command="attribute")
             raise typer.Exit(EXIT_FAILED)
-    a = result.attribution
-    if format_ == "json":
-        import orjson
-
-        typer.echo(orjson.dumps(a.to_json(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        print_attribution(a)
+    print_attribution(result.attribution, format_, Out(output))
 
 
-def _attribute_range(spec: dbcost.AttributeSpec, span: list[str], format_: str) -> None:
+def _attribute_range(spec: dbcost.AttributeSpec, span: list[str], format_: str, out: Out) -> None:
     result = run_async(lambda: dbcost.jobs.attribute.run_attribute_months(spec, span))
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {span[0]}..{span[-1]}, {len(result.services)} database service(s): "
             f"{result.fetched.stats.summary_line()}")
         if not result.fetched.ok:
-            report_run(result.fetched, as_json=False, strict=False, command="attribute")
+            report_run(result.fetched, strict=False, command="attribute")
             raise typer.Exit(EXIT_FAILED)
-    if format_ == "json":
-        import orjson
-
-        typer.echo(orjson.dumps([a.to_json() for a in result.attributions], option=orjson.OPT_INDENT_2).decode())
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=f"Database spend {span[0]} to {span[-1]} ({spec.metric}, USD)", title_justify="left")
-    for name in ("month", "total", "attributed", "unattributed", "estimated", "teams", "largest team"):
-        table.add_column(name, justify="left" if name in ("month", "largest team") else "right")
-    for a in result.attributions:
-        top = max(a.teams, key=lambda t: (t.amount, t.team), default=None)
-        table.add_row(a.month, f"{a.total:,.2f}", f"{a.total - a.unattributed:,.2f}", f"{a.unattributed:,.2f}",
-                      f"{a.estimated_amount:,.2f}", str(len(a.teams)),
-                      Text(f"{top.team} ({top.amount:,.2f})") if top is not None else "-")
-    Console().print(table)
+    print_attribution_range(result.attributions, spec.metric, format_, out)

@@ -37,6 +37,7 @@ from dbcost.cli.options import (
     DbOpt,
     EndpointOpt,
     FilterOpt,
+    FormatOpt,
     GranularityOpt,
     GroupByOpt,
     JsonOpt,
@@ -45,6 +46,7 @@ from dbcost.cli.options import (
     MaxRpsOpt,
     MetricOpt,
     MetricsFileOpt,
+    OutputOpt,
     ProfileOpt,
     RegionOpt,
     RequestTimeoutOpt,
@@ -58,9 +60,10 @@ from dbcost.cli.options import (
     TargetsOpt,
     TodayOpt,
     WindowOpt,
+    check_output,
     run_spec,
 )
-from dbcost.cli.views import RunProgress, print_plan, report_run
+from dbcost.cli.views import Out, RunProgress, print_plan, report_run
 
 __all__ = ["backfill", "resume_command", "sync"]
 
@@ -94,7 +97,9 @@ def backfill(
     retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
+    format_: FormatOpt = "table",
     as_json: JsonOpt = False,
+    output: OutputOpt = "-",
     strict: StrictOpt = False,
     metrics_file: MetricsFileOpt = None,
     today: TodayOpt = None,
@@ -116,13 +121,16 @@ def backfill(
                         request_timeout_s=request_timeout_s, retry_budget_s=retry_budget_s,
                         max_chain_pages=max_pages_per_chain, metrics_file=metrics_file,
                         shard_index_env=shard_index_env, shard_count=shard_count)
+        check_output(output)
         if not dry_run:
             dbcost.jobs.backfill.check_backfill(spec)
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc))
     except DbcostError as exc:  # the store cannot be read (in use by another run, not a store)
         fail(exc)
-    code = run_async(lambda: _run(spec, dry_run=dry_run, as_json=as_json, strict=strict, metrics_file=metrics_file))
+    fmt = "json" if as_json else format_
+    code = run_async(lambda: _run(spec, dry_run=dry_run, fmt=fmt, out=Out(output), strict=strict,
+                                  metrics_file=metrics_file))
     raise typer.Exit(code)
 
 
@@ -155,7 +163,9 @@ def sync(
     retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
+    format_: FormatOpt = "table",
     as_json: JsonOpt = False,
+    output: OutputOpt = "-",
     strict: StrictOpt = False,
     metrics_file: MetricsFileOpt = None,
     today: TodayOpt = None,
@@ -175,6 +185,7 @@ def sync(
                         request_timeout_s=request_timeout_s, retry_budget_s=retry_budget_s,
                         max_chain_pages=max_pages_per_chain, metrics_file=metrics_file,
                         shard_index_env=shard_index_env, shard_count=shard_count)
+        check_output(output)
         first = dbcost.CostQuery.build(start=start, end=spec.today.isoformat()).start if start is not None else None
         windowed = dbcost.jobs.backfill.sync_spec(spec, first)
         if windowed is None:
@@ -186,18 +197,20 @@ def sync(
         fail_usage(str(exc))
     except DbcostError as exc:  # the store cannot be read (in use by another run, not a store)
         fail(exc)
-    code = run_async(lambda: _run(windowed, dry_run=dry_run, as_json=as_json, strict=strict,
+    fmt = "json" if as_json else format_
+    code = run_async(lambda: _run(windowed, dry_run=dry_run, fmt=fmt, out=Out(output), strict=strict,
                                   metrics_file=metrics_file))
     raise typer.Exit(code)
 
 
-async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bool, metrics_file: str | None) -> int:
+async def _run(spec: dbcost.RunSpec, *, dry_run: bool, fmt: str, out: Out, strict: bool,
+               metrics_file: str | None) -> int:
     if dry_run:
-        print_plan(await dbcost.jobs.backfill.plan_backfill(spec), as_json)
+        print_plan(await dbcost.jobs.backfill.plan_backfill(spec), fmt, out)
         return EXIT_OK
     metrics_ok = True
     try:
-        with RunProgress(live=live_progress() and not as_json) as progress:
+        with RunProgress(live=live_progress() and not (fmt != "table" and out.terminal)) as progress:
             outcome = await dbcost.jobs.backfill.run_backfill(spec, progress=progress, stop=stop_requested())
             if outcome.nothing_to_resume and spec.command == "sync" and spec.db.exists():
                 # a sync's window moves with what it completed: an interrupted sync's plan may not be found
@@ -211,11 +224,13 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bo
             metrics_ok = _write_metrics(metrics_file, spec)
     command = spec.command
     if outcome.nothing_to_resume:
-        if as_json:
-            typer.echo(json_dumps(outcome.to_json()))
+        if fmt == "json":
+            out.json(outcome.to_json())
+        elif fmt == "csv":
+            out.rows([outcome.to_json()])
         say(f"dbcost {command}: nothing to resume ({outcome.nothing_to_resume}); nothing was sent")
         return EXIT_OK
-    code = report_run(outcome, as_json=as_json, strict=strict, command=command)
+    code = report_run(outcome, strict=strict, command=command, fmt=fmt, out=out)
     sig = interrupted_by() if outcome.interrupted else None
     if outcome.fatal:
         say(f"dbcost: failed: {outcome.fatal}", level="error")
@@ -248,8 +263,3 @@ def resume_command(argv: list[str] | None = None, *, pin_end: str | None = None)
         args.append("--resume")
     return shlex.join(["dbcost", *args])
 
-
-def json_dumps(data: object) -> str:
-    import orjson
-
-    return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
-import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 import dbcost.jobs.datasets
 from dbcost.cli.app import DbcostError, UsageError, fail, fail_usage
-from dbcost.cli.options import DbOpt, FormatTJ
+from dbcost.cli.options import DbOpt, FormatOpt, OutputOpt, check_output
+from dbcost.cli.views import Out
+from dbcost.report.table import print_table
 
 __all__ = ["datasets"]
 
 
-def datasets(db: DbOpt = "dbcost.duckdb", format_: FormatTJ = "table") -> None:
+def datasets(db: DbOpt = "dbcost.duckdb", format_: FormatOpt = "table", output: OutputOpt = "-") -> None:
     """List the store's datasets and what each holds.
 
     One line (or JSON object) per dataset: id, label, operation, the Cost Explorer query (without its
@@ -25,24 +24,27 @@ def datasets(db: DbOpt = "dbcost.duckdb", format_: FormatTJ = "table") -> None:
     Datasets overlap (a backfill's and attribution's own hold the same spend): export one at a time with
     `dbcost export --dataset ID|LABEL`, or `--dataset all` to have every row name its dataset.
     """
-    if format_ not in ("table", "json"):
-        fail_usage(f"--format: must be table or json, got {format_!r}")
     try:
+        check_output(output)
         infos = dbcost.jobs.datasets.list_datasets(Path(db))
     except UsageError as exc:
         fail_usage(str(exc))
     except DbcostError as exc:
         fail(exc)
+    out = Out(output)
     if format_ == "json":
-        typer.echo(orjson.dumps([i.to_json() for i in infos], option=orjson.OPT_INDENT_2).decode())
+        out.json([i.to_json() for i in infos])
+        return
+    if format_ == "csv":
+        out.rows([i.to_json() for i in infos])
         return
     table = Table(title=f"Datasets in {db}", title_justify="left")
     for name in ("Dataset", "Label", "Query", "Start", "End"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     table.add_column("Records", justify="right")
     table.add_column("Fetched (UTC)")
     for i in infos:
         s = i.summary
         table.add_row(s.dataset, Text(s.label or "-"), Text(dbcost.jobs.datasets.describe_query(i)), s.start or "-",
                       s.end or "-", f"{s.records:,}", s.fetched_at.strftime("%Y-%m-%d %H:%M") if s.fetched_at else "-")
-    Console(width=200).print(table)
+    out.draw(lambda console: print_table(console, table, drop=("Fetched (UTC)", "Query")))

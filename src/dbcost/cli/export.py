@@ -4,7 +4,7 @@ Parquet or FOCUS (reads the store, sends nothing)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -17,8 +17,11 @@ __all__ = ["export"]
 
 def export(
     db: DbOpt = "dbcost.duckdb",
-    format_: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet or focus (FOCUS columns; CSV or "
-                                                          "Parquet by the --output suffix).")] = "jsonl",
+    format_: Annotated[
+        Literal["jsonl", "csv", "parquet", "focus"],
+        typer.Option("--format", case_sensitive=False,
+                     help="focus: the FinOps FOCUS columns, as CSV or Parquet by the --output suffix."),
+    ] = "jsonl",
     output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout (jsonl/csv).")] = "-",
     dataset: Annotated[str | None, typer.Option(
         "--dataset", help="ID|LABEL|all: the dataset to export (`dbcost datasets` lists them); required when the "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -74,7 +74,12 @@ def fetch(
     output: Annotated[
         str, typer.Option("--output", "-o", help="Where records go: a file path, or - for stdout.")
     ] = "-",
-    format_: Annotated[str, typer.Option("--format", help="jsonl (default), csv or table.")] = "jsonl",
+    format_: Annotated[
+        Literal["jsonl", "csv", "table"],
+        typer.Option("--format", case_sensitive=False,
+                     help="jsonl (one record a line), csv (one row per record and metric) or table (at its "
+                          "natural width, with a total row)."),
+    ] = "jsonl",
     quarantine: Annotated[
         str | None,
         typer.Option("--quarantine", help="Write quarantined groups (reason, period, page, raw JSON) as JSONL here."),
@@ -91,8 +96,6 @@ def fetch(
     --quarantine keeps them with their raw JSON. A summary line goes to stderr at the end. A fetch that fails
     or is stopped (SIGTERM/SIGINT: exit 143/130) keeps what it received as PATH.partial, whole records only.
     """
-    if format_ not in ("jsonl", "csv", "table"):
-        fail_usage(f"--format: must be jsonl, csv or table, got {format_!r}")
     if quarantine is not None and quarantine == output:
         fail_usage("--quarantine: must not be the same file as --output")
     try:

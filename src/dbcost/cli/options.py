@@ -18,7 +18,7 @@ import datetime as dt
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -41,7 +41,7 @@ __all__ = [
     "EndOpt",
     "EndpointOpt",
     "FilterOpt",
-    "FormatTJ",
+    "FormatOpt",
     "GranularityOpt",
     "GroupByOpt",
     "JsonOpt",
@@ -52,6 +52,7 @@ __all__ = [
     "MetricOpt",
     "MetricsFileOpt",
     "MonthOpt",
+    "OutputOpt",
     "ProfileOpt",
     "RegionOpt",
     "RequestTimeoutOpt",
@@ -62,6 +63,7 @@ __all__ = [
     "SinkOpt",
     "StartOpt",
     "StrictOpt",
+    "TableFormat",
     "TargetsOpt",
     "TeamTagOpt",
     "TodayOpt",
@@ -69,6 +71,7 @@ __all__ = [
     "WindowOpt",
     "attribute_spec",
     "check_metrics_file",
+    "check_output",
     "check_sinks",
     "load_filter",
     "run_spec",
@@ -80,14 +83,17 @@ __all__ = [
 
 StartOpt = Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD (inclusive).")]
 EndOpt = Annotated[str, typer.Option("--end", help="Day after the last, YYYY-MM-DD (exclusive, as in the API).")]
-GranularityOpt = Annotated[str, typer.Option("--granularity", help="DAILY, MONTHLY or HOURLY (last 14 days).")]
+Granularity = Literal["DAILY", "MONTHLY", "HOURLY"]
+GranularityOpt = Annotated[
+    Granularity, typer.Option("--granularity", case_sensitive=False, help="HOURLY: the last 14 days only.")
+]
 MetricOpt = Annotated[
     list[str] | None,
     typer.Option("--metric", help="Metric to fetch; repeatable. Default UnblendedCost. E.g. AmortizedCost."),
 ]
 GroupByOpt = Annotated[
     list[str] | None,
-    typer.Option("--group-by", help="SERVICE, USAGE_TYPE, LINKED_ACCOUNT, ... or TAG:<key>; at most two."),
+    typer.Option("--group-by", help="SERVICE, USAGE_TYPE, LINKED_ACCOUNT, ... or TAG:KEY; at most two."),
 ]
 FilterOpt = Annotated[
     str | None, typer.Option("--filter", help="Cost Explorer Filter expression as JSON, or @file.json.")
@@ -96,7 +102,7 @@ EndpointOpt = Annotated[
     str | None,
     typer.Option(
         "--endpoint-url",
-        help="Cost Explorer endpoint (default: AWS_ENDPOINT_URL_COST_EXPLORER, else the public endpoint).",
+        help="Cost Explorer endpoint (default: the environment's, see dbcost --help; else the public one).",
     ),
 ]
 ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (default: AWS_PROFILE / chain).")]
@@ -137,7 +143,7 @@ SinkOpt = Annotated[
                                 "retry_budget_s create_topics partitions replication status_topic client_id "
                                 "security_protocol cafile certfile keyfile check_hostname sasl_mechanism (PLAIN, "
                                 "SCRAM-SHA-256/512, OAUTHBEARER, AWS_MSK_IAM) password_file region profile role_arn "
-                                "external_id; SASL user and password from DBCOST_KAFKA_USERNAME/DBCOST_KAFKA_PASSWORD "
+                                "external_id; SASL user and password from DBCOST_KAFKA_USERNAME and DBCOST_KAFKA_PASSWORD "
                                 "(README: Sinks)."),
 ]
 
@@ -161,8 +167,9 @@ ShardIndexEnvOpt = Annotated[
 ShardCountOpt = Annotated[
     int | None, typer.Option("--shard-count", min=1, help="N, the number of shards, with --shard-index-env.")
 ]
-WindowOpt = Annotated[str, typer.Option("--window", help="Unit window: auto, month, semimonth, week, day.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
+Window = Literal["auto", "month", "semimonth", "week", "day"]
+WindowOpt = Annotated[Window, typer.Option("--window", case_sensitive=False, help="The unit's window.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="The same as --format json.")]
 TodayOpt = Annotated[str | None, typer.Option("--today", hidden=True, help="Pretend today is this date (tests).")]
 MetricsFileOpt = Annotated[
     str | None,
@@ -172,7 +179,16 @@ MetricsFileOpt = Annotated[
 # --------------------------------------------------------------------------- attribution, quota, report
 
 MonthOpt = Annotated[str, typer.Option("--month", help="The month, YYYY-MM.")]
-FormatTJ = Annotated[str, typer.Option("--format", help="table or json.")]
+TableFormat = Literal["table", "json", "csv"]
+FormatOpt = Annotated[
+    TableFormat,
+    typer.Option("--format", case_sensitive=False,
+                 help="table to read (fits a terminal; full width in a file or pipe), json or csv to parse "
+                      "(exact amounts)."),
+]
+OutputOpt = Annotated[
+    str, typer.Option("--output", "-o", help="Write the result to this file (atomically); - is stdout.")
+]
 ClusterTagOpt = Annotated[str, typer.Option("--cluster-tag", help="Tag key naming the cluster.")]
 TeamTagOpt = Annotated[str, typer.Option("--team-tag", help="Tag key naming the owning team.")]
 TopologyOpt = Annotated[
@@ -253,6 +269,12 @@ def check_metrics_file(path: str | None, option: str = "--metrics-file") -> None
         raise UsageError(f"{option} {path}: directory {p.parent} does not exist")
     if p.is_dir():
         raise UsageError(f"{option} {path}: is a directory")
+
+
+def check_output(path: str) -> None:
+    """``--output PATH``: its directory exists and it is not a directory (``-`` is stdout)."""
+    if path != "-":
+        check_metrics_file(path, "--output")
 
 
 def check_sinks(urls: list[str] | tuple[str, ...]) -> None:

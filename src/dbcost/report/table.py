@@ -7,13 +7,22 @@ quarantine, freshness, advice: the largest advisories and the savings per team) 
 Amounts have two decimals, their currency and are right-aligned. Every name from the data (teams and
 clusters come from user tags, advisory actions quote them) goes into a :class:`rich.text.Text`, so markup in
 a name is printed, never interpreted. ``dbcost.report`` loads this module only when ``render_table`` is asked for.
+
+Width (:func:`print_table`, which the CLI's tables use too): a table is printed at its natural width, capped
+by the console's. On a terminal narrower than a table's minimum, its low-priority columns (named by the
+caller, in the order they may go: a per-category breakdown, never a total or a name) are left out, one at a
+time, and a caption names them; names fold onto a second line, amounts are never wrapped or cut. A console
+that is not a terminal is made wide (:data:`NATURAL_WIDTH`) so the output is the full table, stable
+whatever the width of the terminal that started the command.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -36,11 +45,49 @@ from dbcost.report.data import (
     top_clusters,
 )
 
-__all__ = ["render_table"]
+__all__ = ["NATURAL_WIDTH", "print_table", "render_table"]
+
+#: the width of a console that is not a terminal: wide enough that no table is ever squeezed
+NATURAL_WIDTH = 10_000
+#: the narrowest a folding name column gets on a narrow terminal
+_NAME_MIN = 12
 
 
 def _money_col(table: Table, name: str) -> None:
     table.add_column(name, justify="right", no_wrap=True)
+
+
+def _name_col(table: Table, name: str) -> None:
+    table.add_column(name, overflow="fold")
+
+
+def print_table(console: Console, table: Table, *, drop: Sequence[str] = ()) -> None:
+    """Print ``table`` at its natural width, at most the console's; left out to fit, in order, the columns
+    named in ``drop`` while the table cannot fit (module docstring)."""
+    options = console.options.update(max_width=NATURAL_WIDTH)  # measured unclamped: what it needs, not what fits
+    for column in table.columns:
+        if column.min_width is not None:
+            continue
+        widest = max((Measurement.get(console, options, cell).maximum for cell in (column.header, *column.cells)),
+                     default=0)
+        if column.no_wrap:  # an amount: rich measures it as if it could wrap; it must keep its whole width
+            column.min_width = widest
+        elif column.overflow == "fold":  # a name: may fold onto more lines, but not into a sliver
+            column.min_width = min(widest, _NAME_MIN)
+    dropped: list[str] = []
+    for name in drop:
+        if Measurement.get(console, options, table).minimum <= console.width:
+            break
+        for i, column in enumerate(table.columns):
+            if str(column.header) == name and len(table.columns) > 1:
+                del table.columns[i]
+                dropped.append(name)
+                break
+    if dropped:
+        note = f"left out to fit {console.width} columns: {', '.join(dropped)} (--format csv or json has them)"
+        table.caption = f"{table.caption}; {note}" if table.caption else note
+        table.caption_justify = "left"
+    console.print(table, width=min(Measurement.get(console, options, table).maximum, console.width))
 
 
 def render_table(data: ReportData, console: Console) -> None:
@@ -69,11 +116,11 @@ def render_table(data: ReportData, console: Console) -> None:
             quota.add_column(column.heading, justify="right" if column.kind == "amount" else "left")
         for pool in data.quota.pools:
             quota.add_row(*[Text(column.cell(pool, fm)) for column in columns])
-        console.print(quota)
+        print_table(console, quota)
 
     prev_teams = team_amounts(prev) if prev else {}
     teams = Table(title=f"Spend per team, {data.month}", title_justify="left")
-    teams.add_column("Team")
+    _name_col(teams, "Team")
     _money_col(teams, "Amount")
     _money_col(teams, "Share")
     _money_col(teams, "Clusters")
@@ -99,25 +146,25 @@ def render_table(data: ReportData, console: Console) -> None:
     if prev:
         total_row.append(fm.signed(sum_amounts((cur.total, -prev.total))))
     teams.add_row(*total_row)
-    console.print(teams)
+    print_table(console, teams, drop=("Shared", "Clusters"))
 
     cats = categories_present(cur)
     clusters = Table(title=f"Top {TOP_CLUSTERS} clusters by spend", title_justify="left")
-    clusters.add_column("Cluster")
-    clusters.add_column("Team")
+    _name_col(clusters, "Cluster")
+    _name_col(clusters, "Team")
     for cat in cats:
         _money_col(clusters, cat)
     _money_col(clusters, "Total")
     for team_name, c in top_clusters(cur):
         clusters.add_row(Text(c.cluster), Text(team_name),
                          *[fm.money(c.categories.get(cat, Decimal(0))) for cat in cats], fm.money(c.amount))
-    console.print(clusters)
+    print_table(console, clusters, drop=(*reversed(cats), "Team"))
 
     if prev is not None:
         moves = Table(title=f"Largest movers, {prev.month} → {data.month}", title_justify="left")
         moves.add_column("Kind")
-        moves.add_column("Name")
-        moves.add_column("Team")
+        _name_col(moves, "Name")
+        _name_col(moves, "Team")
         _money_col(moves, prev.month)
         _money_col(moves, data.month)
         _money_col(moves, "Δ")
@@ -125,53 +172,53 @@ def render_table(data: ReportData, console: Console) -> None:
         for m in movers(cur, prev):
             moves.add_row(m.kind, Text(m.name), Text(m.team), fm.money(m.previous), fm.money(m.current),
                           fm.signed(m.delta), signed_pct(m.delta_pct))
-        console.print(moves)
+        print_table(console, moves, drop=("Δ %", "Kind"))
     else:
         console.print("No previous month in the store: no movers.")
 
     unatt = Table(title=f"Unattributed spend: {fm.money(cur.unattributed)}", title_justify="left")
-    unatt.add_column("Cluster / resource")
-    unatt.add_column("Families")
+    _name_col(unatt, "Cluster / resource")
+    _name_col(unatt, "Families")
     _money_col(unatt, "Amount")
     for c in sorted(cur.unattributed_clusters, key=lambda c: (-c.amount, c.cluster)):
         unatt.add_row(Text(c.cluster), Text(", ".join(c.families)), fm.money(c.amount))
-    console.print(unatt)
+    print_table(console, unatt)
 
     if cur.unclassified_usage_types:
         uncl = Table(title="Unclassified usage types (category 'other')", title_justify="left")
         uncl.add_column("Service")
-        uncl.add_column("Usage type")
+        _name_col(uncl, "Usage type")
         _money_col(uncl, "Amount")
         for u in cur.unclassified_usage_types:
             uncl.add_row(Text(u.service), Text(u.usage_type), fm.money(u.amount))
-        console.print(uncl)
+        print_table(console, uncl)
 
     if cur.business_units:
         units = Table(title="Spend per business unit (linked accounts)", title_justify="left")
-        units.add_column("Business unit")
+        _name_col(units, "Business unit")
         _money_col(units, "Amount")
         _money_col(units, "Share")
         for name, amount in business_units(cur):
             units.add_row(Text(name), fm.money(amount), pct(ratio(amount, cur.total)))
-        console.print(units)
+        print_table(console, units)
 
     quar = Table(title=f"Quarantined records: {data.quarantined_total}", title_justify="left")
-    quar.add_column("Reason")
+    _name_col(quar, "Reason")
     _money_col(quar, "Count")
     for reason, count in data.quarantined_by_reason:
         quar.add_row(Text(reason), str(count))
-    console.print(quar)
+    print_table(console, quar)
 
     fresh = Table(title="Data freshness", title_justify="left")
     fresh.add_column("Target")
-    fresh.add_column("Dataset")
+    _name_col(fresh, "Dataset")
     fresh.add_column("Last success")
     fresh.add_column("Through")
     for f in data.freshness:
         fresh.add_row(Text(f.target), Text(f.dataset_label),
                       f"{ts(f.last_success)} {age(data.generated_at, f.last_success)}".strip(),
                       iso(f.through) or "-")
-    console.print(fresh)
+    print_table(console, fresh)
 
     if data.advice is None:
         console.print(Text(f"Advice: no advisories stored for {data.month}; run `dbcost advise --month "
@@ -186,14 +233,14 @@ def render_table(data: ReportData, console: Console) -> None:
         for a in top_advisories(advice):
             top.add_row(fm.money(a.savings), a.kind, Text(a.cluster or "(untagged)"), Text(a.team or UNATTRIBUTED),
                         Text(a.action))
-        console.print(top)
+        print_table(console, top, drop=("Team", "Kind"))
         per_team = Table(title="Advice per team", title_justify="left")
-        per_team.add_column("Team")
+        _name_col(per_team, "Team")
         _money_col(per_team, "Advisories")
         _money_col(per_team, "Savings/month")
         for owner, n, savings in advice.by_team():
             per_team.add_row(Text(owner), str(n), fm.money(savings))
-        console.print(per_team)
+        print_table(console, per_team)
 
     console.print(Text(f"Estimated share of {data.month}: {pct(share_est)} "
                        f"({fm.money(cur.estimated_amount)} of {fm.money(cur.total)} not final yet)"))
