@@ -122,7 +122,10 @@ class RunSpec:
 class PipelineProgress(Protocol):
     def planned(self, plan: Plan, skipped: int) -> None: ...
 
-    def page(self, unit: WorkUnit, page: int, stats: Stats) -> None: ...
+    def page(self, unit: WorkUnit, page: int, stats: Stats, *, through: str | None = None) -> None:
+        """A page of ``unit`` is staged; ``through`` is the latest period start in it (pages follow the
+        time order of ResultsByTime, inferred: a display may estimate the unit's share done from it)."""
+        ...
 
     def unit_done(self, unit: WorkUnit, diff: UnitDiff | None, error: str | None, stats: Stats) -> None: ...
 
@@ -131,7 +134,7 @@ class _NoProgress:
     def planned(self, plan: Plan, skipped: int) -> None:
         return None
 
-    def page(self, unit: WorkUnit, page: int, stats: Stats) -> None:
+    def page(self, unit: WorkUnit, page: int, stats: Stats, *, through: str | None = None) -> None:
         return None
 
     def unit_done(self, unit: WorkUnit, diff: UnitDiff | None, error: str | None, stats: Stats) -> None:
@@ -521,7 +524,8 @@ async def _run_unit(
             await store.call(lambda s, p=page: s.stage_page(run_id, uid, key_names, p.page, p.records,  # type: ignore[misc]
                                                             p.quarantined, p.next_token))
             parsed_quarantine += len(page.quarantined)
-            progress.page(unit, page.page, ce.stats)
+            progress.page(unit, page.page, ce.stats,
+                          through=max((r.period_start for r in page.records), default=None))
         diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid))
     except BaseException:
         ce.stats.quarantined -= parsed_quarantine  # nothing of this unit was committed

@@ -9,7 +9,10 @@ Signals: SIGTERM (what ``timeout``, Kubernetes, ECS and systemd send) is handled
 that can stop cleanly asks for :func:`stop_requested` and passes the event to its job, which then ends within
 moments with what it completed (a backfill stays resumable, a fetch keeps its ``.partial`` file); the
 command says so in one line and returns :func:`exit_for_signal`. Any other command is cancelled. If a
-command has not ended :data:`GRACE_S` seconds after the signal, or a second signal comes, it is cancelled.
+command has not ended :data:`GRACE_S` seconds after the signal, or a second signal comes, it is cancelled
+(the same signal again within half a second is not a second one: ``timeout`` sends it to the command and
+then to its process group); a command that stays resumable however it ends registers its ``--resume``
+command line (:func:`resume_hint`), and the one line of a cancelled run says it.
 
 No traceback reaches a user: click/typer's usage errors are one line (not rich's box) with exit 2, a
 library error is one line, an error group is reported by its first dbcost error, an ``OSError`` by its file
@@ -28,6 +31,7 @@ import copy
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar
 
@@ -54,6 +58,7 @@ __all__ = [
     "fail_usage",
     "interrupted_by",
     "live_progress",
+    "resume_hint",
     "run_async",
     "say",
     "stop_requested",
@@ -70,6 +75,8 @@ EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
 #: a command still running this long after SIGTERM/SIGINT is cancelled
 GRACE_S = 10.0
+#: a signal repeated within this many seconds is the same request, not a second one
+_ECHO_S = 0.5
 
 log = logging.getLogger("dbcost.cli")
 
@@ -271,14 +278,20 @@ class _Signals:
 
     def __init__(self) -> None:
         self.received: signal.Signals | None = None
+        self.received_at = 0.0
         self.stop: asyncio.Event | None = None
         self.task: asyncio.Task[Any] | None = None
         self.cancelled_by_us = False
+        #: the command line that continues the command if it is cut short (:func:`resume_hint`)
+        self.hint: str | None = None
 
     def on_signal(self, sig: signal.Signals) -> None:
         first = self.received is None
+        now = time.monotonic()
+        if not first and sig == self.received and now - self.received_at < _ECHO_S:
+            return  # the same request again: timeout(1) signals the command, then its whole process group
         if first:
-            self.received = sig
+            self.received, self.received_at = sig, now
         if first and self.stop is not None:
             self.stop.set()  # the command stops cleanly; it is cancelled if it does not within GRACE_S
             asyncio.get_running_loop().call_later(GRACE_S, self._cancel)
@@ -301,6 +314,18 @@ def stop_requested() -> asyncio.Event:
     if state.stop is None:
         state.stop = asyncio.Event()
     return state.stop
+
+
+def resume_hint(command_line: str) -> None:
+    """For a command that stays resumable however it is stopped (inside :func:`run_async`): the command line
+    that continues it, said if it is cancelled (a second signal, the grace period over) or interrupted
+    before its own clean stop could say it."""
+    _SIGNALS[-1].hint = command_line
+
+
+def _interrupted(sig: signal.Signals, state: _Signals) -> None:
+    hint = f"; continue with: {state.hint}" if state.hint else ""
+    say(f"dbcost: interrupted by {sig.name}{hint}", level="error")
 
 
 def interrupted_by() -> signal.Signals | None:
@@ -333,10 +358,10 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(_call(main, state))
     except asyncio.CancelledError:
         sig = state.received or signal.SIGINT
-        say(f"dbcost: interrupted by {sig.name}", level="error")
+        _interrupted(sig, state)
         raise typer.Exit(exit_for_signal(sig)) from None
     except KeyboardInterrupt:
-        say("dbcost: interrupted", level="error")
+        _interrupted(signal.SIGINT, state)
         raise typer.Exit(exit_for_signal(signal.SIGINT)) from None
     except UsageError as exc:
         fail_usage(str(exc))

@@ -28,6 +28,7 @@ from dbcost.cli.app import (
     fail_usage,
     interrupted_by,
     live_progress,
+    resume_hint,
     run_async,
     say,
     stop_requested,
@@ -209,6 +210,7 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, fmt: str, out: Out, stric
         print_plan(await dbcost.jobs.backfill.plan_backfill(spec), fmt, out)
         return EXIT_OK
     metrics_ok = True
+    resume_hint(resume_command(pin_end=spec.query.end.isoformat() if spec.command == "backfill" else None))
     try:
         with RunProgress(live=live_progress() and not (fmt != "table" and out.terminal)) as progress:
             outcome = await dbcost.jobs.backfill.run_backfill(spec, progress=progress, stop=stop_requested())

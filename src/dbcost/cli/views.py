@@ -15,10 +15,14 @@ table at its natural width, whatever the terminal, so what a script or a diff re
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import datetime as dt
 import io
+import math
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -66,8 +70,25 @@ class page_status:
             self._status.__exit__(None, None, None)
 
 
+#: in a pipe, a line of the run's progress at most this often while no unit finishes
+PLAIN_EVERY_S = 15.0
+
+
 class RunProgress:
-    """Rich progress bars on a terminal; one plain line per finished unit otherwise."""
+    """A run's progress over pages, not only units (units start together and end late; pages move).
+
+    On a terminal (rich, on stderr): a bar over the pages the plan expects (grown when a unit needs more:
+    at least one page is still to come for every unit that has not started), with pages done/expected, the
+    share, the elapsed time and an ETA, and under it one line of the run's counters (units done/total,
+    requests, dollars, records, throttled, quarantined) cut to the terminal's width, never wrapped, so
+    nothing scrolls at 80 columns. A failed unit is one line above the bar.
+
+    Elsewhere (a pipe, CI, ``--log-format json``): one plain line per finished unit, which says that unit's
+    own counts (pages, rows, quarantined) and, after ``|``, the run's so far (pages of expected, requests,
+    dollars, throttled, quarantined); the requests of one unit are not separable (units of a target share
+    its client), so they are the run's only. While no unit finishes, a line of the run's pages every
+    :data:`PLAIN_EVERY_S` seconds.
+    """
 
     def __init__(self, *, live: bool) -> None:
         self.live = live
@@ -75,15 +96,37 @@ class RunProgress:
         self._task: Any = None
         self._done = 0
         self._total = 0
+        self._expected = 0
+        self._pages = 0
+        self._left = 0  # units this run fetches (the plan's, less those an earlier run completed)
+        self._unit_pages: dict[str, int] = {}  # pages of every unit this run has started
+        self._share: dict[str, float] = {}  # the share of a started unit's window its pages reached
+        self._finished: set[str] = set()
+        self._started = self._said = time.monotonic()
         self._stats: dict[str, dbcost.Stats] = {}
 
     def __enter__(self) -> RunProgress:
         if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.text import Text
 
-            self._progress = Progress(
-                TextColumn("[bold]units"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.fields[info]}"), console=err_console, transient=False,
+            owner = self
+
+            class _TwoLines(Progress):
+                def get_renderables(self) -> Any:
+                    yield self.make_tasks_table(self.tasks)
+                    yield Text(owner._info(), no_wrap=True, overflow="ellipsis")
+
+            self._progress = _TwoLines(
+                TextColumn("[bold]pages"), BarColumn(bar_width=None), MofNCompleteColumn(), TaskProgressColumn(),
+                TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"), console=err_console, transient=False,
             )
             self._progress.__enter__()
         return self
@@ -92,38 +135,95 @@ class RunProgress:
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
 
-    def _info(self) -> str:
+    def _run_stats(self) -> dbcost.Stats:
         st = dbcost.Stats()
         for s in self._stats.values():
             st.add(s)
-        return (f"pages {st.pages}  records {st.records}  requests {st.requests}  ${st.cost_usd}  "
-                f"throttled {st.throttled}  quarantined {st.quarantined}")
+        return st
+
+    def _info(self) -> str:
+        st = self._run_stats()
+        return (f"units {self._done}/{self._total} · requests {st.requests} · ${st.cost_usd} · records "
+                f"{st.records} · throttled {st.throttled} · quarantined {st.quarantined}")
+
+    def _expected_total(self) -> int:
+        """Pages this run will fetch, as now known: a finished unit's own count; a started one's pages over
+        the share of its window they reached (at least one more); a unit not started as the average
+        finished (else started) unit, else as the plan expected; never less than the pages done."""
+        est: list[float] = []
+        finished: list[int] = []
+        for uid, pages in self._unit_pages.items():
+            if uid in self._finished:
+                finished.append(pages)
+                est.append(pages)
+            else:
+                share = self._share.get(uid)
+                est.append(max(pages + 1, pages / share) if share else pages + 1)
+        per_unit = (sum(finished) / len(finished) if finished else sum(est) / len(est) if est
+                    else self._expected / self._left if self._left else 1.0)
+        total = sum(est) + per_unit * max(0, self._left - len(self._unit_pages))
+        return max(self._pages, math.ceil(total))
 
     def planned(self, plan: dbcost.plan.Plan, skipped: int) -> None:
+        self._started = self._said = time.monotonic()
         self._total = len(plan.units)
         self._done = skipped
+        left = self._left = self._total - skipped
+        # the plan's expectation covers every unit; the units an earlier run completed are not fetched again
+        self._expected = max(left, round(plan.expected_requests * left / self._total)) if self._total else 0
         if self._progress is not None:
-            self._task = self._progress.add_task("units", total=self._total, completed=skipped, info="")
+            self._task = self._progress.add_task("pages", total=self._expected_total(), completed=0, eta="-:--:--")
         else:
-            say(f"dbcost: plan {plan.plan_id}: {self._total} unit(s), {skipped} already done")
+            say(f"dbcost: plan {plan.plan_id}: {self._total} unit(s), {skipped} already done, about "
+                f"{self._expected} page(s) to fetch")
 
-    def page(self, unit: dbcost.plan.WorkUnit, page: int, stats: dbcost.Stats) -> None:
+    def page(self, unit: dbcost.plan.WorkUnit, page: int, stats: dbcost.Stats, *,
+             through: str | None = None) -> None:
         self._stats[unit.target] = stats
+        self._pages += 1
+        self._unit_pages[unit.unit_id] = self._unit_pages.get(unit.unit_id, 0) + 1
+        if through is not None:
+            with contextlib.suppress(ValueError):
+                reached = (dt.date.fromisoformat(through[:10]) - unit.start).days + 1
+                self._share[unit.unit_id] = min(1.0, max(reached, 1) / max(unit.days, 1))
         if self._progress is not None:
-            self._progress.update(self._task, info=self._info())
+            self._update()
+        elif time.monotonic() - self._said >= PLAIN_EVERY_S:  # a pipe is not left silent for a long unit
+            self._said = time.monotonic()
+            st = self._run_stats()
+            say(f"dbcost: progress: pages {self._pages}/{self._expected_total()} (expected), units "
+                f"{self._done}/{self._total} done, requests {st.requests} ${st.cost_usd}")
+
+    def _update(self) -> None:
+        """The bar's pages and ETA: the time so far times what is left over what is done (rich's own ETA
+        restarts whenever the total changes, and the total is an estimate that moves)."""
+        total = self._expected_total()
+        eta = "-:--:--"
+        if self._pages:
+            left = (time.monotonic() - self._started) * (total - self._pages) / self._pages
+            eta = str(dt.timedelta(seconds=round(left)))
+        self._progress.update(self._task, completed=self._pages, total=total, eta=eta)
 
     def unit_done(self, unit: dbcost.plan.WorkUnit, diff: Any, error: str | None, stats: dbcost.Stats) -> None:
         self._stats[unit.target] = stats
         self._done += 1
+        self._finished.add(unit.unit_id)
+        pages = self._unit_pages.setdefault(unit.unit_id, 0)
+        where = f"{unit.target} {unit.query.granularity} {unit.start}..{unit.end}"
         if self._progress is not None:
-            self._progress.update(self._task, advance=1, info=self._info())
-        elif error is None:
-            say(
-                f"dbcost: unit {self._done}/{self._total} done: {unit.target} {unit.query.granularity} "
-                f"{unit.start}..{unit.end} rows={diff.rows} new={diff.inserted} changed={diff.changed} "
-                f"deleted={diff.deleted} quarantined={diff.quarantined} | {self._info()}")
+            self._update()
+            if error is not None:
+                self._progress.console.print(f"unit {where} failed: {error}", markup=False, highlight=False)
+            return
+        st = self._run_stats()
+        run = (f"run: pages {self._pages}/{self._expected_total()} requests {st.requests} ${st.cost_usd} "
+               f"throttled {st.throttled} quarantined {st.quarantined}")
+        if error is None:
+            say(f"dbcost: unit {self._done}/{self._total} done: {where}: pages {pages} rows {diff.rows} "
+                f"(new {diff.inserted} changed {diff.changed} deleted {diff.deleted}) quarantined "
+                f"{diff.quarantined} | {run}")
         else:
-            say(f"dbcost: unit {unit.target} {unit.start}..{unit.end} failed: {error}")
+            say(f"dbcost: unit {self._done}/{self._total} failed: {where}: {error} | {run}")
 
 
 # ------------------------------------------------------------------------------------------------ output
