@@ -112,6 +112,8 @@ class _Group(typer.core.TyperGroup):
 
 
 _HELP_NAMES: Final = ["-h", "--help"]
+#: choices longer than this are listed in the option's help text instead of its placeholder column
+_CHOICES_WIDTH: Final = 16
 
 #: what an option's value is, in help, by the option's name (an option may also set its own ``metavar=``);
 #: a flag shows none, a choice its choices, any other option N (a number) or TEXT
@@ -136,6 +138,18 @@ def _metavar(param: Any) -> str:
         return _METAVARS[name]
     annotation = param.type_descriptor.annotation
     return "N" if annotation in (int, float) or str(annotation) in ("int | None", "float | None") else "TEXT"
+
+
+def _range_in_words(param: Any) -> None:
+    """A number's allowed range in its help text (``N: 1 to 14``) instead of typer's ``[1<=x<=14]`` beside the
+    placeholder, which takes the width the option's own name needs at 80 columns; click still checks it."""
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if low is None and high is None:
+        return
+    words = f"{low} to {high}" if low is not None and high is not None else (
+        f"at least {low}" if low is not None else f"at most {high}")
+    param.help = f"{param.help or ''} ({param.metavar}: {words})".strip()
+    param._get_number_range_help_str = lambda: None
 
 
 def _global_option(root: Any) -> Any:
@@ -173,9 +187,16 @@ def _prepare(root: Any) -> None:
             if param.is_flag:
                 param.metavar = ""  # typer shows <bool>
             elif param.type_descriptor.is_choice:
-                param.metavar = "|".join(str(c) for c in param.type_descriptor.choices or ())
+                choices = "|".join(str(c) for c in param.type_descriptor.choices or ())
+                if len(choices) <= _CHOICES_WIDTH:
+                    param.metavar = choices
+                else:  # listed in the help text, where it can wrap, not in the placeholder column
+                    param.metavar = max(param.opts, key=len).rsplit("-", 1)[-1].upper()
+                    listed = ", ".join(str(c) for c in param.type_descriptor.choices or ())
+                    param.help = f"{param.help or ''} One of: {listed}.".strip()
             elif param.metavar is None:
                 param.metavar = _metavar(param)
+            _range_in_words(param)
         if not is_root:
             command.params.extend(_global_option(p) for p in shared)
         for sub in getattr(command, "commands", {}).values():

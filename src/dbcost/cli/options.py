@@ -139,12 +139,8 @@ SinkOpt = Annotated[
     list[str] | None,
     typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka[+ssl]://H:P/TOPIC, "
                                 "kinesis://STREAM, postgresql://USER@H:P/DB, s3://BUCKET/PREFIX. Repeatable. "
-                                "Kafka ?options: idempotence compression batch_size timeout_ms retries backoff_ms "
-                                "retry_budget_s create_topics partitions replication status_topic client_id "
-                                "security_protocol cafile certfile keyfile check_hostname sasl_mechanism (PLAIN, "
-                                "SCRAM-SHA-256/512, OAUTHBEARER, AWS_MSK_IAM) password_file region profile role_arn "
-                                "external_id; SASL user and password from DBCOST_KAFKA_USERNAME and DBCOST_KAFKA_PASSWORD "
-                                "(README: Sinks)."),
+                                "Kafka takes ?options (TLS, SASL, MSK IAM, batching, topics: README, Sinks); its "
+                                "SASL user and password come from the environment."),
 ]
 
 # ------------------------------------------------------------------------------------ runs into the store
@@ -192,7 +188,8 @@ OutputOpt = Annotated[
 ClusterTagOpt = Annotated[str, typer.Option("--cluster-tag", help="Tag key naming the cluster.")]
 TeamTagOpt = Annotated[str, typer.Option("--team-tag", help="Tag key naming the owning team.")]
 TopologyOpt = Annotated[
-    str | None, typer.Option("--topology", help="CSV/YAML (cluster,team,env,owner) for clusters whose tags are missing.")
+    str | None,
+    typer.Option("--topology", help="CSV/YAML of cluster, team, env, owner: for clusters whose tags are missing."),
 ]
 AllocateOpt = Annotated[
     bool, typer.Option("--allocate-shared", help="Spread unattributed spend over teams by account and service.")

@@ -59,7 +59,7 @@ def serve(
     ] = None,
     latency_ms: Annotated[float, typer.Option(help="Delay added to every AWS response, in milliseconds.")] = 0.0,
     fault_rate: Annotated[
-        float, typer.Option(help="Probability of an HTTP 500/503 answer (InternalServerError/ServiceUnavailable).")
+        float, typer.Option(help="Probability of an HTTP 500/503 answer (InternalServerError or ServiceUnavailable).")
     ] = 0.0,
     drop_rate: Annotated[
         float, typer.Option(help="Probability of closing the connection without any HTTP answer.")
