@@ -219,3 +219,44 @@ async def test_sigterm_ends_any_other_command_at_once_with_one_line(tmp_path: Pa
     assert time.monotonic() - sent < 3
     assert got == 143
     assert lines(err) == ["dbcost: interrupted by SIGTERM"], err
+
+
+async def test_a_signal_sent_twice_at_once_is_one_request_to_stop(tmp_path: Path) -> None:
+    """timeout(1) sends SIGTERM to the command and then to its process group: the same signal twice within
+    moments is one request, so the backfill still stops cleanly and says what completed and how to resume."""
+    db = tmp_path / "s.duckdb"
+    async with Emulator(slow_emulator()) as emu:
+        proc = await spawn("backfill", "--start", "2026-09-01", "--end", "2026-11-01", *Q, "--endpoint-url", emu.url,
+                           *FAST, "--max-concurrency", "2", "--db", str(db))
+        await wait_for(lambda: emu.stats()["pages_served"] >= 12)
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        got, _, err = await finish(proc)
+    assert got == 143, err
+    assert_clean(err)
+    said = [line for line in lines(err) if "--resume" in line]
+    assert len(said) == 1 and "unit(s) done" in said[0], err
+
+
+async def test_a_backfill_cancelled_by_a_second_signal_still_says_how_to_resume(tmp_path: Path) -> None:
+    """Ctrl-C and at once SIGTERM (a second request: the run is cancelled, not stopped cleanly): exit 128 + the
+    signal that came first (the two arrive together, in either order), one line that still gives the --resume
+    command line, and that command finishes the plan exactly."""
+    db = tmp_path / "s.duckdb"
+    async with Emulator(slow_emulator()) as emu:
+        args = ["backfill", "--start", "2026-09-01", "--end", "2026-11-01", *Q, "--endpoint-url", emu.url, *FAST,
+                "--max-concurrency", "2", "--db", str(db)]
+        proc = await spawn(*args)
+        await wait_for(lambda: emu.stats()["pages_served"] >= 12)
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
+        got, _, err = await finish(proc)
+        assert got in (130, 143), err
+        assert_clean(err)
+        said = [line for line in lines(err) if "--resume" in line]
+        assert len(said) == 1 and signal.Signals(got - 128).name in said[0], err
+        resume = resume_command(err)
+        assert resume[1:] == [*args, "--today", TODAY.isoformat(), "--resume"]
+        got, _, err = await cli(*resume[1:-3], "--resume")
+        assert got == 0, err
+        assert stored_total(db) == truth_total(emu, "2026-09-01", "2026-11-01")
