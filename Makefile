@@ -4,9 +4,10 @@
 setup:
 	bash .ci/setup
 
-# The main job on the embedded default: the built-in Cost Explorer emulator and a DuckDB file.
+# The main job on the embedded default: the built-in Cost Explorer emulator and a DuckDB file. Installs the
+# runtime dependencies only (no test servers, no dev tools); `make test` adds the rest to the same .venv.
 demo:
-	bash .ci/setup --python-only
+	bash .ci/setup --runtime
 	.venv/bin/dbcost demo --dir dbcost-demo
 
 # The whole suite (unit + integration against real local servers), lint and types.

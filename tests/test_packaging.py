@@ -253,3 +253,92 @@ def test_the_extra_a_sink_needs_is_named_up_front(extra: str, monkeypatch: pytes
     with pytest.raises(ConfigError, match=re.escape(f"pip install 'dbcost[{extra}]'")) as info:
         parse_sink_url(url)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------ the image
+# No Docker daemon runs on the test machine (and no hadolint): these check that the Dockerfile's steps are the
+# ones pyproject.toml and the clean-clone test stand for, and the README's recipes use the image it builds.
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as (KEYWORD, arguments), continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    out = []
+    for line in joined.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, args = line.strip().partition(" ")
+            out.append((keyword.upper(), args.strip()))
+    return out
+
+
+def _docker_context_includes(path: str) -> bool:
+    """Whether ``.dockerignore`` lets ``path`` into the build context (last matching pattern wins; a pattern
+    matching a parent directory matches the path)."""
+    import fnmatch
+
+    included = True
+    for raw in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines():
+        pattern = raw.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").rstrip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        if any(fnmatch.fnmatchcase(p, pattern) for p in prefixes):
+            included = negate
+    return included
+
+
+def test_dockerfile_builds_the_wheel_and_runs_it_as_a_non_root_user() -> None:
+    """Builder stage: ``pip wheel --no-deps`` of the copied project; final stage: a slim Python that
+    ``requires-python`` accepts, installs that wheel only (no editable, no dev extra), a non-root ``USER``,
+    and ``ENTRYPOINT ["dbcost"]``, the console script pyproject.toml declares."""
+    import json
+
+    from packaging.specifiers import SpecifierSet
+
+    steps = _dockerfile()
+    args = dict(a.split("=", 1) for k, a in steps if k == "ARG" and "=" in a)
+    froms = [a for k, a in steps if k == "FROM"]
+    assert len(froms) == 2, "a builder stage and a runtime stage"
+    for image in froms:
+        resolved = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image.split()[0])
+        assert re.fullmatch(r"python:3\.\d+-slim", resolved), image
+        assert resolved.split(":")[1].removesuffix("-slim") in SpecifierSet(PYPROJECT["project"]["requires-python"])
+    final = steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM"):]
+    builder = steps[:len(steps) - len(final)]
+
+    copied = " ".join(a for k, a in builder if k == "COPY").split()
+    needed = ["pyproject.toml", PYPROJECT["project"]["readme"], *PYPROJECT["project"]["license-files"], "src"]
+    assert all(n in copied for n in needed), copied
+    assert any("pip wheel" in a and "--no-deps" in a for k, a in builder if k == "RUN")
+
+    run = " ".join(a for k, a in final if k == "RUN")
+    assert "pip install" in run and "dbcost-*.whl" in run
+    assert "-e " not in run and "[dev]" not in run and "[test]" not in run
+    users = [a for k, a in final if k == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the image runs as a non-root user"
+    assert "useradd" in run and users[-1] in run
+    (entry,) = [a for k, a in final if k == "ENTRYPOINT"]
+    assert json.loads(entry) == ["dbcost"]
+    assert "dbcost" in PYPROJECT["project"]["scripts"]
+
+    for path in ("pyproject.toml", "README.md", "LICENSE", "src/dbcost/__init__.py", "src/dbcost/advice/rules.toml",
+                 "src/dbcost/report/report.css"):
+        assert _docker_context_includes(path), f".dockerignore leaves out {path}"
+    for path in (".venv/bin/python", ".git/HEAD", "dbcost-demo/dbcost.duckdb", "tests/conftest.py",
+                 "src/dbcost/__pycache__/x.pyc"):
+        assert not _docker_context_includes(path), f".dockerignore lets in {path}"
+
+
+def test_readme_recipes_run_the_image_the_readme_builds() -> None:
+    """The README's ``docker build -t NAME:TAG`` is the image its Kubernetes and Step Functions recipes run
+    (pushed to a registry), tagged with the project's version."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (tag,) = set(re.findall(r"docker build (?:--build-arg \S+ )?-t (\S+) \.", readme))
+    assert tag == f"dbcost:{PYPROJECT['project']['version']}"
+    images = re.findall(r"image: (\S+)", readme)
+    assert images and all(i == f"your-registry/{tag}" for i in images), images
+    sfn = readme[readme.index("*AWS Step Functions"):readme.index('"StartAt"')]
+    assert f"your-registry/{tag}" in sfn
+    assert "your-registry/dbcost:latest" not in readme
