@@ -24,7 +24,7 @@ import pytest
 
 import dbcost
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 #: the block languages that are examples to run (others are synopses, payloads, SQL or data)
 LANGS = frozenset({"sh", "bash", "console", "python"})
