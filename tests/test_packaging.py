@@ -342,3 +342,16 @@ def test_readme_recipes_run_the_image_the_readme_builds() -> None:
     sfn = readme[readme.index("*AWS Step Functions"):readme.index('"StartAt"')]
     assert f"your-registry/{tag}" in sfn
     assert "your-registry/dbcost:latest" not in readme
+
+
+def test_changelog_follows_keep_a_changelog_and_names_this_version() -> None:
+    """CHANGELOG.md: an Unreleased section, one per version with a date (this one included), only Keep a
+    Changelog's change types, and the compare links at the bottom."""
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    versions = re.findall(r"^## \[([^\]]+)\](.*)$", text, re.M)
+    assert versions[0] == ("Unreleased", "")
+    version = PYPROJECT["project"]["version"]
+    assert any(v == version and re.fullmatch(r" - \d{4}-\d{2}-\d{2}", d) for v, d in versions)
+    kinds = set(re.findall(r"^### (.+)$", text, re.M))
+    assert kinds <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+    assert all(re.search(rf"^\[{re.escape(v)}\]: ", text, re.M) for v, _ in versions)
