@@ -108,7 +108,11 @@ class ServerUrl:
 def check_installed(display: str, module: str, extra: str) -> None:
     """Refuse a sink whose client library (``module``) is not installed, in one line naming the extra;
     finds the module without importing it (parsing a URL stays cheap)."""
-    if importlib.util.find_spec(module) is None:
+    try:
+        missing = importlib.util.find_spec(module) is None
+    except ValueError:  # in sys.modules as None: an import of it is refused
+        missing = True
+    if missing:
         raise ConfigError(f"--sink {display}: needs {module}, which is not installed: "
                           f"pip install 'dbcost[{extra}]'")
 
