@@ -78,5 +78,5 @@ def test_help_lists_every_option() -> None:
     assert result.exit_code == 0
     for option in ("--host", "--port", "--seed", "--clusters", "--accounts", "--today", "--max-rps", "--burst",
                    "--latency-ms", "--fault-rate", "--drop-rate", "--malformed-rate", "--page-size",
-                   "--token-ttl-s", "--estimated-through-day"):
+                   "--token-ttl-s", "--estimated-through-day", "--no-resource-data"):
         assert option in result.stdout
