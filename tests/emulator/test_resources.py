@@ -282,3 +282,9 @@ async def test_not_enabled_is_data_unavailable_and_a_runtime_knob() -> None:
         await ce.get_cost_and_usage(**{k: v for k, v in LAST_14_BY_RESOURCE.items() if k != "GroupBy"})
         emu.update(resource_data_enabled=True)
         assert (await ce.get_cost_and_usage_with_resources(**LAST_14_BY_RESOURCE))["ResultsByTime"]
+
+
+def test_the_opt_in_knob_must_be_a_boolean() -> None:
+    """``resource_data_enabled`` refuses anything but true/false, in one line."""
+    with pytest.raises(ValueError, match="resource_data_enabled must be true or false"):
+        EmulatorConfig(resource_data_enabled="no")  # type: ignore[arg-type]
