@@ -31,7 +31,8 @@ Admin truth (``POST /_emulator/truth``), the request shape::
     {"Operation": "GetCostAndUsageWithResources", <its body>}    -> the same keys for that operation, plus
         "operation": "GetCostAndUsageWithResources",
         "resources": [{"resource_id", "kind", "service", "account", "region", "name", "cluster", "team",
-                       "env", "engine", "billing_tags", "tagged_in_billing", "cluster_resource_id",
+                       "env", "engine", "billing_tags", "tagged_in_billing", "resource_tags", "orphan",
+                       "cluster_resource_id", "instance_class",
                        "metrics": {metric: "exact decimal"}, "untagged_metrics": {...},
                        "categories": {"compute": {metric: ...}, ...}}, ...]   (sorted by resource_id)
 
