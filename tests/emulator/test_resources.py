@@ -301,3 +301,13 @@ async def test_resources_carry_their_own_tags_even_when_billing_has_none(emu: Em
     for r in resources:
         expected = {} if r["orphan"] else {"db-cluster": r["cluster"], "env": r["env"], "team": r["team"]}
         assert r["resource_tags"] == expected
+
+
+async def test_hourly_truth_has_totals_but_no_per_resource_breakdown(emu: Emulator) -> None:
+    """An HOURLY WithResources truth still has its totals; ``resources`` is None (not computed for hours)."""
+    truth = emu.truth({"TimePeriod": {"Start": "2026-11-20T00:00:00Z", "End": "2026-11-20T06:00:00Z"},
+                       "Granularity": "HOURLY", "Metrics": ["UnblendedCost"], "Operation": WITH_RESOURCES,
+                       "Filter": {"Dimensions": {"Key": "SERVICE",
+                                                 "Values": ["Amazon Elastic Compute Cloud - Compute"]}}})
+    assert truth["resources"] is None
+    assert truth["periods"] == 6 and Decimal(truth["metrics"]["UnblendedCost"]) > 0

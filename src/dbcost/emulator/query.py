@@ -949,5 +949,7 @@ def truth_for(engine: Engine, request: Mapping[str, Any], *, today: dt.date, ver
     out = truth_of(result, seed=engine.fleet.seed, malformed_rate=malformed_rate)
     if operation != COST_AND_USAGE:
         out["operation"] = operation
-        out["resources"] = resource_truth(engine, req, today=today, version=version)
+        # per resource for DAILY only (an HOURLY window may cut days); None says it was not computed
+        out["resources"] = (resource_truth(engine, req, today=today, version=version)
+                            if req.granularity == "DAILY" else None)
     return out

@@ -36,9 +36,10 @@ Admin truth (``POST /_emulator/truth``), the request shape::
                        "metrics": {metric: "exact decimal"}, "untagged_metrics": {...},
                        "categories": {"compute": {metric: ...}, ...}}, ...]   (sorted by resource_id)
 
-``resources`` covers the window and Filter whatever the GroupBy, with no malformation taken out; date rules are
-not applied (a truth may be asked for any window). ``GET /_emulator/resources`` lists every resource of the
-fleet with its true owner (``cluster``, ``team``) and whether billing carries its tags, for inventory tests.
+``resources`` covers the window and Filter whatever the GroupBy, with no malformation taken out (``null`` for an
+HOURLY request); date rules are not applied (a truth may be asked for any window). ``GET /_emulator/resources``
+lists every resource of the fleet with its true owner (``cluster``, ``team``), whether billing carries its tags
+and the tags the resource itself carries (``resource_tags``; none on an ``orphan``), for inventory tests.
 """
 
 from __future__ import annotations
