@@ -10,11 +10,13 @@ demo:
 	bash .ci/setup --runtime
 	.venv/bin/dbcost demo --dir dbcost-demo
 
-# The whole suite (unit + integration against real local servers), lint and types.
+# The whole suite (unit + integration against real local servers), lint and types, then the clean-install
+# test (a fresh venv with the runtime dependencies only runs the demo) as a step of its own.
 test: setup
 	.venv/bin/ruff check src tests bench
 	.venv/bin/mypy
 	.venv/bin/pytest -q
+	.venv/bin/pytest -q -m clean_install tests/test_packaging.py
 
 lint:
 	.venv/bin/ruff check src tests bench
