@@ -106,7 +106,7 @@ def quota_check(
     elif fmt == "csv":
         out.rows(result.report.to_json()["pools"])
     else:
-        out.text(dbcost.quota.render_table(result.report))
+        _print_table(result.report, out)
     if result.data_age is not None and result.data_age > dt.timedelta(hours=24):
         say(f"dbcost quota: the attribution data is {result.data_age.days} day(s) old; run "
             "`dbcost attribute` to refresh it")
@@ -118,6 +118,35 @@ def quota_check(
     if result.notify_error:
         say(f"dbcost quota: notification failed (will retry next run): {result.notify_error}")
     raise typer.Exit(result.exit_code)
+
+
+def _print_table(report: dbcost.quota.QuotaReport, out: Out) -> None:
+    """The pools as a rich table (:func:`dbcost.quota.table_rows`), its notes under it. No total row: pools
+    may overlap (a team's pool and a category's), so their sum is not a figure of the bill."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from dbcost.report.table import print_table
+
+    amounts = {"actual", "budget", "used", "forecast"}
+    table = Table(title=f"quota {report.month} ({report.metric}) as of {report.today.isoformat()}: worst "
+                        f"{report.worst}", title_justify="left")
+    for name in dbcost.quota.TABLE_HEADER:
+        if name in amounts:
+            table.add_column(name, justify="right", no_wrap=True)
+        else:
+            table.add_column(name, overflow="fold")
+    for row in dbcost.quota.table_rows(report):
+        table.add_row(*(Text(cell) for cell in row))
+    notes = dbcost.quota.render_table(report).splitlines()[len(report.pools) + 2:]
+
+    def render(console: Console) -> None:
+        print_table(console, table, drop=("estimated", "team", "breach on", "used"))
+        for note in notes:
+            console.print(note, markup=False)
+
+    out.draw(render)
 
 
 @quota_app.command("example")

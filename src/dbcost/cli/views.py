@@ -292,7 +292,8 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def print_table(f: Any, query: dbcost.CostQuery, records: list[dbcost.CostRecord]) -> None:
     """``fetch --format table``: one row per record, one column per group key and metric, and a total row
-    per metric whose records share one unit; at its natural width (the fetch writes a file or a pipe)."""
+    per metric whose records share one unit; fitted to the terminal when ``f`` is one, else at its natural
+    width."""
     from rich.table import Table
     from rich.text import Text
 
@@ -322,8 +323,10 @@ def print_table(f: Any, query: dbcost.CostQuery, records: list[dbcost.CostRecord
     if records:
         table.add_section()
         table.add_row(Text("total", style="bold"), *("" for _ in query.columns), *totals, "")
+    terminal = f is sys.stdout and sys.stdout.isatty()
     buf = io.StringIO()
-    fit(Console(file=buf, width=NATURAL_WIDTH, color_system=None, highlight=False), table)
+    fit(Console(file=buf, width=shutil.get_terminal_size().columns if terminal else NATURAL_WIDTH,
+                color_system=None, highlight=False), table, drop=("est.",))
     f.write("\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n")
 
 
