@@ -14,7 +14,7 @@ import dbcost.calendar
 import dbcost.config
 import dbcost.governor
 import dbcost.jobs.attribute
-from dbcost.cli.app import EXIT_FAILED, UsageError, fail_usage, run_async, say
+from dbcost.cli.app import EXIT_FAILED, UsageError, fail_usage, live_progress, run_async, say
 from dbcost.cli.options import (
     AllocateOpt,
     ChainPagesOpt,
@@ -37,7 +37,7 @@ from dbcost.cli.options import (
     check_output,
     settings_for,
 )
-from dbcost.cli.views import Out, print_attribution, print_attribution_range, report_run
+from dbcost.cli.views import Out, RunProgress, print_attribution, print_attribution_range, report_run
 
 __all__ = ["attribute"]
 
@@ -127,18 +127,21 @@ def attribute(
     if span is not None:
         _attribute_range(spec, span, format_, Out(output))
         return
-    result = run_async(lambda: dbcost.run_attribute(spec))
+    out = Out(output)
+    with RunProgress(live=live_progress() and not (format_ != "table" and out.terminal)) as progress:
+        result = run_async(lambda: dbcost.jobs.attribute.run_attribute(spec, progress=progress))
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {len(result.services)} database service(s): "
             f"{result.fetched.stats.summary_line()}")
         if not result.fetched.ok:
             report_run(result.fetched, strict=False, command="attribute")
             raise typer.Exit(EXIT_FAILED)
-    print_attribution(result.attribution, format_, Out(output))
+    print_attribution(result.attribution, format_, out)
 
 
 def _attribute_range(spec: dbcost.AttributeSpec, span: list[str], format_: str, out: Out) -> None:
-    result = run_async(lambda: dbcost.jobs.attribute.run_attribute_months(spec, span))
+    with RunProgress(live=live_progress() and not (format_ != "table" and out.terminal)) as progress:
+        result = run_async(lambda: dbcost.jobs.attribute.run_attribute_months(spec, span, progress=progress))
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {span[0]}..{span[-1]}, {len(result.services)} database service(s): "
             f"{result.fetched.stats.summary_line()}")

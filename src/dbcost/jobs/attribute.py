@@ -46,7 +46,7 @@ from dbcost.client import Stats, open_client
 from dbcost.config import Settings, TargetConfig
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
-from dbcost.pipeline import RunOutcome, RunSpec, run_pipeline
+from dbcost.pipeline import PipelineProgress, RunOutcome, RunSpec, run_pipeline
 from dbcost.store import RunStatus, Store
 
 __all__ = [
@@ -256,7 +256,8 @@ async def _discover_services(spec: AttributeSpec, start: dt.date, end: dt.date) 
     return sorted(discovered), discovery
 
 
-async def run_attribute(spec: AttributeSpec) -> AttributeResult:
+async def run_attribute(spec: AttributeSpec, *, progress: PipelineProgress | None = None) -> AttributeResult:
+    """The month's attribution, fetching what the store does not hold fresh (``progress`` follows the fetch)."""
     start, end = month_range(spec.month, spec.today)
     daily_from = daily_window_start(spec.today)
     if start < daily_from:
@@ -286,7 +287,7 @@ async def run_attribute(spec: AttributeSpec) -> AttributeResult:
         query=queries[0], extra_queries=queries[1:], settings=spec.settings.replace(sinks=()), command="attribute",
         today=spec.today, max_requests=spec.max_requests, labels=ds.labels(spec.metric),
     )
-    outcome = await run_pipeline(run)
+    outcome = await run_pipeline(run, progress=progress)
     outcome.stats.add(discovery)
     if outcome.status != RunStatus.DONE:
         return AttributeResult(_empty(spec), outcome, services, ds)
@@ -309,7 +310,8 @@ class AttributeRangeResult:
         return [r.attribution for r in self.results]
 
 
-async def run_attribute_months(spec: AttributeSpec, months: list[str]) -> AttributeRangeResult:
+async def run_attribute_months(spec: AttributeSpec, months: list[str], *,
+                               progress: PipelineProgress | None = None) -> AttributeRangeResult:
     """Attribute every month of ``months`` (YYYY-MM, consecutive, oldest first) in one pipeline run.
 
     ``spec`` gives everything but the month. Months the store holds fresh are not fetched; the others are
@@ -343,7 +345,7 @@ async def run_attribute_months(spec: AttributeSpec, months: list[str]) -> Attrib
             query=queries[0], extra_queries=queries[1:], settings=spec.settings.replace(sinks=()),
             command="attribute", today=spec.today, max_requests=spec.max_requests, labels=ds.labels(spec.metric),
         )
-        outcome = await run_pipeline(run)
+        outcome = await run_pipeline(run, progress=progress)
         outcome.stats.add(discovery)
         if outcome.status != RunStatus.DONE:
             return AttributeRangeResult([], outcome, services)
