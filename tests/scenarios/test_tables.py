@@ -175,3 +175,20 @@ def test_root_options_work_after_the_command() -> None:
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--log-format" in err
     code, out, _ = piped("--version")
     assert code == 0 and out.startswith("dbcost ")
+
+
+def test_json_is_an_alias_and_csv_has_one_row_per_unit(tmp_path: Path) -> None:
+    """backfill --dry-run: --json prints exactly what --format json does; --format csv one row per planned
+    unit; --output FILE holds it and stdout stays empty; nothing is written to the store."""
+    base = ("backfill", "--start", "2026-10-01", "--end", "2026-11-01", "--dry-run", "--today", TODAY_S,
+            "--db", str(tmp_path / "s.duckdb"))
+    _, alias, _ = piped(*base, "--json")
+    code, as_format, err = piped(*base, "--format", "json")
+    assert code == 0 and alias == as_format, err
+    plan = json.loads(alias)
+    out = tmp_path / "plan.csv"
+    code, stdout, err = piped(*base, "--format", "csv", "--output", str(out))
+    assert code == 0 and stdout == "", err
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [(r["start"], r["end"]) for r in rows] == [(u["start"], u["end"]) for u in plan["units"]]
+    assert not (tmp_path / "s.duckdb").exists()

@@ -276,12 +276,12 @@ class Out:
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """CSV (RFC 4180, ``\\r\\n`` line ends as the csv module writes them) of ``header`` and ``rows``; a
+    """CSV of ``header`` and ``rows``, ``\\n`` line ends as every other CSV dbcost writes (fetch, export); a
     Decimal is written exactly as :func:`dbcost.money.fmt` does, None as an empty field."""
     import dbcost.money
 
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for row in rows:
         w.writerow(["" if v is None else dbcost.money.fmt(v) if isinstance(v, Decimal) else v for v in row])
