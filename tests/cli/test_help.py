@@ -125,3 +125,18 @@ def test_global_options_are_on_every_command_and_completion_is_on(helps: dict[st
     root = helps["(root)"]
     for option in ("--version", "--install-completion", "--show-completion"):
         assert option in root
+
+
+def test_shell_completion_completes_options_and_choices() -> None:
+    """The completion script's protocol (what `--install-completion` wires into bash) completes an option
+    name and the choices of --format."""
+    run_as_dbcost = "import sys; sys.argv[0] = 'dbcost'; from dbcost.cli import main; main()"
+
+    def complete(words: str, cword: int) -> list[str]:
+        env = {**os.environ, "_DBCOST_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+        done = subprocess.run([sys.executable, "-c", run_as_dbcost], env=env, capture_output=True, text=True,
+                              timeout=60, check=True)
+        return done.stdout.split()
+
+    assert complete("dbcost attribute --for", 2) == ["--format"]
+    assert complete("dbcost attribute --format ", 3) == ["table", "json", "csv"]
