@@ -18,7 +18,7 @@ raised by botocore / aiohttp / the socket        becomes
                                                  RequestChanged, Credentials (expired), AccessDenied (403
                                                  too), ServiceValidation, DataUnavailable, Server (5xx),
                                                  else ApiError
-no/partial credentials, unknown profile, SSO     CredentialsError
+no/partial credentials, unknown profile, SSO     NoCredentialsError (a CredentialsError, marked NotSent)
 ``ParamValidationError``                         QueryError (exit 2)
 ``InvalidRegionError``, an endpoint URL botocore ConfigError naming ``--region`` / ``--endpoint-url``
 cannot use (``ValueError`` when the client is    (exit 2)
@@ -58,6 +58,7 @@ from dbcost.errors import (
     DataUnavailableError,
     DbcostError,
     InvalidNextTokenError,
+    NoCredentialsError,
     QueryError,
     RequestChangedError,
     ServerError,
@@ -160,7 +161,8 @@ def translate_errors(operation: str) -> Iterator[None]:
     except (bce.NoCredentialsError, bce.PartialCredentialsError, bce.ProfileNotFound,
             bce.CredentialRetrievalError, bce.TokenRetrievalError, bce.SSOError,
             bce.UnauthorizedSSOTokenError) as exc:
-        raise CredentialsError(f"{operation}: {exc}") from exc
+        # raised while signing, before anything is sent: the client counts no request for it
+        raise NoCredentialsError(f"{operation}: {exc}") from exc
     except bce.ParamValidationError as exc:
         raise QueryError("request", _one_line(exc)) from exc
     except bce.InvalidRegionError as exc:
