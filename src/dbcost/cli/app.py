@@ -27,7 +27,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -154,10 +154,12 @@ def _main(
 _JSON_LOGS = {"on": False}
 
 
-def say(message: str, *, level: str = "info") -> None:
-    """A message for the operator on stderr: plain text, or a JSON log line with --log-format json."""
+def say(message: str, *, level: str = "info", fields: Mapping[str, Any] | None = None) -> None:
+    """A message for the operator on stderr: plain text, or a JSON log line with --log-format json. ``fields``
+    (counters, a status) become the JSON line's own fields, beside ``ts, level, logger, message``, so a log
+    shipper reads them without parsing the text; a text line is the message alone (it already says them)."""
     if _JSON_LOGS["on"]:
-        sys.stderr.write(dbcost.logs.json_line(level, "dbcost.cli", message) + "\n")
+        sys.stderr.write(dbcost.logs.json_line(level, "dbcost.cli", message, **dict(fields or {})) + "\n")
         sys.stderr.flush()
     else:
         err_console.print(message, markup=False)
