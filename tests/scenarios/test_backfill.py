@@ -239,3 +239,19 @@ async def test_bad_run_options_exit_2_with_one_line(bad: list[str], tmp_path: Pa
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.duckdb").exists()
+
+
+async def test_strict_exit_3_says_why_in_one_line(tmp_path: Path) -> None:
+    """backfill --strict with malformed groups: exit 3 and one line saying how many were quarantined, why, and
+    where they are kept (issue 14: it exited 3 silently)."""
+    async with Emulator(EmulatorConfig(today=TODAY, malformed_rate=0.01, page_size=500)) as emu:
+        db = tmp_path / "s.duckdb"
+        code, out, err = await dbcost("backfill", "--start", "2026-10-01", "--end", "2026-10-15", *Q,
+                                      "--endpoint-url", emu.url, "--db", str(db), "--strict", "--json")
+        truth = emu.truth(truth_request("2026-10-01", "2026-10-15"))
+    assert code == 3, err
+    n = json.loads(out)["quarantined"]
+    assert n == truth["malformed_groups"] > 0
+    [line] = [x for x in err.splitlines() if "--strict" in x]
+    assert f"exit 3 (--strict): {n} group(s) quarantined in this run (" in line
+    assert f"quarantine table of {db}" in line

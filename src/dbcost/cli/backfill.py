@@ -21,6 +21,7 @@ import dbcost.jobs.metrics
 from dbcost.cli.app import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_QUARANTINED,
     DbcostError,
     UsageError,
     exit_for_signal,
@@ -216,6 +217,8 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bo
         say(f"dbcost {command}: nothing to resume ({outcome.nothing_to_resume}); nothing was sent")
         return EXIT_OK
     code = report_run(outcome, as_json=as_json, strict=strict, command=command)
+    if code == EXIT_QUARANTINED:
+        _say_quarantined(outcome, spec, command)
     sig = interrupted_by() if outcome.interrupted else None
     if outcome.fatal:
         say(f"dbcost: failed: {outcome.fatal}", level="error")
@@ -226,6 +229,18 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bo
             level="error")
         return exit_for_signal(sig)
     return code if metrics_ok else max(code, EXIT_FAILED)
+
+
+def _say_quarantined(outcome: dbcost.RunOutcome, spec: dbcost.RunSpec, command: str) -> None:
+    """Why ``--strict`` exits 3, in one line: how many groups, for which reasons, and where they are kept."""
+    try:
+        reasons = dbcost.jobs.backfill.quarantine_reasons(spec)
+    except DbcostError:  # the run's own result stands; the reasons are a courtesy
+        reasons = []
+    shown = "; ".join(f"{n} x {reason}" for reason, n in reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+    say(f"dbcost {command}: exit {EXIT_QUARANTINED} (--strict): {outcome.quarantined} group(s) quarantined in this "
+        f"run" + (f" ({shown})" if shown else "") + f"; each is kept with its reason and raw JSON in the "
+        f"quarantine table of {spec.db} (their spend is in no record)", level="error")
 
 
 def _write_metrics(path: str, spec: dbcost.RunSpec) -> bool:

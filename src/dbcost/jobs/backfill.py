@@ -23,8 +23,8 @@ from dbcost.plan import Plan
 if TYPE_CHECKING:
     from dbcost.store import Store
 
-__all__ = ["RunOutcome", "RunSpec", "check_backfill", "covered_until", "plan_backfill", "run_backfill", "sync_spec",
-           "sync_start"]
+__all__ = ["RunOutcome", "RunSpec", "check_backfill", "covered_until", "plan_backfill", "quarantine_reasons",
+           "run_backfill", "sync_spec", "sync_start"]
 
 
 async def run_backfill(spec: RunSpec, *, progress: PipelineProgress | None = None,
@@ -73,6 +73,18 @@ async def plan_backfill(spec: RunSpec) -> Plan:
             return store.pages_per_day()
 
     return make_plan(spec, await asyncio.to_thread(read))
+
+
+def quarantine_reasons(spec: RunSpec) -> list[tuple[str, int]]:
+    """(reason, count) of the groups the store holds quarantined for ``spec``'s dataset and window, most
+    frequent first: what ``--strict``'s exit 3 is about (read-only; empty when the store does not exist)."""
+    from dbcost.store import Store
+
+    if not spec.db.exists():
+        return []
+    with Store(spec.settings.store, read_only=True) as store:
+        return store.quarantine_summary([spec.query.fingerprint], spec.query.start.isoformat(),
+                                        spec.query.end.isoformat())
 
 
 def covered_until(store_sync: Store, dataset: str, target: str) -> dt.date | None:
