@@ -180,6 +180,10 @@ async def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
     assert code == 0, err + out
     assert "exact" in out and "MISMATCH" not in out
     assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "policy.toml").exists()
+    # the statuses the example policy's comments promise for a late-month run are the ones it shows
+    from tests.scenarios.test_demo import promised_statuses, shown_statuses
+
+    assert shown_statuses(out) == promised_statuses("late in a month")
     # the report command the demo suggests reads the demo's rows (same target name), not an empty month
     db = str(tmp_path / "demo" / "dbcost.duckdb")
     code, out, err = await run_cli_async("report", "--db", db, "--month", MONTH, "--format", "json", "--today", TODAY_S)
