@@ -255,7 +255,13 @@ async def test_strict_exit_3_says_why_in_one_line(tmp_path: Path) -> None:
     assert n == truth["malformed_groups"] > 0
     [line] = [x for x in err.splitlines() if "--strict" in x]
     assert f"exit 3 (--strict): {n} group(s) quarantined in this run (" in line
-    assert f"quarantine table of {db}" in line
+    # the command the line names shows exactly those groups, with their reason and raw JSON
+    see = line.split("see them with their raw JSON: ", 1)[1].split()
+    assert see[:2] == ["dbcost", "export"] and see[-1] == "--quarantine"
+    code, _, err = await dbcost(*see[1:], "--output", str(tmp_path / "q.jsonl"))
+    assert code == 0, err
+    groups = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert len(groups) == n and all(g["reason"] and "raw" in g and g["target"] == "default" for g in groups)
 
 
 def _json_stream(text: str) -> list[dict[str, Any]]:

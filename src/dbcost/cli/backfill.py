@@ -309,9 +309,11 @@ def _say_quarantined(outcome: dbcost.RunOutcome, spec: dbcost.RunSpec, command: 
     except DbcostError:  # the run's own result stands; the reasons are a courtesy
         reasons = []
     shown = "; ".join(f"{n} x {reason}" for reason, n in reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+    see = shlex.join(["dbcost", "export", "--db", str(spec.db), "--dataset", spec.query.fingerprint,
+                      "--quarantine"])
     say(f"dbcost {command}: exit {EXIT_QUARANTINED} (--strict): {outcome.quarantined} group(s) quarantined in this "
-        f"run" + (f" ({shown})" if shown else "") + f"; each is kept with its reason and raw JSON in the "
-        f"quarantine table of {spec.db} (their spend is in no record)", level="error")
+        f"run" + (f" ({shown})" if shown else "") + f", their spend in no record; see them with their raw JSON: "
+        f"{see}", level="error")
 
 
 def _write_metrics(path: str, spec: dbcost.RunSpec) -> bool:
