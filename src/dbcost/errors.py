@@ -23,6 +23,7 @@ no request for it: nothing was sent, nothing can be billed).
     │   ├── AccessDeniedError           credentials valid but not allowed
     │   ├── ServiceValidationError      ValidationException (a date rule the client could not check)
     │   └── DataUnavailableError        DataUnavailable / BillExpiration / ResourceNotFound ...
+    │       └── NotEnabledError         an opt-in Cost Explorer setting is off for the payer (names it)
     ├── TransportError                  [Retryable]  no HTTP answer: connection dropped, timeout, bad body
     ├── CredentialsError                no usable AWS credentials / profile not found
     │   └── NoCredentialsError          [NotSent]  none resolved on this machine: the request never left
@@ -54,6 +55,7 @@ __all__ = [
     "InvalidNextTokenError",
     "MalformedResponseError",
     "NoCredentialsError",
+    "NotEnabledError",
     "NotSent",
     "NotifyError",
     "OutputError",
@@ -176,6 +178,18 @@ class ServiceValidationError(ApiError):
 
 class DataUnavailableError(ApiError):
     """The service has no data for the request (data unavailable, bill expired, resource not found)."""
+
+
+class NotEnabledError(DataUnavailableError):
+    """The payer has not opted in to the data the operation serves (resource-level data); ``setting`` names the
+    Cost Explorer setting to turn on, and the message is one line saying so."""
+
+    def __init__(self, message: str, *, setting: str, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.setting = setting
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class TransportError(DbcostError, Retryable):
