@@ -31,7 +31,7 @@ _FORMATS = {"fetch": ("jsonl", "csv", "table"), "attribute": ("table", "json", "
             "report": ("table", "json", "csv", "html"), "quota check": ("table", "json", "csv"),
             "advise": ("table", "json", "csv"), "datasets": ("table", "json", "csv"),
             "backfill": ("table", "json", "csv"), "sync": ("table", "json", "csv"),
-            "export": ("jsonl", "csv", "parquet", "focus")}
+            "export": ("jsonl", "csv", "parquet", "focus"), "config show": ("table", "json", "csv")}
 
 
 def _listed(text: str, choices: tuple[str, ...]) -> bool:

@@ -164,9 +164,10 @@ def test_report_html_goes_to_stdout_like_every_format(store: Path, tmp_path: Pat
     assert strip.sub("", out.read_text()) == strip.sub("", page)
 
 
-def test_root_options_work_after_the_command() -> None:
+def test_root_options_work_after_the_command(tmp_path: Path) -> None:
     """`dbcost fetch --log-format json ...` is `dbcost --log-format json fetch ...`; a bad choice after the
-    command is one line, exit 2; --version prints the version."""
+    command is one line, exit 2; `--config FILE` after the command gives that command its defaults (and
+    `config show` names the file); --version prints the version."""
     code, out, err = piped("fetch", "--start", "x", "--end", "2026-11-02", "--log-format", "json")
     assert code == 2 and out == ""
     line = json.loads(err)
@@ -175,6 +176,15 @@ def test_root_options_work_after_the_command() -> None:
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--log-format" in err
     code, out, _ = piped("--version")
     assert code == 0 and out.startswith("dbcost ")
+    conf = tmp_path / "dbcost.toml"
+    conf.write_text(f'db = "{tmp_path / "configured.duckdb"}"\n')
+    code, out, err = piped("config", "show", "--config", str(conf), "--format", "json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["file"] == str(conf)
+    assert {v["key"]: v["value"] for v in shown["values"]}["db"] == str(tmp_path / "configured.duckdb")
+    code, _, err = piped("datasets", "--config", str(conf))
+    assert code == 2 and "configured.duckdb" in err  # the configured store (which does not exist) was read
 
 
 def test_json_is_an_alias_and_csv_has_one_row_per_unit(tmp_path: Path) -> None:

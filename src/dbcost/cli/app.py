@@ -32,7 +32,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar
 
 import typer
@@ -40,6 +40,7 @@ import typer.core
 from rich.console import Console
 
 import dbcost
+import dbcost.config
 import dbcost.errors
 import dbcost.logs
 
@@ -52,6 +53,8 @@ __all__ = [
     "DbcostError",
     "UsageError",
     "app",
+    "config_given",
+    "configured",
     "err_console",
     "exit_for_signal",
     "fail",
@@ -152,17 +155,28 @@ def _range_in_words(param: Any) -> None:
     param._get_number_range_help_str = lambda: None
 
 
+#: the root's options that every command takes too (after the command: ``dbcost fetch --log-format json``)
+_GLOBAL: Final = ("config", "log_level", "log_format")
+
+
 def _global_option(root: Any) -> Any:
-    """A copy of the root's option for every command: it sets the same state when given after the command,
-    and nothing when it is not given (its default is the root's)."""
+    """A copy of the root's option for every command: given on the command line after the command, it sets
+    what the root's would (``--config`` eagerly, so the command's other options see its defaults); not given,
+    or given only by a configured default, it changes nothing (the root's value stands)."""
     sub = copy.copy(root)
     sub.expose_value = False
     sub.default = None
     sub.show_default = False
+    sub.is_eager = root.name == "config"
     sub.rich_help_panel = "Global options (before or after the command)"
 
     def given(ctx: Any, param: Any, value: Any) -> None:
-        if value is not None:
+        source = ctx.get_parameter_source(param.name)
+        if value is None or getattr(source, "name", None) != "COMMANDLINE":
+            return
+        if root.name == "config":
+            _apply_config(ctx, value)
+        else:
             _apply_logging(**{root.name: value})
 
     sub.callback = given
@@ -170,14 +184,14 @@ def _global_option(root: Any) -> Any:
 
 
 def _prepare(root: Any) -> None:
-    """Once, on the built command tree: the root's logging options on every command and group (so
+    """Once, on the built command tree: the root's --config and logging options on every command and group (so
     ``dbcost fetch --log-format json`` works as ``dbcost --log-format json fetch`` does: click parses them,
     ``--opt=value``, ``--`` and bad choices included, and each command's help lists them), and a metavar for
     every option that means something (``DATE``, ``MONTH``, ``N``, ...) instead of the Python type."""
     if getattr(root, "_dbcost_prepared", False):
         return
     root._dbcost_prepared = True
-    shared = [p for p in root.params if p.name in _LOGGING]
+    shared = [p for p in root.params if p.name in _GLOBAL]
 
     def walk(command: Any, is_root: bool) -> None:
         ctx = command.context_class(command, help_option_names=_HELP_NAMES)
@@ -240,6 +254,15 @@ LogFormat = Literal["text", "json"]
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", metavar="FILE",
+                     help="Configuration file (default: DBCOST_CONFIG, else ./dbcost.toml, else [tool.dbcost] of "
+                          "./pyproject.toml): defaults for --db, --endpoint-url, --profile, --region, --targets, "
+                          "the tags, --policy, --topology, --max-rps, --max-concurrency. A flag beats DBCOST_* "
+                          "variables, which beat the file. `dbcost config show` prints the result."),
+    ] = None,
     log_level: Annotated[
         LogLevel, typer.Option("--log-level", case_sensitive=False, help="dbcost's own log level on stderr.")
     ] = "WARNING",
@@ -251,6 +274,7 @@ def _main(
     ] = False,
 ) -> None:
     _apply_logging(log_level=log_level, log_format=log_format)
+    _apply_config(ctx, config)
 
 
 #: the logging the root options (given before or after the command) ask for; the last one given wins
@@ -264,14 +288,63 @@ def _apply_logging(**given: str) -> None:
     _JSON_LOGS["on"] = fmt == "json"
 
 
+def _apply_config(ctx: Any, config: str | None) -> None:
+    """Resolve the configuration (``--config`` or the default places) into click's configured defaults for
+    ``ctx``'s command tree: the root's (before the command), or one command's (``--config`` after it)."""
+    _CONFIG_GIVEN["path"] = config
+    try:
+        resolved = dbcost.config.resolve_config(config)
+    except dbcost.errors.ConfigError as exc:
+        fail_usage(str(exc))
+    # click's mechanism for configured defaults: a flag on the command line still wins over a default_map
+    _CONFIGURED.clear()
+    _CONFIGURED.update(resolved.overrides())
+    ctx.default_map = _default_map(ctx.command, _CONFIGURED)
+
+
+#: set by the root callback: the values the configuration (file or DBCOST_* variables) gave option defaults
+_CONFIGURED: dict[str, Any] = {}
+
+
+#: the --config the command line gave (before or after the command; None: the default places)
+_CONFIG_GIVEN: dict[str, str | None] = {"path": None}
+
+
+def config_given() -> str | None:
+    """The ``--config FILE`` given, before or after the command (None: the default places)."""
+    return _CONFIG_GIVEN["path"]
+
+
+def configured(name: str, value: object) -> bool:
+    """Whether ``value`` of option ``name`` is the configuration's (a file or a ``DBCOST_*`` variable), not a
+    flag's. (A flag repeating the configured value counts as configured: it means the same.)"""
+    return value is not None and name in _CONFIGURED and _CONFIGURED[name] == value
+
+
+#: groups whose options mean something else (the emulator's --max-rps is the server's own limit)
+_UNCONFIGURED = frozenset({"emulator"})
+
+
+def _default_map(command: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """click's ``default_map`` for the command tree under ``command``: every option named as a configuration
+    key gets that key's value as its default, in every command and group (``{"quota": {"check": {...}}}``)."""
+    out: dict[str, Any] = {p.name: values[p.name] for p in command.params if p.name in values}
+    for name, sub in getattr(command, "commands", {}).items():
+        if name not in _UNCONFIGURED:
+            out[name] = _default_map(sub, values)
+    return out
+
+
 #: set by the root callback: --log-format json turns operator messages into JSON log lines
 _JSON_LOGS = {"on": False}
 
 
-def say(message: str, *, level: str = "info") -> None:
-    """A message for the operator on stderr: plain text, or a JSON log line with --log-format json."""
+def say(message: str, *, level: str = "info", fields: Mapping[str, Any] | None = None) -> None:
+    """A message for the operator on stderr: plain text, or a JSON log line with --log-format json. ``fields``
+    (counters, a status) become the JSON line's own fields, beside ``ts, level, logger, message``, so a log
+    shipper reads them without parsing the text; a text line is the message alone (it already says them)."""
     if _JSON_LOGS["on"]:
-        sys.stderr.write(dbcost.logs.json_line(level, "dbcost.cli", message) + "\n")
+        sys.stderr.write(dbcost.logs.json_line(level, "dbcost.cli", message, **dict(fields or {})) + "\n")
         sys.stderr.flush()
     else:
         err_console.print(message, markup=False)

@@ -132,7 +132,7 @@ def attribute(
         result = run_async(lambda: dbcost.jobs.attribute.run_attribute(spec, progress=progress))
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {len(result.services)} database service(s): "
-            f"{result.fetched.stats.summary_line()}")
+            f"{result.fetched.stats.summary_line()}", fields=result.fetched.stats.to_json())
         if not result.fetched.ok:
             report_run(result.fetched, strict=False, command="attribute")
             raise typer.Exit(EXIT_FAILED)
@@ -144,7 +144,7 @@ def _attribute_range(spec: dbcost.AttributeSpec, span: list[str], format_: str, 
         result = run_async(lambda: dbcost.jobs.attribute.run_attribute_months(spec, span, progress=progress))
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {span[0]}..{span[-1]}, {len(result.services)} database service(s): "
-            f"{result.fetched.stats.summary_line()}")
+            f"{result.fetched.stats.summary_line()}", fields=result.fetched.stats.to_json())
         if not result.fetched.ok:
             report_run(result.fetched, strict=False, command="attribute")
             raise typer.Exit(EXIT_FAILED)

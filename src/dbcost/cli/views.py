@@ -106,7 +106,11 @@ class RunProgress:
         self._stats: dict[str, dbcost.Stats] = {}
 
     def __enter__(self) -> RunProgress:
-        if self.live:
+        return self
+
+    def _start(self) -> None:
+        """The live display starts with the plan (a command that fetches nothing draws nothing)."""
+        if self.live and self._progress is None:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -129,7 +133,6 @@ class RunProgress:
                 TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"), console=err_console, transient=False,
             )
             self._progress.__enter__()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
@@ -168,10 +171,13 @@ class RunProgress:
         self._started = self._said = time.monotonic()
         self._total = len(plan.units)
         self._done = skipped
+        self._start()
         left = self._left = self._total - skipped
         # the plan's expectation covers every unit; the units an earlier run completed are not fetched again
         self._expected = max(left, round(plan.expected_requests * left / self._total)) if self._total else 0
         if self._progress is not None:
+            if self._task is not None:  # a second plan in the same command (a sync that starts over): one bar
+                self._progress.remove_task(self._task)
             self._task = self._progress.add_task("pages", total=self._expected_total(), completed=0, eta="-:--:--")
         else:
             say(f"dbcost: plan {plan.plan_id}: {self._total} unit(s), {skipped} already done, about "
@@ -231,8 +237,12 @@ class RunProgress:
 class Out:
     """Where a command's result goes (``--output PATH|-``) and how its tables are drawn (module docstring)."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, *, several: bool = False) -> None:
         self.path = None if path is None or path == "-" else path
+        #: ``several=True``: results of several runs (``sync --dataset all``) make one output: on stdout each
+        #: is written as it comes, to a file all at once by :meth:`finish`; CSV has one header line
+        self._held: list[str] | None = [] if several else None
+        self._csv_header: Sequence[str] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -241,8 +251,18 @@ class Out:
 
     def text(self, text: str, *, newline: bool = True) -> None:
         """Write ``text`` (ending in a newline unless ``newline=False``) to stdout or, atomically, the file."""
+        text = text if text.endswith("\n") or not newline else text + "\n"
+        if self._held is not None and self.path is not None:
+            self._held.append(text)
+            return
         with dbcost._files.AtomicOutput(self.path, binary=False) as f:
-            f.write(text if text.endswith("\n") or not newline else text + "\n")
+            f.write(text)
+
+    def finish(self) -> None:
+        """``several=True``: write what was held to the file (nothing to do for stdout)."""
+        held, self._held = self._held, None
+        if held:
+            self.text("".join(held), newline=False)
 
     def json(self, data: Any) -> None:
         import orjson
@@ -250,7 +270,12 @@ class Out:
         self.text(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
     def csv(self, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        self.text(csv_text(header, rows))
+        text = csv_text(header, rows)
+        if self._held is not None:
+            if self._csv_header is not None and list(header) == list(self._csv_header):
+                text = text.split("\n", 1)[1]  # the same columns as the run before: one header line
+            self._csv_header = list(header)
+        self.text(text, newline=bool(text))
 
     def rows(self, items: Sequence[dict[str, Any]]) -> None:
         """CSV of JSON objects (one row each, the first one's keys as the header; a nested value is its
@@ -482,6 +507,11 @@ def print_attribution_range(attributions: Sequence[Any], metric: str, fmt: str, 
 
 # --------------------------------------------------------------------------------------------- summaries
 
+#: the run's own counters a JSON log line of its summary carries as fields (beside the request counters)
+_RUN_FIELDS = ("run_id", "status", "quarantined", "units", "units_done", "units_skipped", "units_failed",
+               "units_stopped", "inserted", "changed", "deleted")
+
+
 def report_run(outcome: dbcost.RunOutcome, *, strict: bool, command: str, fmt: str = "table",
                out: Out | None = None) -> int:
     """A backfill/sync run's summary -> its exit code: a line on stderr always; with ``--format json`` (or
@@ -496,6 +526,7 @@ def report_run(outcome: dbcost.RunOutcome, *, strict: bool, command: str, fmt: s
         f"(earlier run), {outcome.units_failed} failed, {outcome.units_stopped} stopped | rows new "
         f"{outcome.inserted} changed {outcome.changed} deleted {outcome.deleted} | {st.summary_line()}",
         level="info" if outcome.ok else "error",
+        fields={**st.to_json(), **{k: v for k, v in outcome.to_json().items() if k in _RUN_FIELDS}},
     )
     if outcome.stopped_reason:
         say(f"dbcost: stopped: {outcome.stopped_reason}; run again with --resume to continue")
