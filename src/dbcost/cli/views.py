@@ -300,16 +300,27 @@ class Out:
         self.text("\n".join(line.rstrip() for line in buf.getvalue().splitlines()))
 
 
-def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """CSV of ``header`` and ``rows``, ``\\n`` line ends as every other CSV dbcost writes (fetch, export); a
-    Decimal is written exactly as :func:`dbcost.money.fmt` does, None as an empty field."""
+def _csv_cell(value: Any) -> Any:
+    """A value as JSON writes it (``true``, not Python's ``True``; None empty), a Decimal exactly."""
     import dbcost.money
 
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return dbcost.money.fmt(value)
+    return value
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV of ``header`` and ``rows``, ``\\n`` line ends as every other CSV dbcost writes (fetch, export); a
+    Decimal is written exactly as :func:`dbcost.money.fmt` does, a bool as JSON's, None as an empty field."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for row in rows:
-        w.writerow(["" if v is None else dbcost.money.fmt(v) if isinstance(v, Decimal) else v for v in row])
+        w.writerow([_csv_cell(v) for v in row])
     return buf.getvalue()
 
 
