@@ -343,6 +343,7 @@ class CostExplorer:
                     payload, page=page_no, granularity=query.granularity, group_definitions=group_defs,
                     metrics=query.metrics,
                 )
+                del payload  # the decoded page is garbage now: do not hold it while the consumer has the page
                 parsed.restarted = passes > 1 and page_no == 1
                 token = parsed.next_token
                 if token is not None:

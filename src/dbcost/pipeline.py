@@ -2,12 +2,16 @@
 
 Units fan out with ``asyncio.TaskGroup``. Per target, at most ``max_concurrency`` units are active (a
 unit's page chain is sequential, so that many requests can be in flight), and every request passes the
-target's governor. Each page is staged in the store as it arrives (memory holds one page per active
-unit, however long the range). A finished unit is committed (replace by window, atomically), sent to
-every sink from the store in period order, and only then checkpointed. So:
+target's governor. A unit's pages are staged in the store a few at a time (``STAGE_PAGES`` pages or
+``STAGE_ROWS`` rows, one transaction each) and its last ones with its commit, so a unit that fits in one batch
+costs one transaction; memory holds at most that batch and one page ahead per active unit, however long the
+range. A finished unit is committed (replace by window, atomically), sent to every sink from the store in period
+order, and only then checkpointed. So:
 
 * a process killed at any point resumes (``--resume``) with no gap and no duplicate: committed units are
-  skipped, a staged unit continues from its saved page token (or from page one if the token expired);
+  skipped, a staged unit continues from its saved page token (or from page one if the token expired). A kill -9
+  loses the pages fetched since the last batch was staged (fewer than ``STAGE_PAGES`` per unit in flight):
+  ``--resume`` buys them again. A signal or a request cap stages them before the run ends;
 * one failing target (breaker open, credentials, ...) marks that target incomplete; the others finish;
 * ``--max-requests``/``--max-cost-usd`` stop the run cleanly: units in flight are not committed. Without
   either, the run is capped at the settings' default (``LimitSettings.max_requests``), and each page chain
@@ -26,6 +30,7 @@ every sink from the store in period order, and only then checkpointed. So:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -451,8 +456,14 @@ async def _run_units(
 
 _DONE = object()
 
+#: pages staged together: a unit's fetched pages wait in memory until this many pages or rows are there (or the
+#: unit ends: its last pages are staged with its commit, in one transaction). A kill -9 loses what waits: at most
+#: STAGE_PAGES - 1 pages per unit in flight, bought again by --resume (a signal or a cap stages them first).
+STAGE_PAGES = 4
+STAGE_ROWS = 4_000
 
-async def _prefetch(pages: AsyncIterator[ParsedPage], depth: int = 2) -> AsyncIterator[ParsedPage]:
+
+async def _prefetch(pages: AsyncIterator[ParsedPage], depth: int = 1) -> AsyncIterator[ParsedPage]:
     """Keep the page chain running while earlier pages are being staged.
 
     A unit's requests are sequential (each needs the previous page's token); without this, every
@@ -510,19 +521,42 @@ async def _run_unit(
     # the parser's quarantine count of this unit's pages; the store's count (duplicates found on commit
     # included) replaces it once the unit is committed, so every count said of the run is the store's
     parsed_quarantine = 0
+    # pages fetched but not staged yet: staged together (one transaction) once STAGE_PAGES pages or STAGE_ROWS
+    # rows wait, and the unit's last ones with its commit (module docstring: what a kill -9 costs)
+    pending: list[ParsedPage] = []
+    pending_rows = 0
+
+    async def flush() -> None:
+        nonlocal pending, pending_rows
+        batch, pending, pending_rows = pending, [], 0
+        if batch:
+            await store.call(lambda s: s.stage_pages(run_id, uid, key_names, batch))
+
     try:
-        async for page in _prefetch(ce.pages(unit.window_query, dedup=False, resume_token=token,
-                                             resume_page=first_page)):
-            if page.restarted:
-                # the chain restarted (token expired): what was staged from the old chain is superseded
-                await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=True))
-                ce.stats.quarantined -= parsed_quarantine
-                parsed_quarantine = 0
-            await store.call(lambda s, p=page: s.stage_page(run_id, uid, key_names, p.page, p.records,  # type: ignore[misc]
-                                                            p.quarantined, p.next_token))
-            parsed_quarantine += len(page.quarantined)
-            progress.page(unit, page.page, ce.stats)
-        diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid))
+        try:
+            async for page in _prefetch(ce.pages(unit.window_query, dedup=False, resume_token=token,
+                                                 resume_page=first_page)):
+                if page.restarted:
+                    # the chain restarted (token expired): what was staged from the old chain is superseded
+                    pending, pending_rows = [], 0
+                    await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=True))
+                    ce.stats.quarantined -= parsed_quarantine
+                    parsed_quarantine = 0
+                pending.append(page)
+                pending_rows += len(page.records) + len(page.quarantined)
+                parsed_quarantine += len(page.quarantined)
+                if page.next_token is not None and (len(pending) >= STAGE_PAGES or pending_rows >= STAGE_ROWS):
+                    await flush()
+                progress.page(unit, page.page, ce.stats)
+        except (asyncio.CancelledError, BudgetExhaustedError):
+            # stopped (a signal, a cap): what was fetched stays staged, so --resume continues after it
+            if pending:
+                with contextlib.suppress(StoreError):  # a failed store: they are fetched again on --resume
+                    await asyncio.shield(flush())
+            raise
+        batch = pending
+        pending = []
+        diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid, key_names, batch))
     except BaseException:
         ce.stats.quarantined -= parsed_quarantine  # nothing of this unit was committed
         raise

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dbcost.errors import StoreError
+from dbcost.parse import ParsedPage
 from dbcost.store import AsyncStore, ExportSelection, Store
 from dbcost.store.state import AdvisoryRow
 from tests.store.helpers import QUERY, UID, load, rec, ref, sql
@@ -24,6 +25,7 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "register_dataset": lambda s: s.register_dataset(QUERY),
     "datasets": lambda s: s.datasets(),
     "stage_page": lambda s: s.stage_page("r", UID, QUERY.columns, 1, [rec(1, "RDS", "p", "1")], [], None),
+    "stage_pages": lambda s: s.stage_pages("r", UID, QUERY.columns, [ParsedPage(1, [rec(1, "RDS", "p", "1")])]),
     "commit_unit": lambda s: s.commit_unit("r", 1, ref("r"), UID),
     "deleted_keys": lambda s: s.deleted_keys("r", ref("r")),
     "iter_records": lambda s: list(s.iter_records()),
@@ -65,7 +67,8 @@ CALLS: dict[str, Callable[[Store], Any]] = {
 
 #: the table whose loss breaks each method (for the methods that read or write one table first)
 TABLES = {
-    "register_dataset": "datasets", "datasets": "datasets", "stage_page": "units", "commit_unit": "staging",
+    "register_dataset": "datasets", "datasets": "datasets", "stage_page": "units", "stage_pages": "units",
+    "commit_unit": "staging",
     "deleted_keys": "changes", "iter_records": "records", "unit_sink_records": "records", "begin_run": "runs",
     "resumable_run": "runs", "plan_done_units": "runs", "reopen_run": "runs", "finish_run": "staging",
     "unit_progress": "units",

@@ -11,9 +11,11 @@ adds; a group that vanished in a restatement disappears (and is logged as delete
 version while its value is unchanged and takes the run's (strictly increasing) version when it is new or
 changed, so downstream consumers can keep "the highest version per key".
 
-A page's staging rows and its checkpoint (next page token, pages done) are written in one transaction, so a
-process killed at any point resumes from a consistent state: a committed unit is complete, a staged one
-continues from its token (or restarts from page one if the token has expired).
+Staged pages and their checkpoint (the next page token after the last, pages done) are written in one
+transaction (:meth:`Records.stage_pages`: the pipeline stages a few pages at a time, and a unit's last pages
+with its commit, :meth:`Records.commit_unit` ``pending``), so a process killed at any point resumes from a
+consistent state: a committed unit is complete, a staged one continues from its token (or restarts from page
+one if the token has expired).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import orjson
 
 from dbcost.models import CostQuery, CostRecord, Quarantined
-from dbcost.money import fmt
+from dbcost.parse import ParsedPage
 from dbcost.sinks.base import SinkRecord, UnitRef
 from dbcost.store._db import StoreBase, now, operation
 from dbcost.store._schema import UnitStatus
@@ -34,6 +36,9 @@ __all__ = ["Records", "UnitDiff"]
 
 #: the operation of a query written before the store knew operations (and of a CostQuery without one)
 DEFAULT_OPERATION = "GetCostAndUsage"
+
+#: the staging columns a page provides, in table order (after unit_id and seq)
+_STAGE_COLUMNS = ("period_start", "period_end", "key1", "key2", "metric", "amount_text", "unit", "estimated")
 
 # Joins on the natural key: key1/key2 may be NULL (a Total-only record), so compare NOT DISTINCT.
 _SAME_KEY = (
@@ -110,63 +115,78 @@ class Records(StoreBase):
         next_token: str | None,
     ) -> None:
         """Stage one page (bulk through Arrow) and its checkpoint, atomically."""
+        self.stage_pages(run_id, unit_id, key_names, [ParsedPage(page, list(records), list(quarantined), next_token)])
+
+    @operation("stage pages")
+    def stage_pages(self, run_id: str, unit_id: str, key_names: Sequence[str], pages: Sequence[ParsedPage]) -> None:
+        """Stage consecutive pages of a unit (one bulk insert through Arrow) and the checkpoint after the last
+        (its page number and next token), atomically."""
+        if not pages:
+            return
+        db = self._db
+        with db.transaction():
+            self._stage(run_id, unit_id, key_names, pages)
+            last = pages[-1]
+            db.run("UPDATE units SET pages = ?, next_token = ?, updated_at = ? WHERE run_id = ? AND unit_id = ?",
+                   [last.page, last.next_token, now(), run_id, unit_id])
+
+    def _stage(self, run_id: str, unit_id: str, key_names: Sequence[str], pages: Sequence[ParsedPage]) -> None:
+        """Insert the pages' rows and quarantine entries into staging (inside the caller's transaction).
+
+        The hot path of a backfill (every record passes here once): the rows are built by comprehensions over
+        the record tuples (no per-row method call, no row object), handed to DuckDB as one Arrow table, and the
+        unit's staging key is a parameter of the INSERT rather than a column repeated per row."""
         import pyarrow as pa
 
-        cols: dict[str, list[Any]] = {k: [] for k in ("period_start", "period_end", "key1", "key2", "metric",
-                                                      "amount_text", "unit", "estimated")}
-        k1 = key_names[0] if len(key_names) > 0 else None
-        k2 = key_names[1] if len(key_names) > 1 else None
-        for r in records:
-            key1 = r.keys.get(k1) if k1 is not None else None
-            key2 = r.keys.get(k2) if k2 is not None else None
-            for name, m in r.metrics.items():
-                cols["period_start"].append(r.period_start)
-                cols["period_end"].append(r.period_end)
-                cols["key1"].append(key1)
-                cols["key2"].append(key2)
-                cols["metric"].append(name)
-                cols["amount_text"].append(fmt(m.amount))
-                cols["unit"].append(m.unit)
-                cols["estimated"].append(r.estimated)
-        n = len(cols["metric"])
+        # a missing key name reads as "", which no record's keys hold: .get gives None without a branch per row
+        k1 = key_names[0] if len(key_names) > 0 else ""
+        k2 = key_names[1] if len(key_names) > 1 else ""
+        # CostRecord is (period_start, period_end, granularity, keys, metrics, estimated); Metric (amount, unit).
+        # format(amount, "f") is money.fmt inline: for an amount received in plain notation, the exact string.
+        rows = [(r[0], r[1], r[3].get(k1), r[3].get(k2), name, format(m[0], "f"), m[1], r[5])
+                for p in pages for r in p.records for name, m in r[4].items()]
+        quarantined = [q for p in pages for q in p.quarantined]
+        n = len(rows)
         base = self._seq
         self._seq += n
         key = skey(run_id, unit_id)
-        table = pa.table({
-            "unit_id": pa.array([key] * n, pa.string()),
-            "seq": pa.array(range(base, base + n), pa.int64()),
-            **{k: pa.array(v, pa.bool_() if k == "estimated" else pa.string()) for k, v in cols.items()},
-        })
-        qtable = pa.table({
-            "unit_id": pa.array([key] * len(quarantined), pa.string()),
-            "period_start": pa.array([q.period_start for q in quarantined], pa.string()),
-            "period_end": pa.array([q.period_end for q in quarantined], pa.string()),
-            "page": pa.array([q.page for q in quarantined], pa.int32()),
-            "reason": pa.array([q.reason for q in quarantined], pa.string()),
-            "raw": pa.array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], pa.string()),
-        })
         db = self._db
-        with db.transaction():
-            if n:
-                with db.registered("_stage_batch", table):
-                    db.run("INSERT INTO staging SELECT * FROM _stage_batch")
-            if quarantined:
-                with db.registered("_stage_q", qtable):
-                    db.run("INSERT INTO staging_quarantine SELECT unit_id, period_start, period_end, page, reason, "
-                           "raw::JSON FROM _stage_q")
-            db.run("UPDATE units SET pages = ?, next_token = ?, updated_at = ? WHERE run_id = ? AND unit_id = ?",
-                   [page, next_token, now(), run_id, unit_id])
+        if n:
+            cols = list(zip(*rows, strict=True))
+            table = pa.table({
+                "seq": pa.array(range(base, base + n), pa.int64()),
+                **{name: pa.array(col, pa.bool_() if name == "estimated" else pa.string())
+                   for name, col in zip(_STAGE_COLUMNS, cols, strict=True)},
+            })
+            with db.registered("_stage_batch", table):
+                db.run(f"INSERT INTO staging SELECT ?, seq, {', '.join(_STAGE_COLUMNS)} FROM _stage_batch", [key])
+        if quarantined:
+            qtable = pa.table({
+                "period_start": pa.array([q.period_start for q in quarantined], pa.string()),
+                "period_end": pa.array([q.period_end for q in quarantined], pa.string()),
+                "page": pa.array([q.page for q in quarantined], pa.int32()),
+                "reason": pa.array([q.reason for q in quarantined], pa.string()),
+                "raw": pa.array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], pa.string()),
+            })
+            with db.registered("_stage_q", qtable):
+                db.run("INSERT INTO staging_quarantine SELECT ?, period_start, period_end, page, reason, raw::JSON "
+                       "FROM _stage_q", [key])
 
     # ------------------------------------------------------------------------------------------ commit
 
     @operation("commit unit")
-    def commit_unit(self, run_id: str, version: int, unit: UnitRef, unit_id: str) -> UnitDiff:
-        """Replace the store's rows for the unit's window by its staged rows; log what changed."""
+    def commit_unit(self, run_id: str, version: int, unit: UnitRef, unit_id: str, key_names: Sequence[str] = (),
+                    pending: Sequence[ParsedPage] = ()) -> UnitDiff:
+        """Replace the store's rows for the unit's window by its staged rows and the ``pending`` pages (its last
+        pages, not staged yet: staged here in the same transaction, so a unit that fits in one batch costs one
+        transaction); log what changed."""
         stamp = now()
         params_range = [unit.dataset, unit.target, unit.start.isoformat(), unit.end.isoformat()]
         key = skey(run_id, unit_id)
         db = self._db
         with db.transaction():
+            if pending:
+                self._stage(run_id, unit_id, key_names, pending)
             # the staged rows, first occurrence of each natural key (a later duplicate is quarantined)
             db.run("DROP TABLE IF EXISTS _new")
             db.run(
@@ -264,8 +284,10 @@ class Records(StoreBase):
             db.run("DROP TABLE _old")
             db.run(
                 "UPDATE units SET status = ?, records = ?, quarantined = ?, inserted = ?, changed = ?, "
-                "deleted = ?, next_token = NULL, updated_at = ? WHERE run_id = ? AND unit_id = ?",
-                [UnitStatus.COMMITTED, total, nq, inserted, changed, deleted, stamp, run_id, unit_id],
+                "deleted = ?, next_token = NULL, pages = coalesce(?, pages), updated_at = ? "
+                "WHERE run_id = ? AND unit_id = ?",
+                [UnitStatus.COMMITTED, total, nq, inserted, changed, deleted,
+                 pending[-1].page if pending else None, stamp, run_id, unit_id],
             )
         return UnitDiff(total, inserted, changed, deleted, total - inserted - changed, nq, len(dup_rows))
 

@@ -32,6 +32,20 @@ body that is not UTF-8, a 2xx body that is not   Explorer's JSON (a proxy's or a
 a JSON object                                    by a ``before-parse`` hook before botocore reads it as {}
 any other ``BotoCoreError``                      ApiError
 ==============================================  =========================================================
+
+The response path (where this module departs from botocore, and why). A 2xx answer to a record-shaped Cost
+Explorer operation (GetCostAndUsage, GetCostAndUsageWithResources: ``raw_operations``) is decoded by orjson and
+returned as decoded, without botocore's walk of the output shape: that walk calls a Python handler per field of
+every group (about six per group), and it was most of the CPU of a backfill (``bench/bench_cpu.py``). The walk
+adds nothing to these shapes: they hold only strings, booleans, lists and maps (no timestamp, blob or float to
+convert), and :mod:`dbcost.parse` validates every field itself. What the walk did that the raw path does not: it
+dropped keys the model does not know (a quarantined group's raw JSON now keeps them: it is what was received) and
+members that are ``null`` (the parser treats a ``null`` as absent where it matters). Everything else is still
+botocore's: credentials, SigV4, endpoints, the HTTP exchange, the ``before-parse`` guard below, every error answer
+(status >= 300: botocore's error parser, then ``ClientError`` and the mapping above), every other operation and
+service, and a 2xx body orjson cannot decode (botocore's own parser then, so such a body behaves exactly as
+before). The parser is installed as the session's ``response_parser_factory`` component (a public botocore hook)
+for the ``ce`` service only.
 """
 
 from __future__ import annotations
@@ -44,8 +58,10 @@ from typing import Any
 
 import aioboto3
 import aiohttp
+import orjson
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioDeferredRefreshableCredentials
+from aiobotocore.parsers import AioJSONParser, AioResponseParserFactory
 from botocore import exceptions as bce
 from botocore import xform_name
 from botocore.parsers import ResponseParserError
@@ -65,6 +81,7 @@ from dbcost.errors import (
     ThrottledError,
     TransportError,
 )
+from dbcost.operations import OPERATIONS
 from dbcost.sinks.base import redact_url
 
 __all__ = ["THROTTLE_CODES", "AwsTransport", "translate_errors"]
@@ -203,6 +220,45 @@ def _refuse_a_body_that_is_not_json(response_dict: Mapping[str, Any], **_: Any) 
     raise ResponseParserError(f"the response body is not JSON ({ctype}, {len(body)} bytes)")
 
 
+#: operations whose 2xx answers skip botocore's shape walk (see the module docstring): the record-shaped ones
+RAW_OPERATIONS = frozenset(op.name for op in OPERATIONS.values() if op.shape == "results_by_time")
+
+
+class _RawJSONParser(AioJSONParser):  # type: ignore[misc]  # aiobotocore ships no types
+    """botocore's parser for the ``json`` protocol, except that a 2xx answer to one of ``raw_operations`` is
+    returned as orjson decodes it (module docstring). Error answers never reach ``_do_parse``."""
+
+    def __init__(self, raw_operations: frozenset[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._raw = raw_operations
+
+    async def _do_parse(self, response: dict[str, Any], shape: Any) -> Any:
+        context = response.get("context") or {}
+        body = response.get("body")
+        if context.get("operation_name") in self._raw and isinstance(body, bytes | bytearray) and body:
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                parsed = None  # botocore's own parser decides what such a body is, as before
+            if type(parsed) is dict:
+                self._inject_response_metadata(parsed, response["headers"])
+                return parsed
+        return await super()._do_parse(response, shape)
+
+
+class _ParserFactory(AioResponseParserFactory):  # type: ignore[misc]
+    """aiobotocore's parser factory with :class:`_RawJSONParser` for the ``json`` protocol."""
+
+    def __init__(self, raw_operations: frozenset[str]) -> None:
+        super().__init__()
+        self._raw = raw_operations
+
+    def create_parser(self, protocol_name: str) -> Any:
+        if protocol_name == "json":
+            return _RawJSONParser(self._raw, **self._defaults)
+        return super().create_parser(protocol_name)
+
+
 class AwsTransport:
     """An aioboto3 client for one AWS service, as a :class:`~dbcost.transport.base.Transport`."""
 
@@ -256,6 +312,8 @@ class AwsTransport:
                 else:
                     session = aioboto3.Session(profile_name=self.profile)
                 region = self.region or session.region_name or "us-east-1"
+                if self.service == "ce":  # before any client is made: the session's clients share the factory
+                    session._session.register_component("response_parser_factory", _ParserFactory(RAW_OPERATIONS))
                 if self.role_arn:
                     await self._assume_role(session, region)
                 try:
