@@ -35,7 +35,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -50,7 +50,7 @@ from dbcost.models import CostQuery
 from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, expected_requests, plan_units
 from dbcost.sinks import Sink, SinkContext, UnitRef, open_sink, redact_url
-from dbcost.store import AsyncStore, RunStatus, UnitDiff, UnitStatus
+from dbcost.store import AsyncStore, RunStatus, StageBatch, UnitDiff, UnitStatus
 
 __all__ = [
     "PipelineProgress",
@@ -463,18 +463,32 @@ STAGE_PAGES = 4
 STAGE_ROWS = 4_000
 
 
-async def _prefetch(pages: AsyncIterator[ParsedPage], depth: int = 1) -> AsyncIterator[ParsedPage]:
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """A fetched page as it waits to be staged: its rows already compact (a StageBatch), its records let go."""
+
+    page: int
+    restarted: bool
+    quarantined: int
+    batch: StageBatch
+
+
+async def _prefetch(pages: AsyncIterator[ParsedPage], prepare: Callable[[ParsedPage], Awaitable[StageBatch]],
+                    depth: int = 1) -> AsyncIterator[_Fetched]:
     """Keep the page chain running while earlier pages are being staged.
 
     A unit's requests are sequential (each needs the previous page's token); without this, every
-    page's staging time would add to the chain's round trip. At most ``depth`` pages wait in memory.
+    page's staging time would add to the chain's round trip. Each page is ``prepare``d (made a compact
+    StageBatch) as it arrives; at most ``depth`` of them wait, plus the one the chain holds.
     """
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
 
     async def produce() -> None:
         try:
             async for page in pages:
-                await queue.put(page)
+                fetched = _Fetched(page.page, page.restarted, len(page.quarantined), await prepare(page))
+                del page  # its records are in the batch now
+                await queue.put(fetched)
         except Exception as exc:  # handed to the consumer, which re-raises it in order
             await queue.put(exc)
             return
@@ -488,7 +502,7 @@ async def _prefetch(pages: AsyncIterator[ParsedPage], depth: int = 1) -> AsyncIt
                 return
             if isinstance(item, Exception):
                 raise item
-            assert isinstance(item, ParsedPage)
+            assert isinstance(item, _Fetched)
             yield item
     finally:
         await cancel_and_wait(task)
@@ -523,29 +537,30 @@ async def _run_unit(
     parsed_quarantine = 0
     # pages fetched but not staged yet: staged together (one transaction) once STAGE_PAGES pages or STAGE_ROWS
     # rows wait, and the unit's last ones with its commit (module docstring: what a kill -9 costs)
-    pending: list[ParsedPage] = []
+    pending: list[StageBatch] = []
     pending_rows = 0
 
     async def flush() -> None:
         nonlocal pending, pending_rows
         batch, pending, pending_rows = pending, [], 0
         if batch:
-            await store.call(lambda s: s.stage_pages(run_id, uid, key_names, batch))
+            await store.call(lambda s: s.stage_pages(run_id, uid, batch))
 
     try:
         try:
             async for page in _prefetch(ce.pages(unit.window_query, dedup=False, resume_token=token,
-                                                 resume_page=first_page)):
+                                                 resume_page=first_page),
+                                        lambda p: store.prepare(key_names, p)):
                 if page.restarted:
                     # the chain restarted (token expired): what was staged from the old chain is superseded
                     pending, pending_rows = [], 0
                     await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=True))
                     ce.stats.quarantined -= parsed_quarantine
                     parsed_quarantine = 0
-                pending.append(page)
-                pending_rows += len(page.records) + len(page.quarantined)
-                parsed_quarantine += len(page.quarantined)
-                if page.next_token is not None and (len(pending) >= STAGE_PAGES or pending_rows >= STAGE_ROWS):
+                pending.append(page.batch)
+                pending_rows += page.batch.size
+                parsed_quarantine += page.quarantined
+                if page.batch.next_token is not None and (len(pending) >= STAGE_PAGES or pending_rows >= STAGE_ROWS):
                     await flush()
                 progress.page(unit, page.page, ce.stats)
         except (asyncio.CancelledError, BudgetExhaustedError):
@@ -556,7 +571,7 @@ async def _run_unit(
             raise
         batch = pending
         pending = []
-        diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid, key_names, batch))
+        diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid, batch))
     except BaseException:
         ce.stats.quarantined -= parsed_quarantine  # nothing of this unit was committed
         raise

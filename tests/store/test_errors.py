@@ -14,6 +14,7 @@ import pytest
 from dbcost.errors import StoreError
 from dbcost.parse import ParsedPage
 from dbcost.store import AsyncStore, ExportSelection, Store
+from dbcost.store.records import stage_batch
 from dbcost.store.state import AdvisoryRow
 from tests.store.helpers import QUERY, UID, load, rec, ref, sql
 
@@ -25,7 +26,8 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "register_dataset": lambda s: s.register_dataset(QUERY),
     "datasets": lambda s: s.datasets(),
     "stage_page": lambda s: s.stage_page("r", UID, QUERY.columns, 1, [rec(1, "RDS", "p", "1")], [], None),
-    "stage_pages": lambda s: s.stage_pages("r", UID, QUERY.columns, [ParsedPage(1, [rec(1, "RDS", "p", "1")])]),
+    "stage_pages": lambda s: s.stage_pages("r", UID, [stage_batch(QUERY.columns, [ParsedPage(1, [rec(1, "RDS", "p",
+                                                                                                  "1")])])]),
     "commit_unit": lambda s: s.commit_unit("r", 1, ref("r"), UID),
     "deleted_keys": lambda s: s.deleted_keys("r", ref("r")),
     "iter_records": lambda s: list(s.iter_records()),

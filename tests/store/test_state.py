@@ -139,6 +139,7 @@ def test_pages_staged_together_checkpoint_the_last_and_pending_pages_commit_with
     """stage_pages stages several pages in one step and checkpoints after the last; the unit's last pages, handed
     to commit_unit unstaged, land with it: the same rows, versions and page count as staging page by page."""
     from dbcost.parse import ParsedPage
+    from dbcost.store.records import stage_batch
 
     days = [[rec(1, "RDS", "p", "1"), rec(1, "RDS", "q", "2")], [rec(2, "RDS", "p", "3")], [rec(2, "EC2", "", "4")]]
     results = []
@@ -154,10 +155,10 @@ def test_pages_staged_together_checkpoint_the_last_and_pending_pages_commit_with
                     store.stage_page(run_id, UID, QUERY.columns, p.page, p.records, p.quarantined, p.next_token)
                 diff = store.commit_unit(run_id, version, unit, UID)
             else:
-                store.stage_pages(run_id, UID, QUERY.columns, pages[:2])
+                store.stage_pages(run_id, UID, [stage_batch(QUERY.columns, [p]) for p in pages[:2]])
                 progress = store.unit_progress(run_id, UID)
                 assert progress is not None and (progress.pages, progress.next_token) == (2, "t2")
-                diff = store.commit_unit(run_id, version, unit, UID, QUERY.columns, pages[2:])
+                diff = store.commit_unit(run_id, version, unit, UID, [stage_batch(QUERY.columns, pages[2:])])
             results.append((diff, sql(store, "SELECT period_start, key1, key2, metric, amount_text, version = ? FROM "
                                              "records ORDER BY ALL", [version]),
                             sql(store, "SELECT pages, status FROM units"), sql(store, "SELECT count(*) FROM staging")))

@@ -32,7 +32,7 @@ from dbcost.sinks.base import SinkRecord, UnitRef
 from dbcost.store._db import StoreBase, now, operation
 from dbcost.store._schema import UnitStatus
 
-__all__ = ["Records", "UnitDiff"]
+__all__ = ["Records", "StageBatch", "UnitDiff", "stage_batch"]
 
 #: the operation of a query written before the store knew operations (and of a CostQuery without one)
 DEFAULT_OPERATION = "GetCostAndUsage"
@@ -64,6 +64,54 @@ def skey(run_id: str, unit_id: str) -> str:
     """Staging belongs to one run's attempt at a unit: another run starting the same unit afresh must not
     discard it (the first run may still be resumed from its saved page token)."""
     return f"{run_id}|{unit_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class StageBatch:
+    """Pages of one unit made ready for staging (:func:`stage_batch`): what waits in memory between a page's
+    arrival and its staging, as compact Arrow columns rather than a Python object per record."""
+
+    #: the rows (the columns of ``_STAGE_COLUMNS``), None when the pages brought none
+    rows: Any
+    #: the quarantine entries (period_start, period_end, page, reason, raw), None when there are none
+    quarantine: Any
+    #: the last page's number and the token after it (the unit's checkpoint once staged)
+    page: int
+    next_token: str | None
+    #: rows + quarantine entries
+    size: int
+
+
+def stage_batch(key_names: Sequence[str], pages: Sequence[ParsedPage]) -> StageBatch:
+    """Consecutive pages of a unit as one :class:`StageBatch` (pure; runs on the store's thread in a backfill).
+
+    The hot path of a backfill (every record passes here once): the rows are built by one comprehension over the
+    record tuples (no method call per row, no row object) and become Arrow arrays."""
+    import pyarrow as pa
+
+    # a missing key name reads as "", which no record's keys hold: .get gives None without a branch per row
+    k1 = key_names[0] if len(key_names) > 0 else ""
+    k2 = key_names[1] if len(key_names) > 1 else ""
+    # CostRecord is (period_start, period_end, granularity, keys, metrics, estimated), Metric (amount, unit);
+    # format(amount, "f") is money.fmt inline: for an amount received in plain notation, the exact string
+    rows = [(r[0], r[1], r[3].get(k1), r[3].get(k2), name, format(m[0], "f"), m[1], r[5])
+            for p in pages for r in p.records for name, m in r[4].items()]
+    table = None
+    if rows:
+        table = pa.table({name: pa.array(col, pa.bool_() if name == "estimated" else pa.string())
+                          for name, col in zip(_STAGE_COLUMNS, zip(*rows, strict=True), strict=True)})
+    quarantined = [q for p in pages for q in p.quarantined]
+    qtable = None
+    if quarantined:
+        qtable = pa.table({
+            "period_start": pa.array([q.period_start for q in quarantined], pa.string()),
+            "period_end": pa.array([q.period_end for q in quarantined], pa.string()),
+            "page": pa.array([q.page for q in quarantined], pa.int32()),
+            "reason": pa.array([q.reason for q in quarantined], pa.string()),
+            "raw": pa.array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], pa.string()),
+        })
+    last = pages[-1]
+    return StageBatch(table, qtable, last.page, last.next_token, len(rows) + len(quarantined))
 
 
 class Records(StoreBase):
@@ -115,59 +163,41 @@ class Records(StoreBase):
         next_token: str | None,
     ) -> None:
         """Stage one page (bulk through Arrow) and its checkpoint, atomically."""
-        self.stage_pages(run_id, unit_id, key_names, [ParsedPage(page, list(records), list(quarantined), next_token)])
+        batch = stage_batch(key_names, [ParsedPage(page, list(records), list(quarantined), next_token)])
+        self.stage_pages(run_id, unit_id, [batch])
 
     @operation("stage pages")
-    def stage_pages(self, run_id: str, unit_id: str, key_names: Sequence[str], pages: Sequence[ParsedPage]) -> None:
-        """Stage consecutive pages of a unit (one bulk insert through Arrow) and the checkpoint after the last
-        (its page number and next token), atomically."""
-        if not pages:
+    def stage_pages(self, run_id: str, unit_id: str, batches: Sequence[StageBatch]) -> None:
+        """Stage consecutive pages of a unit (prepared by :func:`stage_batch`; one bulk insert) and the checkpoint
+        after the last (its page number and next token), atomically."""
+        if not batches:
             return
         db = self._db
         with db.transaction():
-            self._stage(run_id, unit_id, key_names, pages)
-            last = pages[-1]
+            self._stage(run_id, unit_id, batches)
+            last = batches[-1]
             db.run("UPDATE units SET pages = ?, next_token = ?, updated_at = ? WHERE run_id = ? AND unit_id = ?",
                    [last.page, last.next_token, now(), run_id, unit_id])
 
-    def _stage(self, run_id: str, unit_id: str, key_names: Sequence[str], pages: Sequence[ParsedPage]) -> None:
-        """Insert the pages' rows and quarantine entries into staging (inside the caller's transaction).
-
-        The hot path of a backfill (every record passes here once): the rows are built by comprehensions over
-        the record tuples (no per-row method call, no row object), handed to DuckDB as one Arrow table, and the
-        unit's staging key is a parameter of the INSERT rather than a column repeated per row."""
+    def _stage(self, run_id: str, unit_id: str, batches: Sequence[StageBatch]) -> None:
+        """Insert the batches' rows and quarantine entries into staging (inside the caller's transaction); the
+        unit's staging key is a parameter of the INSERT, not a column repeated per row."""
         import pyarrow as pa
 
-        # a missing key name reads as "", which no record's keys hold: .get gives None without a branch per row
-        k1 = key_names[0] if len(key_names) > 0 else ""
-        k2 = key_names[1] if len(key_names) > 1 else ""
-        # CostRecord is (period_start, period_end, granularity, keys, metrics, estimated); Metric (amount, unit).
-        # format(amount, "f") is money.fmt inline: for an amount received in plain notation, the exact string.
-        rows = [(r[0], r[1], r[3].get(k1), r[3].get(k2), name, format(m[0], "f"), m[1], r[5])
-                for p in pages for r in p.records for name, m in r[4].items()]
-        quarantined = [q for p in pages for q in p.quarantined]
-        n = len(rows)
-        base = self._seq
-        self._seq += n
         key = skey(run_id, unit_id)
         db = self._db
-        if n:
-            cols = list(zip(*rows, strict=True))
-            table = pa.table({
-                "seq": pa.array(range(base, base + n), pa.int64()),
-                **{name: pa.array(col, pa.bool_() if name == "estimated" else pa.string())
-                   for name, col in zip(_STAGE_COLUMNS, cols, strict=True)},
-            })
+        tables = [b.rows for b in batches if b.rows is not None]
+        if tables:
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            n = table.num_rows
+            base = self._seq
+            self._seq += n  # staged rows keep their arrival order (the first of a duplicate key wins on commit)
+            table = table.add_column(0, "seq", pa.array(range(base, base + n), pa.int64()))
             with db.registered("_stage_batch", table):
                 db.run(f"INSERT INTO staging SELECT ?, seq, {', '.join(_STAGE_COLUMNS)} FROM _stage_batch", [key])
-        if quarantined:
-            qtable = pa.table({
-                "period_start": pa.array([q.period_start for q in quarantined], pa.string()),
-                "period_end": pa.array([q.period_end for q in quarantined], pa.string()),
-                "page": pa.array([q.page for q in quarantined], pa.int32()),
-                "reason": pa.array([q.reason for q in quarantined], pa.string()),
-                "raw": pa.array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], pa.string()),
-            })
+        qtables = [b.quarantine for b in batches if b.quarantine is not None]
+        if qtables:
+            qtable = pa.concat_tables(qtables) if len(qtables) > 1 else qtables[0]
             with db.registered("_stage_q", qtable):
                 db.run("INSERT INTO staging_quarantine SELECT ?, period_start, period_end, page, reason, raw::JSON "
                        "FROM _stage_q", [key])
@@ -175,8 +205,8 @@ class Records(StoreBase):
     # ------------------------------------------------------------------------------------------ commit
 
     @operation("commit unit")
-    def commit_unit(self, run_id: str, version: int, unit: UnitRef, unit_id: str, key_names: Sequence[str] = (),
-                    pending: Sequence[ParsedPage] = ()) -> UnitDiff:
+    def commit_unit(self, run_id: str, version: int, unit: UnitRef, unit_id: str,
+                    pending: Sequence[StageBatch] = ()) -> UnitDiff:
         """Replace the store's rows for the unit's window by its staged rows and the ``pending`` pages (its last
         pages, not staged yet: staged here in the same transaction, so a unit that fits in one batch costs one
         transaction); log what changed."""
@@ -186,7 +216,7 @@ class Records(StoreBase):
         db = self._db
         with db.transaction():
             if pending:
-                self._stage(run_id, unit_id, key_names, pending)
+                self._stage(run_id, unit_id, pending)
             # the staged rows, first occurrence of each natural key (a later duplicate is quarantined)
             db.run("DROP TABLE IF EXISTS _new")
             db.run(
