@@ -82,8 +82,13 @@ __all__ = [
 
 #: the store file a command uses when ``--db`` is not given
 DEFAULT_DB = Path("dbcost.duckdb")
-#: DuckDB's cache cap: its default is 80% of RAM; a bounded cache keeps a long backfill's memory flat
-DEFAULT_DUCKDB_MEMORY_LIMIT = "64MB"
+#: DuckDB's cache cap: its default is 80% of RAM; a bounded cache keeps a long backfill's memory flat. At 64MB a
+#: 13-month DAILY backfill's peak RSS was ~30 MB above a 3-month one's (the cache filling with the growing
+#: records table); at 32MB the two stay within a few MB of each other (bench/bench_cpu.py --long)
+DEFAULT_DUCKDB_MEMORY_LIMIT = "32MB"
+#: DuckDB's worker threads: one, because the store already runs on a thread of its own beside the event loop;
+#: more made a backfill spend more CPU (coordination) and memory (per-thread buffers) for no gain in wall time
+DEFAULT_DUCKDB_THREADS = 1
 #: rows committed since the last checkpoint stay in memory: checkpoint more often than DuckDB's 16 MB
 DEFAULT_DUCKDB_CHECKPOINT = "4MB"
 _SIZE_RE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", re.IGNORECASE)
@@ -243,8 +248,11 @@ class StoreSettings:
     path: Path = DEFAULT_DB
     memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     checkpoint_threshold: str = DEFAULT_DUCKDB_CHECKPOINT
+    threads: int = DEFAULT_DUCKDB_THREADS
 
     def __post_init__(self) -> None:
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError(f"store threads: expected a whole number of at least 1, got {self.threads!r}")
         for name, value, minimum in (("memory_limit", self.memory_limit, MIN_DUCKDB_MEMORY_LIMIT),
                                      ("checkpoint_threshold", self.checkpoint_threshold, None)):
             why = _size_problem(value, minimum)
@@ -253,13 +261,17 @@ class StoreSettings:
 
     @classmethod
     def from_env(cls, path: str | Path = DEFAULT_DB, environ: Mapping[str, str] | None = None) -> StoreSettings:
-        """Settings for the store at ``path``, with ``DBCOST_DUCKDB_MEMORY_LIMIT`` honoured."""
+        """Settings for the store at ``path``, with ``DBCOST_DUCKDB_MEMORY_LIMIT`` and ``DBCOST_DUCKDB_THREADS``
+        honoured."""
         env = os.environ if environ is None else environ
         value = env.get("DBCOST_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)
         why = _size_problem(value, MIN_DUCKDB_MEMORY_LIMIT)
         if why is not None:
             raise ConfigError(f"DBCOST_DUCKDB_MEMORY_LIMIT: {why}")
-        return cls(path=Path(path), memory_limit=value)
+        threads_text = env.get("DBCOST_DUCKDB_THREADS", str(DEFAULT_DUCKDB_THREADS)).strip()
+        if not threads_text.isdigit() or int(threads_text) < 1:
+            raise ConfigError(f"DBCOST_DUCKDB_THREADS: expected a whole number of at least 1, got {threads_text!r}")
+        return cls(path=Path(path), memory_limit=value, threads=int(threads_text))
 
 
 @dataclass(frozen=True, slots=True)
