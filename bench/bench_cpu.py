@@ -47,8 +47,11 @@ START, END = "2026-08-01", "2026-11-01"  # 92 days
 LONG_START = "2025-10-01"  # 13 months to END
 GROUP_BY = ("USAGE_TYPE", "TAG:db-cluster")
 PAGE_SIZE = 1000
+ROOT = Path(__file__).resolve().parent.parent
 ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-       "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+       "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+       # the children import this checkout (dbcost from src/, the reference clients from bench/), wherever run from
+       "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 # ------------------------------------------------------------------------------- the reference clients
