@@ -29,7 +29,7 @@ import orjson
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.parse import ParsedPage
 from dbcost.sinks.base import SinkRecord, UnitRef
-from dbcost.store._db import StoreBase, now, operation
+from dbcost.store._db import Row, StoreBase, now, operation
 from dbcost.store._schema import UnitStatus
 
 __all__ = ["Records", "StageBatch", "UnitDiff", "stage_batch"]
@@ -217,77 +217,105 @@ class Records(StoreBase):
         with db.transaction():
             if pending:
                 self._stage(run_id, unit_id, pending)
-            # the staged rows, first occurrence of each natural key (a later duplicate is quarantined)
+            # the staged rows, first occurrence of each natural key (a later duplicate is quarantined); a grouping
+            # finds whether there is any duplicate for a fifth of the window function's cost, which then runs only
+            # when there is one
             db.run("DROP TABLE IF EXISTS _new")
-            db.run(
-                "CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, metric "
-                "ORDER BY seq) AS _rn FROM staging WHERE unit_id = ?",
+            duplicated = db.one(
+                "SELECT 1 FROM staging WHERE unit_id = ? GROUP BY period_start, key1, key2, metric "
+                "HAVING count(*) > 1 LIMIT 1",
                 [key],
-            )
-            dup_rows = db.all(
-                "SELECT period_start, period_end, key1, key2, metric, amount_text, unit FROM _new WHERE _rn > 1"
-            )
-            db.run("DELETE FROM _new WHERE _rn > 1")
-            db.run("DROP TABLE IF EXISTS _old")
-            db.run(
-                "CREATE TEMP TABLE _old AS SELECT * FROM records WHERE dataset = ? AND target = ? "
-                "AND period_start >= ? AND period_start < ?",
+            ) is not None
+            dup_rows: list[Row] = []
+            if duplicated:
+                db.run(
+                    "CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, "
+                    "metric ORDER BY seq) AS _rn FROM staging WHERE unit_id = ?",
+                    [key],
+                )
+                dup_rows = db.all(
+                    "SELECT period_start, period_end, key1, key2, metric, amount_text, unit FROM _new WHERE _rn > 1"
+                )
+                db.run("DELETE FROM _new WHERE _rn > 1")
+            else:
+                db.run("CREATE TEMP TABLE _new AS SELECT * FROM staging WHERE unit_id = ?", [key])
+            has_old = db.one(
+                "SELECT 1 FROM records WHERE dataset = ? AND target = ? AND period_start >= ? AND period_start < ? "
+                "LIMIT 1",
                 params_range,
-            )
-            counts = db.one(
-                f"""
-                SELECT
-                    count(*) FILTER (WHERE o.metric IS NULL) AS inserted,
-                    count(*) FILTER (WHERE o.metric IS NOT NULL AND (o.amount_text <> n.amount_text
-                        OR o.unit <> n.unit OR o.estimated <> n.estimated)) AS changed,
-                    count(*) AS total
-                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
-                """
-            )
-            assert counts is not None
-            inserted, changed, total = (int(c) for c in counts)
-            deleted = int(db.scalar(
-                f"SELECT count(*) FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})"
-            ) or 0)
-            # change log: changed and deleted rows (new rows are only counted, a backfill would log everything)
-            db.run(
-                f"""
-                INSERT INTO changes
-                SELECT ?, ?, ?, n.period_start, n.key1, n.key2, n.metric, 'changed', o.amount,
-                       n.amount_text::DECIMAL(38,10), ?
-                FROM _new n JOIN _old o ON {_SAME_KEY}
-                WHERE o.amount_text <> n.amount_text OR o.unit <> n.unit OR o.estimated <> n.estimated
-                """,
-                [run_id, unit.dataset, unit.target, stamp],
-            )
-            db.run(
-                f"""
-                INSERT INTO changes
-                SELECT ?, ?, ?, o.period_start, o.key1, o.key2, o.metric, 'deleted', o.amount, NULL, ?
-                FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})
-                """,
-                [run_id, unit.dataset, unit.target, stamp],
-            )
-            # replace: unchanged rows keep their version, new/changed rows take this run's
-            db.run(
-                "DELETE FROM records WHERE dataset = ? AND target = ? AND period_start >= ? AND period_start < ?",
-                params_range,
-            )
-            db.run(
-                f"""
-                INSERT INTO records
-                SELECT ?, ?, n.period_start, n.period_end, n.key1, n.key2, n.metric,
-                       n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated,
-                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
-                                 AND o.estimated = n.estimated THEN o.version ELSE ? END,
-                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
-                                 AND o.estimated = n.estimated THEN o.run_id ELSE ? END,
-                       ?
-                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
-                ORDER BY n.seq
-                """,
-                [unit.dataset, unit.target, version, run_id, stamp],
-            )
+            ) is not None
+            if has_old:
+                db.run("DROP TABLE IF EXISTS _old")
+                db.run(
+                    "CREATE TEMP TABLE _old AS SELECT * FROM records WHERE dataset = ? AND target = ? "
+                    "AND period_start >= ? AND period_start < ?",
+                    params_range,
+                )
+                counts = db.one(
+                    f"""
+                    SELECT
+                        count(*) FILTER (WHERE o.metric IS NULL) AS inserted,
+                        count(*) FILTER (WHERE o.metric IS NOT NULL AND (o.amount_text <> n.amount_text
+                            OR o.unit <> n.unit OR o.estimated <> n.estimated)) AS changed,
+                        count(*) AS total
+                    FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
+                    """
+                )
+                assert counts is not None
+                inserted, changed, total = (int(c) for c in counts)
+                deleted = int(db.scalar(
+                    f"SELECT count(*) FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})"
+                ) or 0)
+                # change log: changed and deleted rows (new rows are only counted, a backfill would log everything)
+                db.run(
+                    f"""
+                    INSERT INTO changes
+                    SELECT ?, ?, ?, n.period_start, n.key1, n.key2, n.metric, 'changed', o.amount,
+                           n.amount_text::DECIMAL(38,10), ?
+                    FROM _new n JOIN _old o ON {_SAME_KEY}
+                    WHERE o.amount_text <> n.amount_text OR o.unit <> n.unit OR o.estimated <> n.estimated
+                    """,
+                    [run_id, unit.dataset, unit.target, stamp],
+                )
+                db.run(
+                    f"""
+                    INSERT INTO changes
+                    SELECT ?, ?, ?, o.period_start, o.key1, o.key2, o.metric, 'deleted', o.amount, NULL, ?
+                    FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})
+                    """,
+                    [run_id, unit.dataset, unit.target, stamp],
+                )
+                # replace: unchanged rows keep their version, new/changed rows take this run's
+                db.run(
+                    "DELETE FROM records WHERE dataset = ? AND target = ? AND period_start >= ? AND period_start < ?",
+                    params_range,
+                )
+                db.run(
+                    f"""
+                    INSERT INTO records
+                    SELECT ?, ?, n.period_start, n.period_end, n.key1, n.key2, n.metric,
+                           n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated,
+                           CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
+                                     AND o.estimated = n.estimated THEN o.version ELSE ? END,
+                           CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
+                                     AND o.estimated = n.estimated THEN o.run_id ELSE ? END,
+                           ?
+                    FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
+                    ORDER BY n.seq
+                    """,
+                    [unit.dataset, unit.target, version, run_id, stamp],
+                )
+            else:
+                # the window holds nothing yet (a first backfill): every row is new, nothing changed or vanished,
+                # so the joins against the old rows and the change log have nothing to do
+                total = int(db.scalar("SELECT count(*) FROM _new") or 0)
+                inserted, changed, deleted = total, 0, 0
+                db.run(
+                    "INSERT INTO records SELECT ?, ?, n.period_start, n.period_end, n.key1, n.key2, n.metric, "
+                    "n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated, ?, ?, ? FROM _new n "
+                    "ORDER BY n.seq",
+                    [unit.dataset, unit.target, version, run_id, stamp],
+                )
             # quarantine of this window: replaced too, so it always describes the current data
             db.run(
                 "DELETE FROM quarantine WHERE dataset = ? AND target = ? AND "
@@ -311,7 +339,8 @@ class Records(StoreBase):
             db.run("DELETE FROM staging WHERE unit_id = ?", [key])
             db.run("DELETE FROM staging_quarantine WHERE unit_id = ?", [key])
             db.run("DROP TABLE _new")
-            db.run("DROP TABLE _old")
+            if has_old:
+                db.run("DROP TABLE _old")
             db.run(
                 "UPDATE units SET status = ?, records = ?, quarantined = ?, inserted = ?, changed = ?, "
                 "deleted = ?, next_token = NULL, pages = coalesce(?, pages), updated_at = ? "
