@@ -8,6 +8,11 @@
 * botocore's retries are set to a single attempt: ``dbcost.retry`` is the one retry layer.
 * Every botocore / aiohttp exception is mapped here, once, into :mod:`dbcost.errors` (``from exc``).
   Messages never contain credentials: only codes, statuses, operation names and the service's message.
+* Any AWS service: ``service`` is botocore's name (``ce`` by default; ``rds``, ``dynamodb``, ``elasticache``
+  for the inventory, ``s3``/``kinesis`` for the sinks); :meth:`AwsTransport.call` takes the operation's API
+  name (``DescribeDBInstances``) whatever the protocol (JSON, query/XML, REST).
+* An access denial names the IAM action that is missing (``rds:DescribeDBInstances``: the service's signing
+  name and the operation), in one line, so the fix is one line of policy.
 
 The mapping, family by family (``tests/hostile/test_seams.py`` has a test for each):
 
@@ -116,11 +121,11 @@ _SERVER_CODES = frozenset(
 )
 
 
-def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
+def _from_client_error(exc: bce.ClientError, operation: str, iam_action: str | None = None) -> DbcostError:
     err = exc.response.get("Error", {}) or {}
     meta = exc.response.get("ResponseMetadata", {}) or {}
     code = str(err.get("Code", "") or "")
-    message = str(err.get("Message", "") or "") or "no message"
+    message = " ".join(str(err.get("Message", "") or "").split()) or "no message"  # one line, whatever it held
     status = meta.get("HTTPStatusCode")
     status = int(status) if isinstance(status, int | str) and str(status).isdigit() else None
     kw: dict[str, Any] = {
@@ -138,6 +143,8 @@ def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
     if code in _EXPIRED_CODES:
         return CredentialsError(f"{operation}: {code}: AWS credentials have expired")
     if code in _ACCESS_CODES or status == 403:
+        if iam_action:
+            message = f"the credentials are not allowed {iam_action} (add it to their IAM policy): {message}"
         return AccessDeniedError(message, **kw)
     if code == "ValidationException":
         return ServiceValidationError(message, **kw)
@@ -149,14 +156,15 @@ def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
 
 
 @contextlib.contextmanager
-def translate_errors(operation: str) -> Iterator[None]:
-    """Map botocore/aiohttp exceptions raised inside the block into :mod:`dbcost.errors`."""
+def translate_errors(operation: str, *, iam_action: str | None = None) -> Iterator[None]:
+    """Map botocore/aiohttp exceptions raised inside the block into :mod:`dbcost.errors` (an access denial
+    names ``iam_action`` when given)."""
     try:
         yield
     except DbcostError:
         raise
     except bce.ClientError as exc:
-        raise _from_client_error(exc, operation) from exc
+        raise _from_client_error(exc, operation, iam_action) from exc
     except (bce.NoCredentialsError, bce.PartialCredentialsError, bce.ProfileNotFound,
             bce.CredentialRetrievalError, bce.TokenRetrievalError, bce.SSOError,
             bce.UnauthorizedSSOTokenError) as exc:
@@ -322,7 +330,9 @@ class AwsTransport:
         if self._client is None:
             raise RuntimeError("AwsTransport used outside 'async with'")
         method = getattr(self._client, xform_name(operation))
-        with translate_errors(operation):
+        # the IAM action is the service's signing name and the operation (rds:DescribeDBInstances, ce:GetTags)
+        prefix = self._client.meta.service_model.signing_name or self.service
+        with translate_errors(operation, iam_action=f"{prefix}:{operation}"):
             response: dict[str, Any] = await method(**params)
         response.pop("ResponseMetadata", None)
         return response
