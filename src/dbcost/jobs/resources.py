@@ -48,11 +48,12 @@ from dbcost.attribution.resources import (
 from dbcost.client import Stats, open_client
 from dbcost.config import Settings
 from dbcost.errors import UsageError
+from dbcost.jobs.inventory import read_inventory
 from dbcost.models import CostQuery
 from dbcost.operations import COST_AND_USAGE_WITH_RESOURCES
 from dbcost.pipeline import RunOutcome, RunSpec, check_run, run_pipeline
 from dbcost.plan import check_range
-from dbcost.store import RunStatus, Store
+from dbcost.store import AsyncStore, RunStatus, Store
 
 __all__ = [
     "HISTORY_DAYS",
@@ -174,6 +175,8 @@ class ResourcesResult:
     services: list[str]
     datasets: ResourceDatasets
     discovery: Stats | None = None
+    #: the inventory's requests (None: not read)
+    inventory: Stats | None = None
 
 
 def _services_key(metric: str, cluster_tag: str, team_tag: str) -> str:
@@ -222,16 +225,20 @@ async def run_resources(spec: ResourcesSpec) -> ResourcesResult:
     start, end = spec.window()
     targets = [t.name for t in spec.settings.targets]
     candidate = sorted(set(spec.services)) if spec.services is not None else None
+    fresh = False
     if spec.db.exists():
         with Store(spec.settings.store, read_only=True) as store:
             if candidate is None:
                 candidate = stored_resource_services(store, spec.metric, spec.cluster_tag, spec.team_tag)
             if candidate:
-                ds = resource_datasets(candidate, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
-                                       team_tag=spec.team_tag)
-                if _fresh(store, ds, targets, start, end, spec.max_age):
-                    log.info("resource-level data for %s..%s is in the store and fresh; nothing to fetch", start, end)
-                    return ResourcesResult(await _place(spec, store, ds, start, end), None, candidate, ds)
+                known = resource_datasets(candidate, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
+                                          team_tag=spec.team_tag)
+                fresh = _fresh(store, known, targets, start, end, spec.max_age)
+    if candidate and fresh:
+        log.info("resource-level data for %s..%s is in the store and fresh; nothing to fetch", start, end)
+        inv_stats = Stats()
+        placed = await _place(spec, known, start, end, inv_stats)
+        return ResourcesResult(placed, None, candidate, known, inventory=inv_stats if spec.inventory else None)
     discovery: Stats | None = None
     if spec.services is None:
         services, discovery = await _discover(spec, start, end)
@@ -248,10 +255,12 @@ async def run_resources(spec: ResourcesSpec) -> ResourcesResult:
         empty = ResourceAttribution(start, end, spec.metric, [], services=services)
         return ResourcesResult(empty, outcome, services, ds, discovery)
     with Store(spec.settings.store) as store:
-        known = set(stored_resource_services(store, spec.metric, spec.cluster_tag, spec.team_tag) or ())
+        before = set(stored_resource_services(store, spec.metric, spec.cluster_tag, spec.team_tag) or ())
         store.put_meta(_services_key(spec.metric, spec.cluster_tag, spec.team_tag),
-                       orjson.dumps(sorted(known | set(services))).decode())
-        return ResourcesResult(await _place(spec, store, ds, start, end), outcome, services, ds, discovery)
+                       orjson.dumps(sorted(before | set(services))).decode())
+    inv_stats = Stats()
+    placed = await _place(spec, ds, start, end, inv_stats)
+    return ResourcesResult(placed, outcome, services, ds, discovery, inv_stats if spec.inventory else None)
 
 
 def _rows(store: Store, ds: ResourceDatasets, metric: str, start: dt.date, end: dt.date,
@@ -288,29 +297,22 @@ def _regions(usage: Iterable[ResourceUsageRow]) -> list[str]:
     return sorted({r for r in (parse_resource_id(u.resource_id).region for u in usage) if r})
 
 
-async def _place(spec: ResourcesSpec, store: Store, ds: ResourceDatasets, start: dt.date,
-                 end: dt.date) -> ResourceAttribution:
+async def _place(spec: ResourcesSpec, ds: ResourceDatasets, start: dt.date, end: dt.date,
+                 stats: Stats | None = None) -> ResourceAttribution:
+    """Read the window's rows from the store, read the inventory when asked (kept in the store), place."""
     targets = [t.name for t in spec.settings.targets]
-    usage, clusters, teams = _rows(store, ds, spec.metric, start, end, targets)
+    with Store(spec.settings.store, read_only=True) as store:
+        usage, clusters, teams = _rows(store, ds, spec.metric, start, end, targets)
+        quarantined = _quarantined(store, ds, start, end, targets)
     inventory: Inventory | None = None
     if spec.inventory:
-        inventory = await _read_inventory(spec, _regions(usage))
+        regions = _regions(usage)
+        async with AsyncStore(spec.settings.store) as kept:
+            inventory = await read_inventory(spec.settings, regions=regions or None, store=kept, stats=stats)
     return place_resources(usage, start=start, end=end, metric=spec.metric, cluster_tags=clusters,
                            team_tags=teams, inventory=inventory, topology=spec.topology,
-                           cluster_tag=spec.cluster_tag, team_tag=spec.team_tag,
-                           quarantined=_quarantined(store, ds, start, end, targets), services=list(ds.usage))
-
-
-async def _read_inventory(spec: ResourcesSpec, regions: list[str]) -> Inventory:
-    """The databases' own description of the resources, for the regions their ids name."""
-    import importlib
-
-    try:  # the reader lands on its own branch; until it is merged, --inventory says so in one line
-        reader = importlib.import_module("dbcost.jobs.inventory")
-    except ModuleNotFoundError:
-        raise UsageError("--inventory: this build has no inventory reader (dbcost.jobs.inventory)") from None
-    found: Inventory = await reader.read_inventory(spec.settings, regions=regions)
-    return found
+                           cluster_tag=spec.cluster_tag, team_tag=spec.team_tag, quarantined=quarantined,
+                           services=list(ds.usage))
 
 
 def resources_from_store(store: Store, *, metric: str, cluster_tag: str, team_tag: str, start: dt.date,
