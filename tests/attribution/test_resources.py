@@ -174,3 +174,26 @@ def test_topology_resource_rows_in_yaml_and_their_errors(tmp_path: Path) -> None
     bad.write_text(f"resource_id,team\n{TABLE},a\n{TABLE},b\n")
     with pytest.raises(ConfigError, match="listed twice"):
         load_topology(bad)
+
+
+def test_coverage_says_what_the_resources_placed_of_the_unattributed_spend() -> None:
+    """For the covered days: the attribution's unattributed spend, what resources without a billing team tag
+    cost, how much the inventory and the topology placed, and the costliest ones with the tags to add."""
+    from dbcost.attribution.model import DailySpend
+    from dbcost.attribution.resources import resource_coverage
+
+    inv = Inventory([item(TABLE, "table", "orders", tags={"team": "checkout"})])
+    placed = place_resources(ROWS, start=START, end=END, inventory=inv,
+                             team_tags=[TagRow(INSTANCE, "payments", Decimal(12))])
+    daily = [DailySpend(D1, "unattributed", "storage", Decimal("4.75"), False),
+             DailySpend(D1 - dt.timedelta(days=30), "unattributed", "storage", Decimal(100), False),
+             DailySpend(D1, "payments", "compute", Decimal(12), False)]
+    cov = resource_coverage(daily, placed, [(START, END)])
+    assert cov.days == 14 and cov.unattributed == Decimal("4.75")  # the day outside the stretch is not counted
+    assert cov.untagged == Decimal("4.7500000007") and cov.placed == Decimal("0.0000000007")
+    assert cov.placed_by == {"inventory-tag": Decimal("0.0000000007"), "topology": Decimal(0)}
+    assert cov.still_unattributed == Decimal("4.75")
+    first, second = cov.costliest_untagged
+    assert first.resource_id == CLUSTER and first.add_tags == {"team": "?", "db-cluster": "cluster-ABCDEFGHIJ0123456789"}
+    assert second.resource_id == TABLE and second.has_tags and "activate 'team'" in second.advice
+    assert cov.to_json()["placed"] == "0.0000000007"

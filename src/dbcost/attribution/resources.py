@@ -59,6 +59,7 @@ resource is the sum of its categories; ``total`` = the resources = the teams + `
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections import defaultdict
@@ -69,7 +70,8 @@ from typing import Any, Final, Literal
 
 from dbcost.attribution.classify import classify
 from dbcost.attribution.inventory import Inventory, InventoryItem
-from dbcost.attribution.model import CATEGORY_ORDER
+from dbcost.attribution.model import CATEGORY_ORDER, DailySpend, ResourceCoverage, UntaggedResource
+from dbcost.attribution.model import UNATTRIBUTED as UNATTRIBUTED_POOL
 from dbcost.attribution.pools import Topology
 from dbcost.money import fmt, sum_amounts
 
@@ -89,6 +91,7 @@ __all__ = [
     "TagRow",
     "parse_resource_id",
     "place_resources",
+    "resource_coverage",
 ]
 
 PlacedBy = Literal["billing-tag", "inventory-tag", "topology", "unattributed"]
@@ -213,6 +216,7 @@ class PlacedResource:
     categories: Mapping[str, Decimal]
     estimated: Decimal = Decimal(0)
     billing_tagged: bool = False  # its cost carries the team tag in Cost Explorer
+    billing_cluster: str | None = None  # the cluster tag on its cost in Cost Explorer
     resource_tags: Mapping[str, str] = field(default_factory=dict)  # from the inventory, when read
     quarantined_groups: int = 0
 
@@ -477,6 +481,8 @@ def place_resources(
         service = min(by_service.items(), key=lambda kv: (-kv[1], kv[0]))[0] if by_service else ""
         fams = {f: sum_amounts(v) for f, v in families[rid].items()}
         family = min(fams.items(), key=lambda kv: (-kv[1], kv[0]))[0] if fams else ""
+        if item is not None and ident.kind == "db-cluster":
+            ident = dataclasses.replace(ident, name=item.name)  # the identifier, not the cluster resource id
         region = ident.region or (item.region if item is not None else "") or \
             (next(iter(regions[rid])) if len(regions[rid]) == 1 else "")
         out.append(PlacedResource(
@@ -484,6 +490,7 @@ def place_resources(
             placed_by=placed_by, amount=sum_amounts(cats.values()),
             categories={c: cats.get(c, Decimal(0)) for c in RESOURCE_CATEGORIES},
             estimated=sum_amounts(estimated.get(rid, ())), billing_tagged=rid in billing_team,
+            billing_cluster=billing_cluster.get(rid),
             resource_tags=dict(item.tags) if item is not None else {},
             quarantined_groups=q.by_resource.get(rid, 0),
         ))
@@ -491,3 +498,54 @@ def place_resources(
     result = ResourceAttribution(start, end, metric, out, q, sorted(set(services)), inventory is not None)
     result.check()
     return result
+
+
+# --------------------------------------------------------------------------------- attribution coverage
+
+
+def _untagged_in_billing(r: PlacedResource, topology: Topology | None) -> bool:
+    """Tag-based attribution leaves this resource's spend unattributed: no team tag reaches it in billing
+    (itself or through its cluster tag), and the topology's cluster rows do not name its tagged cluster."""
+    if r.placed_by == BILLING_TAG:
+        return False
+    return not (r.billing_cluster and topology is not None and topology.team_of(r.billing_cluster))
+
+
+def _advice(r: PlacedResource, add: Mapping[str, str], team_tag: str) -> str:
+    tags = ", ".join(f"{k}={v}" for k, v in add.items())
+    if r.resource_tags.get(team_tag):
+        return (f"the resource carries {team_tag}={r.resource_tags[team_tag]}; activate '{team_tag}' as a cost "
+                "allocation tag in the payer account (billing sees it only from then on)")
+    who = f"team {r.team}" if r.team else "its owning team"
+    return f"{who} should tag it {tags} and activate the keys as cost allocation tags"
+
+
+def resource_coverage(daily: Iterable[DailySpend], placed: ResourceAttribution,
+                      stretches: Iterable[tuple[dt.date, dt.date]], *, topology: Topology | None = None,
+                      cluster_tag: str = "db-cluster", team_tag: str = "team", top: int = 10) -> ResourceCoverage:
+    """What ``placed`` (resource-level data of the covered ``stretches``) adds to an attribution whose per-day
+    money is ``daily``: how much of its unattributed spend on those days the resources placed, and the
+    costliest resources without a team tag in billing, with the tags that would place them."""
+    spans = tuple(stretches)
+    def covered(day: dt.date) -> bool:
+        return any(s <= day < e for s, e in spans)
+
+    unattributed = sum_amounts(d.amount for d in daily if d.team == UNATTRIBUTED_POOL and covered(d.day))
+    untagged = [r for r in placed.resources if _untagged_in_billing(r, topology)]
+    by_rule: dict[str, Decimal] = {p: sum_amounts(r.amount for r in untagged if r.placed_by == p)
+                                   for p in (INVENTORY_TAG, TOPOLOGY)}
+    costliest = []
+    for r in sorted(untagged, key=lambda r: (-r.amount, r.resource_id))[:top]:
+        add = {team_tag: r.team or "?"}
+        if r.billing_cluster is None:
+            add[cluster_tag] = r.cluster or "?"
+        costliest.append(UntaggedResource(
+            r.resource_id, r.kind, r.service, r.region, r.cluster, r.team, r.placed_by, r.amount, add,
+            bool(r.resource_tags.get(team_tag)), _advice(r, add, team_tag)))
+    return ResourceCoverage(
+        stretches=spans, unattributed=unattributed, resource_total=placed.total,
+        untagged=sum_amounts(r.amount for r in untagged),
+        placed=sum_amounts(by_rule.values()), placed_by=by_rule,
+        still_unattributed=sum_amounts(r.amount for r in untagged if r.team is None),
+        costliest_untagged=tuple(costliest), quarantined_groups=placed.quarantined.groups,
+    )

@@ -320,7 +320,8 @@ def resources_from_store(store: Store, *, metric: str, cluster_tag: str, team_ta
                          ) -> tuple[ResourceAttribution, list[tuple[dt.date, dt.date]]] | None:
     """Resource-level placement of the days in ``[start, end)`` the store covers for every dataset and target
     (None: ``dbcost resources`` never stored data with these tags and metric, or none of those days), and the
-    covered stretches. Used by ``attribute`` and ``report``; nothing is fetched, no inventory is read."""
+    covered stretches. Used by ``attribute`` and ``report``; nothing is fetched, and the inventory is the latest
+    reading ``dbcost resources --inventory`` kept in the store (none: not used)."""
     services = stored_resource_services(store, metric, cluster_tag, team_tag)
     if not services:
         return None
@@ -343,9 +344,11 @@ def resources_from_store(store: Store, *, metric: str, cluster_tag: str, team_ta
     q = QuarantinedGroups(sum(x.groups for x in qs),
                           dict(sum((Counter(x.reasons) for x in qs), Counter())),
                           dict(sum((Counter(x.by_resource) for x in qs), Counter())))
+    items = store.inventory_items(targets)  # the latest reading `resources --inventory` kept, if any
     placed = place_resources(usage, start=stretches[0][0], end=stretches[-1][1], metric=metric,
-                             cluster_tags=clusters, team_tags=teams, topology=topology, cluster_tag=cluster_tag,
-                             team_tag=team_tag, quarantined=q, services=services)
+                             cluster_tags=clusters, team_tags=teams, inventory=Inventory(items) if items else None,
+                             topology=topology, cluster_tag=cluster_tag, team_tag=team_tag, quarantined=q,
+                             services=services)
     return placed, stretches
 
 
