@@ -157,7 +157,8 @@ def test_quarantined_groups_are_counted_and_their_resources_listed() -> None:
     assert by["arn:aws:rds:x:1:db:lost"].amount == 0 and by["arn:aws:rds:x:1:db:lost"].quarantined_groups == 2
     assert by[TABLE].quarantined_groups == 1
     assert a.to_json()["quarantined"] == {"groups": 3, "reasons": [{"reason": "amount: not a number", "count": 2},
-                                                                  {"reason": "keys: 3 keys", "count": 1}]}
+                                                                  {"reason": "keys: 3 keys", "count": 1}],
+                                          "placement_groups": 0}
 
 
 def test_topology_resource_rows_in_yaml_and_their_errors(tmp_path: Path) -> None:

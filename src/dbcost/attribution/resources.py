@@ -92,6 +92,7 @@ __all__ = [
     "parse_resource_id",
     "place_resources",
     "resource_coverage",
+    "short_id",
 ]
 
 PlacedBy = Literal["billing-tag", "inventory-tag", "topology", "unattributed"]
@@ -160,6 +161,12 @@ def parse_resource_id(resource_id: str) -> ResourceIdentity:
     return ResourceIdentity(resource_id, ns, kind, m["account"], m["region"], name)
 
 
+def short_id(resource_id: str) -> str:
+    """The resource part of an ARN (``db:pay-1-a``, ``table/orders``), for tables; any other id unchanged."""
+    m = _ARN_RE.fullmatch(resource_id)
+    return m["resource"] if m is not None else (resource_id or "(no resource id)")
+
+
 # ------------------------------------------------------------------------------------------------ input
 
 
@@ -189,13 +196,15 @@ class QuarantinedGroups:
     """Groups of the resource-level data the parser quarantined: they carry no amount that can be trusted, so
     they are counted (per reason and per resource id where the raw group names one), never dropped."""
 
-    groups: int = 0
+    groups: int = 0  # of the money (RESOURCE_ID x USAGE_TYPE): amounts missing from the total
     reasons: Mapping[str, int] = field(default_factory=dict)
     by_resource: Mapping[str, int] = field(default_factory=dict)
+    placement_groups: int = 0  # of the billing-tag groupings: a tag hint lost, no money
 
     def to_json(self) -> dict[str, Any]:
         reasons = sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-        return {"groups": self.groups, "reasons": [{"reason": r, "count": n} for r, n in reasons]}
+        return {"groups": self.groups, "reasons": [{"reason": r, "count": n} for r, n in reasons],
+                "placement_groups": self.placement_groups}
 
 
 # ----------------------------------------------------------------------------------------------- output

@@ -136,9 +136,10 @@ def resources(
         if not result.fetched.ok:
             _fail_run(result.fetched)
     a = result.attribution
-    if a.quarantined.groups:
-        say(f"dbcost resources: {a.quarantined.groups} group(s) quarantined (their amounts are not in the total; "
-            "`quarantined` in the JSON lists the reasons)", level="warning")
+    if a.quarantined.groups or a.quarantined.placement_groups:
+        say(f"dbcost resources: {a.quarantined.groups} group(s) of spend quarantined (their amounts are not in "
+            f"the total) and {a.quarantined.placement_groups} of the billing-tag groupings; `quarantined` in the "
+            "JSON lists the reasons", level="warning")
     if format_ == "json":
         import orjson
 
@@ -180,31 +181,33 @@ def _csv(a: dbcost.attribution.resources.ResourceAttribution) -> str:
 def _table(a: dbcost.attribution.resources.ResourceAttribution, limit: int = 40) -> str:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(file=io.StringIO(), width=170, force_terminal=False)
     table = Table(title=f"Database resources {a.start} to {a.end} (exclusive; {a.metric}, USD): total {a.total:,.2f}, "
                         f"unattributed {a.unattributed:,.2f}", title_justify="left")
-    for name in ("resource", "kind", "region", "cluster", "team", "placed by", "amount"):
+    for name in ("resource", "kind", "account", "region", "cluster", "team", "placed by", "amount"):
         table.add_column(name, justify="right" if name == "amount" else "left", overflow="fold")
     for r in a.resources[:limit]:
-        table.add_row(r.resource_id or "(no resource id)", r.kind, r.region, r.cluster or "-", r.team or "-",
-                      r.placed_by, f"{r.amount:,.2f}")
+        table.add_row(Text(dbcost.attribution.resources.short_id(r.resource_id)), r.kind, r.identity.account,
+                      r.region, Text(r.cluster or "-"), Text(r.team or "-"), r.placed_by, f"{r.amount:,.2f}")
     if len(a.resources) > limit:
         rest = a.resources[limit:]
-        table.add_row(f"... {len(rest)} more (--format json lists all)", "", "", "", "", "",
+        table.add_row(f"... {len(rest)} more (--format json lists all)", "", "", "", "", "", "",
                       f"{dbcost.money.sum_amounts(r.amount for r in rest):,.2f}")
     console.print(table)
     teams = Table(title="Teams", title_justify="left")
     teams.add_column("team")
     teams.add_column("amount", justify="right")
     for t, amount in a.teams():
-        teams.add_row(t, f"{amount:,.2f}")
+        teams.add_row(Text(t), f"{amount:,.2f}")
     teams.add_row("unattributed", f"{a.unattributed:,.2f}")
     console.print(teams)
     rules = ", ".join(f"{p} {amount:,.2f}" for p, amount in a.placed_by_rule().items())
     console.print(f"placed by: {rules}")
-    if a.quarantined.groups:
-        console.print(f"quarantined: {a.quarantined.groups} group(s), not in the total")
+    if a.quarantined.groups or a.quarantined.placement_groups:
+        console.print(f"quarantined: {a.quarantined.groups} group(s) of spend (not in the total), "
+                      f"{a.quarantined.placement_groups} of the billing-tag groupings")
     out = console.file
     assert isinstance(out, io.StringIO)
     return out.getvalue()

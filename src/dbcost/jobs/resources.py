@@ -145,6 +145,12 @@ class ResourcesSpec:
         """Everything refused before a request is sent (UsageError/QueryError): the window against today and
         the operation's rules, the services, the plan and its cap."""
         start, end = self.window()
+        earliest = self.today - dt.timedelta(days=HISTORY_DAYS)
+        if start < earliest:
+            raise UsageError(f"--start: {_OPERATION} serves the last {HISTORY_DAYS} days only (from {earliest}, "
+                             f"today is {self.today}, UTC), got {start}")
+        if end <= start:
+            raise UsageError(f"--end: must be after --start {start} (end is exclusive), got {end}")
         if end > self.today:
             raise UsageError(f"--end: {end} is after today ({self.today}, UTC); resource-level data ends today")
         if self.services is not None:
@@ -280,17 +286,22 @@ def _rows(store: Store, ds: ResourceDatasets, metric: str, start: dt.date, end: 
 
 def _quarantined(store: Store, ds: ResourceDatasets, start: dt.date, end: dt.date,
                  targets: list[str]) -> QuarantinedGroups:
-    """The money datasets' quarantined groups, by reason and by the resource id their raw keys name."""
-    rows = store.quarantined_groups([q.fingerprint for q in ds.usage.values()], start.isoformat(), end.isoformat(),
-                                    targets)
+    """The money datasets' quarantined groups, by reason and by the resource id their raw keys name; the
+    billing-tag datasets' ones counted apart (they lose a tag hint, not money)."""
+    money = {q.fingerprint for q in ds.usage.values()}
+    rows = store.quarantined_groups([q.fingerprint for q in ds.all()], start.isoformat(), end.isoformat(), targets)
     reasons: Counter[str] = Counter()
     by_resource: Counter[str] = Counter()
-    for _, reason, raw in rows:
+    placement = 0
+    for dataset, reason, raw in rows:
+        if dataset not in money:
+            placement += 1
+            continue
         reasons[reason] += 1
         keys = raw.get("Keys") if isinstance(raw, dict) else None
         if isinstance(keys, list) and keys and isinstance(keys[0], str):
             by_resource[keys[0]] += 1
-    return QuarantinedGroups(sum(reasons.values()), dict(reasons), dict(by_resource))
+    return QuarantinedGroups(sum(reasons.values()), dict(reasons), dict(by_resource), placement)
 
 
 def _regions(usage: Iterable[ResourceUsageRow]) -> list[str]:
@@ -343,7 +354,8 @@ def resources_from_store(store: Store, *, metric: str, cluster_tag: str, team_ta
         qs.append(_quarantined(store, ds, s, e, targets))
     q = QuarantinedGroups(sum(x.groups for x in qs),
                           dict(sum((Counter(x.reasons) for x in qs), Counter())),
-                          dict(sum((Counter(x.by_resource) for x in qs), Counter())))
+                          dict(sum((Counter(x.by_resource) for x in qs), Counter())),
+                          sum(x.placement_groups for x in qs))
     items = store.inventory_items(targets)  # the latest reading `resources --inventory` kept, if any
     placed = place_resources(usage, start=stretches[0][0], end=stretches[-1][1], metric=metric,
                              cluster_tags=clusters, team_tags=teams, inventory=Inventory(items) if items else None,

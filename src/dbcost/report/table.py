@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dbcost.attribution.model import SHARED_CLUSTER, UNATTRIBUTED, ResourceCoverage
+from dbcost.attribution.resources import short_id
 from dbcost.money import sum_amounts
 from dbcost.report._format import Money, age, iso, pct, quota_columns, signed_pct, ts
 from dbcost.report.data import (
@@ -63,7 +64,7 @@ def render_resource_level(cov: ResourceCoverage, console: Console, fm: Money | N
     table.add_column("Tag to add", overflow="fold")
     for r in cov.costliest_untagged:
         tags = ", ".join(f"{k}={v}" for k, v in r.add_tags.items())
-        table.add_row(Text(r.resource_id or "(no resource id)"), Text(r.kind), Text(r.team or "-"), Text(r.placed_by),
+        table.add_row(Text(short_id(r.resource_id)), Text(r.kind), Text(r.team or "-"), Text(r.placed_by),
                       fm.money(r.amount), Text(f"{tags}" + (" (on the resource; activate it for billing)"
                                                             if r.has_tags else "")))
     console.print(table)
