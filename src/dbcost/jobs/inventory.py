@@ -214,8 +214,16 @@ async def _paged(api: CostExplorer, operation: str, params: Mapping[str, Any], *
 
 async def _each(fn: Callable[[Any], Coroutine[Any, Any, T | None]], entries: Iterable[Any]) -> list[T]:
     """``fn`` over ``entries`` concurrently (the governor paces them); results in order, ``None`` left out."""
-    async with asyncio.TaskGroup() as tg:
-        tasks: list[asyncio.Task[T | None]] = [tg.create_task(fn(e)) for e in entries]
+    failure: DbcostError | None = None
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks: list[asyncio.Task[T | None]] = [tg.create_task(fn(e)) for e in entries]
+    except BaseExceptionGroup as group:
+        failure = _first_error(group)
+        if failure is None:
+            raise
+    if failure is not None:  # raised outside the handler: the error keeps its own cause, not the group
+        raise failure
     return [r for r in (t.result() for t in tasks) if r is not None]
 
 

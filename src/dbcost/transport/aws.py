@@ -144,7 +144,7 @@ def _from_client_error(exc: bce.ClientError, operation: str, iam_action: str | N
         return CredentialsError(f"{operation}: {code}: AWS credentials have expired")
     if code in _ACCESS_CODES or status == 403:
         if iam_action:
-            message = f"the credentials are not allowed {iam_action} (add it to their IAM policy): {message}"
+            message = f"the credentials lack the IAM permission {iam_action} (add it to their policy): {message}"
         return AccessDeniedError(message, **kw)
     if code == "ValidationException":
         return ServiceValidationError(message, **kw)
@@ -211,6 +211,22 @@ def _refuse_a_body_that_is_not_json(response_dict: Mapping[str, Any], **_: Any) 
     raise ResponseParserError(f"the response body is not JSON ({ctype}, {len(body)} bytes)")
 
 
+#: the process's botocore data loader, once the first session made it (see :func:`_share_loader`)
+_LOADER: list[Any] = []
+
+
+def _share_loader(session: Any) -> None:
+    """Give ``session`` the process's one botocore data loader. The loader caches what it parsed, so each service
+    model and the endpoints file are read once per process instead of once per client: the RDS model alone takes
+    about a tenth of a second to parse, and an inventory reading opens one client per target, region and
+    service. The loader is only ever used from the event loop's thread."""
+    base = session._session  # the AioSession aioboto3 wraps
+    if not _LOADER:
+        _LOADER.append(base.get_component("data_loader"))
+    base.register_component("data_loader", _LOADER[0])
+    session._loader = _LOADER[0]
+
+
 class AwsTransport:
     """An aioboto3 client for one AWS service, as a :class:`~dbcost.transport.base.Transport`."""
 
@@ -263,6 +279,7 @@ class AwsTransport:
                     session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret)
                 else:
                     session = aioboto3.Session(profile_name=self.profile)
+                _share_loader(session)
                 region = self.region or session.region_name or "us-east-1"
                 if self.role_arn:
                     await self._assume_role(session, region)
