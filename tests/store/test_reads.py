@@ -61,6 +61,9 @@ def test_freshness_and_quarantine_summary(tmp_path: Path) -> None:
         assert store.quarantine_summary([FP], "2026-09-01", "2026-10-01") == [("Metrics missing or empty", 1)]
         assert store.quarantine_summary([FP], "2026-10-01", "2026-11-01") == []
         assert store.quarantine_summary([], "2026-09-01", "2026-10-01") == []
+        assert store.quarantined_groups([FP], "2026-09-01", "2026-10-01", ["t1"]) == [
+            (FP, "Metrics missing or empty", {"Keys": ["a", "team$"]})]
+        assert store.quarantined_groups([FP], "2026-09-01", "2026-10-01", ["t2"]) == []
 
 
 def test_latest_runs_and_last_successes(tmp_path: Path) -> None:

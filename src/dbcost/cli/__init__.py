@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 import dbcost.emulator.cli
-from dbcost.cli import advise, attribute, backfill, datasets, demo, export, fetch, quota, report
+from dbcost.cli import advise, attribute, backfill, datasets, demo, export, fetch, quota, report, resources
 from dbcost.cli.app import EXIT_OK, app
 
 __all__ = ["app", "main"]
@@ -24,6 +24,7 @@ app.command()(datasets.datasets)
 app.command()(export.export)
 app.command()(demo.demo)
 app.command()(attribute.attribute)
+app.command()(resources.resources)
 app.command()(report.report)
 app.command()(advise.advise)
 app.add_typer(dbcost.emulator.cli.app, name="emulator", help="A local Cost Explorer look-alike (for trying dbcost).")

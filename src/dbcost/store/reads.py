@@ -151,6 +151,20 @@ class Reads(StoreBase):
         )
         return [(str(r), int(n)) for r, n in rows]
 
+    @operation("read quarantined groups")
+    def quarantined_groups(self, datasets: Sequence[str], start: str, end: str,
+                           targets: Sequence[str]) -> list[tuple[str, str, Any]]:
+        """(dataset, reason, raw group parsed from its JSON) of every quarantined group of ``datasets`` of
+        ``targets`` with a period in [start, end) (or none: a whole result), in storage order."""
+        if not datasets or not targets:
+            return []
+        rows = self._db.all(
+            f"SELECT dataset, reason, raw FROM quarantine WHERE dataset IN ({_marks(datasets)}) AND "
+            f"target IN ({_marks(targets)}) AND (period_start IS NULL OR (period_start >= ? AND period_start < ?))",
+            [*datasets, *targets, start, end],
+        )
+        return [(str(d), str(r), orjson.loads(raw) if raw is not None else None) for d, r, raw in rows]
+
     @operation("read freshness")
     def freshness(self, datasets: Sequence[str]) -> list[tuple[str, str, dt.datetime | None, dt.date | None]]:
         """(target, dataset label, last completed unit, last day covered) per target and dataset."""
