@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from dbcost.attribution.inventory import InventoryItem, InventoryScope
+from dbcost.attribution.resources import ResourceUsageRow, place_resources
 from dbcost.client import Stats
 from dbcost.config import InventorySettings, Settings, StoreSettings, TargetConfig
 from dbcost.errors import AccessDeniedError, ConfigError, MalformedResponseError
@@ -163,6 +165,45 @@ async def test_an_untagged_in_billing_resource_is_found_by_either_id_with_its_ow
     cluster = inv.cluster_item(instance)
     assert cluster is storage and cluster.tags["team"] == "payments"
     assert inv.get(arn("rds", "db:nope")) is None
+
+
+async def test_resources_untagged_in_billing_are_placed_by_their_resource_tags(moto: str,
+                                                                             fleet: dict[str, str]) -> None:
+    """The Must-show of issue 11: resource-level charges whose cost carries no billing tag (an untagged Aurora
+    instance, its cluster's storage under the cluster resource id, a table, a cache node) are placed on the team
+    and cluster their own APIs' tags name (``inventory-tag``); what no tag names anywhere (a table without tags,
+    a cluster without tags) stays ``unattributed``, on its cluster where membership says one. Without the
+    inventory, all of it is unattributed."""
+    inv = await read_inventory(settings_for(moto), regions=[REGION])
+    day = dt.date(2026, 11, 20)
+    rds, ddb, cache = "Amazon Relational Database Service", "Amazon DynamoDB", "Amazon ElastiCache"
+    charges = {
+        arn("rds", "db:orders-2"): (rds, "EU-InstanceUsage:db.r6g.xlarge", "12.5000000001"),
+        arn("rds", f"cluster:{fleet['orders']}"): (rds, "EU-Aurora:StorageUsage", "3.10"),
+        arn("rds", f"cluster:{fleet['ledger']}"): (rds, "EU-Aurora:StorageUsage", "1.05"),
+        arn("rds", "db:ledger-1"): (rds, "EU-InstanceUsage:db.r6g.large", "6.00"),
+        arn("dynamodb", "table/sessions"): (ddb, "EU-ReadRequestUnits", "0.75"),
+        arn("dynamodb", "table/audit"): (ddb, "EU-ReadRequestUnits", "0.20"),
+        arn("elasticache", "cluster:sess-cache"): (cache, "EU-NodeUsage:cache.t3.micro", "0.40"),
+    }
+    usage = [ResourceUsageRow(day, service, rid, usage_type, Decimal(amount))
+             for rid, (service, usage_type, amount) in charges.items()]
+    placed = place_resources(usage, start=day, end=day + dt.timedelta(days=1), inventory=inv)
+    placed.check()
+    got = {r.resource_id: (r.cluster, r.team, r.placed_by) for r in placed.resources}
+    assert got == {
+        arn("rds", "db:orders-2"): ("orders", "payments", "inventory-tag"),
+        arn("rds", f"cluster:{fleet['orders']}"): ("orders", "payments", "inventory-tag"),
+        arn("rds", f"cluster:{fleet['ledger']}"): ("ledger", None, "unattributed"),
+        arn("rds", "db:ledger-1"): ("ledger", None, "unattributed"),
+        arn("dynamodb", "table/sessions"): (None, "web", "inventory-tag"),
+        arn("dynamodb", "table/audit"): (None, None, "unattributed"),
+        arn("elasticache", "cluster:sess-cache"): ("sessions", "web", "inventory-tag"),
+    }
+    assert placed.unattributed == Decimal("7.25")
+    assert dict(placed.teams()) == {"payments": Decimal("15.6000000001"), "web": Decimal("1.15")}
+    blind = place_resources(usage, start=day, end=day + dt.timedelta(days=1))
+    assert blind.unattributed == blind.total == sum(Decimal(a) for *_, a in charges.values())
 
 
 async def test_every_listing_is_paged(moto: str) -> None:
