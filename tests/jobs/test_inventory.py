@@ -2,14 +2,19 @@
 clusters with instances, a standalone RDS instance, DynamoDB tables, ElastiCache clusters, with and without tags)
 come back through :func:`dbcost.jobs.inventory.read_inventory` (aioboto3, SigV4, the governor, the retry policy)
 with cluster membership, the cluster-resource-id alias and their tags, from every target (an assumed role into a
-second account included) and region; the store keeps the latest reading. Access denial and throttling, which
-moto cannot answer, come from a small aiohttp server speaking the real wire formats (RDS query/XML, DynamoDB
-JSON) through the same client path."""
+second account included) and region; the store keeps the latest reading; the resources are placed by their own
+tags. A private moto server evaluating IAM policies proves :data:`IAM_ACTIONS` is enough and each action in it
+needed; AWS's own throttle and denial bodies (RDS query/XML, DynamoDB JSON), which moto does not send, come from a
+small aiohttp server through the same client path."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,7 @@ from dbcost.jobs.inventory import (
 )
 from dbcost.retry import RetryPolicy
 from dbcost.store import AsyncStore, Store
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_http
 
 ACCOUNT = "123456789012"
 MEMBER = "222233334444"
@@ -245,6 +250,21 @@ async def test_each_target_is_read_with_its_own_credentials_an_assumed_role_incl
     assert inv.get(arn("dynamodb", "table/member-table", account=MEMBER)) is not None
 
 
+async def test_without_an_inventory_endpoint_botocore_finds_each_service_by_its_own_variable(
+    moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no ``Settings.inventory.endpoint_url`` (what the CLI passes), AWS_ENDPOINT_URL_RDS / _DYNAMODB /
+    _ELASTICACHE say where each API is; the target's own endpoint_url (its Cost Explorer, here one that refuses
+    connections) is not used for them."""
+    for service in ("RDS", "DYNAMODB", "ELASTICACHE"):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", moto)
+    create_table(clients(moto)[1], "sessions", team="web")
+    ce_only = TargetConfig(name="payer", endpoint_url=f"http://127.0.0.1:{free_port()}")
+    settings = Settings(targets=(ce_only,), inventory=FAST, retry=RetryPolicy.no_wait(1))
+    inv = await read_inventory(settings, regions=[REGION])
+    assert [(i.target, i.name, dict(i.tags)) for i in inv] == [("payer", "sessions", {"team": "web"})]
+
+
 async def test_the_store_keeps_the_latest_reading_of_each_scope(moto: str, fleet: dict[str, str],
                                                                 tmp_path: Path) -> None:
     """A reading kept in the store reads back equal (tags, aliases, read_at in UTC); a later reading replaces the
@@ -330,6 +350,66 @@ async def test_what_cannot_be_read_is_refused_before_anything_is_sent() -> None:
         await read_inventory(settings)
     with pytest.raises(ConfigError, match=r"^inventory page_size: must be between 20 and 100, got 500"):
         InventorySettings(page_size=500)
+
+
+@pytest.fixture
+def moto_iam() -> Iterator[tuple[str, dict[str, str]]]:
+    """A private moto server that evaluates IAM policies (``INITIAL_NO_AUTH_ACTION_COUNT``: the first three
+    requests make an admin user and its key, every later one is authorised against its caller's policy);
+    yields its URL and the admin's credentials."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/moto-api/")
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1")
+        iam.create_user(UserName="admin")
+        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        yield url, {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def reader_with(url: str, admin: dict[str, str], name: str, actions: list[str]) -> tuple[str, str]:
+    """A user allowed exactly ``actions`` on every resource; its access key."""
+    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", **admin)
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="inventory", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+async def test_the_iam_actions_listed_are_enough_and_each_is_needed(moto_iam: tuple[str, dict[str, str]]) -> None:
+    """Against moto evaluating IAM policies: a user allowed exactly :data:`IAM_ACTIONS` reads every service; one
+    without rds:DescribeDBInstances, or without dynamodb:ListTagsOfResource, is refused in one line naming that
+    action, and nothing else is asked of it after the refusal."""
+    url, admin = moto_iam
+    rds, ddb, ec = (boto3.client(s, endpoint_url=url, region_name=REGION, **admin)
+                    for s in ("rds", "dynamodb", "elasticache"))
+    rds.create_db_cluster(DBClusterIdentifier="orders", Engine="aurora-postgresql", MasterUsername="admin",
+                          MasterUserPassword="password123", Tags=tags(team="payments"))
+    create_table(ddb, "sessions", team="web")
+    ec.create_cache_cluster(CacheClusterId="sess-cache", Engine="redis", CacheNodeType="cache.t3.micro",
+                            NumCacheNodes=1, Tags=tags(team="web"))
+    every = [a for actions in IAM_ACTIONS.values() for a in actions]
+    allowed = settings_for(url).replace(credentials=reader_with(url, admin, "reader", every))
+    inv = await read_inventory(allowed, regions=[REGION])
+    assert sorted((i.name, i.tags["team"]) for i in inv) == [
+        ("orders", "payments"), ("sess-cache", "web"), ("sessions", "web")]
+    for missing, service in (("rds:DescribeDBInstances", "rds"), ("dynamodb:ListTagsOfResource", "dynamodb")):
+        short = settings_for(url).replace(credentials=reader_with(
+            url, admin, f"no-{missing.split(':')[1]}", [a for a in every if a != missing]))
+        with pytest.raises(AccessDeniedError) as caught:
+            await read_inventory(short, regions=[REGION], services=[service])
+        text = str(caught.value)
+        assert "\n" not in text and f"lack the IAM permission {missing} (add it to their policy)" in text, text
+        assert text.startswith(f"inventory of default in {REGION}: {missing.split(':')[1]}: ")
 
 
 # -- the real wire answers moto cannot give --------------------------------------------------------------------
