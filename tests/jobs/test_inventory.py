@@ -265,6 +265,16 @@ async def test_without_an_inventory_endpoint_botocore_finds_each_service_by_its_
     assert [(i.target, i.name, dict(i.tags)) for i in inv] == [("payer", "sessions", {"team": "web"})]
 
 
+async def test_without_regions_each_target_reads_its_own_or_the_chains_region(moto: str) -> None:
+    """No regions given: a target's own region is read, and a target naming none reads the credential chain's
+    (AWS_DEFAULT_REGION here), as its Cost Explorer client would."""
+    create_table(clients(moto)[1], "in-eu")
+    create_table(clients(moto, "us-east-1")[1], "in-us")
+    settings = settings_for(moto, TargetConfig(name="eu", region=REGION), TargetConfig(name="chain"))
+    inv = await read_inventory(settings, services=["dynamodb"])
+    assert sorted((i.target, i.name) for i in inv) == [("chain", "in-us"), ("eu", "in-eu")]
+
+
 async def test_the_store_keeps_the_latest_reading_of_each_scope(moto: str, fleet: dict[str, str],
                                                                 tmp_path: Path) -> None:
     """A reading kept in the store reads back equal (tags, aliases, read_at in UTC); a later reading replaces the
@@ -338,7 +348,7 @@ def test_the_parsers_take_what_moto_cannot_show() -> None:
 
 
 async def test_what_cannot_be_read_is_refused_before_anything_is_sent() -> None:
-    """An unknown service, a bad region, no region at all, a page size AWS refuses: one line each, and no
+    """An unknown service, a bad region, an empty list of regions, a page size AWS refuses: one line each, and no
     request (the endpoint refuses connections: anything sent would have been a transport error)."""
     nowhere = f"http://127.0.0.1:{free_port()}"
     settings = settings_for(nowhere)
@@ -346,8 +356,8 @@ async def test_what_cannot_be_read_is_refused_before_anything_is_sent() -> None:
         await read_inventory(settings, regions=[REGION], services=["rds", "redshift"])
     with pytest.raises(ConfigError, match=r"^inventory --region 'eu west'"):
         await read_inventory(settings, regions=["eu west"])
-    with pytest.raises(ConfigError, match=r"^inventory: target 'default' names no region"):
-        await read_inventory(settings)
+    with pytest.raises(ConfigError, match=r"^inventory: no region to read"):
+        await read_inventory(settings, regions=[])
     with pytest.raises(ConfigError, match=r"^inventory page_size: must be between 20 and 100, got 500"):
         InventorySettings(page_size=500)
 

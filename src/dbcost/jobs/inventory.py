@@ -305,7 +305,8 @@ _READERS: Mapping[str, Callable[[CostExplorer, str, int], Awaitable[list[Invento
 
 
 def _regions(settings: Settings, regions: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
-    """The regions to read, per target: ``regions`` for all, else each target's own region."""
+    """The regions to read, per target: ``regions`` for all, else each target's own region (its profile's or the
+    environment's when the targets file names none, as a Cost Explorer client of it would use)."""
     if regions is not None:
         if not regions:
             raise ConfigError("inventory: no region to read (give at least one --region)")
@@ -313,12 +314,9 @@ def _regions(settings: Settings, regions: Sequence[str] | None) -> dict[str, tup
             check_endpoint_and_region(None, region, where="inventory ")
         chosen = tuple(dict.fromkeys(regions))
         return {t.name: chosen for t in settings.targets}
-    out: dict[str, tuple[str, ...]] = {}
-    for t in settings.targets:
-        if t.region is None:
-            raise ConfigError(f"inventory: target {t.name!r} names no region; give the regions to read (--region)")
-        out[t.name] = (t.region,)
-    return out
+    from dbcost.transport.aws import chain_region  # botocore loads only when a reading is made
+
+    return {t.name: (t.region or chain_region(t.profile),) for t in settings.targets}
 
 
 def _services(services: Collection[str]) -> tuple[str, ...]:
@@ -365,7 +363,8 @@ async def read_inventory(
     stats: Stats | None = None,
     clock: Clock | None = None,
 ) -> Inventory:
-    """The databases of every target in ``regions`` (default: each target's own region), as their APIs describe
+    """The databases of every target in ``regions`` (default: each target's own region, else its profile's or the
+    environment's, else us-east-1), as their APIs describe
     them now; with ``store``, also kept there (each scope read replaces its earlier reading).
 
     Raises :class:`~dbcost.errors.ConfigError` for a region or service it cannot read (before any request),

@@ -72,7 +72,7 @@ from dbcost.errors import (
 )
 from dbcost.sinks.base import redact_url
 
-__all__ = ["THROTTLE_CODES", "AwsTransport", "translate_errors"]
+__all__ = ["THROTTLE_CODES", "AwsTransport", "chain_region", "translate_errors"]
 
 #: Error codes that mean "slow down" (botocore's standard retry list + Cost Explorer's own).
 THROTTLE_CODES = frozenset(
@@ -225,6 +225,14 @@ def _share_loader(session: Any) -> None:
         _LOADER.append(base.get_component("data_loader"))
     base.register_component("data_loader", _LOADER[0])
     session._loader = _LOADER[0]
+
+
+def chain_region(profile: str | None = None) -> str:
+    """The region a client of ``profile`` (None: the default chain) is made for when none is given: the
+    environment's or the profile's, else ``us-east-1`` (what :class:`AwsTransport` uses)."""
+    with translate_errors("read the AWS configuration"):
+        session = aioboto3.Session(profile_name=profile)
+        return str(session.region_name or "us-east-1")
 
 
 class AwsTransport:
