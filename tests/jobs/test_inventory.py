@@ -439,11 +439,26 @@ RDS_DENIED = """<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">
 
 class FakeAws:
     """An aiohttp server answering the way AWS does when it refuses: RDS (query protocol, XML) and DynamoDB
-    (JSON 1.0) by their real error bodies; ``throttle`` answers that many DynamoDB calls with a throttle first."""
+    (JSON 1.0) by their real error bodies; ``throttle`` answers that many DynamoDB calls with a throttle first;
+    with ``gone``, ListTables lists a table that DescribeTable then no longer finds, beside one it describes."""
 
     def __init__(self, *, throttle: int = 0) -> None:
         self.throttle = throttle
+        self.gone = False
         self.calls: list[str] = []
+
+    def _dynamodb_gone(self, op: str, body: dict[str, Any]) -> web.Response:
+        ctype = "application/x-amz-json-1.0"
+        if op == "ListTables":
+            return web.json_response({"TableNames": ["dropped", "kept"]}, content_type=ctype)
+        if op == "DescribeTable" and body["TableName"] == "dropped":
+            return web.json_response({"__type": "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+                                      "message": "Requested resource not found: Table: dropped not found"},
+                                     status=400, content_type=ctype)
+        if op == "DescribeTable":
+            return web.json_response({"Table": {"TableName": "kept", "TableStatus": "ACTIVE",
+                                                "TableArn": arn("dynamodb", "table/kept")}}, content_type=ctype)
+        return web.json_response({"Tags": [{"Key": "team", "Value": "web"}]}, content_type=ctype)
 
     async def handle(self, request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "")
@@ -455,6 +470,8 @@ class FakeAws:
                 return web.json_response({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
                                           "message": "Rate exceeded"}, status=400,
                                          content_type="application/x-amz-json-1.0")
+            if self.gone:
+                return self._dynamodb_gone(op, json.loads(await request.read()))
             if op == "ListTables":
                 return web.json_response({"TableNames": ["orders"]}, content_type="application/x-amz-json-1.0")
             return web.json_response(
@@ -511,3 +528,15 @@ async def test_a_dynamodb_denial_names_its_action_too_and_a_throttle_is_retried(
     assert text.startswith("inventory of default in eu-west-1: DescribeTable: AccessDeniedException: ")
     assert server.calls == ["ListTables", "ListTables", "ListTables", "DescribeTable"]
     assert (stats.throttled, stats.retries, stats.requests) == (2, 2, 4)
+
+
+async def test_a_table_deleted_between_the_listing_and_its_description_is_left_out(
+    fake_aws: tuple[str, FakeAws],
+) -> None:
+    """DynamoDB's real ResourceNotFoundException on DescribeTable (the table was dropped after ListTables listed
+    it) leaves that table out, not retried; the other table is read with its tags."""
+    url, server = fake_aws
+    server.gone = True
+    inv = await read_inventory(settings_for(url), regions=[REGION], services=["dynamodb"])
+    assert [(i.name, dict(i.tags)) for i in inv] == [("kept", {"team": "web"})]
+    assert sorted(server.calls) == ["DescribeTable", "DescribeTable", "ListTables", "ListTagsOfResource"]

@@ -53,7 +53,17 @@ from dbcost.config import Settings, TargetConfig, check_endpoint_and_region
 from dbcost.errors import ApiError, BudgetExhaustedError, ConfigError, DbcostError, MalformedResponseError
 from dbcost.store import AsyncStore
 
-__all__ = ["IAM_ACTIONS", "INVENTORY_SERVICES", "InventoryScope", "load_inventory", "read_inventory"]
+__all__ = [
+    "IAM_ACTIONS",
+    "INVENTORY_SERVICES",
+    "InventoryScope",
+    "dynamodb_table_item",
+    "elasticache_cluster_item",
+    "load_inventory",
+    "rds_cluster_item",
+    "rds_instance_item",
+    "read_inventory",
+]
 
 log = logging.getLogger("dbcost.inventory")
 
