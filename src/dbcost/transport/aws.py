@@ -12,7 +12,8 @@
   for the inventory, ``s3``/``kinesis`` for the sinks); :meth:`AwsTransport.call` takes the operation's API
   name (``DescribeDBInstances``) whatever the protocol (JSON, query/XML, REST).
 * An access denial names the IAM action that is missing (``rds:DescribeDBInstances``: the service's signing
-  name and the operation), in one line, so the fix is one line of policy.
+  name and the operation), in one line, so the fix is one line of policy; for Cost Explorer, RDS, DynamoDB,
+  ElastiCache and Kinesis, whose actions are named after their operations (S3's are not).
 
 The mapping, family by family (``tests/hostile/test_seams.py`` has a test for each):
 
@@ -106,6 +107,8 @@ _ACCESS_CODES = frozenset(
         "AuthFailure",
     }
 )
+#: services whose IAM action for an operation is the operation's own name (an access denial names it)
+_ACTION_IS_OPERATION = frozenset({"ce", "rds", "dynamodb", "elasticache", "kinesis"})
 _EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 _DATA_CODES = frozenset(
     {
@@ -355,9 +358,12 @@ class AwsTransport:
         if self._client is None:
             raise RuntimeError("AwsTransport used outside 'async with'")
         method = getattr(self._client, xform_name(operation))
-        # the IAM action is the service's signing name and the operation (rds:DescribeDBInstances, ce:GetTags)
-        prefix = self._client.meta.service_model.signing_name or self.service
-        with translate_errors(operation, iam_action=f"{prefix}:{operation}"):
+        # the IAM action is the service's signing name and the operation (rds:DescribeDBInstances, ce:GetTags),
+        # for the services whose actions are named so (S3's are not: ListObjectsV2 needs s3:ListBucket)
+        action = None
+        if self.service in _ACTION_IS_OPERATION:
+            action = f"{self._client.meta.service_model.signing_name or self.service}:{operation}"
+        with translate_errors(operation, iam_action=action):
             response: dict[str, Any] = await method(**params)
         response.pop("ResponseMetadata", None)
         return response
