@@ -64,8 +64,8 @@ def test_the_fixture_is_a_v1_store() -> None:
 
 def test_a_v1_store_is_upgraded_in_place_and_keeps_everything(v1_copy: Path) -> None:
     """Opened read-write, the v1 store becomes current (v2: datasets.operation = GetCostAndUsage; v3: an empty
-    advisories table; v4: an empty inventory table) and its records, sums, units, runs, quarantine, quota state and metadata read back unchanged
-    through the named reads."""
+    advisories table; v4: an empty inventory table) and its records, sums, units, runs, quarantine, quota state
+    and metadata read back unchanged through the named reads."""
     sums = dict(_raw(V1, "SELECT dataset, sum(amount) FROM records GROUP BY 1"))
     counts = dict(_raw(V1, "SELECT dataset, count(*) FROM records GROUP BY 1"))
     units = dict(_raw(V1, "SELECT status, count(*) FROM units GROUP BY 1"))

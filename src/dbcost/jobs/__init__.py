@@ -9,6 +9,7 @@ the same functions with the same settings objects (:mod:`dbcost.config`).
 * :mod:`~dbcost.jobs.attribute` — a month's database spend per team, cluster and category;
 * :mod:`~dbcost.jobs.quota` — quota check, gate and notification;
 * :mod:`~dbcost.jobs.advise` — right-sizing advisories, their state, and their events on change;
+* :mod:`~dbcost.jobs.inventory` — the databases as RDS, DynamoDB and ElastiCache describe them (``--inventory``);
 * :mod:`~dbcost.jobs.report` — the report's data from the store, rendered;
 * :mod:`~dbcost.jobs.metrics` — the Prometheus textfile;
 * :mod:`~dbcost.jobs.demo` — the whole job against the embedded emulator.

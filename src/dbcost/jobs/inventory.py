@@ -53,7 +53,17 @@ from dbcost.config import Settings, TargetConfig, check_endpoint_and_region
 from dbcost.errors import ApiError, BudgetExhaustedError, ConfigError, DbcostError, MalformedResponseError
 from dbcost.store import AsyncStore
 
-__all__ = ["IAM_ACTIONS", "INVENTORY_SERVICES", "InventoryScope", "load_inventory", "read_inventory"]
+__all__ = [
+    "IAM_ACTIONS",
+    "INVENTORY_SERVICES",
+    "InventoryScope",
+    "dynamodb_table_item",
+    "elasticache_cluster_item",
+    "load_inventory",
+    "rds_cluster_item",
+    "rds_instance_item",
+    "read_inventory",
+]
 
 log = logging.getLogger("dbcost.inventory")
 
@@ -214,8 +224,16 @@ async def _paged(api: CostExplorer, operation: str, params: Mapping[str, Any], *
 
 async def _each(fn: Callable[[Any], Coroutine[Any, Any, T | None]], entries: Iterable[Any]) -> list[T]:
     """``fn`` over ``entries`` concurrently (the governor paces them); results in order, ``None`` left out."""
-    async with asyncio.TaskGroup() as tg:
-        tasks: list[asyncio.Task[T | None]] = [tg.create_task(fn(e)) for e in entries]
+    failure: DbcostError | None = None
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks: list[asyncio.Task[T | None]] = [tg.create_task(fn(e)) for e in entries]
+    except BaseExceptionGroup as group:
+        failure = _first_error(group)
+        if failure is None:
+            raise
+    if failure is not None:  # raised outside the handler: the error keeps its own cause, not the group
+        raise failure
     return [r for r in (t.result() for t in tasks) if r is not None]
 
 
@@ -297,7 +315,8 @@ _READERS: Mapping[str, Callable[[CostExplorer, str, int], Awaitable[list[Invento
 
 
 def _regions(settings: Settings, regions: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
-    """The regions to read, per target: ``regions`` for all, else each target's own region."""
+    """The regions to read, per target: ``regions`` for all, else each target's own region (its profile's or the
+    environment's when the targets file names none, as a Cost Explorer client of it would use)."""
     if regions is not None:
         if not regions:
             raise ConfigError("inventory: no region to read (give at least one --region)")
@@ -305,12 +324,9 @@ def _regions(settings: Settings, regions: Sequence[str] | None) -> dict[str, tup
             check_endpoint_and_region(None, region, where="inventory ")
         chosen = tuple(dict.fromkeys(regions))
         return {t.name: chosen for t in settings.targets}
-    out: dict[str, tuple[str, ...]] = {}
-    for t in settings.targets:
-        if t.region is None:
-            raise ConfigError(f"inventory: target {t.name!r} names no region; give the regions to read (--region)")
-        out[t.name] = (t.region,)
-    return out
+    from dbcost.transport.aws import chain_region  # botocore loads only when a reading is made
+
+    return {t.name: (t.region or chain_region(t.profile),) for t in settings.targets}
 
 
 def _services(services: Collection[str]) -> tuple[str, ...]:
@@ -357,7 +373,8 @@ async def read_inventory(
     stats: Stats | None = None,
     clock: Clock | None = None,
 ) -> Inventory:
-    """The databases of every target in ``regions`` (default: each target's own region), as their APIs describe
+    """The databases of every target in ``regions`` (default: each target's own region, else its profile's or the
+    environment's, else us-east-1), as their APIs describe
     them now; with ``store``, also kept there (each scope read replaces its earlier reading).
 
     Raises :class:`~dbcost.errors.ConfigError` for a region or service it cannot read (before any request),

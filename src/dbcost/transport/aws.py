@@ -12,7 +12,8 @@
   for the inventory, ``s3``/``kinesis`` for the sinks); :meth:`AwsTransport.call` takes the operation's API
   name (``DescribeDBInstances``) whatever the protocol (JSON, query/XML, REST).
 * An access denial names the IAM action that is missing (``rds:DescribeDBInstances``: the service's signing
-  name and the operation), in one line, so the fix is one line of policy.
+  name and the operation), in one line, so the fix is one line of policy; for Cost Explorer, RDS, DynamoDB,
+  ElastiCache and Kinesis, whose actions are named after their operations (S3's are not).
 
 The mapping, family by family (``tests/hostile/test_seams.py`` has a test for each):
 
@@ -75,7 +76,7 @@ from dbcost.errors import (
 from dbcost.operations import OPERATIONS
 from dbcost.sinks.base import redact_url
 
-__all__ = ["THROTTLE_CODES", "AwsTransport", "translate_errors"]
+__all__ = ["THROTTLE_CODES", "AwsTransport", "chain_region", "translate_errors"]
 
 #: Error codes that mean "slow down" (botocore's standard retry list + Cost Explorer's own).
 THROTTLE_CODES = frozenset(
@@ -109,6 +110,8 @@ _ACCESS_CODES = frozenset(
         "AuthFailure",
     }
 )
+#: services whose IAM action for an operation is the operation's own name (an access denial names it)
+_ACTION_IS_OPERATION = frozenset({"ce", "rds", "dynamodb", "elasticache", "kinesis"})
 _EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 _DATA_CODES = frozenset(
     {
@@ -171,7 +174,7 @@ def _from_client_error(exc: bce.ClientError, operation: str, iam_action: str | N
         return CredentialsError(f"{operation}: {code}: AWS credentials have expired")
     if code in _ACCESS_CODES or status == 403:
         if iam_action:
-            message = f"the credentials are not allowed {iam_action} (add it to their IAM policy): {message}"
+            message = f"the credentials lack the IAM permission {iam_action} (add it to their policy): {message}"
         return AccessDeniedError(message, **kw)
     if code == "ValidationException":
         return ServiceValidationError(message, **kw)
@@ -238,6 +241,30 @@ def _refuse_a_body_that_is_not_json(response_dict: Mapping[str, Any], **_: Any) 
     raise ResponseParserError(f"the response body is not JSON ({ctype}, {len(body)} bytes)")
 
 
+#: the process's botocore data loader, once the first session made it (see :func:`_share_loader`)
+_LOADER: list[Any] = []
+
+
+def _share_loader(session: Any) -> None:
+    """Give ``session`` the process's one botocore data loader. The loader caches what it parsed, so each service
+    model and the endpoints file are read once per process instead of once per client: the RDS model alone takes
+    about a tenth of a second to parse, and an inventory reading opens one client per target, region and
+    service. The loader is only ever used from the event loop's thread."""
+    base = session._session  # the AioSession aioboto3 wraps
+    if not _LOADER:
+        _LOADER.append(base.get_component("data_loader"))
+    base.register_component("data_loader", _LOADER[0])
+    session._loader = _LOADER[0]
+
+
+def chain_region(profile: str | None = None) -> str:
+    """The region a client of ``profile`` (None: the default chain) is made for when none is given: the
+    environment's or the profile's, else ``us-east-1`` (what :class:`AwsTransport` uses)."""
+    with translate_errors("read the AWS configuration"):
+        session = aioboto3.Session(profile_name=profile)
+        return str(session.region_name or "us-east-1")
+
+
 class AwsTransport:
     """An aioboto3 client for one AWS service, as a :class:`~dbcost.transport.base.Transport`."""
 
@@ -290,6 +317,7 @@ class AwsTransport:
                     session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret)
                 else:
                     session = aioboto3.Session(profile_name=self.profile)
+                _share_loader(session)
                 region = self.region or session.region_name or "us-east-1"
                 if self.role_arn:
                     await self._assume_role(session, region)
@@ -357,9 +385,12 @@ class AwsTransport:
         if self._client is None:
             raise RuntimeError("AwsTransport used outside 'async with'")
         method = getattr(self._client, xform_name(operation))
-        # the IAM action is the service's signing name and the operation (rds:DescribeDBInstances, ce:GetTags)
-        prefix = self._client.meta.service_model.signing_name or self.service
-        with translate_errors(operation, iam_action=f"{prefix}:{operation}"):
+        # the IAM action is the service's signing name and the operation (rds:DescribeDBInstances, ce:GetTags),
+        # for the services whose actions are named so (S3's are not: ListObjectsV2 needs s3:ListBucket)
+        action = None
+        if self.service in _ACTION_IS_OPERATION:
+            action = f"{self._client.meta.service_model.signing_name or self.service}:{operation}"
+        with translate_errors(operation, iam_action=action):
             response: dict[str, Any] = await method(**params)
         response.pop("ResponseMetadata", None)
         return response
