@@ -288,3 +288,26 @@ def test_the_opt_in_knob_must_be_a_boolean() -> None:
     """``resource_data_enabled`` refuses anything but true/false, in one line."""
     with pytest.raises(ValueError, match="resource_data_enabled must be true or false"):
         EmulatorConfig(resource_data_enabled="no")  # type: ignore[arg-type]
+
+
+async def test_resources_carry_their_own_tags_even_when_billing_has_none(emu: Emulator) -> None:
+    """``resource_tags`` (what the resource's own API returns) name the owner, untagged in billing or not, except on
+    the orphans: half of the untagged clusters, tagged nowhere."""
+    resources = emu.resources()
+    untagged = {r["cluster"] for r in resources if not r["tagged_in_billing"]}
+    orphans = {r["cluster"] for r in resources if r["orphan"]}
+    assert orphans < untagged
+    assert len(orphans) == len(untagged) // 2
+    for r in resources:
+        expected = {} if r["orphan"] else {"db-cluster": r["cluster"], "env": r["env"], "team": r["team"]}
+        assert r["resource_tags"] == expected
+
+
+async def test_hourly_truth_has_totals_but_no_per_resource_breakdown(emu: Emulator) -> None:
+    """An HOURLY WithResources truth still has its totals; ``resources`` is None (not computed for hours)."""
+    truth = emu.truth({"TimePeriod": {"Start": "2026-11-20T00:00:00Z", "End": "2026-11-20T06:00:00Z"},
+                       "Granularity": "HOURLY", "Metrics": ["UnblendedCost"], "Operation": WITH_RESOURCES,
+                       "Filter": {"Dimensions": {"Key": "SERVICE",
+                                                 "Values": ["Amazon Elastic Compute Cloud - Compute"]}}})
+    assert truth["resources"] is None
+    assert truth["periods"] == 6 and Decimal(truth["metrics"]["UnblendedCost"]) > 0

@@ -41,6 +41,8 @@ Why it is built the way it is:
 * **Untagged clusters.** A fixed share of clusters (:data:`_UNTAGGED_SHARE_PM`, 5 %, chosen by a hash rank of the
   seed) carries no tags at all in billing, and the same share again ``db-cluster`` and ``env`` but no ``team``;
   every cluster still has its true owner (:attr:`Cluster.team`), which :class:`Resource` keeps for ground truth.
+  The resources themselves carry their tags (:attr:`Resource.resource_tags`, what an inventory reads), except
+  half of the untagged clusters (rounded down, the first by the same rank): *orphans*, tagged nowhere.
 """
 
 from __future__ import annotations
@@ -450,7 +452,10 @@ class Resource:
     ``cache-cluster`` or ``redshift-cluster``. ``name``: the instance identifier, the cluster identifier, the
     table name, the cache or Redshift cluster id. ``cluster`` and ``team`` are the owner whatever billing says;
     ``billing_tags`` are the cost allocation tags billing carries on the resource's own charges (empty for an
-    untagged cluster; data transfer lines may carry none even when these are set).
+    untagged cluster; data transfer lines may carry none even when these are set); ``resource_tags`` the tags the
+    resource itself carries, which its own API returns (``db-cluster``, ``team``, ``env``, whatever billing was
+    told), for an inventory to find; an *orphan* (half of the untagged clusters) has none there either, so only a
+    topology file can place it.
     """
 
     id: str
@@ -465,6 +470,13 @@ class Resource:
     engine: str
     billing_tags: Mapping[str, str]
     cluster_resource_id: str | None = None
+    instance_class: str | None = None
+    orphan: bool = False
+
+    @property
+    def resource_tags(self) -> dict[str, str]:
+        """The tags on the resource itself (its own API's answer), whatever billing carries; none on an orphan."""
+        return {} if self.orphan else {"db-cluster": self.cluster, "env": self.env, "team": self.team}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -480,7 +492,10 @@ class Resource:
             "engine": self.engine,
             "billing_tags": dict(self.billing_tags),
             "tagged_in_billing": bool(self.billing_tags),
+            "resource_tags": self.resource_tags,
+            "orphan": self.orphan,
             "cluster_resource_id": self.cluster_resource_id,
+            "instance_class": self.instance_class,
         }
 
 
@@ -577,6 +592,8 @@ class Fleet:
         ranked = sorted(range(clusters), key=lambda i: _hp(seed, f"db-{i:04d}", "tagging"))
         self._untagged = frozenset(ranked[:share])
         self._teamless = frozenset(ranked[share : 2 * share])
+        # half of the untagged (the first by the same rank) carry no tags on the resources themselves either
+        self._orphans = frozenset(f"db-{i:04d}" for i in ranked[: share // 2])
         self._patterns = self._plan_patterns(clusters)
         self.clusters: tuple[Cluster, ...] = tuple(self._make_cluster(i) for i in range(clusters))
         self._specs: list[_Spec] = []
@@ -944,7 +961,8 @@ class Fleet:
         """A cluster's resources: for a cluster engine the cluster-level one first, then its instances."""
         acct, region = c.account, c.region
         common: dict[str, Any] = {"service": c.service, "account": acct, "region": region, "cluster": c.id,
-                                  "team": c.team, "env": c.env, "engine": c.engine, "billing_tags": c.tags}
+                                  "team": c.team, "env": c.env, "engine": c.engine, "billing_tags": c.tags,
+                                  "instance_class": c.instance_class, "orphan": c.id in self._orphans}
         eng = c.engine
         if eng.startswith("aurora") or eng in ("docdb", "neptune"):
             crid = self.cluster_resource_id(c)

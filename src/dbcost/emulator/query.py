@@ -868,7 +868,8 @@ def resource_truth(engine: Engine, req: CostRequest, *, today: dt.date, version:
     """The exact amount of every resource the request's window and filter cover, whatever its GroupBy and with
     no malformation taken out (what the fleet spent), with each resource's true owner:
     ``[{"resource_id", "kind", "service", "account", "region", "name", "cluster", "team", "env", "engine",
-    "billing_tags", "tagged_in_billing", "cluster_resource_id", "metrics", "untagged_metrics", "categories"}]``
+    "billing_tags", "tagged_in_billing", "resource_tags", "orphan", "cluster_resource_id", "instance_class", "metrics",
+    "untagged_metrics", "categories"}]``
     sorted by id. ``untagged_metrics``: the part billed on lines that carry no tag at all (an untagged cluster's
     whole spend; a tagged one's untagged data transfer). ``categories``: metrics per line category (compute,
     storage, io, backup, transfer, other). :data:`NO_RESOURCE_ID` (charges of no resource) has no owner. DAILY
@@ -905,7 +906,8 @@ def resource_truth(engine: Engine, req: CostRequest, *, today: dt.date, version:
         owner: dict[str, Any] = res.to_json() if res is not None else {
             "resource_id": rid, "kind": None, "service": None, "account": None, "region": None, "name": None,
             "cluster": None, "team": None, "env": None, "engine": None, "billing_tags": {},
-            "tagged_in_billing": False, "cluster_resource_id": None,
+            "tagged_in_billing": False, "resource_tags": {}, "orphan": False, "cluster_resource_id": None,
+            "instance_class": None,
         }
         owner["metrics"] = _amounts(total[rid], metrics, idx)
         owner["untagged_metrics"] = _amounts(untagged.get(rid, 0), metrics, idx)
@@ -947,5 +949,7 @@ def truth_for(engine: Engine, request: Mapping[str, Any], *, today: dt.date, ver
     out = truth_of(result, seed=engine.fleet.seed, malformed_rate=malformed_rate)
     if operation != COST_AND_USAGE:
         out["operation"] = operation
-        out["resources"] = resource_truth(engine, req, today=today, version=version)
+        # per resource for DAILY only (an HOURLY window may cut days); None says it was not computed
+        out["resources"] = (resource_truth(engine, req, today=today, version=version)
+                            if req.granularity == "DAILY" else None)
     return out

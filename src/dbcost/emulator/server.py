@@ -31,13 +31,15 @@ Admin truth (``POST /_emulator/truth``), the request shape::
     {"Operation": "GetCostAndUsageWithResources", <its body>}    -> the same keys for that operation, plus
         "operation": "GetCostAndUsageWithResources",
         "resources": [{"resource_id", "kind", "service", "account", "region", "name", "cluster", "team",
-                       "env", "engine", "billing_tags", "tagged_in_billing", "cluster_resource_id",
+                       "env", "engine", "billing_tags", "tagged_in_billing", "resource_tags", "orphan",
+                       "cluster_resource_id", "instance_class",
                        "metrics": {metric: "exact decimal"}, "untagged_metrics": {...},
                        "categories": {"compute": {metric: ...}, ...}}, ...]   (sorted by resource_id)
 
-``resources`` covers the window and Filter whatever the GroupBy, with no malformation taken out; date rules are
-not applied (a truth may be asked for any window). ``GET /_emulator/resources`` lists every resource of the
-fleet with its true owner (``cluster``, ``team``) and whether billing carries its tags, for inventory tests.
+``resources`` covers the window and Filter whatever the GroupBy, with no malformation taken out (``null`` for an
+HOURLY request); date rules are not applied (a truth may be asked for any window). ``GET /_emulator/resources``
+lists every resource of the fleet with its true owner (``cluster``, ``team``), whether billing carries its tags
+and the tags the resource itself carries (``resource_tags``; none on an ``orphan``), for inventory tests.
 """
 
 from __future__ import annotations

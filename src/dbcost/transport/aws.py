@@ -162,7 +162,7 @@ def _from_client_error(exc: bce.ClientError, operation: str, iam_action: str | N
     if setting is not None:
         return NotEnabledError(
             f"{operation}: resource-level data is not enabled for this payer account; turn on {setting} "
-            f"(in the management account; data appears within about a day, for the last 14 days) [{code}]",
+            f"(in the management account; it covers the last 14 days) [{code}]",
             setting=setting, **kw)
     if code in THROTTLE_CODES or status == 429:
         return ThrottledError(message, **kw)
