@@ -6,6 +6,7 @@ what the resources placed."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import defaultdict
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from dbcost.emulator import Emulator, EmulatorConfig
+from dbcost.emulator.fleet import DATABASE_SERVICES
 from tests.conftest import run_cli_async
 from tests.scenarios.conftest import TODAY, TODAY_S
 
@@ -60,7 +62,7 @@ def expected(emu: Emulator, services: list[str]) -> tuple[dict[str, Decimal], di
 
 @pytest.fixture
 async def emu() -> Any:
-    cfg = EmulatorConfig(today=TODAY, page_size=300, max_rps=60, burst=4, fault_rate=0.03, malformed_rate=0.003,
+    cfg = EmulatorConfig(today=TODAY, page_size=300, max_rps=15, burst=2, fault_rate=0.03, malformed_rate=0.003,
                          clusters=CLUSTERS)
     async with Emulator(cfg) as e:
         yield e
@@ -96,20 +98,27 @@ async def test_per_resource_amounts_equal_the_truth_and_quarantine_is_counted(em
     sent = emu.stats()["requests"]
     again, _ = await resources(emu, tmp_path / "s.duckdb")
     assert emu.stats()["requests"] == sent and again == data
+    out = tmp_path / "r.csv"
+    rc, _, err = await run_cli_async("resources", "--db", str(tmp_path / "s.duckdb"), "--endpoint-url", emu.url,
+                                     "--format", "csv", "--output", str(out), "--today", TODAY_S)
+    assert rc == 0 and emu.stats()["requests"] == sent, err
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [(r["resource_id"], r["amount"], r["placed_by"]) for r in rows] == [
+        (r["resource_id"], r["amount"], r["placed_by"]) for r in data["resources"]]
 
 
 async def test_topology_by_resource_id_gives_the_true_team_totals(emu: Emulator, tmp_path: Path) -> None:
     """With a topology file keyed by resource id (the truth's owners), each team's total equals the truth's and
     only spend no one owns (charges without a resource id) stays unattributed; attribute then shows what the
     resources placed of its unattributed spend."""
-    first, _ = await resources(emu, tmp_path / "probe.duckdb")
-    valid, _, _, owners = expected(emu, first["services"])
+    valid, _, _, owners = expected(emu, sorted(DATABASE_SERVICES))
     topo = tmp_path / "topology.csv"
     topo.write_text("resource_id,cluster,team\n" + "".join(
         f"{r['resource_id']},{r['cluster']},{r['team']}\n" for r in owners if r["team"]))
     owner_of = {r["resource_id"]: r["team"] for r in owners if r["team"]}
     db = tmp_path / "s.duckdb"
     data, _ = await resources(emu, db, "--topology", str(topo))
+    assert sorted(data["services"]) == sorted(DATABASE_SERVICES)
     want: dict[str, Decimal] = defaultdict(Decimal)
     for rid, amount in valid.items():
         if rid in owner_of:
@@ -130,6 +139,16 @@ async def test_topology_by_resource_id_gives_the_true_team_totals(emu: Emulator,
     assert level["days"] == 14 and Decimal(level["placed"]) > 0
     assert Decimal(level["placed"]) + Decimal(level["still_unattributed"]) == Decimal(level["untagged"])
     assert level["costliest_untagged"] and all(r["add_tags"] for r in level["costliest_untagged"])
+    rc, out, err = await run_cli_async("report", "--month", "2026-11", "--db", str(db), "--format", "json",
+                                       "--today", TODAY_S, "--topology", str(topo))
+    assert rc == 0, err
+    assert json.loads(out)["resource_level"] == level  # the report says the same, from the store
+    html = tmp_path / "r.html"
+    rc, _, err = await run_cli_async("report", "--month", "2026-11", "--db", str(db), "--format", "html",
+                                     "--output", str(html), "--today", TODAY_S, "--topology", str(topo))
+    assert rc == 0, err
+    page = html.read_text()
+    assert 'id="resource-level"' in page and "Costliest resources without a team tag in billing" in page
 
 
 @pytest.mark.parametrize(
