@@ -49,7 +49,8 @@ TABLE = "arn:aws:dynamodb:us-east-1:111122223333:table/orders"
         ("arn:aws-cn:rds:cn-north-1:1:db:x", "rds", "db-instance", "1", "cn-north-1", "x"),
         ("arn:aws:rds:us-east-1:1:og:default", "rds", "unknown", "1", "us-east-1", "og:default"),
         ("i-0123456789abcdef0", "", "unknown", "", "", "i-0123456789abcdef0"),
-        ("", "", "unknown", "", "", ""),
+        ("", "", "no-resource", "", "", ""),
+        ("NoResourceId", "", "no-resource", "", "", "NoResourceId"),
     ],
 )
 def test_resource_ids_parse_into_service_account_region_kind_and_name(
@@ -198,3 +199,18 @@ def test_coverage_says_what_the_resources_placed_of_the_unattributed_spend() -> 
     assert first.resource_id == CLUSTER and first.add_tags == {"team": "?", "db-cluster": "cluster-ABCDEFGHIJ0123456789"}
     assert second.resource_id == TABLE and second.has_tags and "activate 'team'" in second.advice
     assert cov.to_json()["placed"] == "0.0000000007"
+
+
+def test_charges_billed_to_no_resource_are_a_pool_no_tag_places() -> None:
+    """NoResourceId is one entry, never placed by the dominant billing tag (it is many unrelated charges); in the
+    coverage only its part without a team tag counts as untagged."""
+    from dbcost.attribution.resources import resource_coverage
+
+    rows = [usage("NoResourceId", "EU-DataTransfer-Out-Bytes", "10"), usage(INSTANCE, "InstanceUsage:db.r6g.large", "5")]
+    teams = [TagRow("NoResourceId", "payments", Decimal(7)), TagRow("NoResourceId", "", Decimal(3)),
+             TagRow(INSTANCE, "payments", Decimal(5))]
+    a = place_resources(rows, start=START, end=END, team_tags=teams)
+    pool = next(r for r in a.resources if r.resource_id == "NoResourceId")
+    assert (pool.kind, pool.team, pool.placed_by, pool.amount) == ("no-resource", None, "unattributed", Decimal(10))
+    cov = resource_coverage([], a, [(START, END)])
+    assert (cov.untagged, cov.placed, cov.still_unattributed) == (Decimal(3), Decimal(0), Decimal(3))

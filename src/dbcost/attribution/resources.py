@@ -30,7 +30,9 @@ neptune-graph       ``graph/<id>``                                ``graph``
 DocumentDB and Neptune clusters use the ``rds`` namespace; the Cost Explorer SERVICE of their charges tells
 them apart (``family`` comes from the classifier). An id that is not an ARN, or an ARN of a resource type not
 listed, is kept with kind ``unknown`` (the namespace, account and region still read from an ARN): nothing is
-dropped. An empty id (charges Cost Explorer names no resource for) is one resource, ``""``.
+dropped. Charges billed to no resource (``NoResourceId``, or an empty id) are one entry of kind ``no-resource``:
+a pool of unrelated charges, so no tag's dominance and no inventory places it; only a topology row naming that
+id does, else it is ``unattributed`` (tag-based ``attribute`` still places what tags it carries).
 
 **Cluster.** Cluster-level charges (Aurora storage, I/O, backup) are billed to the cluster's own id and belong
 to the cluster; instance charges belong to the instance and, through it, to its cluster. A resource's cluster
@@ -78,6 +80,8 @@ from dbcost.money import fmt, sum_amounts
 __all__ = [
     "BILLING_TAG",
     "INVENTORY_TAG",
+    "NO_RESOURCE",
+    "NO_RESOURCE_IDS",
     "PLACED_BY",
     "TOPOLOGY",
     "UNATTRIBUTED",
@@ -102,6 +106,13 @@ TOPOLOGY: Final[PlacedBy] = "topology"
 UNATTRIBUTED: Final[PlacedBy] = "unattributed"
 #: the placement rules in the order they are tried
 PLACED_BY: Final[tuple[PlacedBy, ...]] = (BILLING_TAG, INVENTORY_TAG, TOPOLOGY, UNATTRIBUTED)
+
+#: ids that name no resource: charges Cost Explorer bills to no resource (``NoResourceId`` is what the emulator
+#: sends, inferred from the console's wording; an empty id is what a missing key reads as). They are one pool of
+#: unrelated charges, not a resource: never placed by a tag's dominance or an inventory, only by a topology row
+#: that names the id itself.
+NO_RESOURCE_IDS: Final = frozenset({"", "NoResourceId"})
+NO_RESOURCE: Final = "no-resource"
 
 #: the categories of a resource, in output order (no ``shared``: nothing is allocated here)
 RESOURCE_CATEGORIES: Final[tuple[str, ...]] = tuple(c for c in CATEGORY_ORDER if c != "shared")
@@ -147,6 +158,8 @@ class ResourceIdentity:
 
 def parse_resource_id(resource_id: str) -> ResourceIdentity:
     """The identity of ``resource_id`` (never fails: an id it cannot read is kind ``unknown``, named itself)."""
+    if resource_id in NO_RESOURCE_IDS:
+        return ResourceIdentity(resource_id, "", NO_RESOURCE, "", "", resource_id)
     m = _ARN_RE.fullmatch(resource_id)
     if m is None:
         return ResourceIdentity(resource_id, "", "unknown", "", "", resource_id)
@@ -226,6 +239,7 @@ class PlacedResource:
     estimated: Decimal = Decimal(0)
     billing_tagged: bool = False  # its cost carries the team tag in Cost Explorer
     billing_cluster: str | None = None  # the cluster tag on its cost in Cost Explorer
+    billing_untagged: Decimal = Decimal(0)  # its spend without the team tag in Cost Explorer
     resource_tags: Mapping[str, str] = field(default_factory=dict)  # from the inventory, when read
     quarantined_groups: int = 0
 
@@ -469,6 +483,10 @@ def place_resources(
     q = quarantined or QuarantinedGroups()
     cluster_rows, team_rows = list(cluster_tags), list(team_tags)
     billing_cluster, billing_team = _dominant(cluster_rows), _dominant(team_rows)
+    no_team: dict[str, list[Decimal]] = defaultdict(list)
+    for r in team_rows:
+        if not r.value:
+            no_team[r.resource_id].append(r.amount)
     # a cluster tag's team, from the billing data itself: the team tag on most of that cluster's spend
     spend: dict[str, dict[str, list[Decimal]]] = defaultdict(lambda: defaultdict(list))
     for r in team_rows:
@@ -483,8 +501,13 @@ def place_resources(
     for rid in sorted(set(amounts) | set(q.by_resource)):
         ident = parse_resource_id(rid)
         item = inventory.get(rid) if inventory is not None else None
-        cluster = _cluster_of(ident, ev, item)
-        team, placed_by = _team_of(rid, cluster, ev, item)
+        if rid in NO_RESOURCE_IDS:
+            declared = topology.resources.get(rid) if topology is not None else None
+            cluster = (declared.cluster or None) if declared is not None else None
+            team, placed_by = (declared.team, TOPOLOGY) if declared is not None else (None, UNATTRIBUTED)
+        else:
+            cluster = _cluster_of(ident, ev, item)
+            team, placed_by = _team_of(rid, cluster, ev, item)
         cats = {c: sum_amounts(v) for c, v in amounts[rid].items()}
         by_service = {s: sum_amounts(v) for s, v in per_service[rid].items()}
         service = min(by_service.items(), key=lambda kv: (-kv[1], kv[0]))[0] if by_service else ""
@@ -499,7 +522,7 @@ def place_resources(
             placed_by=placed_by, amount=sum_amounts(cats.values()),
             categories={c: cats.get(c, Decimal(0)) for c in RESOURCE_CATEGORIES},
             estimated=sum_amounts(estimated.get(rid, ())), billing_tagged=rid in billing_team,
-            billing_cluster=billing_cluster.get(rid),
+            billing_cluster=billing_cluster.get(rid), billing_untagged=sum_amounts(no_team.get(rid, ())),
             resource_tags=dict(item.tags) if item is not None else {},
             quarantined_groups=q.by_resource.get(rid, 0),
         ))
@@ -540,9 +563,15 @@ def resource_coverage(daily: Iterable[DailySpend], placed: ResourceAttribution,
         return any(s <= day < e for s, e in spans)
 
     unattributed = sum_amounts(d.amount for d in daily if d.team == UNATTRIBUTED_POOL and covered(d.day))
-    untagged = [r for r in placed.resources if _untagged_in_billing(r, topology)]
+    # charges billed to no resource count with their part billing has no team tag on (tags place the rest)
+    pool = [r for r in placed.resources if r.resource_id in NO_RESOURCE_IDS]
+    untagged = [r for r in placed.resources if r.resource_id not in NO_RESOURCE_IDS
+                and _untagged_in_billing(r, topology)]
+    pool_untagged = sum_amounts(r.billing_untagged for r in pool)
+    pool_placed = sum_amounts(r.billing_untagged for r in pool if r.team is not None)
     by_rule: dict[str, Decimal] = {p: sum_amounts(r.amount for r in untagged if r.placed_by == p)
                                    for p in (INVENTORY_TAG, TOPOLOGY)}
+    by_rule[TOPOLOGY] = sum_amounts((by_rule[TOPOLOGY], pool_placed))
     costliest = []
     for r in sorted(untagged, key=lambda r: (-r.amount, r.resource_id))[:top]:
         add = {team_tag: r.team or "?"}
@@ -553,8 +582,9 @@ def resource_coverage(daily: Iterable[DailySpend], placed: ResourceAttribution,
             bool(r.resource_tags.get(team_tag)), _advice(r, add, team_tag)))
     return ResourceCoverage(
         stretches=spans, unattributed=unattributed, resource_total=placed.total,
-        untagged=sum_amounts(r.amount for r in untagged),
+        untagged=sum_amounts((*(r.amount for r in untagged), pool_untagged)),
         placed=sum_amounts(by_rule.values()), placed_by=by_rule,
-        still_unattributed=sum_amounts(r.amount for r in untagged if r.team is None),
+        still_unattributed=sum_amounts((*(r.amount for r in untagged if r.team is None),
+                                        sum_amounts((pool_untagged, -pool_placed)))),
         costliest_untagged=tuple(costliest), quarantined_groups=placed.quarantined.groups,
     )
