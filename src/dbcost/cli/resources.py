@@ -111,6 +111,8 @@ def resources(
     try:
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
         first, last = _date("--start", start), _date("--end", end)
+        if not Path(db).parent.is_dir():
+            raise UsageError(f"--db {db}: directory {Path(db).parent} does not exist")
         if output is not None:
             out = Path(output)
             if not out.parent.is_dir():
