@@ -182,6 +182,8 @@ async def test_a_payer_without_resource_level_data_is_one_line(tmp_path: Path) -
     cfg = EmulatorConfig(today=TODAY, resource_data_enabled=False, clusters=CLUSTERS)
     async with Emulator(cfg) as emu:
         _, err = await resources(emu, tmp_path / "s.duckdb", code=1)
-    lines = [line for line in err.strip().splitlines() if line.startswith("dbcost: failed")]
-    assert len(lines) == 1 and "Resource-level data at daily granularity" in lines[0], err
-    assert "Traceback" not in err
+        by_op = emu.stats()["by_operation"]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dbcost: failed: ") and \
+        "Resource-level data at daily granularity" in lines[0], err
+    assert by_op.get("GetCostAndUsageWithResources") == 1  # the probe: no unit of the run was started

@@ -47,7 +47,7 @@ from dbcost.attribution.resources import (
 )
 from dbcost.client import Stats, open_client
 from dbcost.config import Settings
-from dbcost.errors import UsageError
+from dbcost.errors import NotEnabledError, UsageError
 from dbcost.jobs.inventory import read_inventory
 from dbcost.models import CostQuery
 from dbcost.operations import COST_AND_USAGE_WITH_RESOURCES
@@ -254,9 +254,11 @@ async def run_resources(spec: ResourcesSpec) -> ResourcesResult:
         services = sorted(set(spec.services))
     ds = resource_datasets(services, start, end, metric=spec.metric, cluster_tag=spec.cluster_tag,
                            team_tag=spec.team_tag)
+    probed = await _probe_opt_in(spec, ds)
     outcome = await run_pipeline(spec._run_spec(ds))
-    if discovery is not None:
-        outcome.stats.add(discovery)
+    for extra in (discovery, probed):
+        if extra is not None:
+            outcome.stats.add(extra)
     if outcome.status != RunStatus.DONE:
         empty = ResourceAttribution(start, end, spec.metric, [], services=services)
         return ResourcesResult(empty, outcome, services, ds, discovery)
@@ -267,6 +269,35 @@ async def run_resources(spec: ResourcesSpec) -> ResourcesResult:
     inv_stats = Stats()
     placed = await _place(spec, ds, start, end, inv_stats)
     return ResourcesResult(placed, outcome, services, ds, discovery, inv_stats if spec.inventory else None)
+
+
+async def _probe_opt_in(spec: ResourcesSpec, ds: ResourceDatasets) -> Stats | None:
+    """For a target that never completed resource-level data in this store, one small request first (the last
+    day of one service, no GroupBy): a payer that has not opted in is then one :class:`NotEnabledError` line
+    (exit 1) instead of every unit of the run failing with it. It costs one request ($0.01) on a target's first
+    run only; once a unit of these datasets completed, the opt-in is known and nothing is probed."""
+    first = next(iter(ds.usage.values()))
+    if spec.db.exists():
+        with Store(spec.settings.store, read_only=True) as store:
+            unknown = [t for t in spec.settings.targets
+                       if not any(store.done_windows(q.fingerprint, t.name) for q in ds.all())]
+    else:
+        unknown = list(spec.settings.targets)
+    if not unknown:
+        return None
+    stats = Stats()
+    day = first.end - dt.timedelta(days=1)
+    request = {"TimePeriod": {"Start": day.isoformat(), "End": first.end.isoformat()}, "Granularity": "DAILY",
+               "Metrics": list(first.metrics), "Filter": first.to_request()["Filter"]}
+    for target in unknown:
+        async with open_client(spec.settings.fetch_settings(target), stats=stats) as ce:
+            try:
+                await ce.call(_OPERATION, request)
+            except NotEnabledError as exc:
+                if len(spec.settings.targets) == 1:
+                    raise
+                raise NotEnabledError(f"{target.name}: {exc}", setting=exc.setting) from None
+    return stats
 
 
 def _rows(store: Store, ds: ResourceDatasets, metric: str, start: dt.date, end: dt.date,
