@@ -16,7 +16,8 @@ The datasets, each DAILY over the window:
   in the services (the billing tags on each resource's cost: the first placement rule).
 
 Database services are discovered with GetDimensionValues (SERVICE) over the window and kept when the classifier
-knows them as a database family, unless ``services`` names them. ``inventory`` reads the databases' own APIs
+knows them as a database family, unless ``services`` names them. A target that never completed these datasets is
+probed first with one small request, so a payer that has not opted in is one ``NotEnabledError`` line. ``inventory`` reads the databases' own APIs
 for the regions the resource ids name (:func:`dbcost.jobs.inventory.read_inventory`), so resources whose tags
 billing does not know are placed by their own tags. Placement itself is pure
 (:func:`dbcost.attribution.resources.place_resources`).
