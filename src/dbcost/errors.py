@@ -6,7 +6,8 @@ the seam that imports the foreign library (``dbcost.transport.aws`` and each sin
 
 Whether an error is worth retrying is a property of its class, not a string compared at the call site:
 ``Retryable`` and ``Throttle`` are marker bases that the retry layer and the governor test with
-``isinstance``.
+``isinstance``; ``NotSent`` marks an error raised before the request reached the wire (the client counts
+no request for it: nothing was sent, nothing can be billed).
 
 ::
 
@@ -25,6 +26,7 @@ Whether an error is worth retrying is a property of its class, not a string comp
     │       └── NotEnabledError         an opt-in Cost Explorer setting is off for the payer (names it)
     ├── TransportError                  [Retryable]  no HTTP answer: connection dropped, timeout, bad body
     ├── CredentialsError                no usable AWS credentials / profile not found
+    │   └── NoCredentialsError          [NotSent]  none resolved on this machine: the request never left
     ├── MalformedResponseError          the page as a whole is not a Cost Explorer response
     ├── DataChangedError                the data was restated while a streamed query was paging
     ├── CircuitOpenError                the breaker is open: calls fail fast until a probe succeeds
@@ -52,7 +54,9 @@ __all__ = [
     "DbcostError",
     "InvalidNextTokenError",
     "MalformedResponseError",
+    "NoCredentialsError",
     "NotEnabledError",
+    "NotSent",
     "NotifyError",
     "OutputError",
     "QueryError",
@@ -70,6 +74,7 @@ __all__ = [
     "TransportError",
     "UsageError",
     "is_retryable",
+    "is_sent",
     "is_throttle",
 ]
 
@@ -84,6 +89,15 @@ class Retryable:
 
 class Throttle(Retryable):
     """Marker: the service asked us to slow down; the governor cuts its rate."""
+
+
+class NotSent:
+    """Marker: the request never left this machine (nothing to sign it with): no request is counted for it."""
+
+
+def is_sent(exc: BaseException) -> bool:
+    """False when ``exc`` carries the ``NotSent`` marker (the request it ended never reached the wire)."""
+    return not isinstance(exc, NotSent)
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -184,6 +198,11 @@ class TransportError(DbcostError, Retryable):
 
 class CredentialsError(DbcostError):
     """No usable AWS credentials (no chain entry resolved, or the named profile does not exist)."""
+
+
+class NoCredentialsError(CredentialsError, NotSent):
+    """No credentials resolved on this machine (no chain entry, an unknown profile, SSO not logged in): the
+    request could not be signed, so it was never sent."""
 
 
 class MalformedResponseError(DbcostError):

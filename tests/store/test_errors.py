@@ -55,7 +55,7 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "meta_keys": lambda s: s.meta_keys("k"),
     "put_meta": lambda s: s.put_meta("k", "v"),
     "quarantine_summary": lambda s: s.quarantine_summary([FP], "2026-09-01", "2026-10-01"),
-    "quarantined_groups": lambda s: s.quarantined_groups([FP], "2026-09-01", "2026-10-01", ["t"]),
+    "quarantined_groups": lambda s: s.quarantined_groups([FP], start="2026-09-01"),
     "freshness": lambda s: s.freshness([FP]),
     "metric_amounts": lambda s: s.metric_amounts(FP, "UnblendedCost", "2026-09-01", "2026-10-01", ["t1"]),
     "earliest_estimated_period": lambda s: s.earliest_estimated_period(FP),

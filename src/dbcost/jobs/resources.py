@@ -17,9 +17,10 @@ The datasets, each DAILY over the window:
 
 Database services are discovered with GetDimensionValues (SERVICE) over the window and kept when the classifier
 knows them as a database family, unless ``services`` names them. A target that never completed these datasets is
-probed first with one small request, so a payer that has not opted in is one ``NotEnabledError`` line. ``inventory`` reads the databases' own APIs
-for the regions the resource ids name (:func:`dbcost.jobs.inventory.read_inventory`), so resources whose tags
-billing does not know are placed by their own tags. Placement itself is pure
+probed first with one small request, so a payer that has not opted in is one ``NotEnabledError`` line.
+``inventory`` reads the databases' own APIs for the regions the resource ids name
+(:func:`dbcost.jobs.inventory.read_inventory`), so resources whose tags billing does not know are placed by their
+own tags. Placement itself is pure
 (:func:`dbcost.attribution.resources.place_resources`).
 """
 
@@ -321,11 +322,14 @@ def _quarantined(store: Store, ds: ResourceDatasets, start: dt.date, end: dt.dat
     """The money datasets' quarantined groups, by reason and by the resource id their raw keys name; the
     billing-tag datasets' ones counted apart (they lose a tag hint, not money)."""
     money = {q.fingerprint for q in ds.usage.values()}
-    rows = store.quarantined_groups([q.fingerprint for q in ds.all()], start.isoformat(), end.isoformat(), targets)
+    s, e = start.isoformat(), end.isoformat()
+    rows = [g for t in targets for g in store.quarantined_groups([q.fingerprint for q in ds.all()], target=t)
+            if g["period_start"] is None or s <= g["period_start"][:10] < e]  # None: a whole result
     reasons: Counter[str] = Counter()
     by_resource: Counter[str] = Counter()
     placement = 0
-    for dataset, reason, raw in rows:
+    for g in rows:
+        dataset, reason, raw = g["dataset"], g["reason"], g["raw"]
         if dataset not in money:
             placement += 1
             continue

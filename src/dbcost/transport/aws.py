@@ -25,7 +25,7 @@ raised by botocore / aiohttp / the socket        becomes
                                                  too), ServiceValidation, DataUnavailable, Server (5xx),
                                                  else ApiError; an operation with an opt-in setting that
                                                  answers "not enabled": NotEnabled (names the setting)
-no/partial credentials, unknown profile, SSO     CredentialsError
+no/partial credentials, unknown profile, SSO     NoCredentialsError (a CredentialsError, marked NotSent)
 ``ParamValidationError``                         QueryError (exit 2)
 ``InvalidRegionError``, an endpoint URL botocore ConfigError naming ``--region`` / ``--endpoint-url``
 cannot use (``ValueError`` when the client is    (exit 2)
@@ -65,6 +65,7 @@ from dbcost.errors import (
     DataUnavailableError,
     DbcostError,
     InvalidNextTokenError,
+    NoCredentialsError,
     NotEnabledError,
     QueryError,
     RequestChangedError,
@@ -198,7 +199,8 @@ def translate_errors(operation: str, *, iam_action: str | None = None) -> Iterat
     except (bce.NoCredentialsError, bce.PartialCredentialsError, bce.ProfileNotFound,
             bce.CredentialRetrievalError, bce.TokenRetrievalError, bce.SSOError,
             bce.UnauthorizedSSOTokenError) as exc:
-        raise CredentialsError(f"{operation}: {exc}") from exc
+        # raised while signing, before anything is sent: the client counts no request for it
+        raise NoCredentialsError(f"{operation}: {exc}") from exc
     except bce.ParamValidationError as exc:
         raise QueryError("request", _one_line(exc)) from exc
     except bce.InvalidRegionError as exc:
