@@ -22,6 +22,7 @@ Whether an error is worth retrying is a property of its class, not a string comp
     │   ├── AccessDeniedError           credentials valid but not allowed
     │   ├── ServiceValidationError      ValidationException (a date rule the client could not check)
     │   └── DataUnavailableError        DataUnavailable / BillExpiration / ResourceNotFound ...
+    │       └── NotEnabledError         an opt-in Cost Explorer setting is off for the payer (names it)
     ├── TransportError                  [Retryable]  no HTTP answer: connection dropped, timeout, bad body
     ├── CredentialsError                no usable AWS credentials / profile not found
     ├── MalformedResponseError          the page as a whole is not a Cost Explorer response
@@ -51,6 +52,7 @@ __all__ = [
     "DbcostError",
     "InvalidNextTokenError",
     "MalformedResponseError",
+    "NotEnabledError",
     "NotifyError",
     "OutputError",
     "QueryError",
@@ -162,6 +164,18 @@ class ServiceValidationError(ApiError):
 
 class DataUnavailableError(ApiError):
     """The service has no data for the request (data unavailable, bill expired, resource not found)."""
+
+
+class NotEnabledError(DataUnavailableError):
+    """The payer has not opted in to the data the operation serves (resource-level data); ``setting`` names the
+    Cost Explorer setting to turn on, and the message is one line saying so."""
+
+    def __init__(self, message: str, *, setting: str, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.setting = setting
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class TransportError(DbcostError, Retryable):
