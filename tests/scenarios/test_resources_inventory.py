@@ -71,6 +71,7 @@ async def test_the_inventory_places_what_billing_leaves_untagged(moto: str, tmp_
         before = {r["resource_id"]: r for r in json.loads(out)["resources"]}
         rc, out, err = await run_cli_async(*base, "--inventory", env=env)
         assert rc == 0, err
+        assert "read the inventory (RDS, DynamoDB, ElastiCache)" in err
     data = json.loads(out)
     after = {r["resource_id"]: r for r in data["resources"]}
     assert data["inventory"] is True

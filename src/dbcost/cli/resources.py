@@ -138,6 +138,9 @@ def resources(
         if not result.fetched.ok:
             _fail_run(result.fetched)
     a = result.attribution
+    if result.inventory is not None:
+        say(f"dbcost resources: read the inventory (RDS, DynamoDB, ElastiCache): {result.inventory.requests} "
+            "request(s)")
     if a.quarantined.groups or a.quarantined.placement_groups:
         say(f"dbcost resources: {a.quarantined.groups} group(s) of spend quarantined (their amounts are not in "
             f"the total) and {a.quarantined.placement_groups} of the billing-tag groupings; `quarantined` in the "
