@@ -187,3 +187,26 @@ async def test_a_payer_without_resource_level_data_is_one_line(tmp_path: Path) -
     assert len(lines) == 1 and lines[0].startswith("dbcost: failed: ") and \
         "Resource-level data at daily granularity" in lines[0], err
     assert by_op.get("GetCostAndUsageWithResources") == 1  # the probe: no unit of the run was started
+
+
+async def test_sync_keeps_the_fourteen_day_window_current(tmp_path: Path) -> None:
+    """Two days later, `sync --dataset all` re-reads each resource-level dataset over the last 14 days exactly
+    (never before today - 14, which Cost Explorer would refuse), and `resources` then covers the new window."""
+    import datetime as dt
+
+    db = tmp_path / "s.duckdb"
+    async with Emulator(EmulatorConfig(today=TODAY, clusters=CLUSTERS)) as emu:
+        await resources(emu, db, "--service", "Amazon DynamoDB")
+    later = TODAY + dt.timedelta(days=2)
+    async with Emulator(EmulatorConfig(today=later, clusters=CLUSTERS)) as emu:
+        rc, _, err = await run_cli_async("sync", "--dataset", "all", "--db", str(db), "--endpoint-url", emu.url,
+                                         "--today", later.isoformat())
+        assert rc == 0, err
+        assert err.count(f"{later - dt.timedelta(days=14)} to {later}") == 3  # the money and the two tag datasets
+        sent = emu.stats()["requests"]
+        rc, out, err = await run_cli_async("resources", "--db", str(db), "--endpoint-url", emu.url, "--format", "json",
+                                           "--service", "Amazon DynamoDB", "--today", later.isoformat())
+        assert rc == 0, err
+        assert emu.stats()["requests"] == sent  # the synced store is fresh for the new window: nothing sent
+    data = json.loads(out)
+    assert (data["start"], data["end"]) == ((later - dt.timedelta(days=14)).isoformat(), later.isoformat())
