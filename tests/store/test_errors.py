@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from dbcost.attribution.inventory import InventoryItem, InventoryScope
 from dbcost.errors import StoreError
 from dbcost.parse import ParsedPage
 from dbcost.store import AsyncStore, ExportSelection, Store
@@ -50,6 +51,10 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "advisory_states": lambda s: s.advisory_states("UnblendedCost|db-cluster"),
     "record_advisories": lambda s: s.record_advisories("UnblendedCost|db-cluster", [
         AdvisoryRow("k", "2026-09", {"kind": "idle"}, dt.datetime(2026, 9, 1), None, 1)]),
+    "record_inventory": lambda s: s.record_inventory([InventoryScope("t1", "rds", "eu-west-1")], [
+        InventoryItem(arn="arn:aws:rds:eu-west-1:1:db:a", service="rds", kind="db-instance", account="1",
+                      region="eu-west-1", name="a", read_at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC), target="t1")]),
+    "inventory_items": lambda s: s.inventory_items(),
     "get_meta": lambda s: s.get_meta("k"),
     "meta_keys": lambda s: s.meta_keys("k"),
     "put_meta": lambda s: s.put_meta("k", "v"),
@@ -78,6 +83,7 @@ TABLES = {
     "done_units": "units", "start_unit": "staging", "checkpoint_unit": "units", "fail_unit": "units",
     "pages_per_day": "units", "done_windows": "units", "has_done_units": "units", "quota_states": "quota_state",
     "record_quota_states": "quota_state", "advisory_states": "advisories", "record_advisories": "advisories",
+    "record_inventory": "inventory", "inventory_items": "inventory",
     "get_meta": "meta", "meta_keys": "meta", "put_meta": "meta", "quarantine_summary": "quarantine",
     "quarantined_groups": "quarantine",
     "freshness": "units", "metric_amounts": "records", "earliest_estimated_period": "records",

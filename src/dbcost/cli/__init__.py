@@ -12,7 +12,7 @@ import gc
 import sys
 
 import dbcost.emulator.cli
-from dbcost.cli import advise, attribute, backfill, config, datasets, demo, export, fetch, quota, report
+from dbcost.cli import advise, attribute, backfill, config, datasets, demo, export, fetch, quota, report, resources
 from dbcost.cli.app import EXIT_OK, app
 
 __all__ = ["app", "main"]
@@ -25,6 +25,7 @@ app.command()(datasets.datasets)
 app.command()(export.export)
 app.command()(demo.demo)
 app.command()(attribute.attribute)
+app.command()(resources.resources)
 app.command()(report.report)
 app.command()(advise.advise)
 app.add_typer(dbcost.emulator.cli.app, name="emulator", help="A local Cost Explorer look-alike (for trying dbcost).")

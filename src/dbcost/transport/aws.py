@@ -8,6 +8,12 @@
 * botocore's retries are set to a single attempt: ``dbcost.retry`` is the one retry layer.
 * Every botocore / aiohttp exception is mapped here, once, into :mod:`dbcost.errors` (``from exc``).
   Messages never contain credentials: only codes, statuses, operation names and the service's message.
+* Any AWS service: ``service`` is botocore's name (``ce`` by default; ``rds``, ``dynamodb``, ``elasticache``
+  for the inventory, ``s3``/``kinesis`` for the sinks); :meth:`AwsTransport.call` takes the operation's API
+  name (``DescribeDBInstances``) whatever the protocol (JSON, query/XML, REST).
+* An access denial names the IAM action that is missing (``rds:DescribeDBInstances``: the service's signing
+  name and the operation), in one line, so the fix is one line of policy; for Cost Explorer, RDS, DynamoDB,
+  ElastiCache and Kinesis, whose actions are named after their operations (S3's are not).
 
 The mapping, family by family (``tests/hostile/test_seams.py`` has a test for each):
 
@@ -87,7 +93,7 @@ from dbcost.errors import (
 from dbcost.operations import OPERATIONS
 from dbcost.sinks.base import redact_url
 
-__all__ = ["THROTTLE_CODES", "AwsTransport", "translate_errors"]
+__all__ = ["THROTTLE_CODES", "AwsTransport", "chain_region", "translate_errors"]
 
 #: Error codes that mean "slow down" (botocore's standard retry list + Cost Explorer's own).
 THROTTLE_CODES = frozenset(
@@ -121,6 +127,8 @@ _ACCESS_CODES = frozenset(
         "AuthFailure",
     }
 )
+#: services whose IAM action for an operation is the operation's own name (an access denial names it)
+_ACTION_IS_OPERATION = frozenset({"ce", "rds", "dynamodb", "elasticache", "kinesis"})
 _EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 _DATA_CODES = frozenset(
     {
@@ -154,11 +162,11 @@ def _not_enabled(operation: str, code: str, message: str) -> str | None:
     return None
 
 
-def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
+def _from_client_error(exc: bce.ClientError, operation: str, iam_action: str | None = None) -> DbcostError:
     err = exc.response.get("Error", {}) or {}
     meta = exc.response.get("ResponseMetadata", {}) or {}
     code = str(err.get("Code", "") or "")
-    message = str(err.get("Message", "") or "") or "no message"
+    message = " ".join(str(err.get("Message", "") or "").split()) or "no message"  # one line, whatever it held
     status = meta.get("HTTPStatusCode")
     status = int(status) if isinstance(status, int | str) and str(status).isdigit() else None
     kw: dict[str, Any] = {
@@ -182,6 +190,8 @@ def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
     if code in _EXPIRED_CODES:
         return CredentialsError(f"{operation}: {code}: AWS credentials have expired")
     if code in _ACCESS_CODES or status == 403:
+        if iam_action:
+            message = f"the credentials lack the IAM permission {iam_action} (add it to their policy): {message}"
         return AccessDeniedError(message, **kw)
     if code == "ValidationException":
         return ServiceValidationError(message, **kw)
@@ -193,14 +203,15 @@ def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
 
 
 @contextlib.contextmanager
-def translate_errors(operation: str) -> Iterator[None]:
-    """Map botocore/aiohttp exceptions raised inside the block into :mod:`dbcost.errors`."""
+def translate_errors(operation: str, *, iam_action: str | None = None) -> Iterator[None]:
+    """Map botocore/aiohttp exceptions raised inside the block into :mod:`dbcost.errors` (an access denial
+    names ``iam_action`` when given)."""
     try:
         yield
     except DbcostError:
         raise
     except bce.ClientError as exc:
-        raise _from_client_error(exc, operation) from exc
+        raise _from_client_error(exc, operation, iam_action) from exc
     except (bce.NoCredentialsError, bce.PartialCredentialsError, bce.ProfileNotFound,
             bce.CredentialRetrievalError, bce.TokenRetrievalError, bce.SSOError,
             bce.UnauthorizedSSOTokenError) as exc:
@@ -287,6 +298,30 @@ class _ParserFactory(AioResponseParserFactory):  # type: ignore[misc]
         return super().create_parser(protocol_name)
 
 
+#: the process's botocore data loader, once the first session made it (see :func:`_share_loader`)
+_LOADER: list[Any] = []
+
+
+def _share_loader(session: Any) -> None:
+    """Give ``session`` the process's one botocore data loader. The loader caches what it parsed, so each service
+    model and the endpoints file are read once per process instead of once per client: the RDS model alone takes
+    about a tenth of a second to parse, and an inventory reading opens one client per target, region and
+    service. The loader is only ever used from the event loop's thread."""
+    base = session._session  # the AioSession aioboto3 wraps
+    if not _LOADER:
+        _LOADER.append(base.get_component("data_loader"))
+    base.register_component("data_loader", _LOADER[0])
+    session._loader = _LOADER[0]
+
+
+def chain_region(profile: str | None = None) -> str:
+    """The region a client of ``profile`` (None: the default chain) is made for when none is given: the
+    environment's or the profile's, else ``us-east-1`` (what :class:`AwsTransport` uses)."""
+    with translate_errors("read the AWS configuration"):
+        session = aioboto3.Session(profile_name=profile)
+        return str(session.region_name or "us-east-1")
+
+
 class AwsTransport:
     """An aioboto3 client for one AWS service, as a :class:`~dbcost.transport.base.Transport`."""
 
@@ -339,6 +374,7 @@ class AwsTransport:
                     session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret)
                 else:
                     session = aioboto3.Session(profile_name=self.profile)
+                _share_loader(session)
                 region = self.region or session.region_name or "us-east-1"
                 if self.service == "ce":  # before any client is made: the session's clients share the factory
                     session._session.register_component("response_parser_factory", _ParserFactory(RAW_OPERATIONS))
@@ -408,7 +444,12 @@ class AwsTransport:
         if self._client is None:
             raise RuntimeError("AwsTransport used outside 'async with'")
         method = getattr(self._client, xform_name(operation))
-        with translate_errors(operation):
+        # the IAM action is the service's signing name and the operation (rds:DescribeDBInstances, ce:GetTags),
+        # for the services whose actions are named so (S3's are not: ListObjectsV2 needs s3:ListBucket)
+        action = None
+        if self.service in _ACTION_IS_OPERATION:
+            action = f"{self._client.meta.service_model.signing_name or self.service}:{operation}"
+        with translate_errors(operation, iam_action=action):
             response: dict[str, Any] = await method(**params)
         response.pop("ResponseMetadata", None)
         return response
