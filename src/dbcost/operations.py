@@ -79,7 +79,10 @@ COST_AND_USAGE_WITH_RESOURCES = Operation(
     history_days=14,
     filter_required=True,
     extra_dimensions=frozenset({"RESOURCE_ID"}),
-    opt_in="Cost Explorer > Preferences > Resource-level data at daily granularity",
+    opt_in=(
+        "Billing and Cost Management > Cost Management preferences > Multi-year and granular data > "
+        "Resource-level data at daily granularity"
+    ),
     hourly_services=frozenset({EC2_INSTANCES}),
 )
 DIMENSION_VALUES = Operation(name="GetDimensionValues", shape="list", items_key="DimensionValues")
