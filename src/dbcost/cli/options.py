@@ -189,7 +189,8 @@ ClusterTagOpt = Annotated[str, typer.Option("--cluster-tag", help="Tag key namin
 TeamTagOpt = Annotated[str, typer.Option("--team-tag", help="Tag key naming the owning team.")]
 TopologyOpt = Annotated[
     str | None,
-    typer.Option("--topology", help="CSV/YAML of cluster, team, env, owner: for clusters whose tags are missing."),
+    typer.Option("--topology", help="CSV/YAML for clusters or resources whose tags are missing: cluster, team, "
+                                    "env, owner (or resource_id, cluster, team, env, owner)."),
 ]
 AllocateOpt = Annotated[
     bool, typer.Option("--allocate-shared", help="Spread unattributed spend over teams by account and service.")
