@@ -201,7 +201,8 @@ def make_plan(spec: RunSpec, pages_per_day: dict[str, float] | None = None) -> P
     """The run's plan (pure): every query's range for every target, sharded if asked."""
     names = [t.name for t in spec.targets]
     plans = [plan_units(q, names, today=spec.today, window=spec.window, max_concurrency=spec.max_concurrency,
-                        pages_per_day=pages_per_day, sibling_queries=len(spec.queries)) for q in spec.queries]
+                        pages_per_day=pages_per_day, sibling_queries=len(spec.queries),
+                        max_rps=spec.settings.rate.max_rps) for q in spec.queries]
     if len(plans) == 1 and spec.shard is None:
         return plans[0]
     units = sorted({u for p in plans for u in p.units})
@@ -258,6 +259,7 @@ async def run_pipeline(
     (module docstring)."""
     progress = progress or _NoProgress()
     ppd = await asyncio.to_thread(_pages_per_day, spec)
+    given_plan = plan is not None
     if plan is None:
         plan = make_plan(spec, ppd)
     the_plan = plan
@@ -271,6 +273,12 @@ async def run_pipeline(
             if run is not None:
                 resumed_id = run[0]
                 done = await store.call(lambda s: s.done_units(resumed_id))
+                # the units are sized by the history (pages per day): the resumed run keeps the history it was
+                # planned with, so the units its first part completed are the same units now
+                planned_with = (await store.call(lambda s: s.run_args(resumed_id))).get("plan_pages_per_day")
+                if isinstance(planned_with, dict) and planned_with != ppd and not given_plan:
+                    ppd = {str(k): float(v) for k, v in planned_with.items()}
+                    plan = the_plan = make_plan(spec, ppd)
             else:  # safe on every attempt: the units no earlier run of the plan completed (with these sinks)
                 shown = [redact_url(u) for u in spec.sinks]
                 done = await store.call(lambda s: s.plan_done_units(the_plan.plan_id, shown))
@@ -289,7 +297,8 @@ async def run_pipeline(
         else:
             args = {"query": spec.query.model_dump(mode="json"), "targets": [t.name for t in spec.targets],
                     "window": spec.window, "shard": str(spec.shard) if spec.shard else None,
-                    "sinks": [redact_url(u) for u in spec.sinks], "today": spec.today.isoformat()}
+                    "sinks": [redact_url(u) for u in spec.sinks], "today": spec.today.isoformat(),
+                    "plan_pages_per_day": ppd}
             run_id, version = await store.call(lambda s: s.begin_run(spec.command, plan_id=the_plan.plan_id, args=args))
         todo = [u for u in plan.units if u.unit_id not in done]
         per_target = {t.name: Stats() for t in spec.targets}

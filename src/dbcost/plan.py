@@ -11,10 +11,24 @@ Date rules (``COST-EXPLORER-FACTS.md``; AWS does not publish all of them, so the
 * Nothing is served for days after today: a range that starts in the future is refused, and the units of a
   range that runs past today stop at today's unit (a future day would cost a request and bring nothing).
 
-Windows are calendar-aligned (months, half-months, ISO weeks or days), so the same range always
-yields the same units; ``auto`` picks the largest window that still gives enough units to keep
-``max_concurrency`` requests busy. Units are ordered by (target, dataset, start) and sharded round-robin
-over that order: ``--shard K/N`` takes a deterministic, disjoint share.
+Windows are calendar-aligned (months, half-months, ISO weeks or days), so the same range and the same
+history always yield the same units. ``auto`` sizes them between two limits:
+
+* **enough chains for the latency.** A unit is one page chain, and a chain is sequential: it sends its next
+  request only when the last one has answered, so it carries at most ``1 / latency`` requests a second. To
+  let the governor reach ``max_rps``, about ``ceil(max_rps x latency_s)`` chains must be in flight (Little's
+  law; ``latency_s`` defaults to :data:`DEFAULT_LATENCY_S`, an inferred typical Cost Explorer answer time),
+  capped at ``max_concurrency``; with no ``max_rps`` given, half of ``max_concurrency`` (at least 2). Targets
+  and sibling datasets run their own chains side by side, so they share that number;
+* **no more partial pages than the data allows.** Cost Explorer pages the groups of a query's days as one
+  flat list, so a unit of ``d`` days costs ``ceil(pages_per_day x d)`` requests and every unit boundary adds
+  about half a page. When the store knows the dataset's pages per day (earlier runs, or a probe), the
+  windows are never so fine that the units would add more than :data:`MAX_SPLIT_OVERHEAD` (5%) over the
+  fewest requests the data allows (one chain over the range): more chains only where the data is large
+  enough to pay for them. Without that history the chain count alone decides (months are the coarsest).
+
+Units are ordered by (target, dataset, start) and sharded round-robin over that order: ``--shard K/N`` takes
+a deterministic, disjoint share.
 
 Each unit costs at least one request (one page); the expected count uses pages-per-day from earlier
 runs of the same dataset when the store has them.
@@ -45,10 +59,13 @@ from dbcost.errors import UsageError
 from dbcost.models import CostQuery
 
 __all__ = [
+    "DEFAULT_LATENCY_S",
+    "MAX_SPLIT_OVERHEAD",
     "Plan",
     "Shard",
     "Window",
     "WorkUnit",
+    "chains_wanted",
     "check_range",
     "describe_units",
     "expected_requests",
@@ -58,6 +75,11 @@ __all__ = [
 
 Window = Literal["auto", "month", "semimonth", "week", "day"]
 PRICE_PER_REQUEST = Decimal("0.01")
+#: a typical Cost Explorer answer time for a page of groups (inferred: AWS publishes none; 0.3-1 s is what
+#: users report), used to size the chains in flight
+DEFAULT_LATENCY_S = 0.5
+#: the share of extra (partial-page) requests the split into units may add over one chain per range
+MAX_SPLIT_OVERHEAD = 0.05
 
 
 @dataclass(frozen=True, order=True)
@@ -155,12 +177,28 @@ def _split(start: dt.date, end: dt.date, window: Window) -> list[tuple[dt.date, 
     return list(itertools.pairwise(edges))
 
 
-def _auto_window(start: dt.date, end: dt.date, want_units: int) -> Window:
-    candidates: tuple[Window, ...] = ("month", "semimonth", "week")
+def _auto_window(start: dt.date, end: dt.date, want_units: int, pages_per_day: float | None = None) -> Window:
+    """The coarsest window that gives ``want_units`` units; with a known ``pages_per_day``, never one so fine that
+    its partial pages (about half a page per unit) add more than :data:`MAX_SPLIT_OVERHEAD` (months at most)."""
+    candidates: tuple[Window, ...] = ("month", "semimonth", "week", "day")
+    fewest = (pages_per_day or 0.0) * (end - start).days
+    chosen: Window = "month"
     for w in candidates:
-        if len(_split(start, end, w)) >= want_units:
-            return w
-    return "day"
+        n = len(_split(start, end, w))
+        if pages_per_day is not None and w != "month" and 0.5 * (n - 1) > MAX_SPLIT_OVERHEAD * max(1.0, fewest):
+            break  # this fine a split costs more than it could save
+        chosen = w
+        if n >= want_units:
+            break
+    return chosen
+
+
+def chains_wanted(max_concurrency: int, max_rps: float | None, latency_s: float = DEFAULT_LATENCY_S) -> int:
+    """Chains in flight that let ``max_rps`` requests a second pass at ``latency_s`` each (Little's law), at most
+    ``max_concurrency``; without ``max_rps``, half of ``max_concurrency`` (at least 2)."""
+    if max_rps is None:
+        return max(2, math.ceil(max_concurrency / 2))
+    return max(2, min(max_concurrency, math.ceil(max_rps * latency_s)))
 
 
 def check_range(query: CostQuery, today: dt.date) -> None:
@@ -188,12 +226,15 @@ def plan_units(
     daily_history_months: int = DAILY_HISTORY_MONTHS,
     monthly_history_months: int = MONTHLY_HISTORY_MONTHS,
     sibling_queries: int = 1,
+    max_rps: float | None = None,
+    latency_s: float = DEFAULT_LATENCY_S,
 ) -> Plan:
     """Units for ``query`` over its range for every target. Raises :class:`UsageError` for a range
     Cost Explorer would refuse.
 
     ``sibling_queries``: how many queries (datasets) run in the same plan; their chains run side by side,
-    so each one needs fewer, larger windows to keep the requests flowing.
+    so each one needs fewer, larger windows to keep the requests flowing. ``max_rps``/``latency_s`` size the
+    chains (:func:`chains_wanted`); ``pages_per_day`` (per dataset) bounds how fine the windows may get.
     """
     if not targets:
         raise UsageError("targets: at least one target is required")
@@ -236,16 +277,18 @@ def plan_units(
         pieces.append((query, query.start, query.end))
 
     total_days = (query.end - query.start).days
-    # Enough units to keep about half of max_concurrency chains busy (a chain is sequential), but no
-    # more: every unit ends in a partly filled page, i.e. one more $0.01 request. Targets and sibling
+    # Enough units for the chains the rate and the latency need (a chain is sequential), but no more than the
+    # data pays for: every unit ends in a partly filled page, i.e. one more $0.01 request. Targets and sibling
     # datasets run their own chains side by side, so they count towards that.
-    want = max(1, math.ceil(max(2, math.ceil(max_concurrency / 2)) / (len(targets) * max(1, sibling_queries))))
+    want = max(1, math.ceil(chains_wanted(max_concurrency, max_rps, latency_s)
+                            / (len(targets) * max(1, sibling_queries))))
     units: list[WorkUnit] = []
     for q, s, e in pieces:
         if q.granularity == "MONTHLY":
             win: Window = "month"
         elif window == "auto":
-            win = _auto_window(query.start, min(query.end, add_months(today, 2)), want)
+            win = _auto_window(query.start, min(query.end, add_months(today, 2)), want,
+                               (pages_per_day or {}).get(q.fingerprint))
         else:
             win = window
         # a unit starting after today would bring nothing; the split stops well past today's unit (whose own

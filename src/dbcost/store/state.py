@@ -117,6 +117,13 @@ class State(StoreBase):
                             [UnitStatus.DONE, *runs])
         return {str(r[0]) for r in rows}
 
+    @operation("read run arguments")
+    def run_args(self, run_id: str) -> dict[str, Any]:
+        """The arguments a run was begun with (``{}`` for an unknown run)."""
+        row = self._db.one("SELECT args FROM runs WHERE run_id = ?", [run_id])
+        args = orjson.loads(row[0]) if row and row[0] else {}
+        return args if isinstance(args, dict) else {}
+
     @operation("reopen run")
     def reopen_run(self, run_id: str) -> None:
         """Mark a resumed run running again."""
