@@ -61,6 +61,7 @@ from dbcost.models import CostQuery
 __all__ = [
     "DEFAULT_LATENCY_S",
     "MAX_SPLIT_OVERHEAD",
+    "Density",
     "Plan",
     "Shard",
     "Window",
@@ -177,6 +178,16 @@ def _split(start: dt.date, end: dt.date, window: Window) -> list[tuple[dt.date, 
     return list(itertools.pairwise(edges))
 
 
+def _cut(windows: list[tuple[dt.date, dt.date]],
+         fixed: Sequence[tuple[dt.date, dt.date]]) -> list[tuple[dt.date, dt.date]]:
+    """``windows`` (contiguous, in order) cut at every bound of ``fixed`` that falls strictly inside one."""
+    if not windows:
+        return windows
+    lo, hi = windows[0][0], windows[-1][1]
+    edges = {b for w in windows for b in w} | {b for w in fixed for b in w if lo < b < hi}
+    return list(itertools.pairwise(sorted(edges)))
+
+
 def _auto_window(start: dt.date, end: dt.date, want_units: int, pages_per_day: float | None = None) -> Window:
     """The coarsest window that gives ``want_units`` units; with a known ``pages_per_day``, never one so fine that
     its partial pages (about half a page per unit) add more than :data:`MAX_SPLIT_OVERHEAD` (months at most)."""
@@ -228,6 +239,7 @@ def plan_units(
     sibling_queries: int = 1,
     max_rps: float | None = None,
     latency_s: float = DEFAULT_LATENCY_S,
+    fixed: Sequence[tuple[dt.date, dt.date]] = (),
 ) -> Plan:
     """Units for ``query`` over its range for every target. Raises :class:`UsageError` for a range
     Cost Explorer would refuse.
@@ -235,6 +247,8 @@ def plan_units(
     ``sibling_queries``: how many queries (datasets) run in the same plan; their chains run side by side,
     so each one needs fewer, larger windows to keep the requests flowing. ``max_rps``/``latency_s`` size the
     chains (:func:`chains_wanted`); ``pages_per_day`` (per dataset) bounds how fine the windows may get.
+    ``fixed``: windows that must stay units of their own (a probe's, whose pages the run reuses): the split of a
+    DAILY or HOURLY range is cut at their bounds too.
     """
     if not targets:
         raise UsageError("targets: at least one target is required")
@@ -294,8 +308,11 @@ def plan_units(
         # a unit starting after today would bring nothing; the split stops well past today's unit (whose own
         # end is kept), so a far end (year 9999) costs no time
         stop = min(e, add_months(today, 2))
+        windows = _split(s, stop, win)
+        if fixed and q.granularity != "MONTHLY":
+            windows = _cut(windows, fixed)
         for target in targets:
-            units.extend(WorkUnit(target, q.fingerprint, ws, we, q) for ws, we in _split(s, stop, win) if ws <= today)
+            units.extend(WorkUnit(target, q.fingerprint, ws, we, q) for ws, we in windows if ws <= today)
     units.sort()
     if shard is not None:
         units = [u for i, u in enumerate(units) if i % shard.count == shard.index - 1]
@@ -324,3 +341,77 @@ def describe_units(units: Iterable[WorkUnit]) -> list[dict[str, str]]:
          "start": u.start.isoformat(), "end": u.end.isoformat()}
         for u in units
     ]
+
+
+@dataclass
+class Density:
+    """What a probe learnt of one target's data: groups per day near each end of the range and the page size.
+
+    Cost Explorer pages a query's groups as one flat list over its periods (the emulator does; inferred for
+    AWS, whose page size is undocumented), so a unit of ``d`` days costs about ``ceil(groups per day x d /
+    page size)`` requests. The groups per day move with the fleet, so they are interpolated linearly between
+    the two ends. A MONTHLY unit has one period holding about one day's groups (the same resources, summed;
+    inferred), so it costs ``ceil(groups per day / page size)``.
+    """
+
+    #: (day, groups) of every period a probe saw whole
+    days: list[tuple[dt.date, int]] = field(default_factory=list)
+    #: groups on a page that had a next page: the page size (None: no page was full)
+    page_size: int | None = None
+    #: the most groups seen on one page: a lower bound for the page size
+    largest_page: int = 0
+    #: groups seen so far of a period still open (its next page not fetched): a lower bound for a day
+    open_groups: dict[str, int] = field(default_factory=dict)
+
+    def add_page(self, groups_by_period: dict[str, int], has_next: bool) -> None:
+        """One probed page: its groups per period (in order; the last one continues on the next page when
+        ``has_next``)."""
+        total = sum(groups_by_period.values())
+        self.largest_page = max(self.largest_page, total)
+        if has_next and total:
+            self.page_size = max(self.page_size or 0, total)
+        periods = [(p, n + self.open_groups.pop(p, 0)) for p, n in groups_by_period.items()]
+        whole = periods[:-1] if has_next else periods
+        self.days.extend((dt.date.fromisoformat(p[:10]), n) for p, n in whole)
+        if has_next and periods:
+            self.open_groups = {periods[-1][0]: periods[-1][1]}
+
+    def known(self) -> bool:
+        """Something was seen: a whole day, or part of one."""
+        return bool(self.days or self.open_groups)
+
+    def complete_days(self) -> int:
+        return len(self.days)
+
+    def _page(self) -> int:
+        return max(1, self.page_size or self.largest_page)
+
+    def groups_on(self, day: dt.date) -> float:
+        """Groups per day at ``day``: the line through the means of the earliest and the latest half of the days
+        seen (flat outside them); 0 with nothing seen."""
+        if not self.days:  # part of a day only: at least that many
+            return float(max(self.open_groups.values(), default=0))
+        seen = sorted(self.days)
+        half = max(1, len(seen) // 2)
+        early, late = seen[:half], seen[-half:]
+        d0 = early[len(early) // 2][0]
+        d1 = late[len(late) // 2][0]
+        g0 = sum(n for _, n in early) / len(early)
+        g1 = sum(n for _, n in late) / len(late)
+        if d1 <= d0:
+            return (g0 + g1) / 2
+        t = min(1.0, max(0.0, (day - d0).days / (d1 - d0).days))
+        return g0 + (g1 - g0) * t
+
+    def pages(self, unit: WorkUnit) -> int:
+        """The requests ``unit`` is expected to take (at least one)."""
+        if unit.query.granularity == "MONTHLY":
+            return max(1, math.ceil(self.groups_on(unit.start + dt.timedelta(days=14)) / self._page()))
+        total = sum(self.groups_on(unit.start + dt.timedelta(days=i)) for i in range(unit.days))
+        return max(1, math.ceil(total / self._page()))
+
+    def pages_per_day(self, start: dt.date, end: dt.date) -> float:
+        """The mean pages per day over ``[start, end)`` (what the planner sizes windows with)."""
+        days = max(1, (end - start).days)
+        mid = start + dt.timedelta(days=days // 2)
+        return self.groups_on(mid) / self._page()

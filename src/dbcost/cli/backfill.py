@@ -82,6 +82,9 @@ def backfill(
     shard_index_env: ShardIndexEnvOpt = None,
     shard_count: ShardCountOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the units, requests and dollars; send nothing.")] = False,
+    probe: Annotated[bool, typer.Option(
+        "--probe", help="With --dry-run: spend at most max(2, 2%) of the run's requests to learn the groups per day, "
+        "estimate within about 10%, and keep the pages fetched for the run (it does not buy them again).")] = False,
     max_requests: MaxReqOpt = None,
     max_cost_usd: Annotated[
         float | None, typer.Option("--max-cost-usd", help="Refuse/stop before spending more than this "
@@ -116,13 +119,18 @@ def backfill(
                         request_timeout_s=request_timeout_s, retry_budget_s=retry_budget_s,
                         max_chain_pages=max_pages_per_chain, metrics_file=metrics_file,
                         shard_index_env=shard_index_env, shard_count=shard_count)
+        if probe and not dry_run:
+            raise UsageError("--probe: only with --dry-run (a run continues what the probe fetched by itself)")
+        if probe and resume:
+            raise UsageError("--probe: not with --resume (the probe starts what the next run continues)")
         if not dry_run:
             dbcost.jobs.backfill.check_backfill(spec)
     except (UsageError, ValueError) as exc:
         fail_usage(str(exc))
     except DbcostError as exc:  # the store cannot be read (in use by another run, not a store)
         fail(exc)
-    code = run_async(lambda: _run(spec, dry_run=dry_run, as_json=as_json, strict=strict, metrics_file=metrics_file))
+    code = run_async(lambda: _run(spec, dry_run=dry_run, as_json=as_json, strict=strict, metrics_file=metrics_file,
+                                  probe=probe))
     raise typer.Exit(code)
 
 
@@ -191,9 +199,18 @@ def sync(
     raise typer.Exit(code)
 
 
-async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bool, metrics_file: str | None) -> int:
+async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bool, metrics_file: str | None,
+               probe: bool = False) -> int:
+    if dry_run and probe:
+        probed = await dbcost.jobs.backfill.probe_backfill(spec)
+        print_plan(probed.plan, as_json, probe=probed)
+        return EXIT_OK
     if dry_run:
-        print_plan(await dbcost.jobs.backfill.plan_backfill(spec), as_json)
+        history = await dbcost.jobs.backfill.has_history(spec)
+        print_plan(await dbcost.jobs.backfill.plan_backfill(spec), as_json, history=history)
+        if not history:
+            say(f"dbcost: {spec.db} has no history of this dataset, so the estimate counts one request per unit and "
+                "cannot estimate well; --dry-run --probe spends a few requests to estimate within about 10%")
         return EXIT_OK
     metrics_ok = True
     try:

@@ -133,16 +133,22 @@ def print_table(f: Any, query: dbcost.CostQuery, records: list[dbcost.CostRecord
     f.write(buf.getvalue())
 
 
-def print_plan(plan: dbcost.plan.Plan, as_json: bool) -> None:
-    """``--dry-run``: the units and what they will cost, as a table or JSON."""
+def print_plan(plan: dbcost.plan.Plan, as_json: bool, *, probe: Any = None, history: bool = True) -> None:
+    """``--dry-run``: the units and what they will cost, as a table or JSON; with ``probe`` (a
+    :class:`~dbcost.jobs.backfill.ProbeOutcome`) the run's expected requests are the probe's estimate of what it
+    still sends, and what the probe spent is shown."""
     units = dbcost.plan.describe_units(plan.units)
+    expected = probe.expected_requests if probe is not None else plan.expected_requests
+    expected_usd = probe.expected_cost_usd if probe is not None else plan.expected_cost_usd
     if as_json:
         import orjson
 
         typer.echo(orjson.dumps({
             "plan_id": plan.plan_id, "shard": str(plan.shard) if plan.shard else None, "units": units,
-            "min_requests": plan.min_requests, "expected_requests": plan.expected_requests,
-            "min_cost_usd": str(plan.min_cost_usd), "expected_cost_usd": str(plan.expected_cost_usd),
+            "min_requests": plan.min_requests, "expected_requests": expected,
+            "min_cost_usd": str(plan.min_cost_usd), "expected_cost_usd": str(expected_usd),
+            "estimate_from": "probe" if probe is not None else ("history" if history else "none"),
+            **(probe.to_json() if probe is not None else {}),
         }, option=orjson.OPT_INDENT_2).decode())
         return
     from rich.table import Table
@@ -154,7 +160,12 @@ def print_plan(plan: dbcost.plan.Plan, as_json: bool) -> None:
         table.add_row(u["target"], u["granularity"], u["start"], u["end"], u["dataset"])
     Console().print(table)
     typer.echo(f"{len(units)} unit(s); at least {plan.min_requests} request(s) (${plan.min_cost_usd}), "
-               f"expected {plan.expected_requests} (${plan.expected_cost_usd}) at $0.01 per request/page")
+               f"expected {expected} (${expected_usd}) at $0.01 per request/page")
+    if probe is not None:
+        typer.echo(f"the probe sent {probe.requests} request(s) (allowance {probe.allowance}); its "
+                   f"{probe.staged_pages} page(s) are staged and the run reuses them (not counted above)"
+                   + ("" if probe.complete else "; it saw no whole day within its allowance, so the estimate is "
+                      "a lower bound"))
 
 
 def print_attribution(a: Any) -> None:
