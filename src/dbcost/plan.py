@@ -18,8 +18,9 @@ history always yield the same units. ``auto`` sizes them between two limits:
   request only when the last one has answered, so it carries at most ``1 / latency`` requests a second. To
   let the governor reach ``max_rps``, about ``ceil(max_rps x latency_s)`` chains must be in flight (Little's
   law; ``latency_s`` defaults to :data:`DEFAULT_LATENCY_S`, an inferred typical Cost Explorer answer time),
-  capped at ``max_concurrency``; with no ``max_rps`` given, half of ``max_concurrency`` (at least 2). Targets
-  and sibling datasets run their own chains side by side, so they share that number;
+  capped at ``max_concurrency``. That count is used only where the dataset's pages per day are known (below);
+  without them, half of ``max_concurrency`` (at least 2), as a cautious split that a first run's unknown data
+  can afford. Targets and sibling datasets run their own chains side by side, so they share that number;
 * **no more partial pages than the data allows.** Cost Explorer pages the groups of a query's days as one
   flat list, so a unit of ``d`` days costs ``ceil(pages_per_day x d)`` requests and every unit boundary adds
   about half a page. When the store knows the dataset's pages per day (earlier runs, or a probe), the
@@ -294,15 +295,17 @@ def plan_units(
     # Enough units for the chains the rate and the latency need (a chain is sequential), but no more than the
     # data pays for: every unit ends in a partly filled page, i.e. one more $0.01 request. Targets and sibling
     # datasets run their own chains side by side, so they count towards that.
-    want = max(1, math.ceil(chains_wanted(max_concurrency, max_rps, latency_s)
-                            / (len(targets) * max(1, sibling_queries))))
+    share = len(targets) * max(1, sibling_queries)
     units: list[WorkUnit] = []
     for q, s, e in pieces:
         if q.granularity == "MONTHLY":
             win: Window = "month"
         elif window == "auto":
-            win = _auto_window(query.start, min(query.end, add_months(today, 2)), want,
-                               (pages_per_day or {}).get(q.fingerprint))
+            density = (pages_per_day or {}).get(q.fingerprint)
+            # the latency's chain count only where the data is known to pay for the splits it takes
+            want = max(1, math.ceil(chains_wanted(max_concurrency, max_rps if density is not None else None,
+                                                  latency_s) / share))
+            win = _auto_window(query.start, min(query.end, add_months(today, 2)), want, density)
         else:
             win = window
         # a unit starting after today would bring nothing; the split stops well past today's unit (whose own
