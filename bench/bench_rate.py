@@ -106,6 +106,8 @@ def run_cell(rps: float, burst: int, latency_ms: float, *, seconds: float, page_
     finally:
         emu.terminate()
         emu.wait(timeout=10)
+        if emu.stdout is not None:
+            emu.stdout.close()
     billed = s["billed_requests"]
     fewest = max(1, math.ceil((s["records"] + s["quarantined"]) / page_size))
     return {
