@@ -3,7 +3,10 @@
 For every cell (allowed rate x server burst x latency) a Cost Explorer look-alike is started in its own process
 (the project's emulator: ``--max-rps`` is its token bucket's rate, ``--burst`` its capacity, ``--latency-ms``
 a delay on every answer, throttles included), and the real ``dbcost backfill`` runs against it as a subprocess,
-told ``--max-rps`` = 2.5 x the allowed rate (the adaptive governor has to find the limit from throttles).
+told ``--max-rps`` = 2.5 x the allowed rate (the adaptive governor has to find the limit from throttles), after a
+``backfill --dry-run --probe`` into the same fresh store (the planner then knows the data's pages per day and
+sizes the chains; ``--no-probe``: a first run that knows nothing), with ``--max-concurrency`` = max(16, 1.5 x
+allowed rate x latency) (Little's law: that many requests must be in flight to carry the rate).
 The range is sized so that each cell needs about ``--seconds`` of requests at the allowed rate, and each cell
 is bounded: ``--max-requests`` caps the run and a wall-clock timeout kills it.
 
@@ -71,22 +74,31 @@ def start_emulator(rps: float, burst: int, latency_ms: float, page_size: int) ->
     return proc, url
 
 
+def concurrency_for(rps: float, latency_ms: float) -> int:
+    """In flight for the allowed rate at this latency (Little's law), with half again as headroom; 16 at least
+    (the client's default)."""
+    return max(16, math.ceil(1.5 * rps * latency_ms / 1000))
+
+
 def run_cell(rps: float, burst: int, latency_ms: float, *, seconds: float, page_size: int,
-             concurrency: int | None) -> dict[str, Any]:
-    """One cell: a backfill sized for about ``seconds`` of requests at ``rps``; its counters and ratios."""
+             concurrency: int | None, probe: bool = True) -> dict[str, Any]:
+    """One cell: a backfill sized for about ``seconds`` of requests at ``rps`` (after a ``--dry-run --probe``,
+    whose pages it reuses, when ``probe``); its counters and ratios."""
     want = max(30, round(rps * seconds))
     days = max(2, min(390, math.ceil(want * page_size / _GROUPS_PER_DAY)))
     start = TODAY - dt.timedelta(days=days)
     client_rps = rps * CLIENT_FACTOR
+    conc = concurrency if concurrency is not None else concurrency_for(rps, latency_ms)
     emu, url = start_emulator(rps, burst, latency_ms, page_size)
     try:
         with tempfile.TemporaryDirectory() as d:
             cmd = [sys.executable, "-m", "dbcost", "backfill", "--start", start.isoformat(), "--end",
                    TODAY.isoformat(), "--group-by", "SERVICE", "--group-by", "TAG:db-cluster", "--endpoint-url", url,
                    "--db", str(Path(d) / "bench.duckdb"), "--max-rps", f"{client_rps:g}", "--today",
-                   TODAY.isoformat(), "--json", "--max-requests", str(want * 3 + 50)]
-            if concurrency is not None:
-                cmd += ["--max-concurrency", str(concurrency)]
+                   TODAY.isoformat(), "--json", "--max-requests", str(want * 3 + 50), "--max-concurrency", str(conc)]
+            if probe:
+                subprocess.run([*cmd, "--dry-run", "--probe"], capture_output=True, env=_env(), check=True,
+                               timeout=seconds * 2 + 60)
             t0 = time.monotonic()
             with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
                 proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=_env())
@@ -112,6 +124,7 @@ def run_cell(rps: float, burst: int, latency_ms: float, *, seconds: float, page_
     fewest = max(1, math.ceil((s["records"] + s["quarantined"]) / page_size))
     return {
         "allowed_rps": rps, "burst": burst, "latency_ms": latency_ms, "client_max_rps": client_rps, "days": days,
+        "max_concurrency": conc, "probed": probe,
         "status": s["status"], "units": s["units"], "requests": s["requests"], "billed_requests": billed,
         "throttled": s["throttled"], "records": s["records"], "pipeline_s": round(s["elapsed_s"], 2),
         "wall_s": round(wall, 2),
@@ -143,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=None,
                     help="seconds of requests per cell at the allowed rate (default 20, --quick 8)")
     ap.add_argument("--page-size", type=int, default=50, help="the emulator's groups per page")
-    ap.add_argument("--concurrency", type=int, default=None, help="the client's --max-concurrency (default: its own)")
+    ap.add_argument("--concurrency", type=int, default=None,
+                    help="the client's --max-concurrency (default: max(16, 1.5 x allowed rate x latency))")
+    ap.add_argument("--no-probe", action="store_true",
+                    help="no --dry-run --probe before each cell's run (a first run that knows nothing of the data)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.cells:
@@ -161,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         print(" allowed burst latency_ms  days units requests throttled  pipeline_s  achieved/allowed (pipeline, "
               "proc)  throttled%  over_min  target")
     for rps, burst, lat in cells:
-        c = run_cell(rps, burst, lat, seconds=seconds, page_size=args.page_size, concurrency=args.concurrency)
+        c = run_cell(rps, burst, lat, seconds=seconds, page_size=args.page_size, concurrency=args.concurrency,
+                     probe=not args.no_probe)
         c["meets_target"] = _meets(c)
         results.append(c)
         if not args.json:

@@ -289,17 +289,19 @@ async def run_pipeline(
         elif (run := await store.call(lambda s: s.resumable_run(the_plan.plan_id))) is not None:
             resumed_id = run[0]
             done = await store.call(lambda s: s.done_units(resumed_id))
-        if run is not None and not given_plan:
-            # the units are sized by the history (pages per day) and a probe's windows: a continued run keeps
-            # what it was planned with, so the units its first part staged or completed are the same units now
+        planned: dict[str, Any] = {}
+        if run is not None:
             run_id0 = run[0]
             planned = await store.call(lambda s: s.run_args(run_id0))
+        elif spec.resume:  # no unfinished run: the units the plan's last run completed are what --resume skips
+            planned = await store.call(lambda s: s.last_run_args(the_plan.plan_id))
+        if planned and not given_plan:
+            # the units are sized by the history (pages per day) and a probe's windows: a continued run keeps
+            # what it was planned with, so the units its first part staged or completed are the same units now
             with_ppd, fixed = _planned_with(planned)
             if with_ppd is not None:
                 ppd = with_ppd
                 plan = the_plan = make_plan(spec, ppd, fixed=fixed)
-        else:
-            planned = {}
         if spec.resume:
             if run is None:  # safe on every attempt: the units no earlier run of the plan completed (with these sinks)
                 shown = [redact_url(u) for u in spec.sinks]

@@ -124,6 +124,13 @@ class State(StoreBase):
         args = orjson.loads(row[0]) if row and row[0] else {}
         return args if isinstance(args, dict) else {}
 
+    @operation("read the plan's last run arguments")
+    def last_run_args(self, plan_id: str) -> dict[str, Any]:
+        """The arguments of the latest run of this plan, of any status (``{}`` if none)."""
+        row = self._db.one("SELECT args FROM runs WHERE plan_id = ? ORDER BY started_at DESC LIMIT 1", [plan_id])
+        args = orjson.loads(row[0]) if row and row[0] else {}
+        return args if isinstance(args, dict) else {}
+
     @operation("record run arguments")
     def set_run_args(self, run_id: str, args: dict[str, Any]) -> None:
         """Replace the arguments recorded for a run (a probe records the plan it learnt)."""
