@@ -20,7 +20,14 @@ every sink from the store in period order, and only then checkpointed. So:
 * before anything is created (no store file, no run row) the plan is made and checked: a range Cost
   Explorer cannot serve, or a plan needing more requests than the cap, is a UsageError (:func:`check_run`);
 * ``--resume`` with nothing to resume (no store, or no unfinished run of the plan) sends nothing and says so
-  (``RunOutcome.nothing_to_resume``).
+  (``RunOutcome.nothing_to_resume``);
+* the units depend on the store's pages-per-day history (the planner sizes windows with it), so every run
+  records the history it was planned with (``runs.args.plan_pages_per_day``) and a continued run re-plans
+  with it: its units are the ones its first part completed or staged;
+* ``backfill --dry-run --probe`` (:func:`probe_pipeline`) stages the first pages of each target's first and last
+  unit as a ``stopped`` run of the plan, within max(2, 2%) of the estimated run, and estimates that run; the
+  next run of the plan without ``--resume`` continues the probe's run: a unit staged whole is committed without
+  a request, a partial one continues from its saved token (``RunOutcome.pages_reused``).
 """
 
 from __future__ import annotations
