@@ -390,20 +390,23 @@ class Density:
         return max(1, self.page_size or self.largest_page)
 
     def groups_on(self, day: dt.date) -> float:
-        """Groups per day at ``day``: the line through the means of the earliest and the latest half of the days
-        seen (flat outside them); 0 with nothing seen."""
+        """Groups per day at ``day``: the line through the two ends seen (the days either side of the widest gap
+        between the days seen, each end its mean), flat outside them and when the days seen are close together;
+        a lower bound from part of a day when no whole day was seen."""
         if not self.days:  # part of a day only: at least that many
             return float(max(self.open_groups.values(), default=0))
         seen = sorted(self.days)
-        half = max(1, len(seen) // 2)
-        early, late = seen[:half], seen[-half:]
-        d0 = early[len(early) // 2][0]
-        d1 = late[len(late) // 2][0]
-        g0 = sum(n for _, n in early) / len(early)
-        g1 = sum(n for _, n in late) / len(late)
-        if d1 <= d0:
-            return (g0 + g1) / 2
-        t = min(1.0, max(0.0, (day - d0).days / (d1 - d0).days))
+        gaps = [(b[0] - a[0]).days for a, b in itertools.pairwise(seen)]
+        if not gaps or max(gaps) <= 7:
+            return sum(n for _, n in seen) / len(seen)
+        cut = gaps.index(max(gaps)) + 1
+        early, late = seen[:cut], seen[cut:]
+
+        def centre(part: list[tuple[dt.date, int]]) -> tuple[float, float]:
+            return (sum(d.toordinal() for d, _ in part) / len(part), sum(n for _, n in part) / len(part))
+
+        (t0, g0), (t1, g1) = centre(early), centre(late)
+        t = min(1.0, max(0.0, (day.toordinal() - t0) / (t1 - t0)))
         return g0 + (g1 - g0) * t
 
     def pages(self, unit: WorkUnit) -> int:
