@@ -115,3 +115,47 @@ def test_targets_file_and_command_line_target_are_exclusive(tmp_path: Path) -> N
     assert [t.name for t in load_settings(targets_file=f).targets] == ["payer-a"]
     with pytest.raises(ConfigError, match="--targets: give profiles/endpoints in the targets file"):
         load_settings(targets_file=f, profile="other")
+
+
+def test_config_key_defaults_are_the_cli_option_defaults() -> None:
+    """Each configuration key's default (what `config show` reports) is the default of every command option it
+    sets, so the configuration can never show one default while a command uses another."""
+    from dbcost.config import CONFIG_KEYS
+
+    seen: dict[str, int] = {}
+    for path, params in _cli_defaults().items():
+        if path.startswith("emulator"):
+            continue
+        for key in CONFIG_KEYS:
+            if key.name in params:
+                assert params[key.name] == key.default, (path, key.name)
+                seen[key.name] = seen.get(key.name, 0) + 1
+    assert set(seen) == {k.name for k in CONFIG_KEYS}  # every key sets at least one option
+
+
+def test_resolve_config_precedence_env_over_file_over_default(tmp_path: Path) -> None:
+    """resolve_config: the default, then dbcost.toml (found in the directory), then DBCOST_* over it, each key
+    on its own; an empty variable is unset; dbcost.toml is preferred to pyproject's [tool.dbcost]."""
+    from dbcost.config import resolve_config
+
+    plain = resolve_config(cwd=tmp_path, environ={})
+    assert plain.file is None and plain.overrides() == {}
+    (tmp_path / "pyproject.toml").write_text('[tool.dbcost]\nregion = "eu-west-1"\n', encoding="utf-8")
+    assert resolve_config(cwd=tmp_path, environ={}).overrides() == {"region": "eu-west-1"}
+    (tmp_path / "dbcost.toml").write_text('max_rps = 4\nteam_tag = "owner"\n', encoding="utf-8")
+    r = resolve_config(cwd=tmp_path, environ={"DBCOST_MAX_RPS": "2.5", "DBCOST_TEAM_TAG": ""})
+    assert r.file == tmp_path / "dbcost.toml"
+    assert r.overrides() == {"max_rps": 2.5, "team_tag": "owner"}
+    sources = {v.key.name: (v.source, v.origin) for v in r.values}
+    assert sources["max_rps"] == ("env", "DBCOST_MAX_RPS")
+    assert sources["team_tag"] == ("file", str(tmp_path / "dbcost.toml"))
+    assert sources["db"] == ("default", None)
+
+
+def test_resolve_config_refuses_unknown_keys_naming_key_and_file(tmp_path: Path) -> None:
+    """A key the configuration does not know is one ConfigError naming it and the file ([tool.dbcost] too)."""
+    from dbcost.config import resolve_config
+
+    (tmp_path / "pyproject.toml").write_text('[tool.dbcost]\nendpoint = "http://x"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"pyproject.toml \[tool.dbcost\]: unknown key 'endpoint'"):
+        resolve_config(cwd=tmp_path, environ={})

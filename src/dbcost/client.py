@@ -21,6 +21,8 @@ Paging (botocore ships no paginator for any Cost Explorer operation):
   the restarted first page is flagged (``ParsedPage.restarted``);
 * a refused page is billed (``requests``, ``billed_requests``) but not counted as received (``pages``,
   ``records``, ``quarantined``): the counters say what a consumer was given;
+* an attempt that never reached the wire (``NotSent``: no credentials to sign it with) is no request:
+  neither ``requests`` nor the run's request budget counts it;
 * with ``dedup=True`` (streaming consumers such as ``dbcost fetch``): records an earlier pass already
   yielded are not yielded again, and a group whose (period, keys) already appeared in the same pass is
   quarantined as a duplicate, so a server that repeats a group can never double a cent. This keeps one
@@ -56,6 +58,7 @@ from dbcost.errors import (
     RequestChangedError,
     TransportError,
     is_retryable,
+    is_sent,
     is_throttle,
 )
 from dbcost.governor import Governor, GovernorSettings
@@ -126,6 +129,10 @@ class RequestBudget:
                 f"sending more{self.hint}"
             )
         self.used += 1
+
+    def give_back(self) -> None:
+        """Return one :meth:`take` whose request was never sent (``NotSent``): it cost nothing."""
+        self.used = max(0, self.used - 1)
 
     @property
     def remaining(self) -> int | None:
@@ -231,6 +238,11 @@ class CostExplorer:
                     response = await self._send(operation, params)
                 except Exception as exc:
                     answered = True
+                    if not is_sent(exc):  # never left this machine (nothing to sign it with): not a request
+                        self.stats.requests -= 1
+                        self.budget.give_back()
+                        self.breaker.on_neutral()
+                        raise
                     if is_throttle(exc):
                         self.stats.throttled += 1
                         self.governor.on_throttle(sent_at)

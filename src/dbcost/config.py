@@ -33,6 +33,27 @@ Targets file (TOML/YAML)::
 
 Each target gets its own governor and breaker: one failing target does not stop the others.
 
+Configuration file and environment (:func:`resolve_config`): the defaults of the command line's common
+options — the store, the endpoint, the profile and region, the targets file, the tag keys, the policy and
+topology files, the rate — may come from a file and from ``DBCOST_*`` variables, in this order of precedence:
+a flag given to a command, then the environment, then the file, then the defaults below. The file is
+``--config FILE`` (or ``DBCOST_CONFIG``), else ``dbcost.toml`` in the working directory, else the
+``[tool.dbcost]`` table of its ``pyproject.toml``; it holds top-level keys (:data:`CONFIG_KEYS`), and a key
+it does not know is refused in one line naming the key and the file. A relative path in the file is relative
+to the file's directory::
+
+    db = "costs/dbcost.duckdb"        # --db            DBCOST_DB
+    endpoint_url = "http://127.0.0.1:4566"   # --endpoint-url  DBCOST_ENDPOINT_URL
+    profile = "billing"               # --profile       DBCOST_PROFILE
+    region = "us-east-1"              # --region        DBCOST_REGION
+    targets = "targets.toml"          # --targets       DBCOST_TARGETS
+    cluster_tag = "db-cluster"        # --cluster-tag   DBCOST_CLUSTER_TAG
+    team_tag = "team"                 # --team-tag      DBCOST_TEAM_TAG
+    policy = "policy.toml"            # --policy        DBCOST_POLICY
+    topology = "topology.csv"         # --topology      DBCOST_TOPOLOGY
+    max_rps = 5                       # --max-rps       DBCOST_MAX_RPS
+    max_concurrency = 16              # --max-concurrency  DBCOST_MAX_CONCURRENCY
+
 Limits (:class:`LimitSettings`): no run is unbounded unless it says so. By default a run sends at most
 :data:`DEFAULT_MAX_REQUESTS` requests (every attempt counts), one page chain (one unit's pages, or a whole
 ``fetch``) at most :data:`DEFAULT_MAX_CHAIN_PAGES` pages, and a chain whose pages keep coming with fresh tokens
@@ -62,22 +83,30 @@ from dbcost.governor import DEFAULT_BURST, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_
 from dbcost.retry import RetryPolicy
 
 __all__ = [
+    "CONFIG_FILE",
+    "CONFIG_KEYS",
+    "DEFAULT_CLUSTER_TAG",
     "DEFAULT_DB",
     "DEFAULT_IDLE_PAGES",
     "DEFAULT_MAX_CHAIN_PAGES",
     "DEFAULT_MAX_REQUESTS",
     "DEFAULT_REQUEST_TIMEOUT_S",
     "DEFAULT_RETRY_BUDGET_S",
+    "DEFAULT_TEAM_TAG",
     "BreakerSettings",
+    "ConfigKey",
+    "ConfigValue",
     "FetchSettings",
     "LimitSettings",
     "RateSettings",
+    "ResolvedConfig",
     "Settings",
     "StoreSettings",
     "TargetConfig",
     "check_endpoint_and_region",
     "load_settings",
     "load_targets",
+    "resolve_config",
 ]
 
 #: the store file a command uses when ``--db`` is not given
@@ -396,3 +425,166 @@ def load_settings(
         store=StoreSettings.from_env(db, environ),
         sinks=tuple(sinks),
     )
+
+
+# ------------------------------------------------------------------------- configuration file and environment
+
+#: the configuration file looked for in the working directory (then ``pyproject.toml``'s ``[tool.dbcost]``)
+CONFIG_FILE = "dbcost.toml"
+#: the tag keys attribution reads by default (the ``--cluster-tag`` / ``--team-tag`` defaults)
+DEFAULT_CLUSTER_TAG = "db-cluster"
+DEFAULT_TEAM_TAG = "team"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigKey:
+    """One key of the configuration: the option whose default it sets, its variable, its type and default
+    (the option's own default; ``tests/test_config.py`` holds the two equal)."""
+
+    name: str
+    option: str
+    kind: type
+    default: Any = None
+    #: a file path: relative to the configuration file's directory when it comes from the file
+    path: bool = False
+    #: the smallest value a number may take (the option's own ``min``)
+    minimum: float | None = None
+
+    @property
+    def env(self) -> str:
+        return "DBCOST_" + self.name.upper()
+
+
+#: every key a configuration file or a ``DBCOST_*`` variable may set, in the order ``config show`` lists them
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("db", "--db", str, str(DEFAULT_DB), path=True),
+    ConfigKey("endpoint_url", "--endpoint-url", str),
+    ConfigKey("profile", "--profile", str),
+    ConfigKey("region", "--region", str),
+    ConfigKey("targets", "--targets", str, path=True),
+    ConfigKey("cluster_tag", "--cluster-tag", str, DEFAULT_CLUSTER_TAG),
+    ConfigKey("team_tag", "--team-tag", str, DEFAULT_TEAM_TAG),
+    ConfigKey("policy", "--policy", str, path=True),
+    ConfigKey("topology", "--topology", str, path=True),
+    ConfigKey("max_rps", "--max-rps", float, DEFAULT_MAX_RPS, minimum=0.01),
+    ConfigKey("max_concurrency", "--max-concurrency", int, DEFAULT_MAX_CONCURRENCY, minimum=1),
+)
+_KEYS = {k.name: k for k in CONFIG_KEYS}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigValue:
+    """A key's resolved value and where it came from: ``default``, ``file`` (``origin``: the file) or ``env``
+    (``origin``: the variable)."""
+
+    key: ConfigKey
+    value: Any
+    source: str
+    origin: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key.name, "value": self.value, "source": self.source, "from": self.origin,
+                "option": self.key.option, "env": self.key.env}
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """Every key of :data:`CONFIG_KEYS`, resolved (environment over file over default), and the file read."""
+
+    file: Path | None
+    values: tuple[ConfigValue, ...]
+
+    def overrides(self) -> dict[str, Any]:
+        """key -> value of every key the environment or the file set (what replaces an option's default)."""
+        return {v.key.name: v.value for v in self.values if v.source != "default"}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": str(self.file) if self.file is not None else None,
+                "values": [v.to_json() for v in self.values]}
+
+
+def _typed(key: ConfigKey, raw: Any, where: str) -> Any:
+    """``raw`` as ``key``'s type, or one ConfigError line naming ``where`` (the file or the variable)."""
+    if key.kind is str:
+        if not isinstance(raw, str) or not raw:
+            raise ConfigError(f"{where}: {key.name}: expected a non-empty string, got {raw!r}")
+        value: Any = raw
+    else:
+        try:
+            if isinstance(raw, bool) or (key.kind is int and isinstance(raw, float)):
+                raise ValueError
+            value = key.kind(raw)
+        except (TypeError, ValueError):
+            noun = "a whole number" if key.kind is int else "a number"
+            raise ConfigError(f"{where}: {key.name}: expected {noun}, got {raw!r}") from None
+        if key.minimum is not None and value < key.minimum:
+            raise ConfigError(f"{where}: {key.name}: must be at least {key.minimum:g}, got {raw!r}")
+    if key.name in ("endpoint_url", "region"):
+        check_endpoint_and_region(value if key.name == "endpoint_url" else None,
+                                  value if key.name == "region" else None, where=f"{where}: ")
+    return value
+
+
+def _find_file(explicit: str | Path | None, cwd: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The configuration file and its table: ``explicit`` (must be readable), else ``dbcost.toml`` in
+    ``cwd``, else ``[tool.dbcost]`` of ``cwd/pyproject.toml`` (a pyproject without it, or that is not TOML
+    and never mentions dbcost, is not ours: ignored)."""
+    candidates: list[tuple[Path, bool]] = (
+        [(Path(explicit), True)] if explicit is not None
+        else [(cwd / CONFIG_FILE, False), (cwd / "pyproject.toml", False)])
+    for path, required in candidates:
+        if not required and not path.is_file():
+            continue
+        shown = f"--config {path}" if required else str(path)
+        text = read_text_file(path, shown)
+        pyproject = path.name == "pyproject.toml"
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            if pyproject and "[tool.dbcost]" not in text:
+                continue
+            raise ConfigError(f"{shown}: not valid TOML: {str(exc).splitlines()[0]}") from None
+        if pyproject:
+            table = data.get("tool", {}).get("dbcost") if isinstance(data.get("tool"), dict) else None
+            if table is None:
+                continue
+            if not isinstance(table, dict):
+                raise ConfigError(f"{shown}: [tool.dbcost] must be a table")
+            return path, table
+        return path, data
+    return None
+
+
+def resolve_config(config_file: str | Path | None = None, *, cwd: Path | None = None,
+                   environ: Mapping[str, str] | None = None) -> ResolvedConfig:
+    """The configuration (module docstring): ``config_file`` or the file found in ``cwd``, then the
+    ``DBCOST_*`` variables of ``environ`` over it (an empty variable is unset). Every problem — an unknown
+    key, a value of the wrong type, a file that cannot be read — is one ConfigError line naming the key and
+    the file or variable."""
+    env = os.environ if environ is None else environ
+    here = Path.cwd() if cwd is None else cwd
+    explicit = config_file if config_file is not None else (env.get("DBCOST_CONFIG") or None)
+    found = _find_file(explicit, here)
+    from_file: dict[str, Any] = {}
+    file: Path | None = None
+    if found is not None:
+        file, table = found
+        where = f"{file} [tool.dbcost]" if file.name == "pyproject.toml" else str(file)
+        for name, raw in table.items():
+            key = _KEYS.get(name)
+            if key is None:
+                raise ConfigError(f"{where}: unknown key {name!r} (known: {', '.join(_KEYS)})")
+            value = _typed(key, raw, where)
+            if key.path and not Path(value).is_absolute():
+                value = value if file.parent.resolve() == here.resolve() else str(file.parent / value)
+            from_file[name] = value
+    values: list[ConfigValue] = []
+    for key in CONFIG_KEYS:
+        raw_env = env.get(key.env)
+        if raw_env:
+            values.append(ConfigValue(key, _typed(key, raw_env, key.env), "env", key.env))
+        elif key.name in from_file:
+            values.append(ConfigValue(key, from_file[key.name], "file", str(file)))
+        else:
+            values.append(ConfigValue(key, key.default, "default"))
+    return ResolvedConfig(file, tuple(values))

@@ -6,7 +6,8 @@ the seam that imports the foreign library (``dbcost.transport.aws`` and each sin
 
 Whether an error is worth retrying is a property of its class, not a string compared at the call site:
 ``Retryable`` and ``Throttle`` are marker bases that the retry layer and the governor test with
-``isinstance``.
+``isinstance``; ``NotSent`` marks an error raised before the request reached the wire (the client counts
+no request for it: nothing was sent, nothing can be billed).
 
 ::
 
@@ -22,8 +23,10 @@ Whether an error is worth retrying is a property of its class, not a string comp
     │   ├── AccessDeniedError           credentials valid but not allowed
     │   ├── ServiceValidationError      ValidationException (a date rule the client could not check)
     │   └── DataUnavailableError        DataUnavailable / BillExpiration / ResourceNotFound ...
+    │       └── NotEnabledError         an opt-in Cost Explorer setting is off for the payer (names it)
     ├── TransportError                  [Retryable]  no HTTP answer: connection dropped, timeout, bad body
     ├── CredentialsError                no usable AWS credentials / profile not found
+    │   └── NoCredentialsError          [NotSent]  none resolved on this machine: the request never left
     ├── MalformedResponseError          the page as a whole is not a Cost Explorer response
     ├── DataChangedError                the data was restated while a streamed query was paging
     ├── CircuitOpenError                the breaker is open: calls fail fast until a probe succeeds
@@ -51,6 +54,9 @@ __all__ = [
     "DbcostError",
     "InvalidNextTokenError",
     "MalformedResponseError",
+    "NoCredentialsError",
+    "NotEnabledError",
+    "NotSent",
     "NotifyError",
     "OutputError",
     "QueryError",
@@ -68,6 +74,7 @@ __all__ = [
     "TransportError",
     "UsageError",
     "is_retryable",
+    "is_sent",
     "is_throttle",
 ]
 
@@ -82,6 +89,15 @@ class Retryable:
 
 class Throttle(Retryable):
     """Marker: the service asked us to slow down; the governor cuts its rate."""
+
+
+class NotSent:
+    """Marker: the request never left this machine (nothing to sign it with): no request is counted for it."""
+
+
+def is_sent(exc: BaseException) -> bool:
+    """False when ``exc`` carries the ``NotSent`` marker (the request it ended never reached the wire)."""
+    return not isinstance(exc, NotSent)
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -164,12 +180,29 @@ class DataUnavailableError(ApiError):
     """The service has no data for the request (data unavailable, bill expired, resource not found)."""
 
 
+class NotEnabledError(DataUnavailableError):
+    """The payer has not opted in to the data the operation serves (resource-level data); ``setting`` names the
+    Cost Explorer setting to turn on, and the message is one line saying so."""
+
+    def __init__(self, message: str, *, setting: str, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.setting = setting
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class TransportError(DbcostError, Retryable):
     """No usable HTTP answer: connection refused or dropped, timeout, truncated or unparseable body."""
 
 
 class CredentialsError(DbcostError):
     """No usable AWS credentials (no chain entry resolved, or the named profile does not exist)."""
+
+
+class NoCredentialsError(CredentialsError, NotSent):
+    """No credentials resolved on this machine (no chain entry, an unknown profile, SSO not logged in): the
+    request could not be signed, so it was never sent."""
 
 
 class MalformedResponseError(DbcostError):

@@ -28,7 +28,8 @@ _QUIET_LIBRARIES = ("botocore", "aiobotocore", "aioboto3", "boto3", "urllib3", "
 
 
 def json_line(level: str, logger: str, message: str, **fields: Any) -> str:
-    """One JSON log line (the shape of every line under --log-format json)."""
+    """One JSON log line (the shape of every line under --log-format json): ``ts, level, logger, message``
+    and then ``fields`` (counters as numbers, not words of the message); a field never replaces those four."""
     now = time.time()
     entry: dict[str, Any] = {
         "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
@@ -36,7 +37,7 @@ def json_line(level: str, logger: str, message: str, **fields: Any) -> str:
         "logger": logger,
         "message": message,
     }
-    entry.update(fields)
+    entry.update((k, v) for k, v in fields.items() if k not in entry)
     return orjson.dumps(entry, default=str).decode()
 
 

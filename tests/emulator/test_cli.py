@@ -78,5 +78,28 @@ def test_help_lists_every_option() -> None:
     assert result.exit_code == 0
     for option in ("--host", "--port", "--seed", "--clusters", "--accounts", "--today", "--max-rps", "--burst",
                    "--latency-ms", "--fault-rate", "--drop-rate", "--malformed-rate", "--page-size",
-                   "--token-ttl-s", "--estimated-through-day"):
+                   "--token-ttl-s", "--estimated-through-day", "--no-resource-data"):
         assert option in result.stdout
+
+
+async def test_serve_no_resource_data_turns_the_opt_in_off() -> None:
+    """``--no-resource-data`` reaches the running emulator's configuration (the not-enabled answer is on)."""
+    env = {**os.environ, "PYTHONPATH": _SRC}
+    proc = await asyncio.create_subprocess_exec(
+        *_SERVE, "--no-resource-data", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            url = (await proc.stdout.readline()).decode().strip()
+        async with aiohttp.ClientSession() as http, http.post(url + "/_emulator/config", json={}) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["resource_data_enabled"] is False
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            await proc.communicate()
+        assert proc.returncode == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

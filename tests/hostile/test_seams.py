@@ -21,6 +21,7 @@ from dbcost.errors import (
     DataUnavailableError,
     DbcostError,
     InvalidNextTokenError,
+    NoCredentialsError,
     QueryError,
     RequestChangedError,
     ServerError,
@@ -54,9 +55,10 @@ FAMILIES: list[tuple[str, Callable[[], BaseException], type[DbcostError], bool]]
     ("5xx", lambda: client_error("InternalServerError", 500), ServerError, True),
     ("502 html page", lambda: client_error("502", 502, "Bad Gateway"), ServerError, True),
     ("unknown code", lambda: client_error("SomethingNewException", 400), ApiError, False),
-    ("no credentials", bce.NoCredentialsError, CredentialsError, False),
-    ("unknown profile", lambda: bce.ProfileNotFound(profile="nope"), CredentialsError, False),
-    ("credential retrieval", lambda: bce.CredentialRetrievalError(provider="sso", error_msg="x"), CredentialsError,
+    # raised while signing, before anything is sent: marked NotSent (the client counts no request for them)
+    ("no credentials", bce.NoCredentialsError, NoCredentialsError, False),
+    ("unknown profile", lambda: bce.ProfileNotFound(profile="nope"), NoCredentialsError, False),
+    ("credential retrieval", lambda: bce.CredentialRetrievalError(provider="sso", error_msg="x"), NoCredentialsError,
      False),
     ("param validation", lambda: bce.ParamValidationError(report="Invalid type\nfor parameter X"), QueryError, False),
     ("bad region", lambda: bce.InvalidRegionError(region_name="bad region!"), ConfigError, False),
@@ -122,3 +124,32 @@ def test_a_store_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as info:
         Store(StoreSettings(path=bad)).close()
     assert str(bad) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "message", "not_enabled"),
+    [
+        ("GetCostAndUsageWithResources", "DataUnavailableException", "The requested data is unavailable.", True),
+        ("GetCostAndUsageWithResources", "ValidationException", "Resource level data is not enabled", True),
+        ("GetCostAndUsageWithResources", "AccessDeniedException", "User has not opted in to this feature", True),
+        ("GetCostAndUsageWithResources", "ValidationException", "start date is too old for hourly", False),
+        ("GetCostAndUsageWithResources", "AccessDeniedException", "not authorized to perform ce:Get", False),
+        ("GetCostAndUsage", "DataUnavailableException", "The requested data is unavailable.", False),
+    ],
+)
+def test_not_enabled_is_named_only_for_an_opt_in_operation(operation: str, code: str, message: str,
+                                                            not_enabled: bool) -> None:
+    """An opt-in operation's "not enabled" answer becomes NotEnabledError naming the setting (one line, not retried);
+    the same code elsewhere, or another rule, keeps its own mapping."""
+    from dbcost.errors import NotEnabledError
+    from dbcost.operations import COST_AND_USAGE_WITH_RESOURCES
+
+    with pytest.raises(DbcostError) as info, translate_errors(operation):
+        raise bce.ClientError({"Error": {"Code": code, "Message": message},
+                               "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "r-1"}}, operation)
+    exc = info.value
+    assert isinstance(exc, NotEnabledError) is not_enabled, repr(exc)
+    assert not is_retryable(exc)
+    if not_enabled:
+        assert COST_AND_USAGE_WITH_RESOURCES.opt_in and COST_AND_USAGE_WITH_RESOURCES.opt_in in str(exc)
+        assert "\n" not in str(exc)

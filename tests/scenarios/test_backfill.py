@@ -10,6 +10,7 @@ import random
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -239,3 +240,82 @@ async def test_bad_run_options_exit_2_with_one_line(bad: list[str], tmp_path: Pa
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.duckdb").exists()
+
+
+async def test_strict_exit_3_says_why_in_one_line(tmp_path: Path) -> None:
+    """backfill --strict with malformed groups: exit 3 and one line saying how many were quarantined, why, and
+    where they are kept (issue 14: it exited 3 silently)."""
+    async with Emulator(EmulatorConfig(today=TODAY, malformed_rate=0.01, page_size=500)) as emu:
+        db = tmp_path / "s.duckdb"
+        code, out, err = await dbcost("backfill", "--start", "2026-10-01", "--end", "2026-10-15", *Q,
+                                      "--endpoint-url", emu.url, "--db", str(db), "--strict", "--json")
+        truth = emu.truth(truth_request("2026-10-01", "2026-10-15"))
+    assert code == 3, err
+    n = json.loads(out)["quarantined"]
+    assert n == truth["malformed_groups"] > 0
+    [line] = [x for x in err.splitlines() if "--strict" in x]
+    assert f"exit 3 (--strict): {n} group(s) quarantined in this run (" in line
+    # the command the line names shows exactly those groups, with their reason and raw JSON
+    see = line.split("see them with their raw JSON: ", 1)[1].split()
+    assert see[:2] == ["dbcost", "export"] and see[-1] == "--quarantine"
+    code, _, err = await dbcost(*see[1:], "--output", str(tmp_path / "q.jsonl"))
+    assert code == 0, err
+    groups = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert len(groups) == n and all(g["reason"] and "raw" in g and g["target"] == "default" for g in groups)
+
+
+def _json_stream(text: str) -> list[dict[str, Any]]:
+    """Every JSON value of ``text``, one after the other (what `jq` reads)."""
+    decoder, out, i = json.JSONDecoder(), list[dict[str, Any]](), 0
+    while i < len(text.strip()):
+        value, i = decoder.raw_decode(text, i)
+        out.append(value)
+        while i < len(text) and text[i].isspace():
+            i += 1
+    return out
+
+
+async def test_sync_dataset_rereads_a_stored_dataset_without_restating_its_query(tmp_path: Path) -> None:
+    """`sync --dataset ID` syncs one stored dataset with the query the store keeps (restated values replaced,
+    the store equal to the new truth, the other dataset untouched); `--dataset all` syncs each in its own run
+    (a JSON stream of summaries); a bad id, a restated query or a missing store is exit 2 and one line."""
+    today = "2026-11-03"  # within the 5-day grace: October is re-read too
+    async with Emulator(EmulatorConfig(today=__import__("datetime").date(2026, 11, 3))) as emu:
+        db = tmp_path / "s.duckdb"
+        common = ["--endpoint-url", emu.url, "--db", str(db), "--max-rps", "100", "--today", today]
+        for query in ([*Q, "--start", "2026-10-01"], ["--group-by", "SERVICE", "--granularity", "MONTHLY",
+                                                     "--start", "2026-08-01"]):
+            code, _, err = await run(["backfill", *query, *common])
+            assert code == 0, err
+        code, out, err = await run(["datasets", "--db", str(db), "--format", "json"])
+        assert code == 0, err
+        daily, monthly = (d["dataset"] for d in json.loads(out))
+        with duckdb.connect(str(db), read_only=True) as con:
+            versions = dict(con.execute("SELECT dataset, max(version) FROM records GROUP BY 1").fetchall())
+        emu.restate()
+        code, out, err = await run(["sync", "--dataset", daily[:8], *common, "--json"])
+        assert code == 0, err
+        summary = json.loads(out)
+        truth = emu.truth(truth_request("2026-10-01", today))
+        assert summary["changed"] > 0 and summary["status"] == "done"
+        with duckdb.connect(str(db), read_only=True) as con:
+            after = dict(con.execute("SELECT dataset, max(version) FROM records GROUP BY 1").fetchall())
+        assert after[daily] > versions[daily] and after[monthly] == versions[monthly]
+        code, _, err = await dbcost("export", "--db", str(db), "--dataset", daily, "--output", str(tmp_path / "d.jsonl"))
+        assert code == 0, err
+        assert sums(exported(tmp_path / "d.jsonl")) == Decimal(truth["metrics"]["UnblendedCost"])
+
+        code, out, err = await run(["sync", "--dataset", "all", *common, "--json"])
+        assert code == 0, err
+        runs = _json_stream(out)
+        assert [r["status"] for r in runs] == ["done", "done"] and runs[0]["run_id"] != runs[1]["run_id"]
+        assert f"dataset {monthly}" in err and f"dataset {daily}" in err
+
+    for bad, message in ((["--dataset", "feedfacecafe"], "--dataset feedfacecafe: not in the store (`dbcost datasets`"),
+                         (["--dataset", daily, "--group-by", "SERVICE"],
+                          f"--dataset {daily}: the store keeps the dataset's query; do not restate it (--group-by)"),
+                         (["--dataset", "all", "--db", str(tmp_path / "none.duckdb")], "--dataset: no store at")):
+        code, out, err = await run(["sync", "--db", str(db), *bad, "--endpoint-url", "http://127.0.0.1:9"])
+        assert code == 2 and not out, err
+        [line] = err.strip().splitlines()
+        assert message in line, line

@@ -180,8 +180,30 @@ async def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
     assert code == 0, err + out
     assert "exact" in out and "MISMATCH" not in out
     assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "policy.toml").exists()
+    # the statuses the example policy's comments promise for a late-month run are the ones it shows
+    from tests.scenarios.test_demo import promised_statuses, shown_statuses
+
+    assert shown_statuses(out) == promised_statuses("late in a month")
     # the report command the demo suggests reads the demo's rows (same target name), not an empty month
     db = str(tmp_path / "demo" / "dbcost.duckdb")
     code, out, err = await run_cli_async("report", "--db", db, "--month", MONTH, "--format", "json", "--today", TODAY_S)
     assert code == 0, err
     assert Decimal(json.loads(out)["total"]) > 0
+
+
+async def test_without_a_webhook_no_run_claims_a_status_change(store: Path, tmp_path: Path) -> None:
+    """No --webhook/--sink: the stored (notified) status does not move, so no run says "status changed"; each
+    says nothing was notified, and a later run with a webhook still notifies the change (issue 14)."""
+    copy = tmp_path / "s.duckdb"
+    copy.write_bytes(store.read_bytes())
+    pol = policy(tmp_path, {"platform": "50000"})
+    for _ in range(2):
+        code, _, err = await check(copy, pol)
+        assert code == 0, err
+        assert "status changed" not in err
+        assert "nothing notified (no --webhook or --sink); 1 pool(s) differ from the last notified status: " \
+               "platform new -> BREACH" in err
+    from tests.conftest import free_port
+
+    code, _, err = await check(copy, pol, "--webhook", f"http://127.0.0.1:{free_port()}/x")
+    assert code == 1 and "status changed: platform new -> BREACH" in err

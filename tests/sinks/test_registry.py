@@ -203,14 +203,18 @@ async def test_a_failed_open_leaves_nothing_to_close(tmp_path: Path) -> None:
 
 
 async def test_missing_client_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without aiokafka (asyncpg) installed, the URL still parses and opening says which extra to install."""
+    """Without aiokafka (asyncpg) installed, checking the URL already refuses it in one line naming the extra
+    to install (before anything is sent or written), and so does opening it."""
     monkeypatch.setitem(sys.modules, "aiokafka", None)
     monkeypatch.setitem(sys.modules, "asyncpg", None)
-    parse_sink_url("kafka://127.0.0.1:1/t")
-    with pytest.raises(ConfigError, match=r"--sink kafka://127\.0\.0\.1:1/t: its client library is not installed "
-                                          r"\(pip install 'dbcost\[kafka\]'\)"):
+    with pytest.raises(ConfigError, match=r"^--sink kafka://127\.0\.0\.1:1/t: needs aiokafka, which is not installed: "
+                                          r"pip install 'dbcost\[kafka\]'$"):
+        parse_sink_url("kafka://127.0.0.1:1/t")
+    with pytest.raises(ConfigError, match=r"pip install 'dbcost\[kafka\]'"):
         async with open_sink("kafka://127.0.0.1:1/t"):
             pass
+    with pytest.raises(ConfigError, match=r"needs asyncpg, which is not installed: pip install 'dbcost\[postgres\]'$"):
+        parse_sink_url("postgresql://u@127.0.0.1:1/db")
     with pytest.raises(ConfigError, match=r"pip install 'dbcost\[postgres\]'"):
         async with open_sink("postgresql://u@127.0.0.1:1/db"):
             pass

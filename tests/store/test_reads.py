@@ -61,6 +61,11 @@ def test_freshness_and_quarantine_summary(tmp_path: Path) -> None:
         assert store.quarantine_summary([FP], "2026-09-01", "2026-10-01") == [("Metrics missing or empty", 1)]
         assert store.quarantine_summary([FP], "2026-10-01", "2026-11-01") == []
         assert store.quarantine_summary([], "2026-09-01", "2026-10-01") == []
+        [group] = store.quarantined_groups([FP])
+        assert {k: group[k] for k in ("dataset", "target", "reason", "period_start", "page", "raw")} == {
+            "dataset": FP, "target": "t1", "reason": "Metrics missing or empty", "period_start": "2026-09-01",
+            "page": 1, "raw": {"Keys": ["a", "team$"]}}
+        assert store.quarantined_groups([FP], target="t2") == store.quarantined_groups([FP], start="2026-09-02") == []
 
 
 def test_latest_runs_and_last_successes(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 import dbcost.emulator.cli
-from dbcost.cli import advise, attribute, backfill, datasets, demo, export, fetch, quota, report
+from dbcost.cli import advise, attribute, backfill, config, datasets, demo, export, fetch, quota, report
 from dbcost.cli.app import EXIT_OK, app
 
 __all__ = ["app", "main"]
@@ -28,6 +28,7 @@ app.command()(report.report)
 app.command()(advise.advise)
 app.add_typer(dbcost.emulator.cli.app, name="emulator", help="A local Cost Explorer look-alike (for trying dbcost).")
 app.add_typer(quota.quota_app, name="quota")
+app.add_typer(config.config_app, name="config")
 
 
 def main() -> None:

@@ -108,7 +108,7 @@ def advise(
         fail_usage(str(exc).replace("metrics:", "--metric:"))
     result = run_async(lambda: dbcost.jobs.advise.run_advise(spec))
     for outcome in result.fetched:
-        say(f"dbcost advise: fetched: {outcome.stats.summary_line()}")
+        say(f"dbcost advise: fetched: {outcome.stats.summary_line()}", fields=outcome.stats.to_json())
     if result.failed is not None:
         report_run(result.failed, as_json=False, strict=False, command="advise")
         raise typer.Exit(EXIT_FAILED)

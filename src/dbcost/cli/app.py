@@ -27,7 +27,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -35,6 +35,7 @@ import typer.core
 from rich.console import Console
 
 import dbcost
+import dbcost.config
 import dbcost.errors
 import dbcost.logs
 
@@ -47,6 +48,7 @@ __all__ = [
     "DbcostError",
     "UsageError",
     "app",
+    "configured",
     "err_console",
     "exit_for_signal",
     "fail",
@@ -132,6 +134,15 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", metavar="FILE",
+                     help="Configuration file (default: DBCOST_CONFIG, else ./dbcost.toml, else [tool.dbcost] of "
+                          "./pyproject.toml): defaults for --db, --endpoint-url, --profile, --region, --targets, "
+                          "the tags, --policy, --topology, --max-rps, --max-concurrency. A flag beats DBCOST_* "
+                          "variables, which beat the file. `dbcost config show` prints the result."),
+    ] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="dbcost's own log level on stderr: DEBUG, INFO, WARNING, ERROR.")
     ] = "WARNING",
@@ -148,16 +159,50 @@ def _main(
         fail_usage(f"--log-level: unknown level {log_level!r}")
     dbcost.logs.setup_logging(log_level, "json" if log_format == "json" else "text")
     _JSON_LOGS["on"] = log_format == "json"
+    try:
+        resolved = dbcost.config.resolve_config(config)
+    except dbcost.errors.ConfigError as exc:
+        fail_usage(str(exc))
+    # click's mechanism for configured defaults: a flag on the command line still wins over a default_map
+    _CONFIGURED.clear()
+    _CONFIGURED.update(resolved.overrides())
+    ctx.default_map = _default_map(ctx.command, _CONFIGURED)
+
+
+#: set by the root callback: the values the configuration (file or DBCOST_* variables) gave option defaults
+_CONFIGURED: dict[str, Any] = {}
+
+
+def configured(name: str, value: object) -> bool:
+    """Whether ``value`` of option ``name`` is the configuration's (a file or a ``DBCOST_*`` variable), not a
+    flag's. (A flag repeating the configured value counts as configured: it means the same.)"""
+    return value is not None and name in _CONFIGURED and _CONFIGURED[name] == value
+
+
+#: groups whose options mean something else (the emulator's --max-rps is the server's own limit)
+_UNCONFIGURED = frozenset({"emulator"})
+
+
+def _default_map(command: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """click's ``default_map`` for the command tree under ``command``: every option named as a configuration
+    key gets that key's value as its default, in every command and group (``{"quota": {"check": {...}}}``)."""
+    out: dict[str, Any] = {p.name: values[p.name] for p in command.params if p.name in values}
+    for name, sub in getattr(command, "commands", {}).items():
+        if name not in _UNCONFIGURED:
+            out[name] = _default_map(sub, values)
+    return out
 
 
 #: set by the root callback: --log-format json turns operator messages into JSON log lines
 _JSON_LOGS = {"on": False}
 
 
-def say(message: str, *, level: str = "info") -> None:
-    """A message for the operator on stderr: plain text, or a JSON log line with --log-format json."""
+def say(message: str, *, level: str = "info", fields: Mapping[str, Any] | None = None) -> None:
+    """A message for the operator on stderr: plain text, or a JSON log line with --log-format json. ``fields``
+    (counters, a status) become the JSON line's own fields, beside ``ts, level, logger, message``, so a log
+    shipper reads them without parsing the text; a text line is the message alone (it already says them)."""
     if _JSON_LOGS["on"]:
-        sys.stderr.write(dbcost.logs.json_line(level, "dbcost.cli", message) + "\n")
+        sys.stderr.write(dbcost.logs.json_line(level, "dbcost.cli", message, **dict(fields or {})) + "\n")
         sys.stderr.flush()
     else:
         err_console.print(message, markup=False)

@@ -128,7 +128,7 @@ def attribute(
     result = run_async(lambda: dbcost.run_attribute(spec))
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {len(result.services)} database service(s): "
-            f"{result.fetched.stats.summary_line()}")
+            f"{result.fetched.stats.summary_line()}", fields=result.fetched.stats.to_json())
         if not result.fetched.ok:
             report_run(result.fetched, as_json=False, strict=False, command="attribute")
             raise typer.Exit(EXIT_FAILED)
@@ -145,7 +145,7 @@ def _attribute_range(spec: dbcost.AttributeSpec, span: list[str], format_: str) 
     result = run_async(lambda: dbcost.jobs.attribute.run_attribute_months(spec, span))
     if result.fetched is not None:
         say(f"dbcost attribute: fetched {span[0]}..{span[-1]}, {len(result.services)} database service(s): "
-            f"{result.fetched.stats.summary_line()}")
+            f"{result.fetched.stats.summary_line()}", fields=result.fetched.stats.to_json())
         if not result.fetched.ok:
             report_run(result.fetched, as_json=False, strict=False, command="attribute")
             raise typer.Exit(EXIT_FAILED)

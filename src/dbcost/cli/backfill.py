@@ -21,6 +21,7 @@ import dbcost.jobs.metrics
 from dbcost.cli.app import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_QUARANTINED,
     DbcostError,
     UsageError,
     exit_for_signal,
@@ -135,9 +136,16 @@ def backfill(
 
 
 def sync(
+    ctx: typer.Context,
     start: Annotated[
         str | None,
         typer.Option("--start", help="Only for a first sync: where to begin (later syncs continue from the store)."),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", help="Sync a dataset the store holds, by id (or a unique prefix), label, or `all` "
+                                       "(one sync each), with its stored query: no query options. `dbcost "
+                                       "datasets` lists them."),
     ] = None,
     granularity: GranularityOpt = "DAILY",
     metric: MetricOpt = None,
@@ -173,7 +181,21 @@ def sync(
     Fetches from the last completed checkpoint to today, and re-reads the restatement window: the open
     month, the previous month until the 5th, and any stored period still marked Estimated. Restated
     records replace the old ones (new version); what changed is recorded in the store's changes table.
+    With --dataset the query is the one the store keeps for that dataset (or for each, with `all`).
     """
+    if dataset is not None:
+        restated = [flag for name, flag in _QUERY_OPTIONS
+                    if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"]
+        if restated:
+            fail_usage(f"--dataset {dataset}: the store keeps the dataset's query; do not restate it "
+                       f"({', '.join(restated)})")
+        _sync_datasets(dataset, start=start, targets=targets, endpoint_url=endpoint_url, profile=profile,
+                       region=region, db=db, resume=resume, shard=shard, shard_index_env=shard_index_env,
+                       shard_count=shard_count, dry_run=dry_run, max_requests=max_requests,
+                       max_cost_usd=max_cost_usd, max_pages_per_chain=max_pages_per_chain, max_rps=max_rps,
+                       max_concurrency=max_concurrency, request_timeout_s=request_timeout_s,
+                       retry_budget_s=retry_budget_s, sink=sink, window=window, as_json=as_json, strict=strict,
+                       metrics_file=metrics_file, today=today)
     try:
         spec = run_spec(command="sync", start=None, end=None, granularity=granularity,
                         metric=metric, group_by=group_by, filter_=filter_, targets=targets,
@@ -197,6 +219,56 @@ def sync(
     code = run_async(lambda: _run(windowed, dry_run=dry_run, as_json=as_json, strict=strict,
                                   metrics_file=metrics_file))
     raise typer.Exit(code)
+
+
+#: the options that state a query: ``sync --dataset`` takes the dataset's stored query instead
+_QUERY_OPTIONS = (("granularity", "--granularity"), ("metric", "--metric"), ("group_by", "--group-by"),
+                  ("filter_", "--filter"))
+
+
+def _sync_datasets(selector: str, *, start: str | None, targets: str | None, endpoint_url: str | None,
+                   profile: str | None, region: str | None, db: str, resume: bool, shard: str | None,
+                   shard_index_env: str | None, shard_count: int | None, dry_run: bool, max_requests: int | None,
+                   max_cost_usd: float | None, max_pages_per_chain: int | None, max_rps: float,
+                   max_concurrency: int, request_timeout_s: float, retry_budget_s: float, sink: list[str] | None,
+                   window: str, as_json: bool, strict: bool, metrics_file: str | None, today: str | None) -> None:
+    """``sync --dataset``: one sync per dataset named, each with its stored query, one after the other (each
+    its own run, resumable as any sync). With ``--json`` each run's summary is printed as it ends (several: a
+    JSON stream, one object per dataset, as ``jq`` reads it). The exit code is the worst: 1 if a sync failed,
+    else 3 if one quarantined with ``--strict``; a signal stops the loop (the rest are not started)."""
+    try:
+        base = run_spec(command="sync", start=None, end=None, granularity="DAILY", metric=None, group_by=None,
+                        filter_=None, targets=targets, endpoint_url=endpoint_url, profile=profile, region=region,
+                        db=db, resume=resume, shard=shard, max_requests=max_requests, max_cost_usd=max_cost_usd,
+                        max_rps=max_rps, max_concurrency=max_concurrency, sinks=sink, window=window, today=today,
+                        request_timeout_s=request_timeout_s, retry_budget_s=retry_budget_s,
+                        max_chain_pages=max_pages_per_chain, metrics_file=metrics_file,
+                        shard_index_env=shard_index_env, shard_count=shard_count)
+        first = dbcost.CostQuery.build(start=start, end=base.today.isoformat()).start if start is not None else None
+        syncs = dbcost.jobs.backfill.dataset_sync_specs(base, selector, first)
+        for one in syncs:
+            if one.spec is not None and not dry_run:
+                dbcost.jobs.backfill.check_backfill(one.spec)
+    except (UsageError, ValueError) as exc:
+        fail_usage(str(exc))
+    except DbcostError as exc:  # the store cannot be read (in use by another run, not a store)
+        fail(exc)
+
+    async def run_all() -> int:
+        codes: list[int] = []
+        for one in syncs:
+            name = one.dataset + (f" ({one.label})" if one.label else "")
+            if one.spec is None:
+                say(f"dbcost sync: dataset {name}: nothing to do (the store is up to date)")
+                continue
+            say(f"dbcost sync: dataset {name}: {one.spec.query.start} to {one.spec.query.end}")
+            code = await _run(one.spec, dry_run=dry_run, as_json=as_json, strict=strict, metrics_file=metrics_file)
+            if interrupted_by() is not None:
+                return code
+            codes.append(code)
+        return EXIT_FAILED if EXIT_FAILED in codes else max(codes, default=EXIT_OK)
+
+    raise typer.Exit(run_async(run_all))
 
 
 async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bool, metrics_file: str | None,
@@ -233,6 +305,8 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bo
         say(f"dbcost {command}: nothing to resume ({outcome.nothing_to_resume}); nothing was sent")
         return EXIT_OK
     code = report_run(outcome, as_json=as_json, strict=strict, command=command)
+    if code == EXIT_QUARANTINED:
+        _say_quarantined(outcome, spec, command)
     sig = interrupted_by() if outcome.interrupted else None
     if outcome.fatal:
         say(f"dbcost: failed: {outcome.fatal}", level="error")
@@ -243,6 +317,20 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, as_json: bool, strict: bo
             level="error")
         return exit_for_signal(sig)
     return code if metrics_ok else max(code, EXIT_FAILED)
+
+
+def _say_quarantined(outcome: dbcost.RunOutcome, spec: dbcost.RunSpec, command: str) -> None:
+    """Why ``--strict`` exits 3, in one line: how many groups, for which reasons, and where they are kept."""
+    try:
+        reasons = dbcost.jobs.backfill.quarantine_reasons(spec)
+    except DbcostError:  # the run's own result stands; the reasons are a courtesy
+        reasons = []
+    shown = "; ".join(f"{n} x {reason}" for reason, n in reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+    see = shlex.join(["dbcost", "export", "--db", str(spec.db), "--dataset", spec.query.fingerprint,
+                      "--quarantine"])
+    say(f"dbcost {command}: exit {EXIT_QUARANTINED} (--strict): {outcome.quarantined} group(s) quarantined in this "
+        f"run" + (f" ({shown})" if shown else "") + f", their spend in no record; see them with their raw JSON: "
+        f"{see}", level="error")
 
 
 def _write_metrics(path: str, spec: dbcost.RunSpec) -> bool:

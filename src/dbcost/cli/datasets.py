@@ -23,7 +23,8 @@ def datasets(db: DbOpt = "dbcost.duckdb", format_: FormatTJ = "table") -> None:
     One line (or JSON object) per dataset: id, label, operation, the Cost Explorer query (without its
     TimePeriod), the periods held (start, exclusive end), record rows and when they were last fetched.
     Datasets overlap (a backfill's and attribution's own hold the same spend): export one at a time with
-    `dbcost export --dataset ID|LABEL`, or `--dataset all` to have every row name its dataset.
+    `dbcost export --dataset ID|LABEL`, or `--dataset all` to have every row name its dataset;
+    `dbcost sync --dataset ID|LABEL|all` brings them up to date with their stored query.
     """
     if format_ not in ("table", "json"):
         fail_usage(f"--format: must be table or json, got {format_!r}")

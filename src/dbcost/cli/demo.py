@@ -47,8 +47,9 @@ def demo(
         "",
         f"dbcost demo finished in {result.directory}/",
         "",
-        f"  backfill      {o.units_done} units, {o.stats.pages} pages, {o.stats.records} records, "
-        f"{o.quarantined} quarantined (== {result.malformed} malformed groups served)",
+        f"  backfill      {result.start}..{result.end} ({result.months} months, DAILY): {o.units_done} units, "
+        f"{o.stats.pages} pages, {o.stats.records} records,",
+        f"                {o.quarantined} quarantined (== {result.malformed} malformed groups served to this query)",
         f"                stored {result.stored_total:,.10f} USD == emulator ground truth {result.truth_total:,.10f}: "
         + ("exact" if result.truth_total == result.stored_total else "MISMATCH"),
         f"  requests      {st.requests} sent, {st.billed_requests} billed (${st.cost_usd} at real prices), "
@@ -75,10 +76,14 @@ def demo(
     statuses = ", ".join(f"{p.pool} {p.status}" for p in q.pools if p.status != "OK") or "all OK"
     # the reported month to date: on the 1st that is the whole previous month (a window is never empty)
     fetch_start, month_end = dbcost.calendar.month_bounds(result.month)
-    fetch_end = min(month_end, dt.datetime.now(dt.UTC).date())
+    fetch_end = min(month_end, result.end or dt.datetime.now(dt.UTC).date())
     lines += [
         f"  quota         {result.policy_path}: {statuses}",
         f"  report        {result.report_path}",
+        # a different count from the backfill's: other queries (per service, by usage type) and one month
+        f"                {result.report_quarantined} quarantined in {result.month}'s attribution datasets (== "
+        f"{result.report_malformed} malformed groups served to those queries; the backfill's "
+        f"{o.quarantined} are its own query's, over {result.months} months)",
         "",
         "next:",
         f"  dbcost report --db {result.db} --month {result.month}              # the same report as tables",

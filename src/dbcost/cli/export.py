@@ -31,13 +31,17 @@ def export(
     month: Annotated[str | None, typer.Option("--month", help="Only periods starting in this month, YYYY-MM.")] = None,
     cluster_tag: ClusterTagOpt = "db-cluster",
     team_tag: TeamTagOpt = "team",
+    quarantine: Annotated[bool, typer.Option(
+        "--quarantine", help="Write the quarantined groups instead of the records (JSONL: reason, period, page, "
+                             "raw JSON, dataset, target, run_id).")] = False,
 ) -> None:
     """Write one dataset's stored records as JSONL, CSV, Parquet or FOCUS.
 
     JSONL is the `dbcost fetch` shape (plus dataset, target, version and the run_id that wrote it); CSV and
     Parquet the fetch CSV columns (plus dataset, target; Parquet typed: DATE periods, DECIMAL(38,10)
     amounts, SQL-safe key column names); FOCUS the FinOps Foundation's columns. A store holding several
-    datasets needs --dataset (they overlap: summing them counts spend twice).
+    datasets needs --dataset (they overlap: summing them counts spend twice). --quarantine writes the groups
+    that failed validation instead, with their reason and raw JSON.
     """
     if format_ not in dbcost.jobs.export.FORMATS:
         fail_usage(f"--format: must be jsonl, csv, parquet or focus, got {format_!r}")
@@ -47,10 +51,10 @@ def export(
         first, last = dbcost.jobs.export.period_range(start, end, month)
         spec = dbcost.jobs.export.ExportSpec(
             db=Path(db), fmt=format_, output=output, dataset=dataset,  # type: ignore[arg-type,unused-ignore]
-            target=target, start=first, end=last, cluster_tag=cluster_tag, team_tag=team_tag)
+            target=target, start=first, end=last, cluster_tag=cluster_tag, team_tag=team_tag, quarantine=quarantine)
         n = dbcost.jobs.export.run_export(spec)
     except UsageError as exc:
         fail_usage(str(exc))
     except DbcostError as exc:
         fail(exc)
-    say(f"dbcost export: {n} record(s) written")
+    say(f"dbcost export: {n} quarantined group(s) written" if quarantine else f"dbcost export: {n} record(s) written")

@@ -155,7 +155,7 @@ async def _fetch(
             + (f", {more} not shown" if more > 0 else "")
             + " (use --quarantine PATH to keep them with their raw JSON)")
     if stats.requests or outcome.failure is None:  # a fetch that failed before sending anything: one line
-        say(f"dbcost fetch: {stats.summary_line()}")
+        say(f"dbcost fetch: {stats.summary_line()}", fields=stats.to_json())
     kept = ""
     if outcome.partial_path is not None:
         kept = f"; the {outcome.records_written} records received are in {outcome.partial_path}"

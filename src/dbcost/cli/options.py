@@ -31,7 +31,7 @@ import dbcost.governor
 import dbcost.jobs.attribute
 import dbcost.plan
 import dbcost.sinks
-from dbcost.cli.app import UsageError
+from dbcost.cli.app import UsageError, configured
 
 __all__ = [
     "AllocateOpt",
@@ -219,6 +219,23 @@ def shard_for(shard: str | None, index_env: str | None = None, count: int | None
     return dbcost.plan.Shard(index + 1, count)
 
 
+def _one_target_description(targets: str | None, endpoint_url: str | None, profile: str | None,
+                            region: str | None) -> tuple[str | None, str | None, str | None, str | None]:
+    """``--targets`` and ``--endpoint-url/--profile/--region`` describe the targets two exclusive ways. When
+    one way comes from the command line and the other only from the configuration, the command line's
+    replaces it (a flag beats the configuration); both given the same way stays an error (load_settings)."""
+    singles = {"endpoint_url": endpoint_url, "profile": profile, "region": region}
+    given = [n for n, v in singles.items() if v]
+    if not targets or not given:
+        return targets, endpoint_url, profile, region
+    if configured("targets", targets) and not all(configured(n, singles[n]) for n in given):
+        return None, endpoint_url, profile, region
+    if not configured("targets", targets):
+        kept = {n: (None if configured(n, v) else v) for n, v in singles.items()}
+        return targets, kept["endpoint_url"], kept["profile"], kept["region"]
+    return targets, endpoint_url, profile, region
+
+
 def settings_for(*, targets: str | None, endpoint_url: str | None, profile: str | None, region: str | None,
                  db: str = str(dbcost.config.DEFAULT_DB), max_rps: float = dbcost.governor.DEFAULT_MAX_RPS,
                  max_concurrency: int = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
@@ -231,6 +248,7 @@ def settings_for(*, targets: str | None, endpoint_url: str | None, profile: str 
     limits and the sinks: the same :class:`dbcost.Settings` a library caller builds
     (:func:`dbcost.config.load_settings`). ``--max-requests``/``--max-cost-usd`` given (0 included) replace
     the default run limit; ``--max-pages-per-chain 0`` lifts the chain limit."""
+    targets, endpoint_url, profile, region = _one_target_description(targets, endpoint_url, profile, region)
     explicit_cap = max_requests is not None or max_cost_usd is not None
     if max_cost_usd is not None and max_cost_usd < 0:
         raise UsageError(f"--max-cost-usd: must be 0 (no limit) or more, got {max_cost_usd:g}")

@@ -103,9 +103,14 @@ def quota_check(
     if result.data_age is not None and result.data_age > dt.timedelta(hours=24):
         say(f"dbcost quota: the attribution data is {result.data_age.days} day(s) old; run "
             "`dbcost attribute` to refresh it")
-    if result.changes:
-        say("dbcost quota: status changed: " + ", ".join(
-            f"{c.pool} {c.old or 'new'} -> {c.new}" for c in result.changes))
+    changes = ", ".join(f"{c.pool} {c.old or 'new'} -> {c.new}" for c in result.changes)
+    if result.changes and (webhook or sink):
+        say(f"dbcost quota: status changed: {changes}")
+    elif result.changes:
+        # the store keeps the last *notified* status: with nowhere to notify it does not move, so calling
+        # this a change would repeat on every run; recording it would swallow the first real notification
+        say(f"dbcost quota: nothing notified (no --webhook or --sink); {len(result.changes)} pool(s) differ from "
+            f"the last notified status: {changes}")
     if result.notified:
         say(f"dbcost quota: notified {len(result.notified)} change(s)")
     if result.notify_error:

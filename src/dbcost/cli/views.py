@@ -207,6 +207,11 @@ def print_attribution(a: Any) -> None:
 
 # --------------------------------------------------------------------------------------------- summaries
 
+#: the run's own counters a JSON log line of its summary carries as fields (beside the request counters)
+_RUN_FIELDS = ("run_id", "status", "quarantined", "units", "units_done", "units_skipped", "units_failed",
+               "units_stopped", "inserted", "changed", "deleted")
+
+
 def report_run(outcome: dbcost.RunOutcome, *, as_json: bool, strict: bool, command: str) -> int:
     """A backfill/sync run's summary (JSON on stdout with ``--json``, a line on stderr) -> its exit code."""
     if as_json:
@@ -219,6 +224,7 @@ def report_run(outcome: dbcost.RunOutcome, *, as_json: bool, strict: bool, comma
         f"(earlier run), {outcome.units_failed} failed, {outcome.units_stopped} stopped | rows new "
         f"{outcome.inserted} changed {outcome.changed} deleted {outcome.deleted} | {st.summary_line()}",
         level="info" if outcome.ok else "error",
+        fields={**st.to_json(), **{k: v for k, v in outcome.to_json().items() if k in _RUN_FIELDS}},
     )
     if outcome.stopped_reason:
         say(f"dbcost: stopped: {outcome.stopped_reason}; run again with --resume to continue")

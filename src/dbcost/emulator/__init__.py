@@ -3,7 +3,9 @@
 The project's tests, benchmarks and ``dbcost demo`` run against it: a real aiohttp server speaking AWS
 JSON 1.1 that aioboto3 or boto3 reach with an endpoint override, backed by a deterministic fleet, able to
 page, throttle, fail, drop connections and serve malformed groups on demand, and to tell a test the
-exact ground truth (every cent) of any GetCostAndUsage query.
+exact ground truth (every cent) of any GetCostAndUsage query, and of GetCostAndUsageWithResources per resource
+(``emu.truth({"Operation": "GetCostAndUsageWithResources", ...})["resources"]``; the shape is in
+:mod:`dbcost.emulator.server`).
 
 ::
 
@@ -24,12 +26,14 @@ if TYPE_CHECKING:
     from dbcost.emulator.fleet import (
         DATABASE_SERVICES,
         METRICS,
+        NO_RESOURCE_ID,
         REGIONS,
         TAG_KEYS,
         Account,
         Cluster,
         Fleet,
         Line,
+        Resource,
     )
     from dbcost.emulator.lookups import FORECAST_HISTORY_DAYS
     from dbcost.emulator.query import MALFORMATIONS, malformation, truth
@@ -39,7 +43,8 @@ if TYPE_CHECKING:
 # every start to mount ``dbcost emulator``, and should not pay for aiohttp.web and the fleet then.
 _LAZY = {
     "DATABASE_SERVICES": "fleet", "METRICS": "fleet", "REGIONS": "fleet", "TAG_KEYS": "fleet",
-    "Account": "fleet", "Cluster": "fleet", "Fleet": "fleet", "Line": "fleet",
+    "Account": "fleet", "Cluster": "fleet", "Fleet": "fleet", "Line": "fleet", "NO_RESOURCE_ID": "fleet",
+    "Resource": "fleet",
     "FORECAST_HISTORY_DAYS": "lookups",
     "MALFORMATIONS": "query", "AwsError": "errors", "malformation": "query", "truth": "query",
     "Emulator": "server",
@@ -60,6 +65,7 @@ __all__ = [
     "FORECAST_HISTORY_DAYS",
     "MALFORMATIONS",
     "METRICS",
+    "NO_RESOURCE_ID",
     "REGIONS",
     "RUNTIME_KNOBS",
     "TAG_KEYS",
@@ -70,6 +76,7 @@ __all__ = [
     "EmulatorConfig",
     "Fleet",
     "Line",
+    "Resource",
     "malformation",
     "truth",
 ]

@@ -74,6 +74,11 @@ def serve(
         int, typer.Option(help="The previous month stays Estimated (and may be restated) through this day of the "
                                "new month; 0: final on the 1st.")
     ] = RESTATEMENT_GRACE_DAYS,
+    no_resource_data: Annotated[
+        bool, typer.Option("--no-resource-data",
+                           help="Answer GetCostAndUsageWithResources as for a payer that has not opted in to "
+                                "resource-level data (DataUnavailableException).")
+    ] = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM; print the bound URL as the only line on stdout."""
     try:
@@ -93,6 +98,7 @@ def serve(
             page_size=page_size,
             token_ttl_s=token_ttl_s,
             estimated_through_day=estimated_through_day,
+            resource_data_enabled=not no_resource_data,
         )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)

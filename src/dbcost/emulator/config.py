@@ -30,6 +30,7 @@ RUNTIME_KNOBS: Final[frozenset[str]] = frozenset(
         "today",
         "token_ttl_s",
         "estimated_through_day",
+        "resource_data_enabled",
     }
 )
 
@@ -66,6 +67,8 @@ class EmulatorConfig:
     ``estimated_through_day``: the previous month is served ``Estimated`` (and still moves on ``restate()``)
     through this day of the new month, as Cost Explorer keeps it until it is final (about the 5th); 0 makes it
     final on the 1st. The default is the client's restatement window (``dbcost.calendar.RESTATEMENT_GRACE_DAYS``).
+    ``resource_data_enabled=False``: the payer has not opted in to resource-level data, and every
+    GetCostAndUsageWithResources request is answered with the not-enabled error (:mod:`dbcost.emulator.server`).
     """
 
     host: str = "127.0.0.1"
@@ -83,6 +86,7 @@ class EmulatorConfig:
     page_size: int = 500
     token_ttl_s: float = 600.0
     estimated_through_day: int = RESTATEMENT_GRACE_DAYS
+    resource_data_enabled: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -124,6 +128,8 @@ class EmulatorConfig:
         if self.estimated_through_day > 28:
             raise ValueError(f"estimated_through_day must be <= 28 (a day every month has), "
                              f"got {self.estimated_through_day}")
+        if not isinstance(self.resource_data_enabled, bool):
+            raise ValueError(f"resource_data_enabled must be true or false, got {self.resource_data_enabled!r}")
 
     @property
     def effective_burst(self) -> int:

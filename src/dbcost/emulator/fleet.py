@@ -27,11 +27,29 @@ Why it is built the way it is:
   retired). A fleet of fewer than 50 clusters has none, so small test fleets are exactly what they were. Each
   line records its role (:meth:`Fleet.role`), which is how :mod:`dbcost.emulator.advice` computes the
   advisories' ground truth without reading usage-type strings.
+* **Resource ids, split exactly.** Every billing line also belongs to one or more resources
+  (:attr:`Fleet.resource_lines`, :class:`Resource`), as GetCostAndUsageWithResources' ``RESOURCE_ID`` names
+  them: RDS instances ``arn:aws:rds:<region>:<acct>:db:<name>``; an Aurora, DocumentDB or Neptune cluster's own
+  charges (storage, I/O, backup) ``arn:aws:rds:<region>:<acct>:cluster:cluster-<26 chars>`` (its
+  DbClusterResourceId, a hash of the seed and the cluster), its instance charges (compute, data transfer) on its
+  ``<cluster>-instance-<k>`` instances; DynamoDB ``arn:aws:dynamodb:<region>:<acct>:table/<name>``; ElastiCache
+  ``arn:aws:elasticache:<region>:<acct>:cluster:<id>``; Redshift ``arn:aws:redshift:<region>:<acct>:cluster:<name>``.
+  A line on N instances is split into N exact integer parts (each field: the quotient, plus one for the first
+  ``remainder`` parts), so the parts of every day sum to the line's amount to the 10⁻¹⁰ and every
+  GetCostAndUsage answer stays what it was. Lines with no database resource (EC2, S3, Lambda, CloudWatch, Tax)
+  carry :data:`NO_RESOURCE_ID` (inferred: what Cost Explorer names the group of charges without a resource).
+* **Untagged clusters.** A fixed share of clusters (:data:`_UNTAGGED_SHARE_PM`, 5 %, chosen by a hash rank of the
+  seed) carries no tags at all in billing, and the same share again ``db-cluster`` and ``env`` but no ``team``;
+  every cluster still has its true owner (:attr:`Cluster.team`), which :class:`Resource` keeps for ground truth.
+  The resources themselves carry their tags (:attr:`Resource.resource_tags`, what an inventory reads), except
+  half of the untagged clusters (rounded down, the first by the same rank): *orphans*, tagged nowhere.
 """
 
 from __future__ import annotations
 
+import base64
 import calendar
+import dataclasses
 import datetime as dt
 import hashlib
 import random
@@ -45,6 +63,7 @@ __all__ = [
     "COST_METRICS",
     "DATABASE_SERVICES",
     "METRICS",
+    "NO_RESOURCE_ID",
     "PATTERNS",
     "REGIONS",
     "SCALE",
@@ -54,8 +73,10 @@ __all__ = [
     "Day",
     "Fleet",
     "Line",
+    "Resource",
     "Role",
     "pack",
+    "split_packed",
     "units_to_decimal",
     "units_to_str",
     "unpack",
@@ -315,6 +336,8 @@ PATTERNS: Final[tuple[tuple[str, tuple[str, ...], bool], ...]] = (
     ("dynamodb-bursty", ("dynamodb",), False),
 )
 _PATTERN_BLOCK: Final = 50
+#: line categories an Aurora/DocumentDB/Neptune cluster is billed for itself; the others go to its instances
+_CLUSTER_LEVEL: Final = frozenset({"storage", "io", "backup"})
 
 #: restatement: how many of the items in the window change, and by how much at most (per mille)
 _RESTATE_SHARE_PM: Final = 300
@@ -413,6 +436,81 @@ class Line:
     tags: Mapping[str, str]
     cluster: str | None
     category: str
+    #: the RESOURCE_ID of this line (GetCostAndUsageWithResources); set on :attr:`Fleet.resource_lines` only
+    resource_id: str = ""
+
+
+#: RESOURCE_ID of charges that name no resource (inferred: the wire value of such a group is not confirmed)
+NO_RESOURCE_ID: Final = "NoResourceId"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One resource behind GetCostAndUsageWithResources' ``RESOURCE_ID``, with its true owner.
+
+    ``kind``: ``db-instance``, ``db-cluster`` (an Aurora/DocumentDB/Neptune cluster's own charges), ``table``,
+    ``cache-cluster`` or ``redshift-cluster``. ``name``: the instance identifier, the cluster identifier, the
+    table name, the cache or Redshift cluster id. ``cluster`` and ``team`` are the owner whatever billing says;
+    ``billing_tags`` are the cost allocation tags billing carries on the resource's own charges (empty for an
+    untagged cluster; data transfer lines may carry none even when these are set); ``resource_tags`` the tags the
+    resource itself carries, which its own API returns (``db-cluster``, ``team``, ``env``, whatever billing was
+    told), for an inventory to find; an *orphan* (half of the untagged clusters) has none there either, so only a
+    topology file can place it.
+    """
+
+    id: str
+    kind: str
+    service: str
+    account: str
+    region: str
+    name: str
+    cluster: str
+    team: str
+    env: str
+    engine: str
+    billing_tags: Mapping[str, str]
+    cluster_resource_id: str | None = None
+    instance_class: str | None = None
+    orphan: bool = False
+
+    @property
+    def resource_tags(self) -> dict[str, str]:
+        """The tags on the resource itself (its own API's answer), whatever billing carries; none on an orphan."""
+        return {} if self.orphan else {"db-cluster": self.cluster, "env": self.env, "team": self.team}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resource_id": self.id,
+            "kind": self.kind,
+            "service": self.service,
+            "account": self.account,
+            "region": self.region,
+            "name": self.name,
+            "cluster": self.cluster,
+            "team": self.team,
+            "env": self.env,
+            "engine": self.engine,
+            "billing_tags": dict(self.billing_tags),
+            "tagged_in_billing": bool(self.billing_tags),
+            "resource_tags": self.resource_tags,
+            "orphan": self.orphan,
+            "cluster_resource_id": self.cluster_resource_id,
+            "instance_class": self.instance_class,
+        }
+
+
+def split_packed(packed: int, n: int) -> list[int]:
+    """``n`` packed parts of one item that sum, field by field, to ``packed`` exactly: each metric field is the
+    quotient, plus one for the first ``remainder`` parts. Every part keeps the item's unit counters (one item of
+    the same unit), so a group of parts has the unit its item had."""
+    if n == 1:
+        return [packed]
+    f = unpack(packed)
+    out: list[int] = []
+    for k in range(n):
+        fields = [f[i] // n + (1 if k < f[i] % n else 0) for i in range(F_COUNT)]
+        out.append(pack(fields + f[F_COUNT:]))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +592,8 @@ class Fleet:
         ranked = sorted(range(clusters), key=lambda i: _hp(seed, f"db-{i:04d}", "tagging"))
         self._untagged = frozenset(ranked[:share])
         self._teamless = frozenset(ranked[share : 2 * share])
+        # half of the untagged (the first by the same rank) carry no tags on the resources themselves either
+        self._orphans = frozenset(f"db-{i:04d}" for i in ranked[: share // 2])
         self._patterns = self._plan_patterns(clusters)
         self.clusters: tuple[Cluster, ...] = tuple(self._make_cluster(i) for i in range(clusters))
         self._specs: list[_Spec] = []
@@ -504,6 +604,13 @@ class Fleet:
             self._noise_lines(a)
         self.lines: tuple[Line, ...] = tuple(s.line for s in self._specs)
         self._tax_tids = frozenset(s.line.tid for s in self._specs if s.shape == _TAX)
+        self._res_cache: OrderedDict[tuple[int, int], Day] = OrderedDict()
+        self.resources: dict[str, Resource] = {}
+        #: the billing lines split by resource: a line on N resources is N resource lines (same attributes)
+        self.resource_lines: tuple[Line, ...] = ()
+        #: billing line tid -> the tids of its resource lines
+        self._parts: tuple[tuple[int, ...], ...] = ()
+        self._resource_layout()
 
     # ------------------------------------------------------------------------------------ public
 
@@ -533,6 +640,49 @@ class Fleet:
             self._day_cache.popitem(last=False)
         return day
 
+    def resource_day(self, date: dt.date, version: int = 0) -> Day:
+        """The items of ``date`` per resource (ids into :attr:`resource_lines`): each billing item split over its
+        line's resources with :func:`split_packed`, so they sum to :meth:`day` exactly."""
+        key = (date.toordinal(), version)
+        cached = self._res_cache.get(key)
+        if cached is not None:
+            self._res_cache.move_to_end(key)
+            return cached
+        base = self.day(date, version)
+        tids: list[int] = []
+        packed: list[int] = []
+        parts = self._parts
+        for tid, p in zip(base.tids, base.packed, strict=True):
+            own = parts[tid]
+            if len(own) == 1:
+                tids.append(own[0])
+                packed.append(p)
+            else:
+                tids.extend(own)
+                packed.extend(split_packed(p, len(own)))
+        day = Day(date, tids, packed)
+        self._res_cache[key] = day
+        while len(self._res_cache) > self._day_cache_size:
+            self._res_cache.popitem(last=False)
+        return day
+
+    def instances(self, c: Cluster) -> tuple[str, ...]:
+        """The instance identifiers of a cluster engine (Aurora, DocumentDB, Neptune): ``<id>-instance-<k>``, as
+        many as its compute line counts (a serverless v2 cluster: one or two)."""
+        if c.engine.startswith("aurora"):
+            n = (_between(self.seed, 1, 2, c.id, "sv2-instances") if c.deployment == "serverless-v2"
+                 else _between(self.seed, 2, 4, c.id, "instances"))
+        elif c.engine in ("docdb", "neptune"):
+            n = _between(self.seed, 1, 3, c.id, "instances")
+        else:
+            return ()
+        return tuple(f"{c.id}-instance-{k}" for k in range(1, n + 1))
+
+    def cluster_resource_id(self, c: Cluster) -> str:
+        """A deterministic DbClusterResourceId: ``cluster-`` and 26 upper-case base32 characters."""
+        raw = hashlib.blake2b(f"{self.seed}|cluster-resource-id|{c.id}".encode(), digest_size=20).digest()
+        return "cluster-" + base64.b32encode(raw).decode()[:26]
+
     def lines_active(self, start: dt.date, end: dt.date) -> list[Line]:
         """Lines with at least one item on a day in ``[start, end)``, without generating any day."""
         s, e = start.toordinal(), end.toordinal()
@@ -555,6 +705,7 @@ class Fleet:
             "accounts": [a.to_json() for a in self.accounts],
             "clusters": [c.to_json() for c in self.clusters],
             "lines": len(self.lines),
+            "resources": len(self.resources),
         }
 
     # ------------------------------------------------------------------------------------ layout
@@ -776,6 +927,59 @@ class Fleet:
                 phase=phase,
             )
         )
+
+    def _resource_layout(self) -> None:
+        """Which resources each billing line belongs to (module docstring, "Resource ids"), and their owners."""
+        by_id = {c.id: c for c in self.clusters}
+        out_lines: list[Line] = []
+        parts: list[tuple[int, ...]] = []
+        resources = self.resources
+        cluster_res: dict[str, list[Resource]] = {}  # cid -> [cluster-level, instance...] / [the one]
+        for c in self.clusters:
+            cluster_res[c.id] = self._resources_of(c)
+            for r in cluster_res[c.id]:
+                resources[r.id] = r
+        for line in self.lines:
+            owner = by_id.get(line.cluster) if line.cluster else None
+            if owner is None:
+                ids: tuple[str, ...] = (NO_RESOURCE_ID,)
+            else:
+                own = cluster_res[owner.id]
+                if own[0].kind == "db-cluster" and line.category not in _CLUSTER_LEVEL:
+                    ids = tuple(r.id for r in own[1:])  # instance charges (compute, transfer) on the instances
+                else:
+                    ids = (own[0].id,)
+            mine: list[int] = []
+            for rid in ids:
+                mine.append(len(out_lines))
+                out_lines.append(dataclasses.replace(line, tid=len(out_lines), resource_id=rid))
+            parts.append(tuple(mine))
+        self.resource_lines = tuple(out_lines)
+        self._parts = tuple(parts)
+
+    def _resources_of(self, c: Cluster) -> list[Resource]:
+        """A cluster's resources: for a cluster engine the cluster-level one first, then its instances."""
+        acct, region = c.account, c.region
+        common: dict[str, Any] = {"service": c.service, "account": acct, "region": region, "cluster": c.id,
+                                  "team": c.team, "env": c.env, "engine": c.engine, "billing_tags": c.tags,
+                                  "instance_class": c.instance_class, "orphan": c.id in self._orphans}
+        eng = c.engine
+        if eng.startswith("aurora") or eng in ("docdb", "neptune"):
+            crid = self.cluster_resource_id(c)
+            out = [Resource(id=f"arn:aws:rds:{region}:{acct}:cluster:{crid}", kind="db-cluster", name=c.id,
+                            cluster_resource_id=crid, **common)]
+            out.extend(Resource(id=f"arn:aws:rds:{region}:{acct}:db:{name}", kind="db-instance", name=name,
+                                cluster_resource_id=crid, **common) for name in self.instances(c))
+            return out
+        if eng.startswith("rds"):
+            return [Resource(id=f"arn:aws:rds:{region}:{acct}:db:{c.id}", kind="db-instance", name=c.id, **common)]
+        if eng == "dynamodb":
+            return [Resource(id=f"arn:aws:dynamodb:{region}:{acct}:table/{c.id}", kind="table", name=c.id, **common)]
+        if eng == "elasticache-redis":
+            return [Resource(id=f"arn:aws:elasticache:{region}:{acct}:cluster:{c.id}", kind="cache-cluster",
+                             name=c.id, **common)]
+        return [Resource(id=f"arn:aws:redshift:{region}:{acct}:cluster:{c.id}", kind="redshift-cluster", name=c.id,
+                         **common)]
 
     def _cluster_lines(self, c: Cluster) -> None:
         seed, cid = self.seed, c.id

@@ -1,4 +1,5 @@
-"""GetCostAndUsage over the synthetic fleet: request rules, filters, grouping, periods, pages, truth.
+"""GetCostAndUsage and GetCostAndUsageWithResources over the synthetic fleet: request rules, filters, grouping,
+periods, pages, truth.
 
 Pure computation, no I/O: :mod:`dbcost.emulator.server` wraps it in HTTP. Kept apart so that the
 ground truth a test asks for and the pages a client receives come from *one* computed
@@ -10,6 +11,13 @@ Malformed groups are chosen here too, from a hash of ``(seed, granularity, perio
 the same group is malformed in every window, page size and retry that contains it, which is what lets a
 test compare two windowings, and what makes the truth's ``malformed_groups`` a fact rather than a
 statistic.
+
+The two operations are one code path (an operation table, :data:`OPERATIONS`): GetCostAndUsageWithResources
+aggregates the fleet's *resource lines* (:attr:`Fleet.resource_lines`, each billing line split exactly over
+its resources) instead of its billing lines, accepts the ``RESOURCE_ID`` dimension, and has its own rules, the
+service's: ``Filter`` required; DAILY (HOURLY only when the Filter restricts SERVICE to EC2 instances, the one
+service with hourly resource-level data; MONTHLY never); the start no earlier than 14 days before today.
+``RESOURCE_ID`` on GetCostAndUsage is the service's ``Dimension RESOURCE_ID is not allowed.``
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from dbcost.emulator.fleet import (
     METRIC_INDEX,
     METRICS,
     N_FIELDS,
+    Day,
     Fleet,
     Line,
     month_add,
@@ -48,8 +57,13 @@ from dbcost.emulator.fleet import (
 )
 
 __all__ = [
+    "COST_AND_USAGE",
     "DIMENSIONS",
     "MALFORMATIONS",
+    "OPERATIONS",
+    "RESOURCE_DAYS",
+    "RESOURCE_DIMENSIONS",
+    "WITH_RESOURCES",
     "CostRequest",
     "CostResult",
     "Engine",
@@ -59,7 +73,9 @@ __all__ = [
     "malformation",
     "parse_cost_request",
     "render_page",
+    "resource_truth",
     "truth",
+    "truth_for",
     "truth_of",
 ]
 
@@ -71,6 +87,20 @@ DIMENSIONS: Final[Mapping[str, Callable[[Line], str]]] = {
     "REGION": lambda line: line.region,
     "RECORD_TYPE": lambda line: line.record_type,
 }
+#: The operations served from the fleet's records: name -> their GroupBy/Filter dimensions.
+COST_AND_USAGE: Final = "GetCostAndUsage"
+WITH_RESOURCES: Final = "GetCostAndUsageWithResources"
+RESOURCE_DIMENSIONS: Final[Mapping[str, Callable[[Line], str]]] = {
+    **DIMENSIONS, "RESOURCE_ID": lambda line: line.resource_id,
+}
+OPERATIONS: Final[Mapping[str, Mapping[str, Callable[[Line], str]]]] = {
+    COST_AND_USAGE: DIMENSIONS,
+    WITH_RESOURCES: RESOURCE_DIMENSIONS,
+}
+#: resource-level data: the last 14 days
+RESOURCE_DAYS: Final = 14
+#: the SERVICE value of EC2 instances, the only service with HOURLY resource-level data
+EC2_INSTANCES: Final = "Amazon Elastic Compute Cloud - Compute"
 #: Malformation kinds, rotated per group by hash.
 MALFORMATIONS: Final[tuple[str, ...]] = ("nan", "locale", "empty", "no-unit", "no-metrics", "key-count")
 
@@ -163,8 +193,10 @@ def _values_matcher(spec: Mapping[str, Any], path: str, allowed: frozenset[str])
     return values, opts, test
 
 
-def compile_filter(expr: object, path: str = "Filter") -> Predicate:
-    """A Cost Explorer ``Expression`` as a predicate over fleet lines (exactly one root per expression)."""
+def compile_filter(expr: object, path: str = "Filter",
+                   dimensions: Mapping[str, Callable[[Line], str]] = DIMENSIONS) -> Predicate:
+    """A Cost Explorer ``Expression`` as a predicate over fleet lines (exactly one root per expression), with the
+    dimensions of the operation it is for."""
     if not isinstance(expr, Mapping):
         raise validation(f"{path} must be an object")
     known = ("And", "Or", "Not", "Dimensions", "Tags", "CostCategories")
@@ -182,14 +214,14 @@ def compile_filter(expr: object, path: str = "Filter") -> Predicate:
     if root in ("And", "Or"):
         if not isinstance(body, list) or len(body) < 2:
             raise validation(f"{path}.{root} needs a list of at least two expressions")
-        parts = [compile_filter(e, f"{path}.{root}[{i}]") for i, e in enumerate(body)]
+        parts = [compile_filter(e, f"{path}.{root}[{i}]", dimensions) for i, e in enumerate(body)]
         if root == "And":
             return lambda line: all(p(line) for p in parts)
         return lambda line: any(p(line) for p in parts)
     if root == "Not":
         if _mentions_service(body):
             raise validation(f"{path}.Not: the SERVICE dimension cannot be used inside Not")
-        inner = compile_filter(body, f"{path}.Not")
+        inner = compile_filter(body, f"{path}.Not", dimensions)
         return lambda line: not inner(line)
     if root == "CostCategories":
         raise validation(f"{path}.CostCategories: no cost categories are defined in this account")
@@ -199,10 +231,12 @@ def compile_filter(expr: object, path: str = "Filter") -> Predicate:
     if not isinstance(key, str) or not key:
         raise validation(f"{path}.{root}.Key is required")
     if root == "Dimensions":
-        getter = DIMENSIONS.get(key)
+        getter = dimensions.get(key)
         if getter is None:
+            if key in RESOURCE_DIMENSIONS:  # the service's own words (aws/aws-sdk#700)
+                raise validation(f"Dimension {key} is not allowed.")
             raise validation(
-                f"{path}.Dimensions.Key {key!r} is not supported; use one of {', '.join(sorted(DIMENSIONS))}"
+                f"{path}.Dimensions.Key {key!r} is not supported; use one of {', '.join(sorted(dimensions))}"
             )
         values, _opts, test = _values_matcher(body, f"{path}.Dimensions", _MATCH_DIM)
         if not values:
@@ -258,7 +292,7 @@ class GroupDef:
 
     def key_of(self) -> Callable[[Line], str]:
         if self.type == "DIMENSION":
-            return DIMENSIONS[self.key]
+            return RESOURCE_DIMENSIONS[self.key]
         tag = self.key
         prefix = f"{tag}$"
         return lambda line: prefix + line.tags.get(tag, "")
@@ -276,9 +310,17 @@ class CostRequest:
     filter: Predicate | None
     #: identity of the aggregation: everything but the metrics (all metrics are computed anyway)
     fingerprint: str
+    #: GetCostAndUsage (billing lines) or GetCostAndUsageWithResources (resource lines)
+    operation: str = COST_AND_USAGE
+
+    @property
+    def by_resource(self) -> bool:
+        """True when the request aggregates the fleet's resource lines."""
+        return self.operation == WITH_RESOURCES
 
 
-def parse_group_by(raw: object) -> tuple[GroupDef, ...]:
+def parse_group_by(raw: object, dimensions: Mapping[str, Callable[[Line], str]] = DIMENSIONS
+                   ) -> tuple[GroupDef, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -293,10 +335,12 @@ def parse_group_by(raw: object) -> tuple[GroupDef, ...]:
         if not isinstance(key, str) or not key:
             raise validation(f"GroupBy[{i}].Key is required")
         if gtype == "DIMENSION":
-            if key not in DIMENSIONS:
+            if key not in dimensions:
+                if key in RESOURCE_DIMENSIONS:
+                    raise validation(f"Dimension {key} is not allowed.")
                 raise validation(
                     f"GroupBy[{i}]: dimension {key!r} is not supported for grouping here; "
-                    f"use one of {', '.join(sorted(DIMENSIONS))}"
+                    f"use one of {', '.join(sorted(dimensions))}"
                 )
         elif gtype == "TAG":
             if "$" in key:
@@ -324,11 +368,15 @@ def parse_metrics(raw: object) -> tuple[str, ...]:
     return tuple(out)
 
 
-def parse_cost_request(body: Mapping[str, Any], *, today: dt.date, check_dates: bool = True) -> CostRequest:
-    """Validate a GetCostAndUsage body; every broken rule is a ``ValidationException``."""
+def parse_cost_request(body: Mapping[str, Any], *, today: dt.date, check_dates: bool = True,
+                       operation: str = COST_AND_USAGE) -> CostRequest:
+    """Validate a GetCostAndUsage (or ``operation``) body; every broken rule is a ``ValidationException``."""
+    dimensions = OPERATIONS[operation]
     gran = body.get("Granularity")
     if gran not in ("DAILY", "MONTHLY", "HOURLY"):
         raise validation(f"Granularity must be DAILY, MONTHLY or HOURLY; got {gran!r}")
+    if operation == WITH_RESOURCES:
+        _check_with_resources(body, gran)
     tp = body.get("TimePeriod")
     if not isinstance(tp, Mapping):
         raise validation("TimePeriod with Start and End is required")
@@ -339,16 +387,53 @@ def parse_cost_request(body: Mapping[str, Any], *, today: dt.date, check_dates: 
         start = dt.datetime.combine(parse_date(tp.get("Start"), "TimePeriod.Start"), dt.time())
         end = dt.datetime.combine(parse_date(tp.get("End"), "TimePeriod.End"), dt.time())
     metrics = parse_metrics(body.get("Metrics"))
-    group_by = parse_group_by(body.get("GroupBy"))
+    group_by = parse_group_by(body.get("GroupBy"), dimensions)
     raw_filter = body.get("Filter")
     if start >= end:
         raise validation("Start date (and hour) should be before end date (and hour)")
     if check_dates:
         check_date_rules(gran, start, end, today)
+        if operation == WITH_RESOURCES:
+            earliest = dt.datetime.combine(today - dt.timedelta(days=RESOURCE_DAYS), dt.time())
+            if start < earliest:
+                # the service's words, for DAILY too (aws/aws-sdk-net#1773); the window is resource-level data's
+                raise validation(
+                    "start date is too old for hourly, the max supported days for hourly granularity is 14 days "
+                    f"(resource-level data starts {earliest.date().isoformat()})"
+                )
     periods = _period_count(gran, start, end)
     if periods > MAX_PERIODS:
         raise validation(f"the request spans {periods} {gran} periods; the emulator serves at most {MAX_PERIODS}")
-    return make_request(gran, start, end, metrics, group_by, raw_filter)
+    return make_request(gran, start, end, metrics, group_by, raw_filter, operation=operation)
+
+
+def _check_with_resources(body: Mapping[str, Any], gran: object) -> None:
+    """GetCostAndUsageWithResources' own rules: a Filter, and DAILY (HOURLY for EC2 instances only)."""
+    if body.get("Filter") is None:
+        raise validation("Filter is required for GetCostAndUsageWithResources")
+    if gran == "MONTHLY":
+        # inferred wording: the service serves resource-level data DAILY (and HOURLY for EC2) only
+        raise validation("MONTHLY granularity is not supported for resource-level data; use DAILY")
+    if gran == "HOURLY" and not _restricts_service(body["Filter"], EC2_INSTANCES):
+        # the service's words (aws/aws-sdk#590); hourly resource-level data exists for EC2 instances only
+        raise validation(
+            "Hourly timePeriod is not supported for this request: hourly resource-level data exists for "
+            f"{EC2_INSTANCES!r} only; the Filter must restrict SERVICE to it"
+        )
+
+
+def _restricts_service(expr: object, service: str) -> bool:
+    """True when every line the filter admits has SERVICE ``service``: a SERVICE dimension naming only it, alone
+    or as one operand of an And."""
+    if not isinstance(expr, Mapping):
+        return False
+    dims = expr.get("Dimensions")
+    if isinstance(dims, Mapping) and dims.get("Key") == "SERVICE":
+        values = dims.get("Values")
+        return isinstance(values, list) and bool(values) and all(v == service for v in values) and not (
+            set(dims.get("MatchOptions") or []) - {"EQUALS", "CASE_SENSITIVE"})
+    operands = expr.get("And")
+    return isinstance(operands, list) and any(_restricts_service(e, service) for e in operands)
 
 
 def make_request(
@@ -358,14 +443,16 @@ def make_request(
     metrics: tuple[str, ...],
     group_by: tuple[GroupDef, ...],
     raw_filter: object,
+    *,
+    operation: str = COST_AND_USAGE,
 ) -> CostRequest:
     """A :class:`CostRequest` from parts already checked (the filter is compiled here)."""
-    predicate = compile_filter(raw_filter) if raw_filter is not None else None
-    fingerprint = orjson.dumps(
-        [granularity, start.isoformat(), end.isoformat(), [g.to_api() for g in group_by], raw_filter],
-        option=orjson.OPT_SORT_KEYS,
-    ).decode()
-    return CostRequest(granularity, start, end, metrics, group_by, predicate, fingerprint)
+    predicate = compile_filter(raw_filter, dimensions=OPERATIONS[operation]) if raw_filter is not None else None
+    parts: list[Any] = [granularity, start.isoformat(), end.isoformat(), [g.to_api() for g in group_by], raw_filter]
+    if operation != COST_AND_USAGE:  # GetCostAndUsage's cache keys stay what they were
+        parts.append(operation)
+    fingerprint = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS).decode()
+    return CostRequest(granularity, start, end, metrics, group_by, predicate, fingerprint, operation)
 
 
 def check_date_rules(gran: str, start: dt.datetime, end: dt.datetime, today: dt.date) -> None:
@@ -498,7 +585,7 @@ class Engine:
         getters = [g.key_of() for g in req.group_by]
         pred = req.filter
         out: list[tuple[str, ...] | None] = []
-        for line in self.fleet.lines:
+        for line in self.fleet.resource_lines if req.by_resource else self.fleet.lines:
             if pred is not None and not pred(line):
                 out.append(None)
             else:
@@ -517,14 +604,19 @@ class Engine:
             self._results.popitem(last=False)
         return result
 
+    def _items(self, req: CostRequest) -> Callable[[dt.date, int], Day]:
+        """Where a request's daily items come from: billing lines, or resource lines."""
+        return self.fleet.resource_day if req.by_resource else self.fleet.day
+
     def _day_sums(
-        self, days: Sequence[dt.date], keymap: list[tuple[str, ...] | None], today: dt.date, version: int
+        self, days: Sequence[dt.date], keymap: list[tuple[str, ...] | None], today: dt.date, version: int,
+        items: Callable[[dt.date, int], Day],
     ) -> dict[tuple[str, ...], int]:
         acc: dict[tuple[str, ...], int] = {}
         restated_from = restatement_start(today, self.estimated_through_day)
         get = acc.get
         for day in days:
-            d = self.fleet.day(day, version if day >= restated_from else 0)
+            d = items(day, version if day >= restated_from else 0)
             for tid, p in zip(d.tids, d.packed, strict=True):
                 k = keymap[tid]
                 if k is not None:
@@ -532,10 +624,11 @@ class Engine:
         return acc
 
     def _hour_sums(
-        self, day: dt.date, keymap: list[tuple[str, ...] | None], today: dt.date, version: int
+        self, day: dt.date, keymap: list[tuple[str, ...] | None], today: dt.date, version: int,
+        items: Callable[[dt.date, int], Day],
     ) -> list[dict[tuple[str, ...], int]]:
         """24 hourly sums of one day: each item split in 24 parts, the remainder in the last hour."""
-        d = self.fleet.day(day, version if day >= restatement_start(today, self.estimated_through_day) else 0)
+        d = items(day, version if day >= restatement_start(today, self.estimated_through_day) else 0)
         total: dict[tuple[str, ...], int] = {}
         floor: dict[tuple[str, ...], int] = {}
         for tid, p in zip(d.tids, d.packed, strict=True):
@@ -553,6 +646,7 @@ class Engine:
 
     def _compute(self, req: CostRequest, *, today: dt.date, version: int) -> CostResult:
         keymap = self.keymap(req)
+        items = self._items(req)
         periods = build_periods(req, today, self.estimated_through_day)
         results: list[PeriodResult] = []
         hourly_cache: dict[dt.date, list[dict[tuple[str, ...], int]]] = {}
@@ -563,10 +657,10 @@ class Engine:
                 else:
                     day = period.days[0]
                     if day not in hourly_cache:
-                        hourly_cache[day] = self._hour_sums(day, keymap, today, version)
+                        hourly_cache[day] = self._hour_sums(day, keymap, today, version, items)
                     sums = hourly_cache[day][period.hour]
             else:
-                sums = self._day_sums(period.days, keymap, today, version)
+                sums = self._day_sums(period.days, keymap, today, version, items)
             no_keys: tuple[str, ...] = ()
             groups = sorted(sums.items()) if req.group_by else [(no_keys, sums.get(no_keys, 0))]
             results.append(PeriodResult(period, groups))
@@ -770,6 +864,58 @@ def truth_of(result: CostResult, *, seed: int, malformed_rate: float) -> dict[st
     }
 
 
+def resource_truth(engine: Engine, req: CostRequest, *, today: dt.date, version: int) -> list[dict[str, Any]]:
+    """The exact amount of every resource the request's window and filter cover, whatever its GroupBy and with
+    no malformation taken out (what the fleet spent), with each resource's true owner:
+    ``[{"resource_id", "kind", "service", "account", "region", "name", "cluster", "team", "env", "engine",
+    "billing_tags", "tagged_in_billing", "resource_tags", "orphan", "cluster_resource_id", "instance_class", "metrics",
+    "untagged_metrics", "categories"}]``
+    sorted by id. ``untagged_metrics``: the part billed on lines that carry no tag at all (an untagged cluster's
+    whole spend; a tagged one's untagged data transfer). ``categories``: metrics per line category (compute,
+    storage, io, backup, transfer, other). :data:`NO_RESOURCE_ID` (charges of no resource) has no owner. DAILY
+    only: an HOURLY window may cut days."""
+    if req.granularity != "DAILY":
+        raise ValueError("the per-resource truth is computed for DAILY requests only")
+    fleet = engine.fleet
+    lines = fleet.resource_lines
+    pred = req.filter
+    keep = [pred is None or pred(line) for line in lines]
+    restated_from = restatement_start(today, engine.estimated_through_day)
+    total: dict[str, int] = {}
+    untagged: dict[str, int] = {}
+    by_category: dict[str, dict[str, int]] = {}
+    for period in build_periods(req, today, engine.estimated_through_day):
+        for day in period.days:
+            d = fleet.resource_day(day, version if day >= restated_from else 0)
+            for tid, packed in zip(d.tids, d.packed, strict=True):
+                if not keep[tid]:
+                    continue
+                line = lines[tid]
+                rid = line.resource_id
+                p = packed & _METRIC_MASK
+                total[rid] = total.get(rid, 0) + p
+                if not line.tags:
+                    untagged[rid] = untagged.get(rid, 0) + p
+                cats = by_category.setdefault(rid, {})
+                cats[line.category] = cats.get(line.category, 0) + p
+    metrics = req.metrics
+    idx = [METRIC_INDEX[m] for m in metrics]
+    out: list[dict[str, Any]] = []
+    for rid in sorted(total):
+        res = fleet.resources.get(rid)
+        owner: dict[str, Any] = res.to_json() if res is not None else {
+            "resource_id": rid, "kind": None, "service": None, "account": None, "region": None, "name": None,
+            "cluster": None, "team": None, "env": None, "engine": None, "billing_tags": {},
+            "tagged_in_billing": False, "resource_tags": {}, "orphan": False, "cluster_resource_id": None,
+            "instance_class": None,
+        }
+        owner["metrics"] = _amounts(total[rid], metrics, idx)
+        owner["untagged_metrics"] = _amounts(untagged.get(rid, 0), metrics, idx)
+        owner["categories"] = {c: _amounts(v, metrics, idx) for c, v in sorted(by_category[rid].items())}
+        out.append(owner)
+    return out
+
+
 def _amounts(packed: int, metrics: Sequence[str], idx: Sequence[int]) -> dict[str, str]:
     return {m: units_to_str((packed >> (FIELD_BITS * i)) & FIELD_MASK) for m, i in zip(metrics, idx, strict=True)}
 
@@ -783,8 +929,27 @@ def truth(
     malformed_rate: float = 0.0,
     estimated_through_day: int = RESTATEMENT_GRACE_DAYS,
 ) -> dict[str, Any]:
-    """The ground truth of a GetCostAndUsage body over ``fleet`` (no date rules, no paging, no cache)."""
-    req = parse_cost_request(request, today=today, check_dates=False)
+    """The ground truth of a GetCostAndUsage body over ``fleet`` (no date rules, no paging, no cache); with
+    ``"Operation": "GetCostAndUsageWithResources"`` in the body, of that operation, plus ``resources``
+    (:func:`resource_truth`)."""
     engine = Engine(fleet, cache_size=1, estimated_through_day=estimated_through_day)
-    result = engine.cost_and_usage(req, today=today, version=data_version)
-    return truth_of(result, seed=fleet.seed, malformed_rate=malformed_rate)
+    return truth_for(engine, request, today=today, version=data_version, malformed_rate=malformed_rate)
+
+
+def truth_for(engine: Engine, request: Mapping[str, Any], *, today: dt.date, version: int,
+              malformed_rate: float) -> dict[str, Any]:
+    """The truth of a request body (``Operation`` picks the operation, default GetCostAndUsage) at one data
+    version: :func:`truth_of`, and for GetCostAndUsageWithResources ``operation`` and ``resources`` too."""
+    body = dict(request)
+    operation = body.pop("Operation", COST_AND_USAGE)
+    if operation not in OPERATIONS:
+        raise ValueError(f"Operation must be one of {', '.join(OPERATIONS)}; got {operation!r}")
+    req = parse_cost_request(body, today=today, check_dates=False, operation=operation)
+    result = engine.cost_and_usage(req, today=today, version=version)
+    out = truth_of(result, seed=engine.fleet.seed, malformed_rate=malformed_rate)
+    if operation != COST_AND_USAGE:
+        out["operation"] = operation
+        # per resource for DAILY only (an HOURLY window may cut days); None says it was not computed
+        out["resources"] = (resource_truth(engine, req, today=today, version=version)
+                            if req.granularity == "DAILY" else None)
+    return out

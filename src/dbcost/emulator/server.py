@@ -16,6 +16,30 @@ What happens to one AWS request, in order (the order is observable, so it is fix
 6. the operation runs: validation, page token, aggregation (cached per request and data version), page.
 
 Throttled, faulted and dropped requests are never "pages served".
+
+GetCostAndUsage and GetCostAndUsageWithResources are one handler (:meth:`Emulator._results_by_time`) over the
+operation table of :mod:`dbcost.emulator.query`: the same paging, tokens, throttling, faults and malformed
+groups. With ``resource_data_enabled=False`` (``--no-resource-data``) the payer has not opted in to
+resource-level data: every GetCostAndUsageWithResources request (after throttling and faults, before
+validation) is answered ``400 DataUnavailableException`` with :data:`NOT_ENABLED_MESSAGE`. Inferred: botocore's
+model lists DataUnavailableException ("The requested data is unavailable.") among the operation's errors and no
+error specific to opting in; the real code and message of a payer that has not opted in are not confirmed.
+
+Admin truth (``POST /_emulator/truth``), the request shape::
+
+    {<a GetCostAndUsage body>}                                   -> truth_of (metrics, groups, by_keys, ...)
+    {"Operation": "GetCostAndUsageWithResources", <its body>}    -> the same keys for that operation, plus
+        "operation": "GetCostAndUsageWithResources",
+        "resources": [{"resource_id", "kind", "service", "account", "region", "name", "cluster", "team",
+                       "env", "engine", "billing_tags", "tagged_in_billing", "resource_tags", "orphan",
+                       "cluster_resource_id", "instance_class",
+                       "metrics": {metric: "exact decimal"}, "untagged_metrics": {...},
+                       "categories": {"compute": {metric: ...}, ...}}, ...]   (sorted by resource_id)
+
+``resources`` covers the window and Filter whatever the GroupBy, with no malformation taken out (``null`` for an
+HOURLY request); date rules are not applied (a truth may be asked for any window). ``GET /_emulator/resources``
+lists every resource of the fleet with its true owner (``cluster``, ``team``), whether billing carries its tags
+and the tags the resource itself carries (``resource_tags``; none on an ``orphan``), for inventory tests.
 """
 
 from __future__ import annotations
@@ -41,10 +65,10 @@ from dbcost.emulator.config import EmulatorConfig
 from dbcost.emulator.errors import AwsError
 from dbcost.emulator.fleet import Fleet, month_add
 from dbcost.emulator.lookups import cost_forecast, dimension_values, tag_values
-from dbcost.emulator.query import Engine, parse_cost_request, render_page, truth_of
+from dbcost.emulator.query import COST_AND_USAGE, WITH_RESOURCES, Engine, parse_cost_request, render_page, truth_for
 from dbcost.emulator.tokens import TokenSigner, request_hash
 
-__all__ = ["JSON_11", "TARGET_PREFIX", "Emulator", "TokenBucket"]
+__all__ = ["JSON_11", "NOT_ENABLED_MESSAGE", "TARGET_PREFIX", "Emulator", "TokenBucket"]
 
 log = logging.getLogger("dbcost.emulator")
 
@@ -55,7 +79,12 @@ _AUTH_RE = re.compile(
     r"(?P<service>[a-z0-9-]+)/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*"
     r"Signature=(?P<sig>[0-9a-f]{64})"
 )
-_PAGED_OPS: Final = frozenset({"GetCostAndUsage", "GetDimensionValues", "GetTags"})
+_PAGED_OPS: Final = frozenset({COST_AND_USAGE, WITH_RESOURCES, "GetDimensionValues", "GetTags"})
+#: what a payer that has not opted in to resource-level data is answered (inferred: see the module docstring)
+NOT_ENABLED_MESSAGE: Final = (
+    "Resource-level data is not enabled for this account. Enable it in Cost Management preferences "
+    "(Resource-level data at daily granularity) from the management account."
+)
 
 
 def _utc_today() -> dt.date:
@@ -152,7 +181,8 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self._ops: dict[str, Handler] = {
-            "GetCostAndUsage": self._get_cost_and_usage,
+            COST_AND_USAGE: lambda body: self._results_by_time(COST_AND_USAGE, body),
+            WITH_RESOURCES: lambda body: self._results_by_time(WITH_RESOURCES, body),
             "GetDimensionValues": self._get_dimension_values,
             "GetTags": self._get_tags,
             "GetCostForecast": self._get_cost_forecast,
@@ -198,6 +228,7 @@ class Emulator:
         app.router.add_post("/", self._handle_aws)
         app.router.add_get("/_emulator/stats", self._admin(lambda _: self.stats()))
         app.router.add_get("/_emulator/fleet", self._admin(lambda _: self.fleet.to_json()))
+        app.router.add_get("/_emulator/resources", self._admin(lambda _: {"resources": self.resources()}))
         app.router.add_post("/_emulator/truth", self._admin(self.truth))
         app.router.add_post("/_emulator/advisories", self._admin(lambda body: self.advisories(**body)))
         app.router.add_post("/_emulator/restate", self._admin(lambda _: {"data_version": self.restate()}))
@@ -244,11 +275,15 @@ class Emulator:
         return new
 
     def truth(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """The ground truth for a GetCostAndUsage body at the current today, version and malformed rate."""
-        today = self.today
-        req = parse_cost_request(request, today=today, check_dates=False)
-        result = self.engine.cost_and_usage(req, today=today, version=self._version)
-        return truth_of(result, seed=self.fleet.seed, malformed_rate=self._config.malformed_rate)
+        """The ground truth for a GetCostAndUsage body at the current today, version and malformed rate; with
+        ``"Operation": "GetCostAndUsageWithResources"`` for that operation, plus ``resources`` (the module
+        docstring has the shape)."""
+        return truth_for(self.engine, request, today=self.today, version=self._version,
+                         malformed_rate=self._config.malformed_rate)
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Every resource of the fleet with its true owner, sorted by resource id (:class:`Resource`)."""
+        return [self.fleet.resources[rid].to_json() for rid in sorted(self.fleet.resources)]
 
     def advisories(self, month: str, *, metric: str = "UnblendedCost", cluster_tag: str = "db-cluster",
                    team_tag: str = "team", env_tag: str = "env", non_prod: list[str] | None = None,
@@ -393,10 +428,13 @@ class Emulator:
             return 0, rhash
         return self._signer.verify(token, rhash=rhash, version=self._version, today=today), rhash
 
-    def _get_cost_and_usage(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _results_by_time(self, op: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """GetCostAndUsage or GetCostAndUsageWithResources: validate, aggregate (cached), cut the page."""
         today = self.today
-        req = parse_cost_request(body, today=today)
-        offset, rhash = self._offset("GetCostAndUsage", body, today)
+        if op == WITH_RESOURCES and not self._config.resource_data_enabled:
+            raise AwsError("DataUnavailableException", NOT_ENABLED_MESSAGE)
+        req = parse_cost_request(body, today=today, operation=op)
+        offset, rhash = self._offset(op, body, today)
         result = self.engine.cost_and_usage(req, today=today, version=self._version)
         if offset and offset >= result.total_groups:
             raise AwsError("InvalidNextTokenException", "Try again without a pagination token.")
@@ -411,7 +449,7 @@ class Emulator:
         )
         if page.next_offset is not None:
             page.payload["NextPageToken"] = self._signer.issue(
-                operation="GetCostAndUsage", rhash=rhash, offset=page.next_offset, version=self._version,
+                operation=op, rhash=rhash, offset=page.next_offset, version=self._version,
                 today=today,
             )
         self._stats.groups_served += page.groups

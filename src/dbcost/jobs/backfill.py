@@ -6,6 +6,10 @@ count one request per unit, :func:`has_history`); ``--dry-run --probe`` spends a
 what it bought for the run (:func:`probe_backfill`); :func:`check_backfill`
 makes and checks the plan (range, cap) before anything is created, which the CLI does before it runs. A sync starts where the
 store's contiguous completed coverage ends, and re-reads the restatement window (:func:`sync_start`).
+
+``sync --dataset ID|LABEL|all`` re-reads datasets the store already holds without the query being restated:
+:func:`dataset_sync_specs` takes each dataset's stored query (``datasets.query``, the query identity the
+first run registered) and makes one sync spec of it, with the same guarantees as a sync given the query.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from dbcost.calendar import restatement_start
@@ -34,8 +38,9 @@ from dbcost.plan import Plan
 if TYPE_CHECKING:
     from dbcost.store import Store
 
-__all__ = ["ProbeOutcome", "RunOutcome", "RunSpec", "check_backfill", "covered_until", "has_history", "plan_backfill",
-           "probe_backfill", "run_backfill", "sync_spec", "sync_start"]
+__all__ = ["DatasetSync", "ProbeOutcome", "RunOutcome", "RunSpec", "check_backfill", "covered_until",
+           "dataset_sync_specs", "has_history", "plan_backfill", "probe_backfill", "quarantine_reasons", "run_backfill",
+           "sync_spec", "sync_start"]
 
 
 async def run_backfill(spec: RunSpec, *, progress: PipelineProgress | None = None,
@@ -70,6 +75,37 @@ def sync_spec(spec: RunSpec, start: dt.date | None = None) -> RunSpec | None:
     if begin >= day:
         return None
     return replace(spec, query=spec.query.with_window(begin, day))
+
+
+@dataclass(frozen=True)
+class DatasetSync:
+    """One dataset of ``sync --dataset``: its id and label, and the sync spec of its stored query (None: the
+    dataset is up to date)."""
+
+    dataset: str
+    label: str | None
+    spec: RunSpec | None
+
+
+def dataset_sync_specs(spec: RunSpec, selector: str, start: dt.date | None = None) -> list[DatasetSync]:
+    """One sync of each dataset ``selector`` names (an id, a unique id prefix, a label, or ``all``: see
+    :func:`dbcost.jobs.datasets.select_datasets`), each ``spec`` with its query replaced by the dataset's
+    stored one and windowed by :func:`sync_spec`; read-only. A store that does not exist, an unknown dataset
+    or a stored query that no longer validates is a UsageError naming it (``dbcost datasets`` lists ids)."""
+    from dbcost.jobs.datasets import list_datasets, select_datasets
+
+    if not spec.db.exists():
+        raise UsageError(f"--dataset: no store at {spec.db} (--db); `dbcost datasets --db PATH` lists a store's "
+                         "datasets")
+    out: list[DatasetSync] = []
+    for info in select_datasets(list_datasets(spec.settings.store), selector):
+        query = info.query
+        if query is None or query.fingerprint != info.dataset:
+            raise UsageError(f"--dataset {info.dataset}: its stored query does not validate any more (a store "
+                             "edited by hand?); sync it by restating the query")
+        own = replace(spec, query=query, label=info.label, extra_queries=[], labels={})
+        out.append(DatasetSync(info.dataset, info.label, sync_spec(own, start)))
+    return out
 
 
 async def plan_backfill(spec: RunSpec) -> Plan:
@@ -107,6 +143,18 @@ async def has_history(spec: RunSpec) -> bool:
         return all(q.fingerprint in known for q in spec.queries)
 
     return await asyncio.to_thread(read)
+
+
+def quarantine_reasons(spec: RunSpec) -> list[tuple[str, int]]:
+    """(reason, count) of the groups the store holds quarantined for ``spec``'s dataset and window, most
+    frequent first: what ``--strict``'s exit 3 is about (read-only; empty when the store does not exist)."""
+    from dbcost.store import Store
+
+    if not spec.db.exists():
+        return []
+    with Store(spec.settings.store, read_only=True) as store:
+        return store.quarantine_summary([spec.query.fingerprint], spec.query.start.isoformat(),
+                                        spec.query.end.isoformat())
 
 
 def covered_until(store_sync: Store, dataset: str, target: str) -> dt.date | None:

@@ -28,7 +28,7 @@ from dbcost.config import DEFAULT_TARGET, RateSettings, Settings, StoreSettings,
 from dbcost.emulator import Emulator, EmulatorConfig
 from dbcost.errors import ConfigError
 from dbcost.jobs.advise import AdviseSpec, run_advise
-from dbcost.jobs.attribute import AttributeSpec, run_attribute_months
+from dbcost.jobs.attribute import AttributeSpec, attribution_datasets, month_range, run_attribute_months
 from dbcost.jobs.quota import attribution_for
 from dbcost.jobs.report import gather_report, write_report
 from dbcost.models import CostQuery
@@ -61,11 +61,19 @@ class DemoResult:
     requests: Stats = field(default_factory=Stats)
     advice: AdviceSet | None = None
     advice_exact: bool = False
+    #: the backfill's window: the first day of the first of ``months`` months, up to today (exclusive)
+    start: dt.date | None = None
+    end: dt.date | None = None
+    months: int = 0
+    #: groups the report counts as quarantined (``month``'s attribution datasets, not the backfill's), and
+    #: the malformed groups the emulator served to those queries for that month
+    report_quarantined: int = 0
+    report_malformed: int = 0
 
     @property
     def exact(self) -> bool:
         return (self.truth_total == self.stored_total and self.malformed == self.outcome.quarantined
-                and self.attribution_exact and self.advice_exact)
+                and self.attribution_exact and self.advice_exact and self.report_quarantined == self.report_malformed)
 
 
 def _advice_key(a: dict[str, Any]) -> tuple[str, str, str, str, str, str, Decimal, Decimal]:
@@ -100,10 +108,11 @@ async def run_demo(
     today = today or dt.datetime.now(dt.UTC).date()
     db = directory / "dbcost.duckdb"
     await asyncio.to_thread(_fresh_directory, directory, db)
-    start = add_months(today, -(months - 1))
     # the month the quota check and report are about: this one, unless it has no complete day yet
     month_start = first_day_of(today) if today.day > 1 else add_months(today, -1)
     month = month_start.strftime("%Y-%m")
+    # the backfill covers the same `months` months the attribution and the report's trend do (from the 1st)
+    start = add_months(month_start, -(months - 1))
     cfg = EmulatorConfig(today=today, seed=seed, max_rps=100.0, burst=20, fault_rate=0.01, drop_rate=0.005,
                          malformed_rate=0.001, page_size=500)
     total = Stats()
@@ -152,7 +161,13 @@ async def run_demo(
             total.add(fetched.stats)
         advice = advised.advice if advised.failed is None else None
         advice_exact = advice is not None and _same_advice(advice, emu.advisories(month))
-    assert attribution is not None
+        assert attribution is not None
+        # the report's quarantine count is of the month's attribution datasets (another query, one month),
+        # not of the backfill: the groups the emulator served malformed to those queries, for that month
+        first, end = month_range(month, today)
+        report_malformed = sum(int(emu.truth(q.to_request())["malformed_groups"]) for q in attribution_datasets(
+            attribution.services, first, end, metric="UnblendedCost", cluster_tag="db-cluster", team_tag="team",
+            with_accounts=False).all())
     policy_path = directory / "policy.toml"
     await asyncio.to_thread(policy_path.write_text, example_policy_text(), "utf-8")
     aspec = AttributeSpec(month=month, settings=settings, today=today)
@@ -171,4 +186,6 @@ async def run_demo(
         malformed=int(truth["malformed_groups"]), top_services=[(str(k), Decimal(v)) for k, v in top],
         month=month, attribution=attribution, attribution_exact=attribution_exact, quota=quota,
         report_path=report_path, policy_path=policy_path, requests=total, advice=advice, advice_exact=advice_exact,
+        start=start, end=today, months=months, report_quarantined=data.quarantined_total,
+        report_malformed=report_malformed,
     )

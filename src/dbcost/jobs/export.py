@@ -20,6 +20,9 @@ rows still say which question they answer. ``--target`` keeps one target, ``--st
   key name);
 * ``focus``: one FOCUS row per record (:mod:`dbcost.focus`), CSV or Parquet by the output's suffix; one
   dataset only (FOCUS rows are summed by every tool that reads them).
+
+``--quarantine`` exports the groups that failed validation instead (JSONL: the ``fetch --quarantine`` shape,
+``reason``, ``period_start``, ``period_end``, ``page``, ``raw``, plus ``dataset``, ``target``, ``run_id``).
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class ExportSpec:
     end: str | None = None
     cluster_tag: str = "db-cluster"
     team_tag: str = "team"
+    #: export the datasets' quarantined groups instead of their records (JSONL only)
+    quarantine: bool = False
 
 
 def period_range(start: str | None, end: str | None, month: str | None) -> tuple[str | None, str | None]:
@@ -125,6 +130,8 @@ def run_export(spec: ExportSpec) -> int:
     UsageError raised before anything is written."""
     every = list_datasets(spec.db)
     infos = select_datasets(every, spec.dataset)
+    if spec.quarantine:
+        return _run_quarantine(spec, infos)
     if spec.fmt == "focus":
         return _run_focus(spec, infos, every)
     described = spec.dataset == ALL
@@ -165,6 +172,20 @@ def run_export(spec: ExportSpec) -> int:
                             for r in rows)
                 n += len(rows)
         return n
+
+
+def _run_quarantine(spec: ExportSpec, infos: list[DatasetInfo]) -> int:
+    """``--quarantine``: the groups that failed validation, kept with their reason and raw JSON, as JSONL (the
+    ``fetch --quarantine`` shape plus dataset, target, run_id); their spend is in no record."""
+    if spec.fmt != "jsonl":
+        raise UsageError(f"--quarantine: writes JSONL (reason, period, page, raw JSON); --format {spec.fmt} "
+                         "is for records")
+    with Store(spec.db, read_only=True) as store:
+        groups = store.quarantined_groups([i.dataset for i in infos], target=spec.target, start=spec.start,
+                                          end=spec.end)
+    with AtomicOutput(spec.output) as f:
+        f.write(b"".join(jsonl_line(g) for g in groups))
+    return len(groups)
 
 
 # ------------------------------------------------------------------------------------------------- FOCUS

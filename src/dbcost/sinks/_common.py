@@ -15,8 +15,11 @@ the value is malformed or below its minimum. :func:`retry_policy_from` builds th
 the full-jitter backoff) and ``retry_budget_s`` (total time one call may spend retrying); each sink passes
 its own defaults.
 
-Client libraries (aiokafka, asyncpg) are imported when a sink opens, never when its URL is parsed:
-:func:`require_client` turns a missing one into a ConfigError naming the extra to install.
+Client libraries (aiokafka, asyncpg) are imported when a sink opens, never when its URL is parsed; they
+come with an extra (``pip install 'dbcost[kafka]'``), not with a plain install. :func:`check_installed` is
+the up-front check a ``parse`` ends with (it finds the module without importing it), so a missing one is
+refused before anything is sent or written; :func:`require_client` imports it on open and turns a broken
+installation into the same one-line ConfigError naming the extra.
 
 Retrying: :func:`retry_sink` runs a call under :func:`dbcost.retry.retry` and turns running out of
 attempts or time into ``TransientSinkError("NAME: gave up after N attempts[, time budget of Xs spent]:
@@ -28,6 +31,7 @@ raises dbcost errors already (each sink translates its library's exceptions itse
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +46,7 @@ from dbcost.sinks.base import redact_url
 __all__ = [
     "ServerUrl",
     "bool_option",
+    "check_installed",
     "check_options",
     "file_path",
     "int_option",
@@ -98,6 +103,18 @@ class ServerUrl:
     def refuse(self, form: str) -> ConfigError:
         """The error for a URL that does not follow the sink's ``form`` (``kafka://HOST:PORT/TOPIC``)."""
         return ConfigError(f"--sink {self.display!r}: use {form}")
+
+
+def check_installed(display: str, module: str, extra: str) -> None:
+    """Refuse a sink whose client library (``module``) is not installed, in one line naming the extra;
+    finds the module without importing it (parsing a URL stays cheap)."""
+    try:
+        missing = importlib.util.find_spec(module) is None
+    except ValueError:  # in sys.modules as None: an import of it is refused
+        missing = True
+    if missing:
+        raise ConfigError(f"--sink {display}: needs {module}, which is not installed: "
+                          f"pip install 'dbcost[{extra}]'")
 
 
 def require_client(display: str, module: str, extra: str) -> None:

@@ -134,6 +134,7 @@ from dbcost.sinks import _tls
 from dbcost.sinks._common import (
     ServerUrl,
     bool_option,
+    check_installed,
     check_options,
     int_option,
     require_client,
@@ -470,6 +471,7 @@ class KafkaSink(SinkBase):
         if compression in _CRAMJAM_CODECS and importlib.util.find_spec("cramjam") is None:
             raise ConfigError(f"--sink {u.display}: ?compression={compression} needs the 'cramjam' package "
                               "(pip install cramjam), or use gzip")
+        check_installed(u.display, "aiokafka", "kafka")
         return KafkaOptions(
             url=url, host=u.parts.hostname, port=u.port, topic=topic, status_topic=status_topic,
             idempotence=idempotence, compression=_COMPRESSION[compression],

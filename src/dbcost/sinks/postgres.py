@@ -72,7 +72,7 @@ import orjson
 from dbcost.clock import Clock
 from dbcost.errors import SinkError, TransientSinkError
 from dbcost.retry import RetryPolicy
-from dbcost.sinks._common import ServerUrl, number_option, require_client, retry_policy_from, retry_sink
+from dbcost.sinks._common import ServerUrl, check_installed, number_option, require_client, retry_policy_from, retry_sink
 from dbcost.sinks.base import SinkBase, SinkContext, SinkOptions, SinkRecord, UnitRef
 
 if TYPE_CHECKING:
@@ -234,6 +234,7 @@ class PostgresSink(SinkBase):
         # our options are not connection parameters: asyncpg would send unknown ones as server settings
         query = [(k, v) for k, v in parse_qsl(u.parts.query, keep_blank_values=True) if k not in _OPTIONS]
         dsn = urlunsplit(u.parts._replace(scheme="postgresql", query=urlencode(query)))
+        check_installed(u.display, "asyncpg", "postgres")
         return PostgresOptions(url=url, dsn=dsn, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
                                pool_size=pool_size, retry=retry)
 

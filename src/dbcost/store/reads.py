@@ -116,6 +116,28 @@ class Reads(StoreBase):
 
     # ---------------------------------------------------------------------------------------- reports
 
+    @operation("read quarantined groups")
+    def quarantined_groups(self, datasets: Sequence[str], *, target: str | None = None, start: str | None = None,
+                           end: str | None = None) -> list[dict[str, Any]]:
+        """The quarantined groups of ``datasets`` (of ``target``, with a period starting in ``[start, end)``
+        when given) in the ``fetch --quarantine`` JSONL shape (reason, period_start, period_end, page, raw)
+        plus dataset, target and run_id; in (dataset, target, period, page) order."""
+        if not datasets:
+            return []
+        where, params = [f"dataset IN ({_marks(datasets)})"], list(datasets)
+        for clause, value in (("target = ?", target), ("period_start >= ?", start), ("period_start < ?", end)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        rows = self._db.all(
+            "SELECT dataset, target, reason, period_start, period_end, page, raw, run_id FROM quarantine "
+            f"WHERE {' AND '.join(where)} ORDER BY dataset, target, period_start NULLS FIRST, page, reason",
+            params,
+        )
+        return [{"dataset": ds, "target": t, "reason": reason, "period_start": ps, "period_end": pe, "page": page,
+                 "raw": orjson.loads(raw) if raw is not None else None, "run_id": run}
+                for ds, t, reason, ps, pe, page, raw, run in rows]
+
     @operation("read quarantine summary")
     def quarantine_summary(self, datasets: Sequence[str], start: str, end: str) -> list[tuple[str, int]]:
         """(reason, count) of quarantined groups of ``datasets`` with a period in [start, end)."""

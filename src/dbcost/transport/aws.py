@@ -17,8 +17,9 @@ raised by botocore / aiohttp / the socket        becomes
 ``ClientError`` (the service answered an error)  by code and status: Throttled (429 too), InvalidNextToken,
                                                  RequestChanged, Credentials (expired), AccessDenied (403
                                                  too), ServiceValidation, DataUnavailable, Server (5xx),
-                                                 else ApiError
-no/partial credentials, unknown profile, SSO     CredentialsError
+                                                 else ApiError; an operation with an opt-in setting that
+                                                 answers "not enabled": NotEnabled (names the setting)
+no/partial credentials, unknown profile, SSO     NoCredentialsError (a CredentialsError, marked NotSent)
 ``ParamValidationError``                         QueryError (exit 2)
 ``InvalidRegionError``, an endpoint URL botocore ConfigError naming ``--region`` / ``--endpoint-url``
 cannot use (``ValueError`` when the client is    (exit 2)
@@ -58,6 +59,8 @@ from dbcost.errors import (
     DataUnavailableError,
     DbcostError,
     InvalidNextTokenError,
+    NoCredentialsError,
+    NotEnabledError,
     QueryError,
     RequestChangedError,
     ServerError,
@@ -65,6 +68,7 @@ from dbcost.errors import (
     ThrottledError,
     TransportError,
 )
+from dbcost.operations import OPERATIONS
 from dbcost.sinks.base import redact_url
 
 __all__ = ["THROTTLE_CODES", "AwsTransport", "translate_errors"]
@@ -116,6 +120,24 @@ _SERVER_CODES = frozenset(
 )
 
 
+def _not_enabled(operation: str, code: str, message: str) -> str | None:
+    """The opt-in setting to name when ``operation`` answered that the payer has not opted in, else None.
+
+    Which answer that is, is inferred (not confirmed against AWS): botocore's model gives
+    GetCostAndUsageWithResources no error of its own for it, only ``DataUnavailableException`` ("The requested
+    data is unavailable."), so that code on an opt-in operation is read as "not enabled"; a Validation or
+    AccessDenied answer whose message says the data is not enabled / opted in is read the same way.
+    """
+    op = OPERATIONS.get(operation)
+    if op is None or op.opt_in is None:
+        return None
+    low = message.lower()
+    says_so = any(w in low for w in ("not enabled", "opt-in", "opt in", "opted in", "not opted"))
+    if code == "DataUnavailableException" or (says_so and code in ("ValidationException", "AccessDeniedException")):
+        return op.opt_in
+    return None
+
+
 def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
     err = exc.response.get("Error", {}) or {}
     meta = exc.response.get("ResponseMetadata", {}) or {}
@@ -129,6 +151,12 @@ def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
         "operation": operation,
         "request_id": str(meta.get("RequestId", "") or ""),
     }
+    setting = _not_enabled(operation, code, message)
+    if setting is not None:
+        return NotEnabledError(
+            f"{operation}: resource-level data is not enabled for this payer account; turn on {setting} "
+            f"(in the management account; it covers the last 14 days) [{code}]",
+            setting=setting, **kw)
     if code in THROTTLE_CODES or status == 429:
         return ThrottledError(message, **kw)
     if code == "InvalidNextTokenException":
@@ -160,7 +188,8 @@ def translate_errors(operation: str) -> Iterator[None]:
     except (bce.NoCredentialsError, bce.PartialCredentialsError, bce.ProfileNotFound,
             bce.CredentialRetrievalError, bce.TokenRetrievalError, bce.SSOError,
             bce.UnauthorizedSSOTokenError) as exc:
-        raise CredentialsError(f"{operation}: {exc}") from exc
+        # raised while signing, before anything is sent: the client counts no request for it
+        raise NoCredentialsError(f"{operation}: {exc}") from exc
     except bce.ParamValidationError as exc:
         raise QueryError("request", _one_line(exc)) from exc
     except bce.InvalidRegionError as exc:
