@@ -97,8 +97,10 @@ def run_cell(rps: float, burst: int, latency_ms: float, *, seconds: float, page_
                    "--db", str(Path(d) / "bench.duckdb"), "--max-rps", f"{client_rps:g}", "--today",
                    TODAY.isoformat(), "--json", "--max-requests", str(want * 3 + 50), "--max-concurrency", str(conc)]
             if probe:
-                subprocess.run([*cmd, "--dry-run", "--probe"], capture_output=True, env=_env(), check=True,
-                               timeout=seconds * 2 + 60)
+                res = subprocess.run([*cmd, "--dry-run", "--probe"], capture_output=True, text=True, env=_env(),
+                                     check=False, timeout=seconds * 2 + 60)
+                if res.returncode != 0:
+                    raise SystemExit(f"backfill --dry-run --probe failed ({res.returncode}): {res.stderr[-2000:]}")
             t0 = time.monotonic()
             with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
                 proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=_env())
