@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", help="RATE:BURST:LATENCY_MS,... instead of the matrix")
     ap.add_argument("--seconds", type=float, default=None,
                     help="seconds of requests per cell at the allowed rate (default 20, --quick 8)")
-    ap.add_argument("--page-size", type=int, default=50, help="the emulator's groups per page")
+    ap.add_argument("--page-size", type=int, default=100, help="the emulator's groups per page")
     ap.add_argument("--concurrency", type=int, default=None,
                     help="the client's --max-concurrency (default: max(16, 1.5 x allowed rate x latency))")
     ap.add_argument("--no-probe", action="store_true",

@@ -99,17 +99,17 @@ async def test_rate_does_not_grow_when_it_does_not_bind() -> None:
 
 
 async def test_throttle_cuts_to_just_below_the_accepted_rate_recovers_fast_then_probes_additively() -> None:
-    """Sent at 10/s, the service accepted 6/s: ceiling 10, rate 4% below 6; successes climb fast to 4% below the
+    """Sent at 10/s, the service accepted 8/s: ceiling 10, rate 4% below 8; successes climb fast to 4% below the
     ceiling, then add probe x ceiling each."""
     clock = FakeClock()
     gov = Governor(fixed(max_rps=20, backoff=0.04, probe=0.001, probe_double=1e9), clock=clock)
     gov._set_rate(10.0, clock.monotonic())
-    for _ in range(18):  # 6 successes a second for 3 seconds
-        clock.advance(1 / 6)
+    for _ in range(24):  # 8 successes a second for 3 seconds
+        clock.advance(1 / 8)
         gov.on_success()
     gov.on_throttle()
     assert gov.ceiling == pytest.approx(10.0)
-    assert gov.rate == pytest.approx(5.76)
+    assert gov.rate == pytest.approx(7.68)
     while gov.rate < 9.6 - 1e-9:  # fast recovery: doubling, at most every 8 successes, capped at 9.6
         async with gov.slot():  # waits for its token: the rate binds
             pass
@@ -124,15 +124,15 @@ async def test_throttle_cuts_to_just_below_the_accepted_rate_recovers_fast_then_
     assert rates == pytest.approx([9.61, 9.62, 9.63], abs=1e-3)
 
 
-async def test_a_one_token_bucket_does_not_halve_the_rate_more_than_once() -> None:
-    """Every other request throttled (a one-token bucket just below the rate): the cut stops at half."""
+async def test_a_one_token_bucket_does_not_halve_the_rate() -> None:
+    """Every other request throttled (a one-token bucket just below the rate): one cut goes no lower than 3/4."""
     clock = FakeClock()
     gov = Governor(fixed(max_rps=10, backoff=0.04, window_s=2.0), clock=clock)
     for _ in range(8):  # 2 successes per second for 4 seconds
         clock.advance(0.5)
         gov.on_success()
     gov.on_throttle()
-    assert gov.ceiling == 10.0 and gov.rate == pytest.approx(4.8)
+    assert gov.ceiling == 10.0 and gov.rate == pytest.approx(7.2)
 
 
 async def test_probe_climbs_past_the_ceiling_and_never_past_max() -> None:
@@ -175,14 +175,14 @@ async def test_one_cut_per_congestion_event() -> None:
 
 
 async def test_the_cut_is_from_the_rate_the_service_accepted() -> None:
-    """Configured at 10/s but the service accepted 6/s over the last window: the rate goes below 6, not 10."""
+    """Configured at 10/s but the service accepted 8/s over the last window: the rate goes below 8, not 10."""
     clock = FakeClock()
     gov = Governor(fixed(max_rps=10, backoff=0.5, window_s=2.0), clock=clock)
-    for _ in range(24):  # 6 successes per second for 4 seconds
-        clock.advance(1 / 6)
+    for _ in range(32):  # 8 successes per second for 4 seconds
+        clock.advance(1 / 8)
         gov.on_success()
     gov.on_throttle()
-    assert gov.ceiling == 10.0 and gov.rate == pytest.approx(3.0)
+    assert gov.ceiling == 10.0 and gov.rate == pytest.approx(4.0)
 
 
 async def test_rate_never_drops_below_minimum() -> None:

@@ -8,15 +8,16 @@ what the service was seen to accept rather than on what was asked:
 * **even pacing**: one token every ``1/rate`` seconds, at most ``burst`` (default 1) saved up, so the
   requests leave evenly spaced; nothing is ever sent above ``max_rps`` (the rate never exceeds it and the
   bucket never holds more than ``burst`` tokens);
-* **start**: at ``initial`` x ``max_rps`` (default half), doubling every ``ramp_s`` seconds while requests
-  succeed and the rate is what holds them back, up to ``max_rps`` or the first throttle. A client told
+* **start**: at ``initial`` x ``max_rps`` (default half), doubling every ``ramp_s`` seconds (and at most every
+  8 successes) while requests succeed and the rate is what holds them back, up to ``max_rps`` or the first
+  throttle. A client told
   2.5x the service's limit then overshoots by less, for a shorter time, than one that starts at the top;
 * **a throttle** (one *congestion event*: throttles of attempts released before the last cut are counted
   but do not cut again) sets the *ceiling* to the rate in force when the throttled attempt was released (the
   rate the service refused), and the rate ``backoff`` (4%) below:
 
   - the first event cuts from what the service accepted (successes per second from their spacing over the
-    last ``window_s``), but to no less than half the ceiling: a one-token bucket answers a client just above
+    last ``window_s``), but to no less than 3/4 of the ceiling: a one-token bucket answers a client just above
     its rate with every other request throttled, so the accepted rate alone would halve the rate each time;
   - an event within 50 successes of the last one means the recovery aimed too high: the new ceiling is
     half-way between where the cut lands and where the attempt was sent (a bisection, not 4% steps);
@@ -57,6 +58,8 @@ DEFAULT_BURST = 1.0
 _EPS = 1e-9
 #: a congestion event within this many successes of the last one means the recovery aimed too high
 _SOON = 50
+#: one event cuts to no less than this share of the rate that was refused (then 4% below)
+_FLOOR = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +164,7 @@ class Governor:
     def on_throttle(self, sent_at: float | None = None) -> None:
         """The service throttled an attempt released at ``sent_at`` — unless it left before the last cut (that
         congestion event is accounted for already): the ceiling becomes the rate it was released at, the
-        rate ``backoff`` below what the service accepted (at most halved), the bucket is drained."""
+        rate ``backoff`` below what the service accepted (by at most a quarter), the bucket is drained."""
         self.throttles += 1
         if sent_at is not None and sent_at < self._last_cut:
             return
@@ -170,9 +173,10 @@ class Governor:
         now = self._clock.monotonic()
         sent_rate = self._rate_at(sent_at) if sent_at is not None else self._rate
         accepted = self._accepted_rate(now)
-        # what the service accepted, but not below half the rate sent at: a bucket of one token answers a client
-        # just above its rate with every other request throttled, so the accepted rate alone would halve
-        measured = sent_rate if accepted is None else min(sent_rate, max(accepted, sent_rate / 2.0))
+        # what the service accepted, but not below 3/4 of the rate sent at: a bucket of one token answers a client
+        # just above its rate with every other request throttled, so the accepted rate alone would halve it (a
+        # client far above the limit takes a few events of 25% to come down: the bisection then finds it)
+        measured = sent_rate if accepted is None else min(sent_rate, max(accepted, sent_rate * _FLOOR))
         if self.ceiling is None:  # the first event: all there is to go by
             ceiling, base = sent_rate, measured
         elif self._since_cut < _SOON:

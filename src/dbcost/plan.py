@@ -154,8 +154,18 @@ class Plan:
         return sorted({u.target for u in self.units})
 
 
-def _split(start: dt.date, end: dt.date, window: Window) -> list[tuple[dt.date, dt.date]]:
+#: windows ``auto`` may choose, coarsest first: the user's choices plus runs of 4 and 2 days between a week and a
+#: day (aligned on the day number, so the same range always splits the same way)
+_AUTO_WINDOWS: tuple[str, ...] = ("month", "semimonth", "week", "4day", "2day", "day")
+
+
+def _split(start: dt.date, end: dt.date, window: str) -> list[tuple[dt.date, dt.date]]:
     """Calendar-aligned windows covering ``[start, end)``."""
+    if window in ("4day", "2day"):
+        k = int(window[0])
+        bounds_k = {start, end} | {dt.date.fromordinal(o) for o in range(start.toordinal() + 1, end.toordinal())
+                                   if o % k == 0}
+        return list(itertools.pairwise(sorted(bounds_k)))
     if window == "day":
         return [(start + dt.timedelta(days=i), start + dt.timedelta(days=i + 1)) for i in range((end - start).days)]
     bounds: set[dt.date] = {start, end}
@@ -189,12 +199,12 @@ def _cut(windows: list[tuple[dt.date, dt.date]],
     return list(itertools.pairwise(sorted(edges)))
 
 
-def _auto_window(start: dt.date, end: dt.date, want_units: int, pages_per_day: float | None = None) -> Window:
+def _auto_window(start: dt.date, end: dt.date, want_units: int, pages_per_day: float | None = None) -> str:
     """The coarsest window that gives ``want_units`` units; with a known ``pages_per_day``, never one so fine that
     its partial pages (about half a page per unit) add more than :data:`MAX_SPLIT_OVERHEAD` (months at most)."""
-    candidates: tuple[Window, ...] = ("month", "semimonth", "week", "day")
+    candidates = _AUTO_WINDOWS if pages_per_day is not None else ("month", "semimonth", "week", "day")
     fewest = (pages_per_day or 0.0) * (end - start).days
-    chosen: Window = "month"
+    chosen = "month"
     for w in candidates:
         n = len(_split(start, end, w))
         if pages_per_day is not None and w != "month" and 0.5 * (n - 1) > MAX_SPLIT_OVERHEAD * max(1.0, fewest):
@@ -299,7 +309,7 @@ def plan_units(
     units: list[WorkUnit] = []
     for q, s, e in pieces:
         if q.granularity == "MONTHLY":
-            win: Window = "month"
+            win: str = "month"
         elif window == "auto":
             density = (pages_per_day or {}).get(q.fingerprint)
             # the latency's chain count only where the data is known to pay for the splits it takes
