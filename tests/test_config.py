@@ -108,6 +108,18 @@ def test_store_memory_cap_comes_from_the_environment_at_the_edge() -> None:
         StoreSettings(memory_limit="1 bucket")
 
 
+def test_store_threads_come_from_the_environment_at_the_edge() -> None:
+    """DBCOST_DUCKDB_THREADS (default 1) is read by StoreSettings.from_env; a value that is not a positive whole
+    number names the variable."""
+    assert StoreSettings.from_env("x.duckdb", {}).threads == 1
+    assert StoreSettings.from_env("x.duckdb", {"DBCOST_DUCKDB_THREADS": "4"}).threads == 4
+    for bad in ("0", "two", "-1", ""):
+        with pytest.raises(ConfigError, match="DBCOST_DUCKDB_THREADS: expected a whole number"):
+            StoreSettings.from_env("x.duckdb", {"DBCOST_DUCKDB_THREADS": bad})
+    with pytest.raises(ConfigError, match="store threads"):
+        StoreSettings(threads=0)
+
+
 def test_targets_file_and_command_line_target_are_exclusive(tmp_path: Path) -> None:
     """load_settings takes a targets file or one command-line target, not both."""
     f = tmp_path / "t.toml"

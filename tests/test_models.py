@@ -47,7 +47,10 @@ def test_build_valid_query_and_request_body() -> None:
         ({"metrics": ["UnblendedCost", "unblendedcost"]}, "metrics", "given twice"),
         ({"group_by": ["SERVICE", "TAG:a", "TAG:b"]}, "group_by", "at most two"),
         ({"group_by": ["SERVICE", "SERVICE"]}, "group_by", "twice"),
-        ({"group_by": ["RESOURCE_ID"]}, "group_by", "not a GroupBy dimension"),
+        ({"group_by": ["NOPE"]}, "group_by", "not a GroupBy dimension"),
+        ({"group_by": ["RESOURCE_ID"]}, "group_by", "GroupBy of GetCostAndUsageWithResources only"),
+        ({"filter": {"Dimensions": {"Key": "RESOURCE_ID", "Values": ["arn:aws:rds:us-east-1:1:db:a"]}}}, "filter",
+         "Filter dimension of GetCostAndUsageWithResources only"),
         ({"group_by": ["TAG:"]}, "group_by.key", "at least 1 character"),
         ({"filter": "{"}, "filter", "not valid JSON"),
         ({"filter": {"And": [{"Dimensions": {"Key": "SERVICE", "Values": ["a"]}}]}}, "filter", "at least two"),
@@ -133,3 +136,34 @@ def test_the_operation_is_part_of_the_dataset_and_its_rules() -> None:
         CostQuery.build(start="2026-11-01", end="2026-11-16", filter=flt, operation="GetCostAndUsageWithResources")
     with pytest.raises(QueryError, match="operation: must be one of"):
         CostQuery.build(start="2026-11-01", end="2026-11-02", operation="GetTags")
+
+
+WR = "GetCostAndUsageWithResources"
+EC2 = {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon Elastic Compute Cloud - Compute"]}}
+RDS = {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon Relational Database Service"]}}
+
+
+def test_resource_id_is_valid_only_in_with_resources() -> None:
+    """RESOURCE_ID as GroupBy or Filter (at any depth) is accepted by WithResources and refused elsewhere."""
+    rid = {"Dimensions": {"Key": "RESOURCE_ID", "Values": ["arn:aws:dynamodb:us-east-1:1:table/t"]}}
+    q = CostQuery.build(start="2026-11-20", end="2026-11-27", group_by=["RESOURCE_ID", "USAGE_TYPE"],
+                        filter={"And": [RDS, rid]}, operation=WR)
+    assert q.columns == ("RESOURCE_ID", "USAGE_TYPE")
+    assert q.to_request()["GroupBy"][0] == {"Type": "DIMENSION", "Key": "RESOURCE_ID"}
+    with pytest.raises(QueryError, match="filter: RESOURCE_ID is a Filter dimension of") as info:
+        CostQuery.build(start="2026-11-20", end="2026-11-27", filter={"Not": rid})
+    assert "not of GetCostAndUsage" in str(info.value)
+
+
+def test_hourly_with_resources_is_for_ec2_instances_only() -> None:
+    """HOURLY WithResources needs a Filter that is exactly EC2 instances (alone or inside an And)."""
+    CostQuery.build(start="2026-11-20", end="2026-11-27", granularity="HOURLY", filter=EC2, operation=WR)
+    CostQuery.build(start="2026-11-20", end="2026-11-27", granularity="HOURLY", operation=WR,
+                    filter={"And": [EC2, {"Tags": {"Key": "team", "Values": ["a"]}}]})
+    both = {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon Elastic Compute Cloud - Compute",
+                                                        "Amazon Relational Database Service"]}}
+    for flt in (RDS, both, {"Or": [EC2, RDS]}, {"Tags": {"Key": "team", "Values": ["a"]}},
+                {"Dimensions": {**EC2["Dimensions"], "MatchOptions": ["STARTS_WITH"]}}):
+        with pytest.raises(QueryError, match=r"granularity: .* HOURLY only for a Filter of SERVICE = Amazon Elastic"):
+            CostQuery.build(start="2026-11-20", end="2026-11-27", granularity="HOURLY", filter=flt, operation=WR)
+    CostQuery.build(start="2026-11-20", end="2026-11-27", granularity="HOURLY", filter=RDS)  # plain HOURLY: any

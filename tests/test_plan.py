@@ -55,6 +55,19 @@ def test_ranges_cost_explorer_refuses_are_refused_up_front(start: str, end: str,
         plan_units(q(start, end, gran), ["t"], today=TODAY)
 
 
+def test_with_resources_serves_the_last_fourteen_days_by_today() -> None:
+    """A GetCostAndUsageWithResources range starting before today - 14 days is refused; from it, planned."""
+    flt = {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon DynamoDB"]}}
+    old = CostQuery.build(start="2026-11-13", end="2026-11-20", filter=flt, operation="GetCostAndUsageWithResources")
+    with pytest.raises(UsageError, match=r"start: GetCostAndUsageWithResources serves the last 14 days only "
+                                         r"\(from 2026-11-14, today is 2026-11-28, UTC\), got 2026-11-13"):
+        plan_units(old, ["t"], today=TODAY)
+    ok = old.with_window(dt.date(2026, 11, 14), dt.date(2026, 11, 28))
+    plan = plan_units(ok, ["t"], today=TODAY)
+    assert plan.units[0].start == dt.date(2026, 11, 14) and plan.units[-1].end == TODAY
+    assert {u.query.operation for u in plan.units} == {"GetCostAndUsageWithResources"}
+
+
 def test_short_ranges_use_smaller_aligned_windows_for_concurrency() -> None:
     """A 61-day range is cut finer than months so several chains can run at once; boundaries are aligned."""
     plan = plan_units(q("2026-09-01", "2026-11-01"), ["t"], today=TODAY, max_concurrency=8)

@@ -355,6 +355,7 @@ class CostExplorer:
                     payload, page=page_no, granularity=query.granularity, group_definitions=group_defs,
                     metrics=query.metrics,
                 )
+                del payload  # the decoded page is garbage now: do not hold it while the consumer has the page
                 parsed.restarted = passes > 1 and page_no == 1
                 token = parsed.next_token
                 if token is not None:
@@ -538,10 +539,13 @@ async def open_client(
     budget: RequestBudget | None = None,
     transport: Transport | None = None,
     clock: Clock | None = None,
+    service: str = "ce",
 ) -> AsyncIterator[CostExplorer]:
     """A :class:`CostExplorer` for ``settings``; the AWS client is closed on exit.
 
-    ``transport`` overrides the AWS transport (tests pass a ``MockTransport``).
+    ``transport`` overrides the AWS transport (tests pass a ``MockTransport``). ``service`` opens another AWS
+    API (``rds``, ``dynamodb``, ``elasticache``: the inventory) behind the same governor, retry, breaker and
+    request deadline; only :meth:`CostExplorer.call` applies to it (the paging methods are Cost Explorer's).
     """
     clock = clock or SystemClock()
     governor = Governor(
@@ -566,6 +570,7 @@ async def open_client(
     from dbcost.transport.aws import AwsTransport
 
     async with AwsTransport(
+        service=service,
         profile=settings.profile,
         region=settings.region,
         endpoint_url=settings.endpoint_url,

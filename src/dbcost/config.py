@@ -9,6 +9,7 @@
       limits    LimitSettings         what one request may take and one run or page chain may spend
       breaker   BreakerSettings       consecutive failures before a target's breaker opens; reset time
       store     StoreSettings         the DuckDB file, its memory cap and checkpoint threshold
+      inventory InventorySettings     the databases' own APIs (``--inventory``): their rate, page size, endpoint
       sinks     tuple[str]            ``--sink`` URLs (each sink parses and validates its own)
       credentials                     explicit keys for every target (the demo's emulator); None = the chain
 
@@ -97,6 +98,7 @@ __all__ = [
     "ConfigKey",
     "ConfigValue",
     "FetchSettings",
+    "InventorySettings",
     "LimitSettings",
     "RateSettings",
     "ResolvedConfig",
@@ -111,8 +113,13 @@ __all__ = [
 
 #: the store file a command uses when ``--db`` is not given
 DEFAULT_DB = Path("dbcost.duckdb")
-#: DuckDB's cache cap: its default is 80% of RAM; a bounded cache keeps a long backfill's memory flat
-DEFAULT_DUCKDB_MEMORY_LIMIT = "64MB"
+#: DuckDB's cache cap: its default is 80% of RAM; a bounded cache keeps a long backfill's memory flat. At 64MB a
+#: 13-month DAILY backfill's peak RSS was ~30 MB above a 3-month one's (the cache filling with the growing
+#: records table); at 32MB the two stay within a few MB of each other (bench/bench_cpu.py --long)
+DEFAULT_DUCKDB_MEMORY_LIMIT = "32MB"
+#: DuckDB's worker threads: one, because the store already runs on a thread of its own beside the event loop;
+#: more made a backfill spend more CPU (coordination) and memory (per-thread buffers) for no gain in wall time
+DEFAULT_DUCKDB_THREADS = 1
 #: rows committed since the last checkpoint stay in memory: checkpoint more often than DuckDB's 16 MB
 DEFAULT_DUCKDB_CHECKPOINT = "4MB"
 _SIZE_RE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", re.IGNORECASE)
@@ -257,6 +264,56 @@ class RateSettings:
     burst: float = DEFAULT_BURST
 
 
+#: requests per second to one database API (RDS, DynamoDB or ElastiCache) of one target in one region
+DEFAULT_INVENTORY_MAX_RPS = 5.0
+#: requests in flight to one such API
+DEFAULT_INVENTORY_MAX_CONCURRENCY = 4
+#: a short burst before the steady rate (RDS allows 300 in a burst, 12 per second sustained)
+DEFAULT_INVENTORY_BURST = 5.0
+#: entries per page of DescribeDBInstances/DescribeDBClusters/DescribeCacheClusters (their maximum; 20 the
+#: minimum) and of DynamoDB's ListTables (its maximum)
+DEFAULT_INVENTORY_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class InventorySettings:
+    """How the inventory (``--inventory``) reads the databases' own APIs: one governor per target, region and
+    service, with these ceilings, not Cost Explorer's.
+
+    The defaults are modest on purpose: these calls share the account's quota with everything else that
+    describes its databases (the console, Terraform, monitoring). RDS documents, per account and region, a burst
+    of 300 requests and 12 per second sustained (the RDS user guide, "Request throttling for the Amazon RDS
+    API"); DynamoDB documents 5 per
+    second per account for TagResource/UntagResource and a 2,500 per second control-plane ceiling, and nothing
+    for ListTagsOfResource (inferred: the tagging calls' order of magnitude); ElastiCache publishes none. 5 per
+    second, 4 in flight, a burst of 5 stays well inside all of them; a throttle answer cuts the rate further (the
+    governor is adaptive) and is retried under the run's retry policy.
+
+    ``endpoint_url`` is where these APIs are reached (moto's server in tests); ``None`` is botocore's own
+    resolution (``AWS_ENDPOINT_URL_RDS`` / ``AWS_ENDPOINT_URL_DYNAMODB`` / ``AWS_ENDPOINT_URL_ELASTICACHE`` /
+    ``AWS_ENDPOINT_URL``, else the public endpoints). A target's own ``endpoint_url`` is its Cost Explorer
+    endpoint and is not used for them.
+    """
+
+    max_rps: float = DEFAULT_INVENTORY_MAX_RPS
+    max_concurrency: int = DEFAULT_INVENTORY_MAX_CONCURRENCY
+    burst: float = DEFAULT_INVENTORY_BURST
+    page_size: int = DEFAULT_INVENTORY_PAGE_SIZE
+    endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.max_rps > 0:
+            raise ConfigError(f"inventory max_rps: must be more than 0, got {self.max_rps:g}")
+        if self.max_concurrency < 1:
+            raise ConfigError(f"inventory max_concurrency: must be at least 1, got {self.max_concurrency}")
+        if self.burst < 1:
+            raise ConfigError(f"inventory burst: must be at least 1, got {self.burst:g}")
+        if not 20 <= self.page_size <= 100:  # what DescribeDBInstances & co. accept as MaxRecords
+            raise ConfigError(f"inventory page_size: must be between 20 and 100, got {self.page_size}")
+        if self.endpoint_url is not None:
+            check_endpoint_and_region(self.endpoint_url, None, where="inventory ")
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerSettings:
     """When a target's circuit breaker opens, and how long it stays open."""
@@ -272,8 +329,11 @@ class StoreSettings:
     path: Path = DEFAULT_DB
     memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     checkpoint_threshold: str = DEFAULT_DUCKDB_CHECKPOINT
+    threads: int = DEFAULT_DUCKDB_THREADS
 
     def __post_init__(self) -> None:
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError(f"store threads: expected a whole number of at least 1, got {self.threads!r}")
         for name, value, minimum in (("memory_limit", self.memory_limit, MIN_DUCKDB_MEMORY_LIMIT),
                                      ("checkpoint_threshold", self.checkpoint_threshold, None)):
             why = _size_problem(value, minimum)
@@ -282,13 +342,17 @@ class StoreSettings:
 
     @classmethod
     def from_env(cls, path: str | Path = DEFAULT_DB, environ: Mapping[str, str] | None = None) -> StoreSettings:
-        """Settings for the store at ``path``, with ``DBCOST_DUCKDB_MEMORY_LIMIT`` honoured."""
+        """Settings for the store at ``path``, with ``DBCOST_DUCKDB_MEMORY_LIMIT`` and ``DBCOST_DUCKDB_THREADS``
+        honoured."""
         env = os.environ if environ is None else environ
         value = env.get("DBCOST_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)
         why = _size_problem(value, MIN_DUCKDB_MEMORY_LIMIT)
         if why is not None:
             raise ConfigError(f"DBCOST_DUCKDB_MEMORY_LIMIT: {why}")
-        return cls(path=Path(path), memory_limit=value)
+        threads_text = env.get("DBCOST_DUCKDB_THREADS", str(DEFAULT_DUCKDB_THREADS)).strip()
+        if not threads_text.isdigit() or int(threads_text) < 1:
+            raise ConfigError(f"DBCOST_DUCKDB_THREADS: expected a whole number of at least 1, got {threads_text!r}")
+        return cls(path=Path(path), memory_limit=value, threads=int(threads_text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +409,7 @@ class Settings:
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     sinks: tuple[str, ...] = ()
+    inventory: InventorySettings = field(default_factory=InventorySettings)
     credentials: tuple[str, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

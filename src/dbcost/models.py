@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dbcost.calendar import HOURLY_MAX_DAYS
 from dbcost.errors import QueryError
 from dbcost.money import fmt
-from dbcost.operations import COST_AND_USAGE, OPERATIONS, Operation
+from dbcost.operations import COST_AND_USAGE, EXTRA_DIMENSIONS, OPERATIONS, Operation
 
 __all__ = [
     "COST_METRICS",
@@ -195,6 +195,42 @@ class Expression(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+def _dimension_keys(expr: Expression) -> set[str]:
+    """Every DIMENSION key the expression names, at any depth."""
+    out = {expr.dimensions.key} if expr.dimensions is not None else set()
+    for child in (*(expr.and_ or ()), *(expr.or_ or ()), *((expr.not_,) if expr.not_ is not None else ())):
+        out |= _dimension_keys(child)
+    return out
+
+
+def _filter_services(expr: Expression | None) -> frozenset[str] | None:
+    """The SERVICE values a filter restricts the data to (None: it does not restrict SERVICE).
+
+    A ``Dimensions SERVICE`` leaf matched by equality restricts to its values; ``And`` to the intersection of
+    its restricting members; ``Or`` to the union when every member restricts; anything else restricts nothing.
+    """
+    if expr is None:
+        return None
+    if expr.dimensions is not None:
+        d = expr.dimensions
+        if d.key != "SERVICE" or any(o not in ("EQUALS", "CASE_SENSITIVE") for o in d.match_options or ()):
+            return None
+        return frozenset(d.values)
+    if expr.and_ is not None:
+        parts = [p for p in (_filter_services(c) for c in expr.and_) if p is not None]
+        return frozenset.intersection(*parts) if parts else None
+    if expr.or_ is not None:
+        alts = [_filter_services(c) for c in expr.or_]
+        if any(a is None for a in alts):
+            return None
+        return frozenset().union(*(a for a in alts if a is not None))
+    return None
+
+
+def _operations_with(dimension: str) -> str:
+    return ", ".join(sorted(n for n, op in OPERATIONS.items() if dimension in op.extra_dimensions))
+
+
 def _mentions_service(expr: Expression) -> bool:
     if expr.dimensions is not None and expr.dimensions.key == "SERVICE":
         return True
@@ -217,7 +253,8 @@ class GroupBy(BaseModel):
 
     @model_validator(mode="after")
     def _valid_key(self) -> Self:
-        if self.type == "DIMENSION" and self.key not in GROUP_BY_DIMENSIONS:
+        # an operation-only dimension (RESOURCE_ID) is a valid key here; CostQuery checks its operation
+        if self.type == "DIMENSION" and self.key not in GROUP_BY_DIMENSIONS | EXTRA_DIMENSIONS:
             valid = ", ".join(sorted(GROUP_BY_DIMENSIONS))
             raise ValueError(f"{self.key!r} is not a GroupBy dimension (valid: {valid})")
         if self.type != "DIMENSION" and "$" in self.key:
@@ -321,6 +358,19 @@ class CostQuery(BaseModel):
                              f"got {self.granularity}")
         if op.filter_required and self.filter is None:
             raise ValueError(f"filter: {op.name} requires a Filter")
+        for g in self.group_by:
+            if g.type == "DIMENSION" and g.key in EXTRA_DIMENSIONS - op.extra_dimensions:
+                raise ValueError(f"group_by: {g.key} is a GroupBy of {_operations_with(g.key)} only "
+                                 f"(dbcost resources), not of {op.name}")
+        if self.filter is not None:
+            foreign = sorted(_dimension_keys(self.filter) & (EXTRA_DIMENSIONS - op.extra_dimensions))
+            if foreign:
+                raise ValueError(f"filter: {foreign[0]} is a Filter dimension of {_operations_with(foreign[0])} "
+                                 f"only (dbcost resources), not of {op.name}")
+        if self.granularity == "HOURLY" and op.hourly_services \
+                and _filter_services(self.filter) != op.hourly_services:
+            raise ValueError(f"granularity: {op.name} serves HOURLY only for a Filter of SERVICE = "
+                             f"{', '.join(sorted(op.hourly_services))} (EC2 instances); use DAILY")
         if op.history_days is not None and (self.end - self.start).days > op.history_days:
             raise ValueError(f"end: {op.name} covers at most {op.history_days} days, "
                              f"got {(self.end - self.start).days}")

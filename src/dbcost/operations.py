@@ -9,7 +9,9 @@ a record-shaped one, nothing else: :meth:`dbcost.client.CostExplorer.pages` serv
 * botocore ships no paginator for any of these: loop on ``NextPageToken``, resending the identical request;
 * GetCostAndUsage: DAILY 13 months back, MONTHLY 38 (multi-year data), HOURLY 14 days (opt-in);
 * GetCostAndUsageWithResources: the same request and response shape plus the ``RESOURCE_ID`` dimension;
-  ``Filter`` required; last 14 days only; DAILY (HOURLY for EC2 only); opt-in per payer;
+  ``Filter`` required; last 14 days only (counted from today: the model checks the length of a window, the
+  planner its start, :func:`dbcost.plan.check_range`); DAILY for every service, HOURLY only for EC2
+  instances (the Filter must name exactly that SERVICE); opt-in per payer;
 * GetDimensionValues and GetTags page a list (``DimensionValues``, ``Tags``); GetCostForecast does not page.
 
 This module is pure (stdlib only): the models and the planner read it without importing the client.
@@ -25,6 +27,8 @@ __all__ = [
     "COST_AND_USAGE_WITH_RESOURCES",
     "COST_FORECAST",
     "DIMENSION_VALUES",
+    "EC2_INSTANCES",
+    "EXTRA_DIMENSIONS",
     "OPERATIONS",
     "TAGS",
     "Operation",
@@ -32,6 +36,9 @@ __all__ = [
 ]
 
 Shape = Literal["results_by_time", "list", "single"]
+
+#: the SERVICE dimension value of EC2 instances (GetDimensionValues SERVICE; ../shared/samples/05_*)
+EC2_INSTANCES = "Amazon Elastic Compute Cloud - Compute"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,8 @@ class Operation:
     extra_dimensions: frozenset[str] = frozenset()
     #: the Cost Explorer setting to switch on when the payer has not opted in (None: always available)
     opt_in: str | None = None
+    #: HOURLY only when the Filter restricts SERVICE to exactly these values (empty: HOURLY for any filter)
+    hourly_services: frozenset[str] = frozenset()
 
 
 COST_AND_USAGE = Operation(
@@ -70,7 +79,11 @@ COST_AND_USAGE_WITH_RESOURCES = Operation(
     history_days=14,
     filter_required=True,
     extra_dimensions=frozenset({"RESOURCE_ID"}),
-    opt_in="Cost Explorer > Preferences > Resource-level data at daily granularity",
+    opt_in=(
+        "Billing and Cost Management > Cost Management preferences > Multi-year and granular data > "
+        "Resource-level data at daily granularity"
+    ),
+    hourly_services=frozenset({EC2_INSTANCES}),
 )
 DIMENSION_VALUES = Operation(name="GetDimensionValues", shape="list", items_key="DimensionValues")
 TAGS = Operation(name="GetTags", shape="list", items_key="Tags")
@@ -81,6 +94,10 @@ COST_FORECAST = Operation(name="GetCostForecast", shape="single", token_key=None
 OPERATIONS: dict[str, Operation] = {
     op.name: op for op in (COST_AND_USAGE, COST_AND_USAGE_WITH_RESOURCES, DIMENSION_VALUES, TAGS, COST_FORECAST)
 }
+
+
+#: every operation-only dimension, valid in a GroupBy/Filter of the operations that list it and of no other
+EXTRA_DIMENSIONS: frozenset[str] = frozenset().union(*(op.extra_dimensions for op in OPERATIONS.values()))
 
 
 def operation(name: str) -> Operation:

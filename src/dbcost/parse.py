@@ -183,7 +183,9 @@ def parse_page(
         tp = result.get("TimePeriod")
         start = tp.get("Start") if isinstance(tp, dict) else None
         end = tp.get("End") if isinstance(tp, dict) else None
-        groups = result.get("Groups", [])
+        groups = result.get("Groups")
+        if groups is None:  # absent, or null (botocore's shape walk used to drop a null member)
+            groups = []
         if not (
             isinstance(start, str)
             and isinstance(end, str)

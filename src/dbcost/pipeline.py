@@ -2,12 +2,16 @@
 
 Units fan out with ``asyncio.TaskGroup``. Per target, at most ``max_concurrency`` units are active (a
 unit's page chain is sequential, so that many requests can be in flight), and every request passes the
-target's governor. Each page is staged in the store as it arrives (memory holds one page per active
-unit, however long the range). A finished unit is committed (replace by window, atomically), sent to
-every sink from the store in period order, and only then checkpointed. So:
+target's governor. A unit's pages are staged in the store a few at a time (``STAGE_PAGES`` pages or
+``STAGE_ROWS`` rows, one transaction each) and its last ones with its commit, so a unit that fits in one batch
+costs one transaction; memory holds at most that batch and one page ahead per active unit, however long the
+range. A finished unit is committed (replace by window, atomically), sent to every sink from the store in period
+order, and only then checkpointed. So:
 
 * a process killed at any point resumes (``--resume``) with no gap and no duplicate: committed units are
-  skipped, a staged unit continues from its saved page token (or from page one if the token expired);
+  skipped, a staged unit continues from its saved page token (or from page one if the token expired). A kill -9
+  loses the pages fetched since the last batch was staged (fewer than ``STAGE_PAGES`` per unit in flight):
+  ``--resume`` buys them again. A signal or a request cap stages them before the run ends;
 * one failing target (breaker open, credentials, ...) marks that target incomplete; the others finish;
 * ``--max-requests``/``--max-cost-usd`` stop the run cleanly: units in flight are not committed. Without
   either, the run is capped at the settings' default (``LimitSettings.max_requests``), and each page chain
@@ -33,12 +37,13 @@ every sink from the store in period order, and only then checkpointed. So:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -53,7 +58,7 @@ from dbcost.models import CostQuery
 from dbcost.parse import ParsedPage
 from dbcost.plan import Plan, Shard, Window, WorkUnit, expected_requests, plan_units
 from dbcost.sinks import Sink, SinkContext, UnitRef, open_sink, redact_url
-from dbcost.store import AsyncStore, RunStatus, UnitDiff, UnitStatus
+from dbcost.store import AsyncStore, RunStatus, StageBatch, UnitDiff, UnitStatus
 
 __all__ = [
     "PROBE_MIN_REQUESTS",
@@ -506,25 +511,45 @@ async def _run_units(
 
 _DONE = object()
 
+#: pages staged together: a unit's fetched pages wait in memory until this many pages or rows are there (or the
+#: unit ends: its last pages are staged with its commit, in one transaction). A kill -9 loses what waits: at most
+#: STAGE_PAGES - 1 pages per unit in flight, bought again by --resume (a signal or a cap stages them first).
+STAGE_PAGES = 4
+STAGE_ROWS = 4_000
 
-async def _no_pages() -> AsyncIterator[ParsedPage]:
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """A fetched page as it waits to be staged: its rows already compact (a StageBatch), its records let go."""
+
+    page: int
+    restarted: bool
+    quarantined: int
+    batch: StageBatch
+
+
+async def _no_pages() -> AsyncIterator[_Fetched]:
     """An empty chain: the unit's pages are all staged already."""
     return
     yield  # pragma: no cover - makes this an async generator
 
 
-async def _prefetch(pages: AsyncIterator[ParsedPage], depth: int = 2) -> AsyncIterator[ParsedPage]:
+async def _prefetch(pages: AsyncIterator[ParsedPage], prepare: Callable[[ParsedPage], Awaitable[StageBatch]],
+                    depth: int = 1) -> AsyncIterator[_Fetched]:
     """Keep the page chain running while earlier pages are being staged.
 
     A unit's requests are sequential (each needs the previous page's token); without this, every
-    page's staging time would add to the chain's round trip. At most ``depth`` pages wait in memory.
+    page's staging time would add to the chain's round trip. Each page is ``prepare``d (made a compact
+    StageBatch) as it arrives; at most ``depth`` of them wait, plus the one the chain holds.
     """
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
 
     async def produce() -> None:
         try:
             async for page in pages:
-                await queue.put(page)
+                fetched = _Fetched(page.page, page.restarted, len(page.quarantined), await prepare(page))
+                del page  # its records are in the batch now
+                await queue.put(fetched)
         except Exception as exc:  # handed to the consumer, which re-raises it in order
             await queue.put(exc)
             return
@@ -538,7 +563,7 @@ async def _prefetch(pages: AsyncIterator[ParsedPage], depth: int = 2) -> AsyncIt
                 return
             if isinstance(item, Exception):
                 raise item
-            assert isinstance(item, ParsedPage)
+            assert isinstance(item, _Fetched)
             yield item
     finally:
         await cancel_and_wait(task)
@@ -580,19 +605,43 @@ async def _run_unit(
     # the parser's quarantine count of this unit's pages; the store's count (duplicates found on commit
     # included) replaces it once the unit is committed, so every count said of the run is the store's
     parsed_quarantine = 0
+    # pages fetched but not staged yet: staged together (one transaction) once STAGE_PAGES pages or STAGE_ROWS
+    # rows wait, and the unit's last ones with its commit (module docstring: what a kill -9 costs)
+    pending: list[StageBatch] = []
+    pending_rows = 0
+
+    async def flush() -> None:
+        nonlocal pending, pending_rows
+        batch, pending, pending_rows = pending, [], 0
+        if batch:
+            await store.call(lambda s: s.stage_pages(run_id, uid, batch))
+
     try:
-        async for page in _no_pages() if whole else _prefetch(ce.pages(unit.window_query, dedup=False,
-                                                                         resume_token=token, resume_page=first_page)):
-            if page.restarted:
-                # the chain restarted (token expired): what was staged from the old chain is superseded
-                await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=True))
-                ce.stats.quarantined -= parsed_quarantine
-                parsed_quarantine = 0
-            await store.call(lambda s, p=page: s.stage_page(run_id, uid, key_names, p.page, p.records,  # type: ignore[misc]
-                                                            p.quarantined, p.next_token))
-            parsed_quarantine += len(page.quarantined)
-            progress.page(unit, page.page, ce.stats)
-        diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid))
+        try:
+            async for page in _prefetch(ce.pages(unit.window_query, dedup=False, resume_token=token,
+                                                 resume_page=first_page),
+                                        lambda p: store.prepare(key_names, p)):
+                if page.restarted:
+                    # the chain restarted (token expired): what was staged from the old chain is superseded
+                    pending, pending_rows = [], 0
+                    await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=True))
+                    ce.stats.quarantined -= parsed_quarantine
+                    parsed_quarantine = 0
+                pending.append(page.batch)
+                pending_rows += page.batch.size
+                parsed_quarantine += page.quarantined
+                if page.batch.next_token is not None and (len(pending) >= STAGE_PAGES or pending_rows >= STAGE_ROWS):
+                    await flush()
+                progress.page(unit, page.page, ce.stats)
+        except (asyncio.CancelledError, BudgetExhaustedError):
+            # stopped (a signal, a cap): what was fetched stays staged, so --resume continues after it
+            if pending:
+                with contextlib.suppress(StoreError):  # a failed store: they are fetched again on --resume
+                    await asyncio.shield(flush())
+            raise
+        batch = pending
+        pending = []
+        diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid, batch))
     except BaseException:
         ce.stats.quarantined -= parsed_quarantine  # nothing of this unit was committed
         raise

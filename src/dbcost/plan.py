@@ -225,10 +225,15 @@ def chains_wanted(max_concurrency: int, max_rps: float | None, latency_s: float 
 
 def check_range(query: CostQuery, today: dt.date) -> None:
     """What any command that sends ``query`` must refuse before sending it (:class:`UsageError`): a range that
-    starts after ``today``, and an HOURLY range outside the last :data:`HOURLY_MAX_DAYS` days."""
+    starts after ``today``, an HOURLY range outside the last :data:`HOURLY_MAX_DAYS` days, and a range of an
+    operation that serves only recent days (GetCostAndUsageWithResources: 14) that starts before them."""
     if query.start > today:
         raise UsageError(f"start: {query.start} is in the future (today is {today}, UTC); Cost Explorer has no "
                          "data for it yet")
+    days = query.op.history_days
+    if days is not None and query.start < today - dt.timedelta(days=days):
+        raise UsageError(f"start: {query.op.name} serves the last {days} days only (from "
+                         f"{today - dt.timedelta(days=days)}, today is {today}, UTC), got {query.start}")
     if query.granularity == "HOURLY":
         earliest = today - dt.timedelta(days=HOURLY_MAX_DAYS)
         if query.start < earliest:

@@ -18,6 +18,17 @@ from dbcost.store import Store
 from tests.conftest import CREDS, TODAY
 
 
+def test_sync_of_with_resources_keeps_the_fourteen_day_window(tmp_path: Path) -> None:
+    """A WithResources dataset syncs its last 14 days: never earlier (even with --start), and a first sync
+    needs no --start."""
+    flt = {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon DynamoDB"]}}
+    q = CostQuery.build(start="2026-11-20", end="2026-11-27", filter=flt, operation="GetCostAndUsageWithResources")
+    with Store(tmp_path / "s.duckdb") as s:
+        assert sync_start(s, q, ["a"], TODAY) == dt.date(2026, 11, 14)
+        assert sync_start(s, q, ["a"], TODAY, dt.date(2026, 9, 1)) == dt.date(2026, 11, 14)
+        assert sync_start(s, q, ["a"], TODAY, dt.date(2026, 11, 20)) == dt.date(2026, 11, 14)  # restated: re-read
+
+
 async def test_sync_starts_at_the_coverage_of_the_target_that_has_least(tmp_path: Path) -> None:
     """A target that failed its backfill is not skipped by the next sync (coverage per target, holes end it)."""
     db = tmp_path / "s.duckdb"

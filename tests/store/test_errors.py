@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+from dbcost.attribution.inventory import InventoryItem, InventoryScope
 from dbcost.errors import StoreError
+from dbcost.parse import ParsedPage
 from dbcost.store import AsyncStore, ExportSelection, Store
+from dbcost.store.records import stage_batch
 from dbcost.store.state import AdvisoryRow
 from tests.store.helpers import QUERY, UID, load, rec, ref, sql
 
@@ -24,6 +27,8 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "register_dataset": lambda s: s.register_dataset(QUERY),
     "datasets": lambda s: s.datasets(),
     "stage_page": lambda s: s.stage_page("r", UID, QUERY.columns, 1, [rec(1, "RDS", "p", "1")], [], None),
+    "stage_pages": lambda s: s.stage_pages("r", UID, [stage_batch(QUERY.columns, [ParsedPage(1, [rec(1, "RDS", "p",
+                                                                                                  "1")])])]),
     "commit_unit": lambda s: s.commit_unit("r", 1, ref("r"), UID),
     "deleted_keys": lambda s: s.deleted_keys("r", ref("r")),
     "iter_records": lambda s: list(s.iter_records()),
@@ -50,6 +55,10 @@ CALLS: dict[str, Callable[[Store], Any]] = {
     "advisory_states": lambda s: s.advisory_states("UnblendedCost|db-cluster"),
     "record_advisories": lambda s: s.record_advisories("UnblendedCost|db-cluster", [
         AdvisoryRow("k", "2026-09", {"kind": "idle"}, dt.datetime(2026, 9, 1), None, 1)]),
+    "record_inventory": lambda s: s.record_inventory([InventoryScope("t1", "rds", "eu-west-1")], [
+        InventoryItem(arn="arn:aws:rds:eu-west-1:1:db:a", service="rds", kind="db-instance", account="1",
+                      region="eu-west-1", name="a", read_at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC), target="t1")]),
+    "inventory_items": lambda s: s.inventory_items(),
     "get_meta": lambda s: s.get_meta("k"),
     "meta_keys": lambda s: s.meta_keys("k"),
     "put_meta": lambda s: s.put_meta("k", "v"),
@@ -70,7 +79,8 @@ CALLS: dict[str, Callable[[Store], Any]] = {
 
 #: the table whose loss breaks each method (for the methods that read or write one table first)
 TABLES = {
-    "register_dataset": "datasets", "datasets": "datasets", "stage_page": "units", "commit_unit": "staging",
+    "register_dataset": "datasets", "datasets": "datasets", "stage_page": "units", "stage_pages": "units",
+    "commit_unit": "staging",
     "deleted_keys": "changes", "iter_records": "records", "unit_sink_records": "records", "begin_run": "runs",
     "resumable_run": "runs", "probe_run": "runs", "run_args": "runs", "last_run_args": "runs", "set_run_args": "runs",
     "plan_done_units": "runs", "reopen_run": "runs", "finish_run": "staging",
@@ -78,6 +88,7 @@ TABLES = {
     "done_units": "units", "start_unit": "staging", "checkpoint_unit": "units", "fail_unit": "units",
     "pages_per_day": "units", "done_windows": "units", "has_done_units": "units", "quota_states": "quota_state",
     "record_quota_states": "quota_state", "advisory_states": "advisories", "record_advisories": "advisories",
+    "record_inventory": "inventory", "inventory_items": "inventory",
     "get_meta": "meta", "meta_keys": "meta", "put_meta": "meta", "quarantine_summary": "quarantine",
     "quarantined_groups": "quarantine",
     "freshness": "units", "metric_amounts": "records", "earliest_estimated_period": "records",

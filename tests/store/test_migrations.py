@@ -64,8 +64,8 @@ def test_the_fixture_is_a_v1_store() -> None:
 
 def test_a_v1_store_is_upgraded_in_place_and_keeps_everything(v1_copy: Path) -> None:
     """Opened read-write, the v1 store becomes current (v2: datasets.operation = GetCostAndUsage; v3: an empty
-    advisories table) and its records, sums, units, runs, quarantine, quota state and metadata read back unchanged
-    through the named reads."""
+    advisories table; v4: an empty inventory table) and its records, sums, units, runs, quarantine, quota state
+    and metadata read back unchanged through the named reads."""
     sums = dict(_raw(V1, "SELECT dataset, sum(amount) FROM records GROUP BY 1"))
     counts = dict(_raw(V1, "SELECT dataset, count(*) FROM records GROUP BY 1"))
     units = dict(_raw(V1, "SELECT status, count(*) FROM units GROUP BY 1"))
@@ -74,8 +74,9 @@ def test_a_v1_store_is_upgraded_in_place_and_keeps_everything(v1_copy: Path) -> 
     tables = {c[:2] for c in _columns(V1)}
     with Store(v1_copy) as store:
         assert sql(store, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
-        assert SCHEMA_VERSION == 3
+        assert SCHEMA_VERSION == 4
         assert store.advisory_states("UnblendedCost|db-cluster") == []
+        assert store.inventory_items() == []
         datasets = store.datasets()
         assert [(d["dataset"], d["label"]) for d in datasets] == labels
         assert {d["operation"] for d in datasets} == {"GetCostAndUsage"}
@@ -96,7 +97,9 @@ def test_a_v1_store_is_upgraded_in_place_and_keeps_everything(v1_copy: Path) -> 
         assert sync_start(store, DAILY, ["payer-a", "payer-b"], TODAY) == dt.date(2026, 10, 1)
     advisories = {c[:2] for c in _columns(v1_copy) if c[0] == "advisories"}
     assert {name for _, name in advisories} >= {"scope", "id", "first_seen", "resolved_at", "version", "payload"}
-    assert {c[:2] for c in _columns(v1_copy)} == tables | {("datasets", "operation")} | advisories
+    inventory = {c[:2] for c in _columns(v1_copy) if c[0] == "inventory"}
+    assert {name for _, name in inventory} >= {"target", "arn", "aliases", "tags", "read_at"}
+    assert {c[:2] for c in _columns(v1_copy)} == tables | {("datasets", "operation")} | advisories | inventory
 
 
 def test_an_upgraded_store_has_the_schema_of_a_fresh_one(v1_copy: Path, tmp_path: Path) -> None:

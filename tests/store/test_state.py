@@ -133,3 +133,34 @@ def test_job_metadata_round_trips_and_the_schema_version_is_the_stores(tmp_path:
         assert store.meta_keys("k|") == ["k|2026-09", "k|2026-11"] and store.meta_keys("nope") == []
         with pytest.raises(ValueError, match="belongs to the store"):
             store.put_meta("schema_version", "99")
+
+
+def test_pages_staged_together_checkpoint_the_last_and_pending_pages_commit_with_the_unit(tmp_path: Path) -> None:
+    """stage_pages stages several pages in one step and checkpoints after the last; the unit's last pages, handed
+    to commit_unit unstaged, land with it: the same rows, versions and page count as staging page by page."""
+    from dbcost.parse import ParsedPage
+    from dbcost.store.records import stage_batch
+
+    days = [[rec(1, "RDS", "p", "1"), rec(1, "RDS", "q", "2")], [rec(2, "RDS", "p", "3")], [rec(2, "EC2", "", "4")]]
+    results = []
+    for how in ("page by page", "batched"):
+        with Store(tmp_path / f"{how}.duckdb") as store:
+            run_id, version = store.begin_run("backfill", plan_id="p", args={})
+            unit = ref(run_id)
+            store.register_dataset(QUERY)
+            store.start_unit(run_id, unit, UID, fresh=True)
+            pages = [ParsedPage(i + 1, recs, [], f"t{i + 1}" if i < 2 else None) for i, recs in enumerate(days)]
+            if how == "page by page":
+                for p in pages:
+                    store.stage_page(run_id, UID, QUERY.columns, p.page, p.records, p.quarantined, p.next_token)
+                diff = store.commit_unit(run_id, version, unit, UID)
+            else:
+                store.stage_pages(run_id, UID, [stage_batch(QUERY.columns, [p]) for p in pages[:2]])
+                progress = store.unit_progress(run_id, UID)
+                assert progress is not None and (progress.pages, progress.next_token) == (2, "t2")
+                diff = store.commit_unit(run_id, version, unit, UID, [stage_batch(QUERY.columns, pages[2:])])
+            results.append((diff, sql(store, "SELECT period_start, key1, key2, metric, amount_text, version = ? FROM "
+                                             "records ORDER BY ALL", [version]),
+                            sql(store, "SELECT pages, status FROM units"), sql(store, "SELECT count(*) FROM staging")))
+    assert results[0] == results[1]
+    assert results[1][0].inserted == 8 and results[1][2] == [(3, "committed")] and results[1][3] == [(0,)]

@@ -14,7 +14,11 @@ are listed (``arn`` and ``aliases``) so :meth:`Inventory.get` finds the item by 
 ``cluster`` is the database cluster a resource belongs to: for an RDS instance its ``DBClusterIdentifier``
 (``None`` for a standalone instance), for an Aurora/DocumentDB/Neptune cluster its own identifier, for an
 ElastiCache node its replication group id when it has one. ``read_at`` is when the API answered (the store keeps
-it: tags change, and a placement says which reading it used).
+it: tags change, and a placement says which reading it used). ``target`` is the targets-file entry whose
+credentials read it (the store keeps one reading per target).
+
+:meth:`Inventory.cluster_item` finds the cluster an instance belongs to (same account and region), so a rule can
+fall back from an untagged instance to its cluster's tags.
 """
 
 from __future__ import annotations
@@ -22,8 +26,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-__all__ = ["Inventory", "InventoryItem"]
+__all__ = ["Inventory", "InventoryItem", "InventoryScope"]
+
+
+class InventoryScope(NamedTuple):
+    """What one reading covers: one target's resources of one service in one region (a new reading of a scope
+    replaces the stored one, resources that are gone included)."""
+
+    target: str
+    service: str
+    region: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +58,7 @@ class InventoryItem:
     multi_az: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    target: str = "default"
 
     def ids(self) -> tuple[str, ...]:
         """Every ``RESOURCE_ID`` this resource may be billed under: its ARN, then its aliases."""
@@ -53,18 +68,28 @@ class InventoryItem:
 class Inventory:
     """Items indexed by every id they may be billed under (case-sensitive, as ARNs are)."""
 
-    __slots__ = ("_by_id", "_items")
+    __slots__ = ("_by_id", "_clusters", "_items")
 
     def __init__(self, items: Iterable[InventoryItem] = ()) -> None:
         self._items: tuple[InventoryItem, ...] = tuple(items)
         self._by_id: dict[str, InventoryItem] = {}
+        self._clusters: dict[tuple[str, str, str, str], InventoryItem] = {}
         for item in self._items:
             for rid in item.ids():
                 self._by_id.setdefault(rid, item)
+            if item.kind == "db-cluster":
+                self._clusters.setdefault((item.service, item.account, item.region, item.name), item)
 
     def get(self, resource_id: str) -> InventoryItem | None:
         """The item billed under ``resource_id``, or ``None`` when no API described it."""
         return self._by_id.get(resource_id)
+
+    def cluster_item(self, item: InventoryItem) -> InventoryItem | None:
+        """The cluster ``item`` belongs to, as its service described it (an RDS instance's Aurora, DocumentDB or
+        Neptune cluster); ``None`` for a cluster itself, a standalone resource, or a cluster not read."""
+        if item.cluster is None or item.kind == "db-cluster":
+            return None
+        return self._clusters.get((item.service, item.account, item.region, item.cluster))
 
     def __iter__(self) -> Iterator[InventoryItem]:
         return iter(self._items)

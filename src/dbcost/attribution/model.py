@@ -14,6 +14,7 @@ actuals and burn rates, and reports can draw trends, without re-reading the stor
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -27,8 +28,10 @@ __all__ = [
     "Attribution",
     "ClusterSpend",
     "DailySpend",
+    "ResourceCoverage",
     "TeamSpend",
     "UnclassifiedSpend",
+    "UntaggedResource",
 ]
 
 #: The pool for spend without an owner. It is always shown, never spread unless asked.
@@ -93,6 +96,67 @@ class DailySpend:
     estimated: bool
 
 
+@dataclass(frozen=True)
+class UntaggedResource:
+    """A resource whose cost carries no team tag in billing, and the tags that would place it there."""
+
+    resource_id: str
+    kind: str
+    service: str
+    region: str
+    cluster: str | None
+    team: str | None  # who owns it, by the inventory or the topology (None: nobody knows)
+    placed_by: str
+    amount: Decimal
+    add_tags: Mapping[str, str]  # tag key -> value to add ("?" where the value is not known)
+    has_tags: bool  # the resource itself carries them (inventory): only the cost allocation tag is missing
+    advice: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"resource_id": self.resource_id, "kind": self.kind, "service": self.service, "region": self.region,
+                "cluster": self.cluster, "team": self.team, "placed_by": self.placed_by, "amount": fmt(self.amount),
+                "add_tags": dict(self.add_tags), "has_tags": self.has_tags, "advice": self.advice}
+
+
+@dataclass(frozen=True)
+class ResourceCoverage:
+    """What resource-level data (``dbcost resources``) adds to a month's attribution, for the days it covers.
+
+    ``unattributed`` is the attribution's own unattributed spend on those days; ``untagged`` the resource-level
+    spend that billing tags (and the topology's cluster rows) leave without a team; ``placed`` the part of it
+    the resources' own tags or the topology's resource rows place (``placed_by`` per rule), and
+    ``still_unattributed`` the rest. The two data sets are fetched separately, so ``untagged`` and
+    ``unattributed`` agree only when they describe the same days of the same data; both are shown."""
+
+    stretches: tuple[tuple[dt.date, dt.date], ...]
+    unattributed: Decimal
+    resource_total: Decimal
+    untagged: Decimal
+    placed: Decimal
+    placed_by: Mapping[str, Decimal]
+    still_unattributed: Decimal
+    costliest_untagged: tuple[UntaggedResource, ...] = ()
+    quarantined_groups: int = 0
+
+    @property
+    def days(self) -> int:
+        return sum((e - s).days for s, e in self.stretches)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "days": self.days,
+            "covered": [{"start": s.isoformat(), "end": e.isoformat()} for s, e in self.stretches],
+            "unattributed": fmt(self.unattributed),
+            "resource_total": fmt(self.resource_total),
+            "untagged": fmt(self.untagged),
+            "placed": fmt(self.placed),
+            "placed_by": {k: fmt(v) for k, v in self.placed_by.items()},
+            "still_unattributed": fmt(self.still_unattributed),
+            "costliest_untagged": [r.to_json() for r in self.costliest_untagged],
+            "quarantined_groups": self.quarantined_groups,
+        }
+
+
 @dataclass
 class Attribution:
     month: str  # YYYY-MM
@@ -108,6 +172,8 @@ class Attribution:
     services: list[str] = field(default_factory=list)
     through: dt.date | None = None  # last day with data (exclusive end of what the store holds)
     business_units: dict[str, Decimal] = field(default_factory=dict)  # by linked account's business unit
+    #: resource-level data for the days it covers (None: ``dbcost resources`` stored none for the month)
+    resource_level: ResourceCoverage | None = None
 
     def team(self, name: str) -> TeamSpend | None:
         return next((t for t in self.teams if t.team == name), None)
@@ -136,4 +202,5 @@ class Attribution:
             "services": self.services,
             "through": self.through.isoformat() if self.through else None,
             "business_units": [{"business_unit": k, "amount": fmt(v)} for k, v in self.business_units.items()],
+            "resource_level": self.resource_level.to_json() if self.resource_level is not None else None,
         }

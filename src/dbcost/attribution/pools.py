@@ -10,7 +10,13 @@ Precedence, first match wins (documented in README):
 
 Spend without a cluster tag at all (``db-cluster$``) has no cluster and is unattributed.
 
-The topology file may also map accounts to business units (``account, business_unit``) for reporting.
+The topology file may also map accounts to business units (``account, business_unit``) for reporting, and
+resources to their cluster and team (``resource_id, cluster, team[, env, owner]``: a resource id as Cost
+Explorer's resource-level data names it, an ARN; ``cluster`` may be empty). Resource rows place resources in
+``dbcost resources`` (:mod:`dbcost.attribution.resources`); the cluster-keyed rows keep working as before. In a
+CSV, a row with a ``resource_id`` is a resource row, else a row with a ``cluster`` a cluster row, else an
+account row; in YAML, ``resources:`` is a list beside ``clusters:`` and ``accounts:`` (or, in a bare list, an
+entry with ``resource_id``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 from dbcost._files import read_text_file
 from dbcost.errors import ConfigError
 
-__all__ = ["ClusterInfo", "Topology", "load_topology", "resolve_teams"]
+__all__ = ["ClusterInfo", "ResourceInfo", "Topology", "load_topology", "resolve_teams"]
 
 
 @dataclass(frozen=True)
@@ -38,16 +44,29 @@ class ClusterInfo:
 
 
 @dataclass(frozen=True)
+class ResourceInfo:
+    """A topology row keyed by resource id (``cluster`` may be empty: the file knows the team only)."""
+
+    resource_id: str
+    cluster: str
+    team: str
+    env: str = ""
+    owner: str = ""
+
+
+@dataclass(frozen=True)
 class Topology:
     clusters: dict[str, ClusterInfo] = field(default_factory=dict)
     business_units: dict[str, str] = field(default_factory=dict)  # account id -> business unit
+    resources: dict[str, ResourceInfo] = field(default_factory=dict)  # resource id -> row
 
     def team_of(self, cluster: str) -> str | None:
         info = self.clusters.get(cluster)
         return info.team if info is not None and info.team else None
 
 
-def _rows_from_yaml(text: str, where: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _rows_from_yaml(text: str, where: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """(cluster rows, account rows, resource rows) of a YAML topology."""
     import yaml
 
     try:
@@ -55,13 +74,15 @@ def _rows_from_yaml(text: str, where: str) -> tuple[list[dict[str, Any]], list[d
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if isinstance(data, list):
-        return data, []
+        resources = [r for r in data if isinstance(r, dict) and "resource_id" in r]
+        return [r for r in data if not (isinstance(r, dict) and "resource_id" in r)], [], resources
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping with 'clusters' (and optional 'accounts') or a list")
-    clusters, accounts = data.get("clusters", []), data.get("accounts", [])
-    if not isinstance(clusters, list) or not isinstance(accounts, list):
-        raise ConfigError(f"{where}: 'clusters' and 'accounts' must be lists")
-    return clusters, accounts
+        raise ConfigError(f"{where}: expected a mapping with 'clusters' (and optional 'accounts', 'resources') "
+                          "or a list")
+    clusters, accounts, resources = data.get("clusters", []), data.get("accounts", []), data.get("resources", [])
+    if not isinstance(clusters, list) or not isinstance(accounts, list) or not isinstance(resources, list):
+        raise ConfigError(f"{where}: 'clusters', 'accounts' and 'resources' must be lists")
+    return clusters, accounts, resources
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -69,20 +90,25 @@ def load_topology(path: str | Path) -> Topology:
     p = Path(path)
     where = f"--topology {p}"
     text = read_text_file(p, where)
+    resource_rows: list[Any]
     if p.suffix.lower() in (".yaml", ".yml"):
-        cluster_rows, account_rows = _rows_from_yaml(text, where)
+        cluster_rows, account_rows, resource_rows = _rows_from_yaml(text, where)
     else:
         reader = csv.DictReader(io.StringIO(text))
-        if reader.fieldnames is None or not ({"cluster", "account"} & set(reader.fieldnames)):
-            raise ConfigError(f"{where}: the CSV header needs a 'cluster' column (cluster,team,env,owner)")
-        cluster_rows, account_rows = [], []
+        if reader.fieldnames is None or not ({"cluster", "account", "resource_id"} & set(reader.fieldnames)):
+            raise ConfigError(f"{where}: the CSV header needs a 'cluster' column (cluster,team,env,owner) or a "
+                              "'resource_id' column (resource_id,cluster,team,env,owner)")
+        cluster_rows, account_rows, resource_rows = [], [], []
         for row in reader:
-            (cluster_rows if (row.get("cluster") or "").strip() else account_rows).append(row)
+            if (row.get("resource_id") or "").strip():
+                resource_rows.append(row)
+            else:
+                (cluster_rows if (row.get("cluster") or "").strip() else account_rows).append(row)
     clusters: dict[str, ClusterInfo] = {}
     for i, row in enumerate(cluster_rows, 1):
         if not isinstance(row, dict):
             raise ConfigError(f"{where}: cluster entry #{i} is not a mapping")
-        unknown = set(row) - {"cluster", "team", "env", "owner", "account", "business_unit"}
+        unknown = set(row) - {"cluster", "team", "env", "owner", "account", "business_unit", "resource_id"}
         if unknown:
             raise ConfigError(f"{where}: cluster entry #{i}: unknown field(s) {', '.join(sorted(unknown))}")
         name = str(row.get("cluster") or "").strip()
@@ -103,7 +129,29 @@ def load_topology(path: str | Path) -> Topology:
         if not acct or not bu:
             raise ConfigError(f"{where}: account entry #{i}: needs 'account' and 'business_unit'")
         units[acct] = bu
-    return Topology(clusters, units)
+    return Topology(clusters, units, _resource_rows(resource_rows, where))
+
+
+def _resource_rows(rows: list[Any], where: str) -> dict[str, ResourceInfo]:
+    out: dict[str, ResourceInfo] = {}
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where}: resource entry #{i} is not a mapping")
+        unknown = set(row) - {"resource_id", "cluster", "team", "env", "owner", "account", "business_unit"}
+        if unknown:
+            raise ConfigError(f"{where}: resource entry #{i}: unknown field(s) {', '.join(sorted(unknown))}")
+        rid = str(row.get("resource_id") or "").strip()
+        team = str(row.get("team") or "").strip()
+        if not rid:
+            raise ConfigError(f"{where}: resource entry #{i}: 'resource_id' is empty")
+        if not team:
+            raise ConfigError(f"{where}: resource entry #{i} ({rid}): 'team' is empty")
+        info = ResourceInfo(rid, str(row.get("cluster") or "").strip(), team, str(row.get("env") or "").strip(),
+                            str(row.get("owner") or "").strip())
+        if rid in out and out[rid] != info:
+            raise ConfigError(f"{where}: resource {rid} is listed twice with different rows")
+        out[rid] = info
+    return out
 
 
 def resolve_teams(

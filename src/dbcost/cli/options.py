@@ -176,7 +176,9 @@ FormatTJ = Annotated[str, typer.Option("--format", help="table or json.")]
 ClusterTagOpt = Annotated[str, typer.Option("--cluster-tag", help="Tag key naming the cluster.")]
 TeamTagOpt = Annotated[str, typer.Option("--team-tag", help="Tag key naming the owning team.")]
 TopologyOpt = Annotated[
-    str | None, typer.Option("--topology", help="CSV/YAML (cluster,team,env,owner) for clusters whose tags are missing.")
+    str | None,
+    typer.Option("--topology", help="CSV/YAML (cluster,team,env,owner; or resource_id,cluster,team,env,owner) for "
+                                    "clusters or resources whose tags are missing."),
 ]
 AllocateOpt = Annotated[
     bool, typer.Option("--allocate-shared", help="Spread unattributed spend over teams by account and service.")

@@ -203,6 +203,10 @@ def print_attribution(a: Any) -> None:
         console.print(un)
     if a.estimated_amount:
         console.print(f"estimated (month still open): {a.estimated_amount:,.2f} USD of {a.total:,.2f}")
+    if a.resource_level is not None:
+        from dbcost.report.table import render_resource_level
+
+        render_resource_level(a.resource_level, console)
 
 
 # --------------------------------------------------------------------------------------------- summaries

@@ -12,6 +12,11 @@ pipeline (governor, retries, checkpoints, store):
 * with ``--allocate-shared`` or a topology file mapping accounts: per service, DAILY, GroupBy
   ``LINKED_ACCOUNT`` + ``TAG:<cluster-tag>`` (proportions per account).
 
+When the store also holds resource-level data (``dbcost resources``, same metric and tags) for days of the
+month, the attribution says what it adds for those days (``resource_level``: how much of the unattributed
+spend the resources' own tags or the topology's resource rows place, and the costliest resources without a
+team tag in billing with the tags to add); nothing more is fetched for it.
+
 Database services are discovered with GetDimensionValues (SERVICE) for the month and kept when the
 classifier knows them as a database family, rather than trusted from a hard-coded list. Nothing is
 fetched when the store already holds every dataset for the month and it is fresh: completed within
@@ -39,12 +44,14 @@ import orjson
 
 from dbcost.attribution.build import AccountRow, UsageRow, build_attribution
 from dbcost.attribution.classify import classify, is_database_family
-from dbcost.attribution.model import Attribution
+from dbcost.attribution.model import Attribution, ResourceCoverage
 from dbcost.attribution.pools import Topology, resolve_teams
+from dbcost.attribution.resources import resource_coverage
 from dbcost.calendar import RESTATEMENT_GRACE_DAYS, add_months, daily_window_start
 from dbcost.client import Stats, open_client
 from dbcost.config import Settings, TargetConfig
 from dbcost.errors import UsageError
+from dbcost.jobs.resources import resources_from_store
 from dbcost.models import CostQuery
 from dbcost.pipeline import RunOutcome, RunSpec, run_pipeline
 from dbcost.store import RunStatus, Store
@@ -396,9 +403,24 @@ def _compute(spec: AttributeSpec, store: Store, ds: AttributionDatasets, start: 
             for day, acct, cluster, amount, _ in store.metric_amounts(q.fingerprint, spec.metric, s, e, names):
                 account_rows.append(AccountRow(dt.date.fromisoformat(day[:10]), service, acct or "", cluster or "",
                                                amount))
-    return build_attribution(
+    attribution = build_attribution(
         month, spec.metric, usage, owners, account_rows=account_rows, allocate_shared=spec.allocate_shared,
         business_units=spec.topology.business_units if spec.topology and spec.topology.business_units else None,
         services=list(ds.usage), through=end,
         envs={c: i.env for c, i in spec.topology.clusters.items() if i.env} if spec.topology else None,
     )
+    attribution.resource_level = _resource_level(spec, store, attribution, start, end, names)
+    return attribution
+
+
+def _resource_level(spec: AttributeSpec, store: Store, attribution: Attribution, start: dt.date, end: dt.date,
+                    targets: list[str]) -> ResourceCoverage | None:
+    """What the store's resource-level data (``dbcost resources``, same metric and tags) places of the month's
+    unattributed spend on the days it covers; None when it covers none of them."""
+    found = resources_from_store(store, metric=spec.metric, cluster_tag=spec.cluster_tag, team_tag=spec.team_tag,
+                                 start=start, end=end, targets=targets, topology=spec.topology)
+    if found is None:
+        return None
+    placed, stretches = found
+    return resource_coverage(attribution.daily, placed, stretches, topology=spec.topology,
+                             cluster_tag=spec.cluster_tag, team_tag=spec.team_tag)

@@ -60,7 +60,8 @@ def sync_spec(spec: RunSpec, start: dt.date | None = None) -> RunSpec | None:
     """``spec`` with its query's window set to what a sync fetches now: from :func:`sync_start` over the
     store up to ``spec.today``; None when the store is already up to date.
 
-    ``start`` is where a first sync begins. A store that does not exist yet needs it (UsageError otherwise).
+    ``start`` is where a first sync begins. A store that does not exist yet needs it (UsageError otherwise),
+    except for an operation that serves only the last N days, whose first sync takes those N days.
     """
     from dbcost.store import Store
 
@@ -68,6 +69,9 @@ def sync_spec(spec: RunSpec, start: dt.date | None = None) -> RunSpec | None:
     if spec.db.exists():
         with Store(spec.settings.store, read_only=True) as store:
             begin = sync_start(store, spec.query, [t.name for t in spec.targets], day, start)
+    elif spec.query.op.history_days is not None:
+        earliest = day - dt.timedelta(days=spec.query.op.history_days)
+        begin = max(start, earliest) if start is not None else earliest
     elif start is None:
         raise UsageError("--start: the store does not exist yet; give --start for the first sync (or run backfill)")
     else:
@@ -172,11 +176,15 @@ def sync_start(store_sync: Store, query: CostQuery, targets: Sequence[str], toda
                start: dt.date | None = None) -> dt.date:
     """Where a sync of ``query``'s dataset begins: the earliest of every target's contiguous completed
     coverage end, the restatement window (the open month, the previous month while within
-    ``RESTATEMENT_GRACE_DAYS`` of its close, any stored period still ``Estimated``) and ``start``.
+    ``RESTATEMENT_GRACE_DAYS`` of its close, any stored period still ``Estimated``) and ``start``; for an
+    operation that serves only the last N days (GetCostAndUsageWithResources), never before ``today - N``.
 
-    A target with no completed data needs ``start`` (UsageError naming it otherwise).
+    A target with no completed data needs ``start`` (UsageError naming it otherwise), except for such an
+    operation, whose window is the default ``start``.
     """
     ds = query.fingerprint
+    if start is None and query.op.history_days is not None:
+        start = today - dt.timedelta(days=query.op.history_days)  # the whole window it serves
     ends = {t: covered_until(store_sync, ds, t) for t in targets}
     missing = sorted(t for t, e in ends.items() if e is None)
     if missing and start is None:
@@ -187,4 +195,10 @@ def sync_start(store_sync: Store, query: CostQuery, targets: Sequence[str], toda
     if est:
         restate = min(restate, dt.date.fromisoformat(est[:10]))
     candidates = [e for e in ends.values() if e is not None] + [restate] + ([start] if start else [])
-    return min(candidates)
+    begin = min(candidates)
+    if query.op.history_days is not None:
+        # an operation that serves only the last N days (GetCostAndUsageWithResources: 14) keeps that window
+        # current: nothing older can be asked for, so the sync never starts before it; and since those days
+        # lie inside the restatement window (or before a coverage end), in practice it re-reads all N
+        begin = max(begin, today - dt.timedelta(days=query.op.history_days))
+    return begin

@@ -444,6 +444,30 @@ def _unattributed(pg: _Page) -> str:
             f"other)</span></h2>{u.render(d.month)}</section>")
 
 
+def _resource_level(pg: _Page) -> str:
+    """What resource-level data placed of the unattributed spend, and the untagged resources to tag."""
+    cov = pg.cur.resource_level
+    if cov is None:
+        return ""
+    spans = ", ".join(f"{s.isoformat()}..{e.isoformat()}" for s, e in cov.stretches)
+    t = Table("untagged-resources", [("Resource", False), ("Kind", False), ("Owner", False), ("Placed by", False),
+                                     ("Amount", True), ("Tag to add", False)],
+              empty="Every resource carries its team tag in billing.")
+    t.rows = [[_text(r.resource_id or "(no resource id)", wrap=True), _text(r.kind), _text(r.team or "-"),
+               _text(r.placed_by), pg.amount(r.amount),
+               _text(", ".join(f"{k}={v}" for k, v in r.add_tags.items())
+                     + (" (on the resource; activate it for billing)" if r.has_tags else ""), wrap=True)]
+              for r in cov.costliest_untagged]
+    rules = ", ".join(f"{k} {pg.fm.money(v)}" for k, v in cov.placed_by.items())
+    return (f'<section id="resource-level"><h2>Resource-level data <span class="muted">({cov.days} day(s): '
+            f"{_e(spans)}, end exclusive)</span></h2><p>Unattributed on those days {_e(pg.fm.money(cov.unattributed))};"
+            f" resources without a team tag in billing {_e(pg.fm.money(cov.untagged))}, of which placed "
+            f"{_e(pg.fm.money(cov.placed))} ({_e(rules)}), still unattributed "
+            f"{_e(pg.fm.money(cov.still_unattributed))}.</p>"
+            f'<h2 style="margin-top:16px">Costliest resources without a team tag in billing</h2>'
+            f"{t.render(pg.data.month)}</section>")
+
+
 def _business_units(pg: _Page) -> str:
     cur = pg.cur
     if not cur.business_units:
@@ -513,7 +537,7 @@ def render_html(data: ReportData) -> str:
     body = [
         _cards(pg), _notices(pg), _budgets(pg), _trend(pg, history), _daily(pg, series),
         _advice(pg),  # advice, then movers, then the big tables
-        _movers(pg), _teams(pg), _team_details(pg), _clusters(pg), _composition(pg), _unattributed(pg),
+        _movers(pg), _teams(pg), _team_details(pg), _clusters(pg), _composition(pg), _unattributed(pg), _resource_level(pg),
         _business_units(pg), _quarantine(pg), _freshness(pg), _quota(pg),
     ]
     page = "\n".join(b for b in body if b)

@@ -137,4 +137,5 @@ def render_json(data: ReportData) -> dict[str, Any]:
         ],
         "quota": data.quota.to_json() if data.quota is not None else None,
         "advice": _advice(data.advice),
+        "resource_level": cur.resource_level.to_json() if cur.resource_level is not None else None,
     }

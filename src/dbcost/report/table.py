@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dbcost.attribution.model import SHARED_CLUSTER, UNATTRIBUTED
+from dbcost.attribution.model import SHARED_CLUSTER, UNATTRIBUTED, ResourceCoverage
+from dbcost.attribution.resources import short_id
 from dbcost.money import sum_amounts
 from dbcost.report._format import Money, age, iso, pct, quota_columns, signed_pct, ts
 from dbcost.report.data import (
@@ -36,11 +37,37 @@ from dbcost.report.data import (
     top_clusters,
 )
 
-__all__ = ["render_table"]
+__all__ = ["render_resource_level", "render_table"]
 
 
 def _money_col(table: Table, name: str) -> None:
     table.add_column(name, justify="right", no_wrap=True)
+
+
+def render_resource_level(cov: ResourceCoverage, console: Console, fm: Money | None = None) -> None:
+    """What resource-level data placed of the unattributed spend on the days it covers, and the costliest
+    resources without a team tag in billing with the tags to add (``attribute`` and ``report`` both)."""
+    fm = fm or Money()
+    spans = ", ".join(f"{s.isoformat()}..{e.isoformat()}" for s, e in cov.stretches)
+    rules = ", ".join(f"{k} {fm.money(v)}" for k, v in cov.placed_by.items())
+    console.print(Text(f"Resource-level data ({cov.days} day(s): {spans}, end exclusive): unattributed on those days "
+                       f"{fm.money(cov.unattributed)}; resources without a team tag in billing "
+                       f"{fm.money(cov.untagged)}, of which placed {fm.money(cov.placed)} ({rules}), still "
+                       f"unattributed {fm.money(cov.still_unattributed)}"
+                       + (f"; {cov.quarantined_groups} group(s) quarantined" if cov.quarantined_groups else "")))
+    if not cov.costliest_untagged:
+        return
+    table = Table(title="Costliest resources without a team tag in billing", title_justify="left")
+    for name in ("Resource", "Kind", "Owner", "Placed by"):
+        table.add_column(name, overflow="fold")
+    _money_col(table, "Amount")
+    table.add_column("Tag to add", overflow="fold")
+    for r in cov.costliest_untagged:
+        tags = ", ".join(f"{k}={v}" for k, v in r.add_tags.items())
+        table.add_row(Text(short_id(r.resource_id)), Text(r.kind), Text(r.team or "-"), Text(r.placed_by),
+                      fm.money(r.amount), Text(f"{tags}" + (" (on the resource; activate it for billing)"
+                                                            if r.has_tags else "")))
+    console.print(table)
 
 
 def render_table(data: ReportData, console: Console) -> None:
@@ -136,6 +163,9 @@ def render_table(data: ReportData, console: Console) -> None:
     for c in sorted(cur.unattributed_clusters, key=lambda c: (-c.amount, c.cluster)):
         unatt.add_row(Text(c.cluster), Text(", ".join(c.families)), fm.money(c.amount))
     console.print(unatt)
+
+    if cur.resource_level is not None:
+        render_resource_level(cur.resource_level, console, fm)
 
     if cur.unclassified_usage_types:
         uncl = Table(title="Unclassified usage types (category 'other')", title_justify="left")

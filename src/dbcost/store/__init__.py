@@ -26,7 +26,7 @@ from dbcost.store._schema import SCHEMA_VERSION, RunStatus, UnitStatus
 from dbcost.store._store import Store
 from dbcost.store.aio import AsyncStore
 from dbcost.store.reads import AmountRow, DatasetSummary, ExportSelection, LastSuccess, LatestRun
-from dbcost.store.records import UnitDiff
+from dbcost.store.records import StageBatch, UnitDiff
 from dbcost.store.state import DoneWindow, UnitProgress
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "LatestRun",
     "Rows",
     "RunStatus",
+    "StageBatch",
     "Store",
     "UnitDiff",
     "UnitProgress",

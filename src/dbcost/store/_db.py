@@ -10,7 +10,7 @@ connection, so no DuckDB call can bypass the translation. A translated error nam
 declared with :func:`operation`, which names what it does while its DuckDB work runs (for a generator,
 while each batch is produced, not while the caller holds it).
 
-Settings come from :class:`~dbcost.config.StoreSettings` only (the memory cap and checkpoint threshold);
+Settings come from :class:`~dbcost.config.StoreSettings` only (the memory cap, threads, checkpoint threshold);
 the store reads no environment variable.
 """
 
@@ -65,6 +65,8 @@ class Database:
             # DuckDB's default cache is 80% of RAM; a bounded cache keeps a long backfill's memory flat
             # (DuckDB spills to <db>.tmp beyond it). Both values are validated sizes (StoreSettings).
             self.run(f"SET memory_limit = '{settings.memory_limit}'")
+            # the store runs on its own thread: DuckDB's extra workers only competed with the event loop
+            self.run(f"SET threads = {int(settings.threads)}")
             # rows committed since the last checkpoint stay in memory: checkpoint more often than the
             # 16 MB default so a long run's memory does not grow with its range
             self.run(f"SET checkpoint_threshold = '{settings.checkpoint_threshold}'")

@@ -13,6 +13,8 @@ Versions:
   1. the first release: datasets, records, staging, quarantine, runs, units, changes, quota_state, meta
   2. ``datasets.operation``: the Cost Explorer operation the dataset's query calls (GetCostAndUsage before)
   3. ``advisories``: ``dbcost advise``'s state, one row per advisory identity (first seen, resolved, version)
+  4. ``inventory``: the databases as their own APIs last described them (``--inventory``), one row per target
+     and ARN, with the time it was read (issue 11; the lead may renumber it at merge)
 """
 
 from __future__ import annotations
@@ -196,6 +198,27 @@ MIGRATIONS: tuple[Migration, ...] = (
     version BIGINT NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     PRIMARY KEY (scope, id)
+)""",
+    )),
+    Migration(4, "inventory: the databases as their own APIs last described them, with the time each was read", (
+        # one reading per (target, service, region) scope: a new reading of a scope replaces all its rows
+        """CREATE TABLE IF NOT EXISTS inventory (
+    target VARCHAR NOT NULL,
+    arn VARCHAR NOT NULL,
+    aliases VARCHAR[] NOT NULL,
+    service VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    account VARCHAR NOT NULL,
+    region VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    cluster VARCHAR,
+    engine VARCHAR,
+    engine_version VARCHAR,
+    instance_class VARCHAR,
+    multi_az BOOLEAN,
+    tags JSON NOT NULL,
+    read_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (target, arn)
 )""",
     )),
 )

@@ -9,14 +9,17 @@ committed unit to the sinks one batch at a time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from dbcost.attribution.inventory import InventoryItem, InventoryScope
 from dbcost.config import StoreSettings
+from dbcost.parse import ParsedPage
 from dbcost.sinks.base import SinkRecord, UnitRef
 from dbcost.store._store import Store
+from dbcost.store.records import StageBatch, stage_batch
 
 __all__ = ["AsyncStore"]
 
@@ -61,6 +64,19 @@ class AsyncStore:
         """``fn(store)`` on the store's thread."""
         store = self.sync
         return await self._run(lambda: fn(store))
+
+    async def prepare(self, key_names: Sequence[str], page: ParsedPage) -> StageBatch:
+        """``page`` as a :class:`~dbcost.store.records.StageBatch`, built on the store's thread (off the event
+        loop): a page waiting to be staged is held as compact Arrow columns, not one object per record."""
+        return await self._run(lambda: stage_batch(key_names, [page]))
+
+    async def record_inventory(self, scopes: Sequence[InventoryScope], items: Sequence[InventoryItem]) -> None:
+        """:meth:`Store.record_inventory <dbcost.store.state.State.record_inventory>` on the store's thread."""
+        await self.call(lambda s: s.record_inventory(scopes, items))
+
+    async def inventory_items(self, targets: Sequence[str] | None = None) -> list[InventoryItem]:
+        """:meth:`Store.inventory_items <dbcost.store.reads.Reads.inventory_items>` on the store's thread."""
+        return await self.call(lambda s: s.inventory_items(targets))
 
     async def unit_sink_batches(self, run_id: str, unit: UnitRef) -> AsyncIterator[list[SinkRecord]]:
         """Stream a committed unit's sink records without blocking the loop (one batch at a time)."""

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from dbcost.attribution.inventory import InventoryItem
 from dbcost.errors import StoreError
 from dbcost.store._db import Database, Row, Rows, StoreBase, operation
 from dbcost.store._schema import UnitStatus
@@ -113,6 +114,28 @@ def _ident(name: str) -> str:
 
 class Reads(StoreBase):
     """Read models for reports, attribution, metrics, the demo and exports (a part of :class:`~dbcost.store.Store`)."""
+
+    # -------------------------------------------------------------------------------------- inventory
+
+    @operation("read inventory")
+    def inventory_items(self, targets: Sequence[str] | None = None) -> list[InventoryItem]:
+        """The latest reading of every target (or of ``targets``), in (target, ARN) order; ``read_at`` in UTC."""
+        if targets is not None and not targets:
+            return []
+        where = f"WHERE target IN ({_marks(targets)})" if targets else ""
+        rows = self._db.all(
+            "SELECT target, arn, aliases, service, kind, account, region, name, cluster, engine, engine_version, "
+            f"instance_class, multi_az, tags, read_at FROM inventory {where} ORDER BY target, arn",
+            list(targets or ()),
+        )
+        return [
+            InventoryItem(arn=str(arn), aliases=tuple(aliases), service=str(service), kind=str(kind),
+                          account=str(account), region=str(region), name=str(name), cluster=cluster, engine=engine,
+                          engine_version=version, instance_class=klass, multi_az=multi_az, tags=orjson.loads(tags),
+                          read_at=read_at.replace(tzinfo=dt.UTC), target=str(target))
+            for (target, arn, aliases, service, kind, account, region, name, cluster, engine, version, klass,
+                 multi_az, tags, read_at) in rows
+        ]
 
     # ---------------------------------------------------------------------------------------- reports
 

@@ -11,9 +11,11 @@ adds; a group that vanished in a restatement disappears (and is logged as delete
 version while its value is unchanged and takes the run's (strictly increasing) version when it is new or
 changed, so downstream consumers can keep "the highest version per key".
 
-A page's staging rows and its checkpoint (next page token, pages done) are written in one transaction, so a
-process killed at any point resumes from a consistent state: a committed unit is complete, a staged one
-continues from its token (or restarts from page one if the token has expired).
+Staged pages and their checkpoint (the next page token after the last, pages done) are written in one
+transaction (:meth:`Records.stage_pages`: the pipeline stages a few pages at a time, and a unit's last pages
+with its commit, :meth:`Records.commit_unit` ``pending``), so a process killed at any point resumes from a
+consistent state: a committed unit is complete, a staged one continues from its token (or restarts from page
+one if the token has expired).
 """
 
 from __future__ import annotations
@@ -25,15 +27,18 @@ from typing import Any
 import orjson
 
 from dbcost.models import CostQuery, CostRecord, Quarantined
-from dbcost.money import fmt
+from dbcost.parse import ParsedPage
 from dbcost.sinks.base import SinkRecord, UnitRef
-from dbcost.store._db import StoreBase, now, operation
+from dbcost.store._db import Row, StoreBase, now, operation
 from dbcost.store._schema import UnitStatus
 
-__all__ = ["Records", "UnitDiff"]
+__all__ = ["Records", "StageBatch", "UnitDiff", "stage_batch"]
 
 #: the operation of a query written before the store knew operations (and of a CostQuery without one)
 DEFAULT_OPERATION = "GetCostAndUsage"
+
+#: the staging columns a page provides, in table order (after unit_id and seq)
+_STAGE_COLUMNS = ("period_start", "period_end", "key1", "key2", "metric", "amount_text", "unit", "estimated")
 
 # Joins on the natural key: key1/key2 may be NULL (a Total-only record), so compare NOT DISTINCT.
 _SAME_KEY = (
@@ -59,6 +64,54 @@ def skey(run_id: str, unit_id: str) -> str:
     """Staging belongs to one run's attempt at a unit: another run starting the same unit afresh must not
     discard it (the first run may still be resumed from its saved page token)."""
     return f"{run_id}|{unit_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class StageBatch:
+    """Pages of one unit made ready for staging (:func:`stage_batch`): what waits in memory between a page's
+    arrival and its staging, as compact Arrow columns rather than a Python object per record."""
+
+    #: the rows (the columns of ``_STAGE_COLUMNS``), None when the pages brought none
+    rows: Any
+    #: the quarantine entries (period_start, period_end, page, reason, raw), None when there are none
+    quarantine: Any
+    #: the last page's number and the token after it (the unit's checkpoint once staged)
+    page: int
+    next_token: str | None
+    #: rows + quarantine entries
+    size: int
+
+
+def stage_batch(key_names: Sequence[str], pages: Sequence[ParsedPage]) -> StageBatch:
+    """Consecutive pages of a unit as one :class:`StageBatch` (pure; runs on the store's thread in a backfill).
+
+    The hot path of a backfill (every record passes here once): the rows are built by one comprehension over the
+    record tuples (no method call per row, no row object) and become Arrow arrays."""
+    import pyarrow as pa
+
+    # a missing key name reads as "", which no record's keys hold: .get gives None without a branch per row
+    k1 = key_names[0] if len(key_names) > 0 else ""
+    k2 = key_names[1] if len(key_names) > 1 else ""
+    # CostRecord is (period_start, period_end, granularity, keys, metrics, estimated), Metric (amount, unit);
+    # format(amount, "f") is money.fmt inline: for an amount received in plain notation, the exact string
+    rows = [(r[0], r[1], r[3].get(k1), r[3].get(k2), name, format(m[0], "f"), m[1], r[5])
+            for p in pages for r in p.records for name, m in r[4].items()]
+    table = None
+    if rows:
+        table = pa.table({name: pa.array(col, pa.bool_() if name == "estimated" else pa.string())
+                          for name, col in zip(_STAGE_COLUMNS, zip(*rows, strict=True), strict=True)})
+    quarantined = [q for p in pages for q in p.quarantined]
+    qtable = None
+    if quarantined:
+        qtable = pa.table({
+            "period_start": pa.array([q.period_start for q in quarantined], pa.string()),
+            "period_end": pa.array([q.period_end for q in quarantined], pa.string()),
+            "page": pa.array([q.page for q in quarantined], pa.int32()),
+            "reason": pa.array([q.reason for q in quarantined], pa.string()),
+            "raw": pa.array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], pa.string()),
+        })
+    last = pages[-1]
+    return StageBatch(table, qtable, last.page, last.next_token, len(rows) + len(quarantined))
 
 
 class Records(StoreBase):
@@ -110,134 +163,159 @@ class Records(StoreBase):
         next_token: str | None,
     ) -> None:
         """Stage one page (bulk through Arrow) and its checkpoint, atomically."""
-        import pyarrow as pa
+        batch = stage_batch(key_names, [ParsedPage(page, list(records), list(quarantined), next_token)])
+        self.stage_pages(run_id, unit_id, [batch])
 
-        cols: dict[str, list[Any]] = {k: [] for k in ("period_start", "period_end", "key1", "key2", "metric",
-                                                      "amount_text", "unit", "estimated")}
-        k1 = key_names[0] if len(key_names) > 0 else None
-        k2 = key_names[1] if len(key_names) > 1 else None
-        for r in records:
-            key1 = r.keys.get(k1) if k1 is not None else None
-            key2 = r.keys.get(k2) if k2 is not None else None
-            for name, m in r.metrics.items():
-                cols["period_start"].append(r.period_start)
-                cols["period_end"].append(r.period_end)
-                cols["key1"].append(key1)
-                cols["key2"].append(key2)
-                cols["metric"].append(name)
-                cols["amount_text"].append(fmt(m.amount))
-                cols["unit"].append(m.unit)
-                cols["estimated"].append(r.estimated)
-        n = len(cols["metric"])
-        base = self._seq
-        self._seq += n
-        key = skey(run_id, unit_id)
-        table = pa.table({
-            "unit_id": pa.array([key] * n, pa.string()),
-            "seq": pa.array(range(base, base + n), pa.int64()),
-            **{k: pa.array(v, pa.bool_() if k == "estimated" else pa.string()) for k, v in cols.items()},
-        })
-        qtable = pa.table({
-            "unit_id": pa.array([key] * len(quarantined), pa.string()),
-            "period_start": pa.array([q.period_start for q in quarantined], pa.string()),
-            "period_end": pa.array([q.period_end for q in quarantined], pa.string()),
-            "page": pa.array([q.page for q in quarantined], pa.int32()),
-            "reason": pa.array([q.reason for q in quarantined], pa.string()),
-            "raw": pa.array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], pa.string()),
-        })
+    @operation("stage pages")
+    def stage_pages(self, run_id: str, unit_id: str, batches: Sequence[StageBatch]) -> None:
+        """Stage consecutive pages of a unit (prepared by :func:`stage_batch`; one bulk insert) and the checkpoint
+        after the last (its page number and next token), atomically."""
+        if not batches:
+            return
         db = self._db
         with db.transaction():
-            if n:
-                with db.registered("_stage_batch", table):
-                    db.run("INSERT INTO staging SELECT * FROM _stage_batch")
-            if quarantined:
-                with db.registered("_stage_q", qtable):
-                    db.run("INSERT INTO staging_quarantine SELECT unit_id, period_start, period_end, page, reason, "
-                           "raw::JSON FROM _stage_q")
+            self._stage(run_id, unit_id, batches)
+            last = batches[-1]
             db.run("UPDATE units SET pages = ?, next_token = ?, updated_at = ? WHERE run_id = ? AND unit_id = ?",
-                   [page, next_token, now(), run_id, unit_id])
+                   [last.page, last.next_token, now(), run_id, unit_id])
+
+    def _stage(self, run_id: str, unit_id: str, batches: Sequence[StageBatch]) -> None:
+        """Insert the batches' rows and quarantine entries into staging (inside the caller's transaction); the
+        unit's staging key is a parameter of the INSERT, not a column repeated per row."""
+        import pyarrow as pa
+
+        key = skey(run_id, unit_id)
+        db = self._db
+        tables = [b.rows for b in batches if b.rows is not None]
+        if tables:
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            n = table.num_rows
+            base = self._seq
+            self._seq += n  # staged rows keep their arrival order (the first of a duplicate key wins on commit)
+            table = table.add_column(0, "seq", pa.array(range(base, base + n), pa.int64()))
+            with db.registered("_stage_batch", table):
+                db.run(f"INSERT INTO staging SELECT ?, seq, {', '.join(_STAGE_COLUMNS)} FROM _stage_batch", [key])
+        qtables = [b.quarantine for b in batches if b.quarantine is not None]
+        if qtables:
+            qtable = pa.concat_tables(qtables) if len(qtables) > 1 else qtables[0]
+            with db.registered("_stage_q", qtable):
+                db.run("INSERT INTO staging_quarantine SELECT ?, period_start, period_end, page, reason, raw::JSON "
+                       "FROM _stage_q", [key])
 
     # ------------------------------------------------------------------------------------------ commit
 
     @operation("commit unit")
-    def commit_unit(self, run_id: str, version: int, unit: UnitRef, unit_id: str) -> UnitDiff:
-        """Replace the store's rows for the unit's window by its staged rows; log what changed."""
+    def commit_unit(self, run_id: str, version: int, unit: UnitRef, unit_id: str,
+                    pending: Sequence[StageBatch] = ()) -> UnitDiff:
+        """Replace the store's rows for the unit's window by its staged rows and the ``pending`` pages (its last
+        pages, not staged yet: staged here in the same transaction, so a unit that fits in one batch costs one
+        transaction); log what changed."""
         stamp = now()
         params_range = [unit.dataset, unit.target, unit.start.isoformat(), unit.end.isoformat()]
         key = skey(run_id, unit_id)
         db = self._db
         with db.transaction():
-            # the staged rows, first occurrence of each natural key (a later duplicate is quarantined)
+            if pending:
+                self._stage(run_id, unit_id, pending)
+            # the staged rows, first occurrence of each natural key (a later duplicate is quarantined); a grouping
+            # finds whether there is any duplicate for a fifth of the window function's cost, which then runs only
+            # when there is one
             db.run("DROP TABLE IF EXISTS _new")
-            db.run(
-                "CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, metric "
-                "ORDER BY seq) AS _rn FROM staging WHERE unit_id = ?",
+            duplicated = db.one(
+                "SELECT 1 FROM staging WHERE unit_id = ? GROUP BY period_start, key1, key2, metric "
+                "HAVING count(*) > 1 LIMIT 1",
                 [key],
-            )
-            dup_rows = db.all(
-                "SELECT period_start, period_end, key1, key2, metric, amount_text, unit FROM _new WHERE _rn > 1"
-            )
-            db.run("DELETE FROM _new WHERE _rn > 1")
-            db.run("DROP TABLE IF EXISTS _old")
-            db.run(
-                "CREATE TEMP TABLE _old AS SELECT * FROM records WHERE dataset = ? AND target = ? "
-                "AND period_start >= ? AND period_start < ?",
+            ) is not None
+            dup_rows: list[Row] = []
+            if duplicated:
+                db.run(
+                    "CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, "
+                    "metric ORDER BY seq) AS _rn FROM staging WHERE unit_id = ?",
+                    [key],
+                )
+                dup_rows = db.all(
+                    "SELECT period_start, period_end, key1, key2, metric, amount_text, unit FROM _new WHERE _rn > 1"
+                )
+                db.run("DELETE FROM _new WHERE _rn > 1")
+            else:
+                db.run("CREATE TEMP TABLE _new AS SELECT * FROM staging WHERE unit_id = ?", [key])
+            has_old = db.one(
+                "SELECT 1 FROM records WHERE dataset = ? AND target = ? AND period_start >= ? AND period_start < ? "
+                "LIMIT 1",
                 params_range,
-            )
-            counts = db.one(
-                f"""
-                SELECT
-                    count(*) FILTER (WHERE o.metric IS NULL) AS inserted,
-                    count(*) FILTER (WHERE o.metric IS NOT NULL AND (o.amount_text <> n.amount_text
-                        OR o.unit <> n.unit OR o.estimated <> n.estimated)) AS changed,
-                    count(*) AS total
-                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
-                """
-            )
-            assert counts is not None
-            inserted, changed, total = (int(c) for c in counts)
-            deleted = int(db.scalar(
-                f"SELECT count(*) FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})"
-            ) or 0)
-            # change log: changed and deleted rows (new rows are only counted, a backfill would log everything)
-            db.run(
-                f"""
-                INSERT INTO changes
-                SELECT ?, ?, ?, n.period_start, n.key1, n.key2, n.metric, 'changed', o.amount,
-                       n.amount_text::DECIMAL(38,10), ?
-                FROM _new n JOIN _old o ON {_SAME_KEY}
-                WHERE o.amount_text <> n.amount_text OR o.unit <> n.unit OR o.estimated <> n.estimated
-                """,
-                [run_id, unit.dataset, unit.target, stamp],
-            )
-            db.run(
-                f"""
-                INSERT INTO changes
-                SELECT ?, ?, ?, o.period_start, o.key1, o.key2, o.metric, 'deleted', o.amount, NULL, ?
-                FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})
-                """,
-                [run_id, unit.dataset, unit.target, stamp],
-            )
-            # replace: unchanged rows keep their version, new/changed rows take this run's
-            db.run(
-                "DELETE FROM records WHERE dataset = ? AND target = ? AND period_start >= ? AND period_start < ?",
-                params_range,
-            )
-            db.run(
-                f"""
-                INSERT INTO records
-                SELECT ?, ?, n.period_start, n.period_end, n.key1, n.key2, n.metric,
-                       n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated,
-                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
-                                 AND o.estimated = n.estimated THEN o.version ELSE ? END,
-                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
-                                 AND o.estimated = n.estimated THEN o.run_id ELSE ? END,
-                       ?
-                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
-                ORDER BY n.seq
-                """,
-                [unit.dataset, unit.target, version, run_id, stamp],
-            )
+            ) is not None
+            if has_old:
+                db.run("DROP TABLE IF EXISTS _old")
+                db.run(
+                    "CREATE TEMP TABLE _old AS SELECT * FROM records WHERE dataset = ? AND target = ? "
+                    "AND period_start >= ? AND period_start < ?",
+                    params_range,
+                )
+                counts = db.one(
+                    f"""
+                    SELECT
+                        count(*) FILTER (WHERE o.metric IS NULL) AS inserted,
+                        count(*) FILTER (WHERE o.metric IS NOT NULL AND (o.amount_text <> n.amount_text
+                            OR o.unit <> n.unit OR o.estimated <> n.estimated)) AS changed,
+                        count(*) AS total
+                    FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
+                    """
+                )
+                assert counts is not None
+                inserted, changed, total = (int(c) for c in counts)
+                deleted = int(db.scalar(
+                    f"SELECT count(*) FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})"
+                ) or 0)
+                # change log: changed and deleted rows (new rows are only counted, a backfill would log everything)
+                db.run(
+                    f"""
+                    INSERT INTO changes
+                    SELECT ?, ?, ?, n.period_start, n.key1, n.key2, n.metric, 'changed', o.amount,
+                           n.amount_text::DECIMAL(38,10), ?
+                    FROM _new n JOIN _old o ON {_SAME_KEY}
+                    WHERE o.amount_text <> n.amount_text OR o.unit <> n.unit OR o.estimated <> n.estimated
+                    """,
+                    [run_id, unit.dataset, unit.target, stamp],
+                )
+                db.run(
+                    f"""
+                    INSERT INTO changes
+                    SELECT ?, ?, ?, o.period_start, o.key1, o.key2, o.metric, 'deleted', o.amount, NULL, ?
+                    FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})
+                    """,
+                    [run_id, unit.dataset, unit.target, stamp],
+                )
+                # replace: unchanged rows keep their version, new/changed rows take this run's
+                db.run(
+                    "DELETE FROM records WHERE dataset = ? AND target = ? AND period_start >= ? AND period_start < ?",
+                    params_range,
+                )
+                db.run(
+                    f"""
+                    INSERT INTO records
+                    SELECT ?, ?, n.period_start, n.period_end, n.key1, n.key2, n.metric,
+                           n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated,
+                           CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
+                                     AND o.estimated = n.estimated THEN o.version ELSE ? END,
+                           CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
+                                     AND o.estimated = n.estimated THEN o.run_id ELSE ? END,
+                           ?
+                    FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
+                    ORDER BY n.seq
+                    """,
+                    [unit.dataset, unit.target, version, run_id, stamp],
+                )
+            else:
+                # the window holds nothing yet (a first backfill): every row is new, nothing changed or vanished,
+                # so the joins against the old rows and the change log have nothing to do
+                total = int(db.scalar("SELECT count(*) FROM _new") or 0)
+                inserted, changed, deleted = total, 0, 0
+                db.run(
+                    "INSERT INTO records SELECT ?, ?, n.period_start, n.period_end, n.key1, n.key2, n.metric, "
+                    "n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated, ?, ?, ? FROM _new n "
+                    "ORDER BY n.seq",
+                    [unit.dataset, unit.target, version, run_id, stamp],
+                )
             # quarantine of this window: replaced too, so it always describes the current data
             db.run(
                 "DELETE FROM quarantine WHERE dataset = ? AND target = ? AND "
@@ -261,11 +339,14 @@ class Records(StoreBase):
             db.run("DELETE FROM staging WHERE unit_id = ?", [key])
             db.run("DELETE FROM staging_quarantine WHERE unit_id = ?", [key])
             db.run("DROP TABLE _new")
-            db.run("DROP TABLE _old")
+            if has_old:
+                db.run("DROP TABLE _old")
             db.run(
                 "UPDATE units SET status = ?, records = ?, quarantined = ?, inserted = ?, changed = ?, "
-                "deleted = ?, next_token = NULL, updated_at = ? WHERE run_id = ? AND unit_id = ?",
-                [UnitStatus.COMMITTED, total, nq, inserted, changed, deleted, stamp, run_id, unit_id],
+                "deleted = ?, next_token = NULL, pages = coalesce(?, pages), updated_at = ? "
+                "WHERE run_id = ? AND unit_id = ?",
+                [UnitStatus.COMMITTED, total, nq, inserted, changed, deleted,
+                 pending[-1].page if pending else None, stamp, run_id, unit_id],
             )
         return UnitDiff(total, inserted, changed, deleted, total - inserted - changed, nq, len(dup_rows))
 

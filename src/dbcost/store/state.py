@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from dbcost.attribution.inventory import InventoryItem, InventoryScope
 from dbcost.sinks.base import UnitRef
 from dbcost.store._db import StoreBase, now, operation
 from dbcost.store._schema import RunStatus, UnitStatus
@@ -296,6 +297,31 @@ class State(StoreBase):
                      str(p.get("service", "")), str(p.get("account", "")), str(p.get("region", "")), r.month,
                      str(p.get("monthly_cost", "0")), str(p.get("estimated_monthly_savings", "0")),
                      orjson.dumps(p, default=str).decode(), r.first_seen, r.resolved_at, r.version, stamp],
+                )
+
+    # -------------------------------------------------------------------------------------- inventory
+
+    @operation("record inventory")
+    def record_inventory(self, scopes: Sequence[InventoryScope], items: Sequence[InventoryItem]) -> None:
+        """Keep a reading in one transaction: every scope read loses its earlier rows (resources gone included),
+        then each item is written under (target, ARN) with the time it was read (naive UTC)."""
+        with self._db.transaction():
+            for scope in scopes:
+                self._db.run("DELETE FROM inventory WHERE target = ? AND service = ? AND region = ?",
+                             [scope.target, scope.service, scope.region])
+            seen: set[tuple[str, str]] = set()
+            for item in items:
+                key = (item.target, item.arn)
+                if key in seen:  # the same resource read twice in one reading (two regions cannot: one ARN each)
+                    continue
+                seen.add(key)
+                self._db.run("DELETE FROM inventory WHERE target = ? AND arn = ?", list(key))
+                read_at = item.read_at.astimezone(dt.UTC).replace(tzinfo=None) if item.read_at.tzinfo else item.read_at
+                self._db.run(
+                    "INSERT INTO inventory VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON, ?)",
+                    [item.target, item.arn, list(item.aliases), item.service, item.kind, item.account, item.region,
+                     item.name, item.cluster, item.engine, item.engine_version, item.instance_class, item.multi_az,
+                     orjson.dumps(dict(item.tags)).decode(), read_at],
                 )
 
     # ------------------------------------------------------------------------------------- job state

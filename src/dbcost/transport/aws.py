@@ -8,6 +8,12 @@
 * botocore's retries are set to a single attempt: ``dbcost.retry`` is the one retry layer.
 * Every botocore / aiohttp exception is mapped here, once, into :mod:`dbcost.errors` (``from exc``).
   Messages never contain credentials: only codes, statuses, operation names and the service's message.
+* Any AWS service: ``service`` is botocore's name (``ce`` by default; ``rds``, ``dynamodb``, ``elasticache``
+  for the inventory, ``s3``/``kinesis`` for the sinks); :meth:`AwsTransport.call` takes the operation's API
+  name (``DescribeDBInstances``) whatever the protocol (JSON, query/XML, REST).
+* An access denial names the IAM action that is missing (``rds:DescribeDBInstances``: the service's signing
+  name and the operation), in one line, so the fix is one line of policy; for Cost Explorer, RDS, DynamoDB,
+  ElastiCache and Kinesis, whose actions are named after their operations (S3's are not).
 
 The mapping, family by family (``tests/hostile/test_seams.py`` has a test for each):
 
@@ -33,6 +39,20 @@ body that is not UTF-8, a 2xx body that is not   Explorer's JSON (a proxy's or a
 a JSON object                                    by a ``before-parse`` hook before botocore reads it as {}
 any other ``BotoCoreError``                      ApiError
 ==============================================  =========================================================
+
+The response path (where this module departs from botocore, and why). A 2xx answer to a record-shaped Cost
+Explorer operation (GetCostAndUsage, GetCostAndUsageWithResources: ``raw_operations``) is decoded by orjson and
+returned as decoded, without botocore's walk of the output shape: that walk calls a Python handler per field of
+every group (about six per group), and it was most of the CPU of a backfill (``bench/bench_cpu.py``). The walk
+adds nothing to these shapes: they hold only strings, booleans, lists and maps (no timestamp, blob or float to
+convert), and :mod:`dbcost.parse` validates every field itself. What the walk did that the raw path does not: it
+dropped keys the model does not know (a quarantined group's raw JSON now keeps them: it is what was received) and
+members that are ``null`` (the parser treats a ``null`` as absent where it matters). Everything else is still
+botocore's: credentials, SigV4, endpoints, the HTTP exchange, the ``before-parse`` guard below, every error answer
+(status >= 300: botocore's error parser, then ``ClientError`` and the mapping above), every other operation and
+service, and a 2xx body orjson cannot decode (botocore's own parser then, so such a body behaves exactly as
+before). The parser is installed as the session's ``response_parser_factory`` component (a public botocore hook)
+for the ``ce`` service only.
 """
 
 from __future__ import annotations
@@ -45,8 +65,10 @@ from typing import Any
 
 import aioboto3
 import aiohttp
+import orjson
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioDeferredRefreshableCredentials
+from aiobotocore.parsers import AioJSONParser, AioResponseParserFactory
 from botocore import exceptions as bce
 from botocore import xform_name
 from botocore.parsers import ResponseParserError
@@ -71,7 +93,7 @@ from dbcost.errors import (
 from dbcost.operations import OPERATIONS
 from dbcost.sinks.base import redact_url
 
-__all__ = ["THROTTLE_CODES", "AwsTransport", "translate_errors"]
+__all__ = ["THROTTLE_CODES", "AwsTransport", "chain_region", "translate_errors"]
 
 #: Error codes that mean "slow down" (botocore's standard retry list + Cost Explorer's own).
 THROTTLE_CODES = frozenset(
@@ -105,6 +127,8 @@ _ACCESS_CODES = frozenset(
         "AuthFailure",
     }
 )
+#: services whose IAM action for an operation is the operation's own name (an access denial names it)
+_ACTION_IS_OPERATION = frozenset({"ce", "rds", "dynamodb", "elasticache", "kinesis"})
 _EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 _DATA_CODES = frozenset(
     {
@@ -138,11 +162,11 @@ def _not_enabled(operation: str, code: str, message: str) -> str | None:
     return None
 
 
-def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
+def _from_client_error(exc: bce.ClientError, operation: str, iam_action: str | None = None) -> DbcostError:
     err = exc.response.get("Error", {}) or {}
     meta = exc.response.get("ResponseMetadata", {}) or {}
     code = str(err.get("Code", "") or "")
-    message = str(err.get("Message", "") or "") or "no message"
+    message = " ".join(str(err.get("Message", "") or "").split()) or "no message"  # one line, whatever it held
     status = meta.get("HTTPStatusCode")
     status = int(status) if isinstance(status, int | str) and str(status).isdigit() else None
     kw: dict[str, Any] = {
@@ -166,6 +190,8 @@ def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
     if code in _EXPIRED_CODES:
         return CredentialsError(f"{operation}: {code}: AWS credentials have expired")
     if code in _ACCESS_CODES or status == 403:
+        if iam_action:
+            message = f"the credentials lack the IAM permission {iam_action} (add it to their policy): {message}"
         return AccessDeniedError(message, **kw)
     if code == "ValidationException":
         return ServiceValidationError(message, **kw)
@@ -177,14 +203,15 @@ def _from_client_error(exc: bce.ClientError, operation: str) -> DbcostError:
 
 
 @contextlib.contextmanager
-def translate_errors(operation: str) -> Iterator[None]:
-    """Map botocore/aiohttp exceptions raised inside the block into :mod:`dbcost.errors`."""
+def translate_errors(operation: str, *, iam_action: str | None = None) -> Iterator[None]:
+    """Map botocore/aiohttp exceptions raised inside the block into :mod:`dbcost.errors` (an access denial
+    names ``iam_action`` when given)."""
     try:
         yield
     except DbcostError:
         raise
     except bce.ClientError as exc:
-        raise _from_client_error(exc, operation) from exc
+        raise _from_client_error(exc, operation, iam_action) from exc
     except (bce.NoCredentialsError, bce.PartialCredentialsError, bce.ProfileNotFound,
             bce.CredentialRetrievalError, bce.TokenRetrievalError, bce.SSOError,
             bce.UnauthorizedSSOTokenError) as exc:
@@ -230,6 +257,69 @@ def _refuse_a_body_that_is_not_json(response_dict: Mapping[str, Any], **_: Any) 
     headers = response_dict.get("headers") or {}
     ctype = str(headers.get("content-type", "") or "").split(";")[0].strip() or "no Content-Type"
     raise ResponseParserError(f"the response body is not JSON ({ctype}, {len(body)} bytes)")
+
+
+#: operations whose 2xx answers skip botocore's shape walk (see the module docstring): the record-shaped ones
+RAW_OPERATIONS = frozenset(op.name for op in OPERATIONS.values() if op.shape == "results_by_time")
+
+
+class _RawJSONParser(AioJSONParser):  # type: ignore[misc]  # aiobotocore ships no types
+    """botocore's parser for the ``json`` protocol, except that a 2xx answer to one of ``raw_operations`` is
+    returned as orjson decodes it (module docstring). Error answers never reach ``_do_parse``."""
+
+    def __init__(self, raw_operations: frozenset[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._raw = raw_operations
+
+    async def _do_parse(self, response: dict[str, Any], shape: Any) -> Any:
+        context = response.get("context") or {}
+        body = response.get("body")
+        if context.get("operation_name") in self._raw and isinstance(body, bytes | bytearray) and body:
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                parsed = None  # botocore's own parser decides what such a body is, as before
+            if type(parsed) is dict:
+                self._inject_response_metadata(parsed, response["headers"])
+                return parsed
+        return await super()._do_parse(response, shape)
+
+
+class _ParserFactory(AioResponseParserFactory):  # type: ignore[misc]
+    """aiobotocore's parser factory with :class:`_RawJSONParser` for the ``json`` protocol."""
+
+    def __init__(self, raw_operations: frozenset[str]) -> None:
+        super().__init__()
+        self._raw = raw_operations
+
+    def create_parser(self, protocol_name: str) -> Any:
+        if protocol_name == "json":
+            return _RawJSONParser(self._raw, **self._defaults)
+        return super().create_parser(protocol_name)
+
+
+#: the process's botocore data loader, once the first session made it (see :func:`_share_loader`)
+_LOADER: list[Any] = []
+
+
+def _share_loader(session: Any) -> None:
+    """Give ``session`` the process's one botocore data loader. The loader caches what it parsed, so each service
+    model and the endpoints file are read once per process instead of once per client: the RDS model alone takes
+    about a tenth of a second to parse, and an inventory reading opens one client per target, region and
+    service. The loader is only ever used from the event loop's thread."""
+    base = session._session  # the AioSession aioboto3 wraps
+    if not _LOADER:
+        _LOADER.append(base.get_component("data_loader"))
+    base.register_component("data_loader", _LOADER[0])
+    session._loader = _LOADER[0]
+
+
+def chain_region(profile: str | None = None) -> str:
+    """The region a client of ``profile`` (None: the default chain) is made for when none is given: the
+    environment's or the profile's, else ``us-east-1`` (what :class:`AwsTransport` uses)."""
+    with translate_errors("read the AWS configuration"):
+        session = aioboto3.Session(profile_name=profile)
+        return str(session.region_name or "us-east-1")
 
 
 class AwsTransport:
@@ -284,7 +374,10 @@ class AwsTransport:
                     session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret)
                 else:
                     session = aioboto3.Session(profile_name=self.profile)
+                _share_loader(session)
                 region = self.region or session.region_name or "us-east-1"
+                if self.service == "ce":  # before any client is made: the session's clients share the factory
+                    session._session.register_component("response_parser_factory", _ParserFactory(RAW_OPERATIONS))
                 if self.role_arn:
                     await self._assume_role(session, region)
                 try:
@@ -351,7 +444,12 @@ class AwsTransport:
         if self._client is None:
             raise RuntimeError("AwsTransport used outside 'async with'")
         method = getattr(self._client, xform_name(operation))
-        with translate_errors(operation):
+        # the IAM action is the service's signing name and the operation (rds:DescribeDBInstances, ce:GetTags),
+        # for the services whose actions are named so (S3's are not: ListObjectsV2 needs s3:ListBucket)
+        action = None
+        if self.service in _ACTION_IS_OPERATION:
+            action = f"{self._client.meta.service_model.signing_name or self.service}:{operation}"
+        with translate_errors(operation, iam_action=action):
             response: dict[str, Any] = await method(**params)
         response.pop("ResponseMetadata", None)
         return response
