@@ -153,7 +153,7 @@ async def test_throttles_and_5xx_are_retried_and_every_attempt_passes_the_govern
         2: [ThrottledError("Rate limit exceeded", code="LimitExceededException", status=400)],
     }
     clock = FakeClock()
-    gov = Governor(GovernorSettings(max_rps=1000, burst=1000, decrease=0.5, increase=0.0, probe=0.0), clock=clock)
+    gov = Governor(GovernorSettings(max_rps=1000, burst=1000, initial=1.0, backoff=0.5, probe=0.0), clock=clock)
     slots = 0
     real_slot = gov.slot
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 
 import pytest
 
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
-from dbcost.plan import Shard, parse_shard, plan_units
+from dbcost.plan import Density, Shard, chains_wanted, parse_shard, plan_units
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -107,3 +108,50 @@ def test_bad_shard_is_a_usage_error(text: str) -> None:
     """--shard must be K/N with 1 <= K <= N."""
     with pytest.raises(UsageError, match="--shard"):
         parse_shard(text)
+
+
+def test_known_density_splits_for_the_latency_but_not_past_five_percent_of_partial_pages() -> None:
+    """With pages per day known: 40 req/s x 0.5 s wants 16 chains, so a 4-month range is cut into ISO weeks (18
+    units, about 9 extra half pages over 492 pages); with a tenth of the data the same range stays in months."""
+    query = q("2026-07-01", "2026-11-01")
+    big = plan_units(query, ["t"], today=TODAY, max_rps=40, max_concurrency=16, pages_per_day={query.fingerprint: 4.0})
+    assert len(big.units) == 18 and all(u.days <= 7 for u in big.units)
+    small = plan_units(query, ["t"], today=TODAY, max_rps=40, max_concurrency=16,
+                       pages_per_day={query.fingerprint: 0.4})
+    assert len(small.units) == 4
+    unknown = plan_units(query, ["t"], today=TODAY, max_rps=40, max_concurrency=16)  # no history: half the cap
+    assert len(unknown.units) == 8
+
+
+def test_chains_follow_littles_law_capped_by_concurrency() -> None:
+    """ceil(max_rps x latency) chains, at least 2, at most max_concurrency; without a rate, half the cap."""
+    assert chains_wanted(16, 20, 0.5) == 10
+    assert chains_wanted(16, 50, 0.8) == 16
+    assert chains_wanted(16, 1, 0.5) == 2
+    assert chains_wanted(16, None) == 8
+
+
+def test_fixed_windows_stay_units_of_their_own() -> None:
+    """A probe's windows (first and last unit of an earlier plan) cut the new split at their bounds."""
+    query = q("2026-01-01", "2026-05-01")
+    fixed = [(dt.date(2026, 1, 1), dt.date(2026, 1, 16)), (dt.date(2026, 4, 16), dt.date(2026, 5, 1))]
+    plan = plan_units(query, ["t"], today=TODAY, window="month", fixed=fixed)
+    windows = [(u.start, u.end) for u in plan.units]
+    assert windows[0] == fixed[0] and windows[-1] == fixed[1]
+    assert all(a.end == b.start for a, b in itertools.pairwise(plan.units)) and len(windows) == 6
+
+
+def test_density_estimates_pages_by_interpolating_groups_per_day() -> None:
+    """200 groups a day at the start, 300 at the end, 500 a page: a 10-day unit in the middle costs 5 pages."""
+    d = Density()
+    d.add_page({"2026-01-01": 200, "2026-01-02": 200, "2026-01-03": 100}, has_next=True)  # a full page of 500
+    d.add_page({"2026-01-03": 100}, has_next=False)
+    d.add_page({"2026-12-31": 300}, has_next=False)
+    assert d.page_size == 500 and [n for _, n in d.days] == [200, 200, 200, 300]
+    query = q("2026-01-01", "2027-01-01")
+    unit = plan_units(query, ["t"], today=dt.date(2027, 1, 5), window="day").units[0]
+    assert d.pages(unit) == 1
+    mid = next(u for u in plan_units(query, ["t"], today=dt.date(2027, 1, 5), window="month").units
+               if u.start == dt.date(2026, 7, 1))
+    assert d.groups_on(dt.date(2026, 1, 2)) == 200 and d.groups_on(dt.date(2026, 12, 31)) == 300
+    assert d.pages(mid) == math.ceil(sum(d.groups_on(dt.date(2026, 7, i)) for i in range(1, 32)) / 500) == 16

@@ -24,7 +24,14 @@ order, and only then checkpointed. So:
 * before anything is created (no store file, no run row) the plan is made and checked: a range Cost
   Explorer cannot serve, or a plan needing more requests than the cap, is a UsageError (:func:`check_run`);
 * ``--resume`` with nothing to resume (no store, or no unfinished run of the plan) sends nothing and says so
-  (``RunOutcome.nothing_to_resume``).
+  (``RunOutcome.nothing_to_resume``);
+* the units depend on the store's pages-per-day history (the planner sizes windows with it), so every run
+  records the history it was planned with (``runs.args.plan_pages_per_day``) and a continued run re-plans
+  with it: its units are the ones its first part completed or staged;
+* ``backfill --dry-run --probe`` (:func:`probe_pipeline`) stages the first pages of each target's first and last
+  unit as a ``stopped`` run of the plan, within max(2, 2%) of the estimated run, and estimates that run; the
+  next run of the plan without ``--resume`` continues the probe's run: a unit staged whole is committed without
+  a request, a partial one continues from its saved token (``RunOutcome.pages_reused``).
 """
 
 from __future__ import annotations
@@ -34,8 +41,9 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -53,11 +61,15 @@ from dbcost.sinks import Sink, SinkContext, UnitRef, open_sink, redact_url
 from dbcost.store import AsyncStore, RunStatus, StageBatch, UnitDiff, UnitStatus
 
 __all__ = [
+    "PROBE_MIN_REQUESTS",
+    "PROBE_SHARE",
     "PipelineProgress",
+    "ProbeOutcome",
     "RunOutcome",
     "RunSpec",
     "check_run",
     "make_plan",
+    "probe_pipeline",
     "run_pipeline",
 ]
 
@@ -172,6 +184,10 @@ class RunOutcome:
     interrupted: bool = False
     #: ``--resume`` found nothing to resume: nothing was sent, nothing written
     nothing_to_resume: str | None = None
+    #: this run continued a probe's (``backfill --dry-run --probe``) run of the same plan
+    continued_probe: bool = False
+    #: pages staged before this run (by a probe or the run's killed first part) that it committed without buying
+    pages_reused: int = 0
 
     @property
     def ok(self) -> bool:
@@ -201,15 +217,20 @@ class RunOutcome:
             "fatal": self.fatal,
             "interrupted": self.interrupted,
             "nothing_to_resume": self.nothing_to_resume,
+            "continued_probe": self.continued_probe,
+            "pages_reused": self.pages_reused,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
 
-def make_plan(spec: RunSpec, pages_per_day: dict[str, float] | None = None) -> Plan:
-    """The run's plan (pure): every query's range for every target, sharded if asked."""
+def make_plan(spec: RunSpec, pages_per_day: dict[str, float] | None = None,
+              fixed: Sequence[tuple[dt.date, dt.date]] = ()) -> Plan:
+    """The run's plan (pure): every query's range for every target, sharded if asked; ``fixed`` windows (a
+    probe's) stay units of their own."""
     names = [t.name for t in spec.targets]
     plans = [plan_units(q, names, today=spec.today, window=spec.window, max_concurrency=spec.max_concurrency,
-                        pages_per_day=pages_per_day, sibling_queries=len(spec.queries)) for q in spec.queries]
+                        pages_per_day=pages_per_day, sibling_queries=len(spec.queries),
+                        max_rps=spec.settings.rate.max_rps, fixed=fixed) for q in spec.queries]
     if len(plans) == 1 and spec.shard is None:
         return plans[0]
     units = sorted({u for p in plans for u in p.units})
@@ -266,6 +287,7 @@ async def run_pipeline(
     (module docstring)."""
     progress = progress or _NoProgress()
     ppd = await asyncio.to_thread(_pages_per_day, spec)
+    given_plan = plan is not None
     if plan is None:
         plan = make_plan(spec, ppd)
     the_plan = plan
@@ -274,12 +296,29 @@ async def run_pipeline(
     async with AsyncStore(spec.settings.store) as store:
         run: tuple[str, int] | None = None
         done: set[str] = set()
+        probe: tuple[str, int] | None = None
+        if not spec.resume:
+            # a probe (backfill --dry-run --probe) staged pages of this plan: continue its run, buy them once
+            probe = await store.call(lambda s: s.probe_run(the_plan.plan_id))
+            run = probe
+        elif (run := await store.call(lambda s: s.resumable_run(the_plan.plan_id))) is not None:
+            resumed_id = run[0]
+            done = await store.call(lambda s: s.done_units(resumed_id))
+        planned: dict[str, Any] = {}
+        if run is not None:
+            run_id0 = run[0]
+            planned = await store.call(lambda s: s.run_args(run_id0))
+        elif spec.resume:  # no unfinished run: the units the plan's last run completed are what --resume skips
+            planned = await store.call(lambda s: s.last_run_args(the_plan.plan_id))
+        if planned and not given_plan:
+            # the units are sized by the history (pages per day) and a probe's windows: a continued run keeps
+            # what it was planned with, so the units its first part staged or completed are the same units now
+            with_ppd, fixed = _planned_with(planned)
+            if with_ppd is not None:
+                ppd = with_ppd
+                plan = the_plan = make_plan(spec, ppd, fixed=fixed)
         if spec.resume:
-            run = await store.call(lambda s: s.resumable_run(the_plan.plan_id))
-            if run is not None:
-                resumed_id = run[0]
-                done = await store.call(lambda s: s.done_units(resumed_id))
-            else:  # safe on every attempt: the units no earlier run of the plan completed (with these sinks)
+            if run is None:  # safe on every attempt: the units no earlier run of the plan completed (with these sinks)
                 shown = [redact_url(u) for u in spec.sinks]
                 done = await store.call(lambda s: s.plan_done_units(the_plan.plan_id, shown))
                 if all(u.unit_id in done for u in the_plan.units):
@@ -290,21 +329,26 @@ async def run_pipeline(
         queries = list(plan.datasets.values())
         await store.call(lambda s: [s.register_dataset(q, spec.labels.get(q.fingerprint, spec.label)) for q in queries])
 
-        resumed = run is not None
+        resumed = run is not None and spec.resume
         if run is not None:
             run_id, version = run
             await store.call(lambda s: s.reopen_run(run_id))
+            if probe is not None:  # this run now owns the probe's run: its sinks, no longer a probe
+                continued = {**planned, "sinks": [redact_url(u) for u in spec.sinks], "probe": False,
+                             "continued_probe": True}
+                await store.call(lambda s: s.set_run_args(run_id, continued))
         else:
             args = {"query": spec.query.model_dump(mode="json"), "targets": [t.name for t in spec.targets],
                     "window": spec.window, "shard": str(spec.shard) if spec.shard else None,
-                    "sinks": [redact_url(u) for u in spec.sinks], "today": spec.today.isoformat()}
+                    "sinks": [redact_url(u) for u in spec.sinks], "today": spec.today.isoformat(),
+                    "plan_pages_per_day": ppd}
             run_id, version = await store.call(lambda s: s.begin_run(spec.command, plan_id=the_plan.plan_id, args=args))
         todo = [u for u in plan.units if u.unit_id not in done]
         per_target = {t.name: Stats() for t in spec.targets}
         outcome = RunOutcome(run_id, plan, RunStatus.DONE, Stats(), per_target, units_skipped=len(plan.units) - len(todo),
-                             resumed=resumed)
+                             resumed=resumed, continued_probe=probe is not None)
         try:
-            await _run_units(spec, store, run_id, version, todo, outcome, progress, stop)
+            await _run_units(spec, store, run_id, version, todo, outcome, progress, stop, load_progress=run is not None)
         except BaseException as exc:
             # a run that raises (a sink that cannot be opened, cancellation) still says how it ended: the
             # metrics file and `--resume` read the run's row
@@ -316,6 +360,14 @@ async def run_pipeline(
             raise
         await _finish(store, run_id, outcome, per_target)
         return outcome
+
+
+def _planned_with(args: dict[str, Any]) -> tuple[dict[str, float] | None, list[tuple[dt.date, dt.date]]]:
+    """The pages-per-day history and the fixed (probe) windows a run was planned with, from its arguments."""
+    raw = args.get("plan_pages_per_day")
+    ppd = {str(k): float(v) for k, v in raw.items()} if isinstance(raw, dict) else None
+    fixed = [(dt.date.fromisoformat(a), dt.date.fromisoformat(b)) for a, b in args.get("probe_windows") or ()]
+    return ppd, fixed
 
 
 def _nothing_to_resume(spec: RunSpec, plan: Plan, why: str) -> RunOutcome:
@@ -355,6 +407,8 @@ async def _run_units(
     outcome: RunOutcome,
     progress: PipelineProgress,
     stop: asyncio.Event | None,
+    *,
+    load_progress: bool = False,
 ) -> None:
     cap = spec.request_cap()
     budget = RequestBudget(cap)
@@ -398,7 +452,8 @@ async def _run_units(
                 assert task is not None
                 running.add(task)
                 try:
-                    await _run_unit(spec, store, ce, sinks, run_id, version, unit, outcome, progress)
+                    await _run_unit(spec, store, ce, sinks, run_id, version, unit, outcome, progress,
+                                    load_progress=load_progress)
                 finally:
                     running.discard(task)
 
@@ -479,6 +534,12 @@ class _Fetched:
     through: str | None = None
 
 
+async def _no_pages() -> AsyncIterator[_Fetched]:
+    """An empty chain: the unit's pages are all staged already."""
+    return
+    yield  # pragma: no cover - makes this an async generator
+
+
 async def _prefetch(pages: AsyncIterator[ParsedPage], prepare: Callable[[ParsedPage], Awaitable[StageBatch]],
                     depth: int = 1) -> AsyncIterator[_Fetched]:
     """Keep the page chain running while earlier pages are being staged.
@@ -527,16 +588,25 @@ async def _run_unit(
     unit: WorkUnit,
     outcome: RunOutcome,
     progress: PipelineProgress,
+    *,
+    load_progress: bool = False,
 ) -> None:
     key_names = unit.query.columns
     ref = UnitRef(run_id, unit.dataset, unit.target, unit.start, unit.end, unit.query.granularity, key_names)
     uid = unit.unit_id
-    saved = await store.call(lambda s: s.unit_progress(run_id, uid)) if spec.resume else None
+    saved = await store.call(lambda s: s.unit_progress(run_id, uid)) if load_progress else None
     token: str | None = None
     first_page = 0
+    # a chain staged whole (a probe's, or a run killed between its last page and its commit): commit it as it is
+    whole = saved is not None and saved.status == UnitStatus.RUNNING and saved.pages > 0 and not saved.next_token
     if saved is not None and saved.status == UnitStatus.RUNNING and saved.next_token:
         token, first_page = saved.next_token, saved.pages
-    await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=token is None))
+    await store.call(lambda s: s.start_unit(run_id, ref, uid, fresh=token is None and not whole))
+    if whole and saved is not None:
+        outcome.pages_reused += saved.pages
+        log.info("unit %s: its %d page(s) are staged already; committing them", uid, saved.pages)
+    elif first_page:
+        outcome.pages_reused += first_page
     if token:
         log.info("unit %s: continuing after page %d", uid, first_page)
     # the parser's quarantine count of this unit's pages; the store's count (duplicates found on commit
@@ -592,3 +662,191 @@ async def _run_unit(
     outcome.deleted += diff.deleted
     outcome.quarantined += diff.quarantined
     progress.unit_done(unit, diff, None, ce.stats)
+
+
+# ------------------------------------------------------------------------------------------------- probe
+
+#: the probe may spend this share of the run's expected requests (or PROBE_MIN_REQUESTS, whichever is more)
+PROBE_SHARE = 0.02
+PROBE_MIN_REQUESTS = 2
+
+
+@dataclass
+class ProbeOutcome:
+    """What ``backfill --dry-run --probe`` learnt and spent, and the plan the following run executes."""
+
+    plan: Plan
+    run_id: str
+    #: attempts the probe sent (throttled and retried ones included) and the billed (successful) ones
+    requests: int
+    billed_requests: int
+    #: the probe may send at most this many: max(PROBE_MIN_REQUESTS, PROBE_SHARE x the run's requests)
+    allowance: int
+    #: pages the probe staged, which the run commits without buying them again
+    staged_pages: int
+    #: requests the run itself is expected to send (the staged pages are not counted again)
+    expected_requests: int
+    probe_units: list[str] = field(default_factory=list)
+    #: per target: groups per day seen at each end of the range, and the page size
+    learnt: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: False if some target's probe saw no whole day within the allowance (the estimate is then a lower bound)
+    complete: bool = True
+
+    @property
+    def expected_cost_usd(self) -> Decimal:
+        return self.expected_requests * PRICE_PER_REQUEST_USD
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "probe_run_id": self.run_id, "probe_requests": self.requests,
+            "probe_billed_requests": self.billed_requests,
+            "probe_cost_usd": str(self.billed_requests * PRICE_PER_REQUEST_USD),
+            "probe_allowance": self.allowance, "probe_pages_reused": self.staged_pages,
+            "probe_units": self.probe_units, "probe_complete": self.complete, "probe_learnt": self.learnt,
+            "expected_total_requests": self.billed_requests + self.expected_requests,
+        }
+
+
+def _groups_by_period(page: ParsedPage) -> dict[str, int]:
+    """Groups (records and quarantined ones) per period of one page, in period order."""
+    out: dict[str, int] = {}
+    for r in page.records:
+        out[r.period_start] = out.get(r.period_start, 0) + 1
+    for q in page.quarantined:
+        if q.period_start is not None:
+            out[q.period_start] = out.get(q.period_start, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _probe_estimate(plan: Plan, densities: dict[str, Any]) -> int:
+    """The requests of ``plan`` by the densities learnt per target (a unit of a target with none: one)."""
+    from dbcost.plan import Density
+
+    total = 0
+    for u in plan.units:
+        d = densities.get(u.target)
+        total += d.pages(u) if isinstance(d, Density) and d.known() else 1
+    return total
+
+
+def _probe_ppd(plan: Plan, densities: dict[str, Any]) -> dict[str, float]:
+    """Pages per day per dataset (the planner's window sizing), from the first target with a density."""
+    from dbcost.plan import Density
+
+    out: dict[str, float] = {}
+    for u in plan.units:
+        d = densities.get(u.target)
+        if isinstance(d, Density) and d.known() and u.query.granularity != "MONTHLY" and u.dataset not in out:
+            out[u.dataset] = d.pages_per_day(u.query.start, u.query.end)
+    return out
+
+
+def _probe_windows(plan: Plan) -> list[WorkUnit]:
+    """The units a probe pages: per target, the first and the last unit of its DAILY/HOURLY part (of the MONTHLY
+    part when there is no other)."""
+    chosen: list[WorkUnit] = []
+    for target in plan.targets:
+        mine = [u for u in plan.units if u.target == target]
+        daily = [u for u in mine if u.query.granularity != "MONTHLY"] or mine
+        for u in (daily[0], daily[-1]):
+            if u not in chosen:
+                chosen.append(u)
+    return chosen
+
+
+async def probe_pipeline(spec: RunSpec) -> ProbeOutcome:
+    """Learn the groups per day (and the page size) from the first and last unit of each target's range, page by
+    page, within max(PROBE_MIN_REQUESTS, PROBE_SHARE x the estimated run); stage what it fetched as a run of the
+    plan that the next (non-resume) run of the same plan continues, so nothing is bought twice; and estimate the
+    requests that run will send. Writes the store (the staged pages and a ``stopped`` probe run); no sinks."""
+    from dbcost.plan import Density
+
+    ppd0 = await asyncio.to_thread(_pages_per_day, spec)
+    plan0 = make_plan(spec, ppd0)
+    probes = _probe_windows(plan0)
+    densities: dict[str, Density] = {t.name: Density() for t in spec.targets}
+    per_target = {t.name: Stats() for t in spec.targets}
+    staged_units: dict[str, int] = {}  # unit id -> pages staged
+    chains_done: set[str] = set()
+
+    def spent() -> int:
+        return sum(st.requests for st in per_target.values())
+
+    def allowance() -> int:
+        ppd = _probe_ppd(plan0, densities)
+        plan = make_plan(spec, ppd, fixed=[(u.start, u.end) for u in probes])
+        return max(PROBE_MIN_REQUESTS, math.floor(PROBE_SHARE * _probe_estimate(plan, densities)))
+
+    async with AsyncStore(spec.settings.store) as store:
+        queries = list(plan0.datasets.values())
+        await store.call(lambda s: [s.register_dataset(q, spec.labels.get(q.fingerprint, spec.label)) for q in queries])
+        args = {"query": spec.query.model_dump(mode="json"), "targets": [t.name for t in spec.targets],
+                "window": spec.window, "shard": str(spec.shard) if spec.shard else None, "sinks": [],
+                "today": spec.today.isoformat(), "probe": True}
+        run_id, _version = await store.call(lambda s: s.begin_run(spec.command, plan_id=plan0.plan_id, args=args))
+        budget = RequestBudget(None)
+        async with AsyncExitStack() as stack:
+            clients: dict[str, CostExplorer] = {}
+            for unit in probes:
+                if spent() >= allowance():
+                    break
+                target = next(t for t in spec.targets if t.name == unit.target)
+                if target.name not in clients:
+                    clients[target.name] = await stack.enter_async_context(
+                        open_client(spec.settings_for(target), stats=per_target[target.name], budget=budget))
+                ce = clients[target.name]
+                ref = UnitRef(run_id, unit.dataset, unit.target, unit.start, unit.end, unit.query.granularity,
+                              unit.query.columns)
+                uid = unit.unit_id
+                await store.call(lambda s, r=ref, i=uid: s.start_unit(run_id, r, i, fresh=True))  # type: ignore[misc]
+                density = densities[unit.target]
+                seen_before = density.complete_days()
+                pages = ce.pages(unit.window_query, dedup=False)
+                try:
+                    async for page in pages:
+                        if page.restarted:  # token expired: what was staged of this chain is superseded
+                            await store.call(lambda s, r=ref, i=uid: s.start_unit(run_id, r, i, fresh=True))  # type: ignore[misc]
+                            staged_units[uid] = 0
+                        await store.call(lambda s, p=page, i=uid, k=unit.query.columns: s.stage_page(  # type: ignore[misc]
+                            run_id, i, k, p.page, p.records, p.quarantined, p.next_token))
+                        staged_units[uid] = staged_units.get(uid, 0) + 1
+                        density.add_page(_groups_by_period(page), page.next_token is not None)
+                        if page.next_token is None:
+                            chains_done.add(uid)
+                            break
+                        # enough: a whole day and the page size are known, or the allowance is spent
+                        if density.complete_days() > seen_before and density.page_size is not None:
+                            break
+                        if spent() + 1 > allowance():
+                            break
+                finally:
+                    if isinstance(pages, AsyncGenerator):
+                        await pages.aclose()
+        ppd = _probe_ppd(plan0, densities)
+        fixed = [(u.start, u.end) for u in probes if u.unit_id in staged_units]
+        plan = make_plan(spec, ppd, fixed=fixed)
+        staged = sum(staged_units.values())
+        remaining = 0
+        for u in plan.units:
+            d = densities.get(u.target)
+            est = d.pages(u) if d is not None and d.known() else 1
+            if u.unit_id in chains_done:
+                est = 0
+            elif u.unit_id in staged_units:
+                est = max(1, est - staged_units[u.unit_id])
+            remaining += est
+        stats = Stats()
+        for st in per_target.values():
+            stats.add(st)
+        record = {**stats.to_json(), "probe": True, "probe_units": sorted(staged_units)}
+        planned = {**args, "plan_pages_per_day": ppd, "probe_windows": [[a.isoformat(), b.isoformat()] for a, b in fixed]}
+        await store.call(lambda s: s.set_run_args(run_id, planned))
+        await store.call(lambda s: s.finish_run(run_id, RunStatus.STOPPED, record, []))
+    learnt = {
+        name: {"days_seen": len(d.days), "groups_per_day_start": round(d.groups_on(spec.query.start), 1),
+               "groups_per_day_end": round(d.groups_on(spec.query.end - dt.timedelta(days=1)), 1),
+               "page_size": d.page_size, "largest_page": d.largest_page}
+        for name, d in densities.items()
+    }
+    return ProbeOutcome(plan, run_id, stats.requests, stats.billed_requests, allowance(), staged, remaining,
+                        sorted(staged_units), learnt, complete=all(d.days for d in densities.values()))

@@ -11,10 +11,25 @@ Date rules (``COST-EXPLORER-FACTS.md``; AWS does not publish all of them, so the
 * Nothing is served for days after today: a range that starts in the future is refused, and the units of a
   range that runs past today stop at today's unit (a future day would cost a request and bring nothing).
 
-Windows are calendar-aligned (months, half-months, ISO weeks or days), so the same range always
-yields the same units; ``auto`` picks the largest window that still gives enough units to keep
-``max_concurrency`` requests busy. Units are ordered by (target, dataset, start) and sharded round-robin
-over that order: ``--shard K/N`` takes a deterministic, disjoint share.
+Windows are calendar-aligned (months, half-months, ISO weeks or days), so the same range and the same
+history always yield the same units. ``auto`` sizes them between two limits:
+
+* **enough chains for the latency.** A unit is one page chain, and a chain is sequential: it sends its next
+  request only when the last one has answered, so it carries at most ``1 / latency`` requests a second. To
+  let the governor reach ``max_rps``, about ``ceil(max_rps x latency_s)`` chains must be in flight (Little's
+  law; ``latency_s`` defaults to :data:`DEFAULT_LATENCY_S`, an inferred typical Cost Explorer answer time),
+  capped at ``max_concurrency``. That count is used only where the dataset's pages per day are known (below);
+  without them, half of ``max_concurrency`` (at least 2), as a cautious split that a first run's unknown data
+  can afford. Targets and sibling datasets run their own chains side by side, so they share that number;
+* **no more partial pages than the data allows.** Cost Explorer pages the groups of a query's days as one
+  flat list, so a unit of ``d`` days costs ``ceil(pages_per_day x d)`` requests and every unit boundary adds
+  about half a page. When the store knows the dataset's pages per day (earlier runs, or a probe), the
+  windows are never so fine that the units would add more than :data:`MAX_SPLIT_OVERHEAD` (5%) over the
+  fewest requests the data allows (one chain over the range): more chains only where the data is large
+  enough to pay for them. Without that history the chain count alone decides (months are the coarsest).
+
+Units are ordered by (target, dataset, start) and sharded round-robin over that order: ``--shard K/N`` takes
+a deterministic, disjoint share.
 
 Each unit costs at least one request (one page); the expected count uses pages-per-day from earlier
 runs of the same dataset when the store has them.
@@ -45,10 +60,14 @@ from dbcost.errors import UsageError
 from dbcost.models import CostQuery
 
 __all__ = [
+    "DEFAULT_LATENCY_S",
+    "MAX_SPLIT_OVERHEAD",
+    "Density",
     "Plan",
     "Shard",
     "Window",
     "WorkUnit",
+    "chains_wanted",
     "check_range",
     "describe_units",
     "expected_requests",
@@ -58,6 +77,11 @@ __all__ = [
 
 Window = Literal["auto", "month", "semimonth", "week", "day"]
 PRICE_PER_REQUEST = Decimal("0.01")
+#: a typical Cost Explorer answer time for a page of groups (inferred: AWS publishes none; 0.3-1 s is what
+#: users report), used to size the chains in flight
+DEFAULT_LATENCY_S = 0.5
+#: the share of extra (partial-page) requests the split into units may add over one chain per range
+MAX_SPLIT_OVERHEAD = 0.05
 
 
 @dataclass(frozen=True, order=True)
@@ -130,8 +154,18 @@ class Plan:
         return sorted({u.target for u in self.units})
 
 
-def _split(start: dt.date, end: dt.date, window: Window) -> list[tuple[dt.date, dt.date]]:
+#: windows ``auto`` may choose, coarsest first: the user's choices plus runs of 4 and 2 days between a week and a
+#: day (aligned on the day number, so the same range always splits the same way)
+_AUTO_WINDOWS: tuple[str, ...] = ("month", "semimonth", "week", "4day", "2day", "day")
+
+
+def _split(start: dt.date, end: dt.date, window: str) -> list[tuple[dt.date, dt.date]]:
     """Calendar-aligned windows covering ``[start, end)``."""
+    if window in ("4day", "2day"):
+        k = int(window[0])
+        bounds_k = {start, end} | {dt.date.fromordinal(o) for o in range(start.toordinal() + 1, end.toordinal())
+                                   if o % k == 0}
+        return list(itertools.pairwise(sorted(bounds_k)))
     if window == "day":
         return [(start + dt.timedelta(days=i), start + dt.timedelta(days=i + 1)) for i in range((end - start).days)]
     bounds: set[dt.date] = {start, end}
@@ -155,12 +189,38 @@ def _split(start: dt.date, end: dt.date, window: Window) -> list[tuple[dt.date, 
     return list(itertools.pairwise(edges))
 
 
-def _auto_window(start: dt.date, end: dt.date, want_units: int) -> Window:
-    candidates: tuple[Window, ...] = ("month", "semimonth", "week")
+def _cut(windows: list[tuple[dt.date, dt.date]],
+         fixed: Sequence[tuple[dt.date, dt.date]]) -> list[tuple[dt.date, dt.date]]:
+    """``windows`` (contiguous, in order) cut at every bound of ``fixed`` that falls strictly inside one."""
+    if not windows:
+        return windows
+    lo, hi = windows[0][0], windows[-1][1]
+    edges = {b for w in windows for b in w} | {b for w in fixed for b in w if lo < b < hi}
+    return list(itertools.pairwise(sorted(edges)))
+
+
+def _auto_window(start: dt.date, end: dt.date, want_units: int, pages_per_day: float | None = None) -> str:
+    """The coarsest window that gives ``want_units`` units; with a known ``pages_per_day``, never one so fine that
+    its partial pages (about half a page per unit) add more than :data:`MAX_SPLIT_OVERHEAD` (months at most)."""
+    candidates = _AUTO_WINDOWS if pages_per_day is not None else ("month", "semimonth", "week", "day")
+    fewest = (pages_per_day or 0.0) * (end - start).days
+    chosen = "month"
     for w in candidates:
-        if len(_split(start, end, w)) >= want_units:
-            return w
-    return "day"
+        n = len(_split(start, end, w))
+        if pages_per_day is not None and w != "month" and 0.5 * (n - 1) > MAX_SPLIT_OVERHEAD * max(1.0, fewest):
+            break  # this fine a split costs more than it could save
+        chosen = w
+        if n >= want_units:
+            break
+    return chosen
+
+
+def chains_wanted(max_concurrency: int, max_rps: float | None, latency_s: float = DEFAULT_LATENCY_S) -> int:
+    """Chains in flight that let ``max_rps`` requests a second pass at ``latency_s`` each (Little's law), at most
+    ``max_concurrency``; without ``max_rps``, half of ``max_concurrency`` (at least 2)."""
+    if max_rps is None:
+        return max(2, math.ceil(max_concurrency / 2))
+    return max(2, min(max_concurrency, math.ceil(max_rps * latency_s)))
 
 
 def check_range(query: CostQuery, today: dt.date) -> None:
@@ -193,12 +253,18 @@ def plan_units(
     daily_history_months: int = DAILY_HISTORY_MONTHS,
     monthly_history_months: int = MONTHLY_HISTORY_MONTHS,
     sibling_queries: int = 1,
+    max_rps: float | None = None,
+    latency_s: float = DEFAULT_LATENCY_S,
+    fixed: Sequence[tuple[dt.date, dt.date]] = (),
 ) -> Plan:
     """Units for ``query`` over its range for every target. Raises :class:`UsageError` for a range
     Cost Explorer would refuse.
 
     ``sibling_queries``: how many queries (datasets) run in the same plan; their chains run side by side,
-    so each one needs fewer, larger windows to keep the requests flowing.
+    so each one needs fewer, larger windows to keep the requests flowing. ``max_rps``/``latency_s`` size the
+    chains (:func:`chains_wanted`); ``pages_per_day`` (per dataset) bounds how fine the windows may get.
+    ``fixed``: windows that must stay units of their own (a probe's, whose pages the run reuses): the split of a
+    DAILY or HOURLY range is cut at their bounds too.
     """
     if not targets:
         raise UsageError("targets: at least one target is required")
@@ -241,23 +307,30 @@ def plan_units(
         pieces.append((query, query.start, query.end))
 
     total_days = (query.end - query.start).days
-    # Enough units to keep about half of max_concurrency chains busy (a chain is sequential), but no
-    # more: every unit ends in a partly filled page, i.e. one more $0.01 request. Targets and sibling
+    # Enough units for the chains the rate and the latency need (a chain is sequential), but no more than the
+    # data pays for: every unit ends in a partly filled page, i.e. one more $0.01 request. Targets and sibling
     # datasets run their own chains side by side, so they count towards that.
-    want = max(1, math.ceil(max(2, math.ceil(max_concurrency / 2)) / (len(targets) * max(1, sibling_queries))))
+    share = len(targets) * max(1, sibling_queries)
     units: list[WorkUnit] = []
     for q, s, e in pieces:
         if q.granularity == "MONTHLY":
-            win: Window = "month"
+            win: str = "month"
         elif window == "auto":
-            win = _auto_window(query.start, min(query.end, add_months(today, 2)), want)
+            density = (pages_per_day or {}).get(q.fingerprint)
+            # the latency's chain count only where the data is known to pay for the splits it takes
+            want = max(1, math.ceil(chains_wanted(max_concurrency, max_rps if density is not None else None,
+                                                  latency_s) / share))
+            win = _auto_window(query.start, min(query.end, add_months(today, 2)), want, density)
         else:
             win = window
         # a unit starting after today would bring nothing; the split stops well past today's unit (whose own
         # end is kept), so a far end (year 9999) costs no time
         stop = min(e, add_months(today, 2))
+        windows = _split(s, stop, win)
+        if fixed and q.granularity != "MONTHLY":
+            windows = _cut(windows, fixed)
         for target in targets:
-            units.extend(WorkUnit(target, q.fingerprint, ws, we, q) for ws, we in _split(s, stop, win) if ws <= today)
+            units.extend(WorkUnit(target, q.fingerprint, ws, we, q) for ws, we in windows if ws <= today)
     units.sort()
     if shard is not None:
         units = [u for i, u in enumerate(units) if i % shard.count == shard.index - 1]
@@ -286,3 +359,80 @@ def describe_units(units: Iterable[WorkUnit]) -> list[dict[str, str]]:
          "start": u.start.isoformat(), "end": u.end.isoformat()}
         for u in units
     ]
+
+
+@dataclass
+class Density:
+    """What a probe learnt of one target's data: groups per day near each end of the range and the page size.
+
+    Cost Explorer pages a query's groups as one flat list over its periods (the emulator does; inferred for
+    AWS, whose page size is undocumented), so a unit of ``d`` days costs about ``ceil(groups per day x d /
+    page size)`` requests. The groups per day move with the fleet, so they are interpolated linearly between
+    the two ends. A MONTHLY unit has one period holding about one day's groups (the same resources, summed;
+    inferred), so it costs ``ceil(groups per day / page size)``.
+    """
+
+    #: (day, groups) of every period a probe saw whole
+    days: list[tuple[dt.date, int]] = field(default_factory=list)
+    #: groups on a page that had a next page: the page size (None: no page was full)
+    page_size: int | None = None
+    #: the most groups seen on one page: a lower bound for the page size
+    largest_page: int = 0
+    #: groups seen so far of a period still open (its next page not fetched): a lower bound for a day
+    open_groups: dict[str, int] = field(default_factory=dict)
+
+    def add_page(self, groups_by_period: dict[str, int], has_next: bool) -> None:
+        """One probed page: its groups per period (in order; the last one continues on the next page when
+        ``has_next``)."""
+        total = sum(groups_by_period.values())
+        self.largest_page = max(self.largest_page, total)
+        if has_next and total:
+            self.page_size = max(self.page_size or 0, total)
+        periods = [(p, n + self.open_groups.pop(p, 0)) for p, n in groups_by_period.items()]
+        whole = periods[:-1] if has_next else periods
+        self.days.extend((dt.date.fromisoformat(p[:10]), n) for p, n in whole)
+        if has_next and periods:
+            self.open_groups = {periods[-1][0]: periods[-1][1]}
+
+    def known(self) -> bool:
+        """Something was seen: a whole day, or part of one."""
+        return bool(self.days or self.open_groups)
+
+    def complete_days(self) -> int:
+        return len(self.days)
+
+    def _page(self) -> int:
+        return max(1, self.page_size or self.largest_page)
+
+    def groups_on(self, day: dt.date) -> float:
+        """Groups per day at ``day``: the line through the two ends seen (the days either side of the widest gap
+        between the days seen, each end its mean), flat outside them and when the days seen are close together;
+        a lower bound from part of a day when no whole day was seen."""
+        if not self.days:  # part of a day only: at least that many
+            return float(max(self.open_groups.values(), default=0))
+        seen = sorted(self.days)
+        gaps = [(b[0] - a[0]).days for a, b in itertools.pairwise(seen)]
+        if not gaps or max(gaps) <= 7:
+            return sum(n for _, n in seen) / len(seen)
+        cut = gaps.index(max(gaps)) + 1
+        early, late = seen[:cut], seen[cut:]
+
+        def centre(part: list[tuple[dt.date, int]]) -> tuple[float, float]:
+            return (sum(d.toordinal() for d, _ in part) / len(part), sum(n for _, n in part) / len(part))
+
+        (t0, g0), (t1, g1) = centre(early), centre(late)
+        t = min(1.0, max(0.0, (day.toordinal() - t0) / (t1 - t0)))
+        return g0 + (g1 - g0) * t
+
+    def pages(self, unit: WorkUnit) -> int:
+        """The requests ``unit`` is expected to take (at least one)."""
+        if unit.query.granularity == "MONTHLY":
+            return max(1, math.ceil(self.groups_on(unit.start + dt.timedelta(days=14)) / self._page()))
+        total = sum(self.groups_on(unit.start + dt.timedelta(days=i)) for i in range(unit.days))
+        return max(1, math.ceil(total / self._page()))
+
+    def pages_per_day(self, start: dt.date, end: dt.date) -> float:
+        """The mean pages per day over ``[start, end)`` (what the planner sizes windows with)."""
+        days = max(1, (end - start).days)
+        mid = start + dt.timedelta(days=days // 2)
+        return self.groups_on(mid) / self._page()

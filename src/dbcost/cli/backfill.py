@@ -87,6 +87,9 @@ def backfill(
     shard_index_env: ShardIndexEnvOpt = None,
     shard_count: ShardCountOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the units, requests and dollars; send nothing.")] = False,
+    probe: Annotated[bool, typer.Option(
+        "--probe", help="With --dry-run: spend at most max(2, 2%) of the run's requests to learn the groups per day, "
+        "estimate within about 10%, and keep the pages fetched for the run (it does not buy them again).")] = False,
     max_requests: MaxReqOpt = None,
     max_cost_usd: Annotated[
         float | None, typer.Option("--max-cost-usd", help="Refuse/stop before spending more than this "
@@ -124,6 +127,10 @@ def backfill(
                         max_chain_pages=max_pages_per_chain, metrics_file=metrics_file,
                         shard_index_env=shard_index_env, shard_count=shard_count)
         check_output(output)
+        if probe and not dry_run:
+            raise UsageError("--probe: only with --dry-run (a run continues what the probe fetched by itself)")
+        if probe and resume:
+            raise UsageError("--probe: not with --resume (the probe starts what the next run continues)")
         if not dry_run:
             dbcost.jobs.backfill.check_backfill(spec)
     except (UsageError, ValueError) as exc:
@@ -132,7 +139,7 @@ def backfill(
         fail(exc)
     fmt = "json" if as_json else format_
     code = run_async(lambda: _run(spec, dry_run=dry_run, fmt=fmt, out=Out(output), strict=strict,
-                                  metrics_file=metrics_file))
+                                  metrics_file=metrics_file, probe=probe))
     raise typer.Exit(code)
 
 
@@ -289,9 +296,17 @@ def _sync_datasets(selector: str, *, start: str | None, targets: str | None, end
 
 
 async def _run(spec: dbcost.RunSpec, *, dry_run: bool, fmt: str, out: Out, strict: bool,
-               metrics_file: str | None) -> int:
+               metrics_file: str | None, probe: bool = False) -> int:
+    if dry_run and probe:
+        probed = await dbcost.jobs.backfill.probe_backfill(spec)
+        print_plan(probed.plan, fmt, out, probe=probed)
+        return EXIT_OK
     if dry_run:
-        print_plan(await dbcost.jobs.backfill.plan_backfill(spec), fmt, out)
+        history = await dbcost.jobs.backfill.has_history(spec)
+        print_plan(await dbcost.jobs.backfill.plan_backfill(spec), fmt, out, history=history)
+        if not history:
+            say(f"dbcost: {spec.db} has no history of this dataset, so the estimate counts one request per unit and "
+                "cannot estimate well; --dry-run --probe spends a few requests to estimate within about 10%")
         return EXIT_OK
     metrics_ok = True
     resume_hint(resume_command(pin_end=spec.query.end.isoformat() if spec.command == "backfill" else None))

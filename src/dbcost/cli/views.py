@@ -369,14 +369,20 @@ def print_table(f: Any, query: dbcost.CostQuery, records: list[dbcost.CostRecord
 PLAN_COLUMNS = ("target", "granularity", "start", "end", "dataset")
 
 
-def print_plan(plan: dbcost.plan.Plan, fmt: str, out: Out) -> None:
-    """``--dry-run``: the units and what they will cost, as a table, JSON or CSV (one row per unit)."""
+def print_plan(plan: dbcost.plan.Plan, fmt: str, out: Out, *, probe: Any = None, history: bool = True) -> None:
+    """``--dry-run``: the units and what they will cost, as a table, JSON or CSV (one row per unit); with
+    ``probe`` (a :class:`~dbcost.jobs.backfill.ProbeOutcome`) the run's expected requests are the probe's estimate
+    of what it still sends, and what the probe spent is shown."""
     units = dbcost.plan.describe_units(plan.units)
+    expected = probe.expected_requests if probe is not None else plan.expected_requests
+    expected_usd = probe.expected_cost_usd if probe is not None else plan.expected_cost_usd
     if fmt == "json":
         out.json({
             "plan_id": plan.plan_id, "shard": str(plan.shard) if plan.shard else None, "units": units,
-            "min_requests": plan.min_requests, "expected_requests": plan.expected_requests,
-            "min_cost_usd": str(plan.min_cost_usd), "expected_cost_usd": str(plan.expected_cost_usd),
+            "min_requests": plan.min_requests, "expected_requests": expected,
+            "min_cost_usd": str(plan.min_cost_usd), "expected_cost_usd": str(expected_usd),
+            "estimate_from": "probe" if probe is not None else ("history" if history else "none"),
+            **(probe.to_json() if probe is not None else {}),
         })
         return
     if fmt == "csv":
@@ -398,8 +404,12 @@ def print_plan(plan: dbcost.plan.Plan, fmt: str, out: Out) -> None:
     def render(console: Console) -> None:
         fit(console, table, drop=("dataset", "granularity"))
         console.print(f"{len(units)} unit(s); at least {plan.min_requests} request(s) (${plan.min_cost_usd}), "
-                      f"expected {plan.expected_requests} (${plan.expected_cost_usd}) at $0.01 per request/page",
-                      markup=False)
+                      f"expected {expected} (${expected_usd}) at $0.01 per request/page", markup=False)
+        if probe is not None:
+            console.print(f"the probe sent {probe.requests} request(s) (allowance {probe.allowance}); its "
+                          f"{probe.staged_pages} page(s) are staged and the run reuses them (not counted above)"
+                          + ("" if probe.complete else "; it saw no whole day within its allowance, so the "
+                             "estimate is a lower bound"), markup=False)
 
     out.draw(render)
 

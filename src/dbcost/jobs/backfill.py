@@ -1,7 +1,9 @@
 """``dbcost backfill`` and ``dbcost sync``: a range (or the store's gap up to today) through the pipeline.
 
 A backfill plans ``[start, end)`` into units and runs them (:func:`dbcost.pipeline.run_pipeline`); ``--dry-run``
-plans with the store's pages-per-day history and sends nothing (:func:`plan_backfill`); :func:`check_backfill`
+plans with the store's pages-per-day history and sends nothing (:func:`plan_backfill`; without history it can only
+count one request per unit, :func:`has_history`); ``--dry-run --probe`` spends a little to estimate well and keeps
+what it bought for the run (:func:`probe_backfill`); :func:`check_backfill`
 makes and checks the plan (range, cap) before anything is created, which the CLI does before it runs. A sync starts where the
 store's contiguous completed coverage ends, and re-reads the restatement window (:func:`sync_start`).
 
@@ -21,14 +23,24 @@ from typing import TYPE_CHECKING
 from dbcost.calendar import restatement_start
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
-from dbcost.pipeline import PipelineProgress, RunOutcome, RunSpec, check_run, make_plan, run_pipeline
+from dbcost.pipeline import (
+    PipelineProgress,
+    ProbeOutcome,
+    RunOutcome,
+    RunSpec,
+    check_run,
+    make_plan,
+    probe_pipeline,
+    run_pipeline,
+)
 from dbcost.plan import Plan
 
 if TYPE_CHECKING:
     from dbcost.store import Store
 
-__all__ = ["DatasetSync", "RunOutcome", "RunSpec", "check_backfill", "covered_until", "dataset_sync_specs",
-           "plan_backfill", "quarantine_reasons", "run_backfill", "sync_spec", "sync_start"]
+__all__ = ["DatasetSync", "ProbeOutcome", "RunOutcome", "RunSpec", "check_backfill", "covered_until",
+           "dataset_sync_specs", "has_history", "plan_backfill", "probe_backfill", "quarantine_reasons", "run_backfill",
+           "sync_spec", "sync_start"]
 
 
 async def run_backfill(spec: RunSpec, *, progress: PipelineProgress | None = None,
@@ -112,6 +124,29 @@ async def plan_backfill(spec: RunSpec) -> Plan:
             return store.pages_per_day()
 
     return make_plan(spec, await asyncio.to_thread(read))
+
+
+async def probe_backfill(spec: RunSpec) -> ProbeOutcome:
+    """``--dry-run --probe``: spend at most max(2, 2%) of the run's requests on the first and last unit of the range
+    to learn the groups per day and the page size, stage those pages in the store (the next run of the same plan
+    continues the probe's run and commits them without buying them again) and estimate what that run will send.
+    See :func:`dbcost.pipeline.probe_pipeline`."""
+    return await probe_pipeline(spec)
+
+
+async def has_history(spec: RunSpec) -> bool:
+    """Whether the store has completed units of every dataset of ``spec`` (what a plain ``--dry-run`` sizes the
+    estimate with); False when the store does not exist yet."""
+    from dbcost.store import Store
+
+    def read() -> bool:
+        if not spec.db.exists():
+            return False
+        with Store(spec.settings.store, read_only=True) as store:
+            known = store.pages_per_day()
+        return all(q.fingerprint in known for q in spec.queries)
+
+    return await asyncio.to_thread(read)
 
 
 def quarantine_reasons(spec: RunSpec) -> list[tuple[str, int]]:

@@ -118,6 +118,38 @@ class State(StoreBase):
                             [UnitStatus.DONE, *runs])
         return {str(r[0]) for r in rows}
 
+    @operation("read run arguments")
+    def run_args(self, run_id: str) -> dict[str, Any]:
+        """The arguments a run was begun with (``{}`` for an unknown run)."""
+        row = self._db.one("SELECT args FROM runs WHERE run_id = ?", [run_id])
+        args = orjson.loads(row[0]) if row and row[0] else {}
+        return args if isinstance(args, dict) else {}
+
+    @operation("read the plan's last run arguments")
+    def last_run_args(self, plan_id: str) -> dict[str, Any]:
+        """The arguments of the latest run of this plan, of any status (``{}`` if none)."""
+        row = self._db.one("SELECT args FROM runs WHERE plan_id = ? ORDER BY started_at DESC LIMIT 1", [plan_id])
+        args = orjson.loads(row[0]) if row and row[0] else {}
+        return args if isinstance(args, dict) else {}
+
+    @operation("record run arguments")
+    def set_run_args(self, run_id: str, args: dict[str, Any]) -> None:
+        """Replace the arguments recorded for a run (a probe records the plan it learnt)."""
+        self._db.run("UPDATE runs SET args = ? WHERE run_id = ?", [orjson.dumps(args, default=str).decode(), run_id])
+
+    @operation("find a probe to continue")
+    def probe_run(self, plan_id: str) -> tuple[str, int] | None:
+        """The latest unfinished run of this plan if it is a probe's (``backfill --dry-run --probe``): the next run
+        of the plan continues it, so the probe's staged pages are not bought twice."""
+        row = self._db.one(
+            f"SELECT run_id, version, args FROM runs WHERE plan_id = ? AND status NOT IN ({_FINAL_SQL}) "
+            "ORDER BY started_at DESC LIMIT 1",
+            [plan_id],
+        )
+        if row is None or not row[2] or not (orjson.loads(row[2]) or {}).get("probe"):
+            return None
+        return str(row[0]), int(row[1])
+
     @operation("reopen run")
     def reopen_run(self, run_id: str) -> None:
         """Mark a resumed run running again."""
