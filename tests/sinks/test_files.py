@@ -45,7 +45,7 @@ async def test_fetch_streams_into_jsonl_and_parquet_sinks(tmp_path: Path) -> Non
 
 
 async def test_backfill_parquet_sink_replaces_a_unit_file_on_rerun(tmp_path: Path) -> None:
-    """parquet:DIR keeps one file per unit; a rerun replaces them, so the directory never holds duplicates."""
+    """parquet:DIR: a rerun (whose plan cuts the days into other units) replaces the days, never duplicates them."""
     async with Emulator(EmulatorConfig(today=TODAY, page_size=200)) as emu:
         args = ["backfill", "--start", "2026-09-01", "--end", "2026-11-01", *Q, "--endpoint-url", emu.url,
                 "--db", str(tmp_path / "s.duckdb"), "--sink", f"parquet:{tmp_path / 'pq'}", "--today", TODAY_S]

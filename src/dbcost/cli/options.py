@@ -139,8 +139,12 @@ SinkOpt = Annotated[
     list[str] | None,
     typer.Option("--sink", help="Also send records to: jsonl:PATH, parquet:DIR, kafka[+ssl]://H:P/TOPIC, "
                                 "kinesis://STREAM, postgresql://USER@H:P/DB, s3://BUCKET/PREFIX. Repeatable. "
-                                "Kafka takes ?options (TLS, SASL, MSK IAM, batching, topics: README, Sinks); its "
-                                "SASL user and password come from the environment."),
+                                "Kafka ?options: idempotence compression batch_size timeout_ms retries backoff_ms "
+                                "retry_budget_s create_topics partitions replication status_topic client_id "
+                                "security_protocol cafile certfile keyfile check_hostname sasl_mechanism (PLAIN, "
+                                "SCRAM-SHA-256/512, OAUTHBEARER, AWS_MSK_IAM) password_file region profile role_arn "
+                                "external_id; the SASL user and password come from DBCOST_KAFKA_USERNAME and "
+                                "DBCOST_KAFKA_PASSWORD (README: Sinks)."),
 ]
 
 # ------------------------------------------------------------------------------------ runs into the store

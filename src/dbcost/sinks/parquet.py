@@ -1,13 +1,21 @@
 """``parquet:DIR`` (also ``parquet://DIR``): one Parquet file per unit, replaced atomically when the unit is written again.
 
 Files are named after the unit (dataset, target, window), so a resumed or re-synced unit overwrites its
-own file: the directory always holds exactly the latest content of every unit written to it (no
-duplicates to collapse). Columns: the fetch CSV columns (long, one row per record and metric) plus
+own file. Units of another plan may cut the same days differently (the planner sizes units from what the
+store learnt: a rerun may split a month into 4-day windows, a ``sync`` re-reads part of a month): after a
+unit's file is in place, every other file of the same dataset and target whose window overlaps it loses
+the rows of the unit's days (rewritten atomically, or removed when nothing is left). So the directory
+always holds exactly the latest content of every day written to it (no duplicates to collapse); a crash
+between the two steps leaves duplicates that the unit's resend removes, never a gap.
+
+Columns: the fetch CSV columns (long, one row per record and metric) plus
 dataset, target, version, deleted; ``amount`` is ``decimal128(38, 10)``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +27,9 @@ from dbcost.sinks._common import file_path
 from dbcost.sinks.base import SinkBase, SinkContext, SinkOptions, SinkRecord, UnitRef
 
 __all__ = ["ParquetOptions", "ParquetSink"]
+
+#: the window at the end of a unit file's name: ``<dataset>_<target>_<start>_<end>.parquet``
+_WINDOW = re.compile(r"(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})\.parquet")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +101,38 @@ class ParquetSink(SinkBase):
                 pq.write_table(table, tmp)
         except OSError as exc:
             raise SinkError(f"{self.name}: write failed: {exc.strerror}") from exc
+        self._trim_overlapping(unit, name)
         return n
+
+    def _trim_overlapping(self, unit: UnitRef, written: str) -> None:
+        """Remove the days of ``unit`` from every other file of its dataset and target (module doc)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        prefix = f"{unit.dataset}_{unit.target}_"
+        start, end = unit.start.isoformat(), unit.end.isoformat()
+        for path in sorted(self.dir.glob(f"{prefix}*.parquet")):
+            window = _WINDOW.fullmatch(path.name[len(prefix):])
+            if path.name == written or window is None:  # another target whose name starts with this one's
+                continue
+            other_start, other_end = (dt.date.fromisoformat(d) for d in window.groups())
+            if not (other_start < unit.end and unit.start < other_end):
+                continue
+            try:
+                table = pq.read_table(path)
+                # ISO dates and timestamps compare as text: a period inside [start, end) is the unit's now
+                period = table.column("period_start")
+                inside = pc.and_(pc.greater_equal(period, start), pc.less(period, end))
+                kept = table.filter(pc.invert(pc.fill_null(inside, False)))
+                if kept.num_rows == 0:
+                    path.unlink()
+                elif kept.num_rows < table.num_rows:
+                    with atomic_path(path) as tmp:
+                        pq.write_table(kept, tmp)
+            except (OSError, pa.ArrowException) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+                raise SinkError(f"{self.name}: cannot replace the days of {path.name}: {reason}") from exc
 
     async def close(self) -> None:
         return None
