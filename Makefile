@@ -15,7 +15,7 @@ demo:
 test: setup
 	.venv/bin/ruff check src tests bench
 	.venv/bin/mypy
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q -n 2 --dist loadfile
 	.venv/bin/pytest -q -m clean_install tests/test_packaging.py
 
 lint:
