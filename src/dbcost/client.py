@@ -439,9 +439,17 @@ class CostExplorer:
     # ------------------------------------------------------------------------------ other operations
 
     async def _paged_list(self, op: Operation, params: dict[str, Any]) -> list[Any]:
-        operation, item_key, token_key = op.name, op.items_key, op.token_key
-        assert item_key is not None and token_key is not None, f"{operation} does not page a list"
-        items: list[Any] = []
+        assert op.items_key is not None and op.token_key is not None, f"{op.name} does not page a list"
+        return await self.paged_list(op.name, params, items=op.items_key, token_in=op.token_key)
+
+    async def paged_list(self, operation: str, params: Mapping[str, Any], *, items: str, token_in: str,
+                         token_out: str | None = None) -> list[Any]:
+        """Every entry of a paged listing of any service this client calls: the request is resent with
+        ``token_in`` set to the answer's ``token_out`` (default: the same name) until an answer has none. Each
+        page passes the governor (botocore's paginators would not); a chain stops at ``max_chain_pages``; a
+        repeated token, or ``idle_pages`` pages in a row that bring nothing new, is refused."""
+        token_out = token_out or token_in
+        entries: list[Any] = []
         tokens: set[str] = set()
         contents: set[int] = set()
         token: str | None = None
@@ -453,24 +461,24 @@ class CostExplorer:
                                            "before sending more (--max-pages-per-chain N raises it, 0 for no limit)")
             req = dict(params)
             if token is not None:
-                req[token_key] = token
+                req[token_in] = token
             payload = await self.call(operation, req)
-            batch = payload.get(item_key, [])
+            batch = payload.get(items, [])
             if not isinstance(batch, list):
-                raise MalformedResponseError(f"{operation}: {item_key} is not a list")
-            items.extend(batch)
-            nxt = payload.get(token_key)
+                raise MalformedResponseError(f"{operation}: {items} is not a list")
+            entries.extend(batch)
+            nxt = payload.get(token_out)
             if not nxt:
-                return items
-            if nxt in tokens:
-                raise MalformedResponseError(f"{operation}: NextPageToken repeats an earlier token")
+                return entries
+            if not isinstance(nxt, str) or nxt in tokens:
+                raise MalformedResponseError(f"{operation}: {token_out} repeats an earlier token")
             tokens.add(nxt)
             key = hash(orjson.dumps(batch, option=orjson.OPT_SORT_KEYS))
             idle = idle + 1 if key in contents or not batch else 0
             contents.add(key)
             if idle >= self.idle_pages:
                 raise MalformedResponseError(f"{operation}: {idle} pages in a row brought nothing new, each with a "
-                                             "fresh NextPageToken; refusing to page on")
+                                             f"fresh {token_out}; refusing to page on")
             token = nxt
 
     async def dimension_values(

@@ -50,7 +50,7 @@ from dbcost.attribution.inventory import Inventory, InventoryItem, InventoryScop
 from dbcost.client import CostExplorer, Stats, open_client
 from dbcost.clock import Clock
 from dbcost.config import Settings, TargetConfig, check_endpoint_and_region
-from dbcost.errors import ApiError, BudgetExhaustedError, ConfigError, DbcostError, MalformedResponseError
+from dbcost.errors import ApiError, ConfigError, DbcostError, MalformedResponseError
 from dbcost.store import AsyncStore
 
 __all__ = [
@@ -191,37 +191,6 @@ def elasticache_cluster_item(entry: Mapping[str, Any], tags: object, *, target: 
 # ------------------------------------------------------------------------------------------------ calls
 
 
-async def _paged(api: CostExplorer, operation: str, params: Mapping[str, Any], *, items: str, token_in: str,
-                 token_out: str) -> list[Any]:
-    """Every entry of a paged listing: the request is resent with ``token_in`` set to the answer's ``token_out``
-    until an answer has none. A token seen twice is refused (a server bug would loop forever), and a chain stops
-    at the run's ``max_chain_pages``. botocore's paginators are not used: each page must pass the governor."""
-    out: list[Any] = []
-    tokens: set[str] = set()
-    token: str | None = None
-    pages = 0
-    while True:
-        pages += 1
-        if api.max_chain_pages is not None and pages > api.max_chain_pages:
-            raise BudgetExhaustedError(f"{api.name}: {operation}: page chain limit reached: {pages - 1} pages; "
-                                       "stopped before sending more (--max-pages-per-chain N raises it)")
-        request = dict(params)
-        if token is not None:
-            request[token_in] = token
-        payload = await api.call(operation, request)
-        batch = payload.get(items, [])
-        if not isinstance(batch, list):
-            raise MalformedResponseError(f"{operation}: {items} is not a list")
-        out.extend(batch)
-        nxt = payload.get(token_out)
-        if not nxt:
-            return out
-        if not isinstance(nxt, str) or nxt in tokens:
-            raise MalformedResponseError(f"{operation}: {token_out} repeats an earlier one; refusing to loop")
-        tokens.add(nxt)
-        token = nxt
-
-
 async def _each(fn: Callable[[Any], Coroutine[Any, Any, T | None]], entries: Iterable[Any]) -> list[T]:
     """``fn`` over ``entries`` concurrently (the governor paces them); results in order, ``None`` left out."""
     failure: DbcostError | None = None
@@ -248,10 +217,10 @@ async def _unless_gone(call: Awaitable[T]) -> T | None:
 
 
 async def _read_rds(api: CostExplorer, target: str, page_size: int) -> list[InventoryItem]:
-    clusters = await _paged(api, "DescribeDBClusters", {"MaxRecords": page_size}, items="DBClusters",
+    clusters = await api.paged_list("DescribeDBClusters", {"MaxRecords": page_size}, items="DBClusters",
                             token_in="Marker", token_out="Marker")
     clusters_at = _now()
-    instances = await _paged(api, "DescribeDBInstances", {"MaxRecords": page_size}, items="DBInstances",
+    instances = await api.paged_list("DescribeDBInstances", {"MaxRecords": page_size}, items="DBInstances",
                              token_in="Marker", token_out="Marker")
     instances_at = _now()
     return ([rds_cluster_item(c, target=target, read_at=clusters_at) for c in _entries(clusters, "DBClusters")]
@@ -260,7 +229,7 @@ async def _read_rds(api: CostExplorer, target: str, page_size: int) -> list[Inve
 
 
 async def _read_dynamodb(api: CostExplorer, target: str, page_size: int) -> list[InventoryItem]:
-    names = await _paged(api, "ListTables", {"Limit": page_size}, items="TableNames",
+    names = await api.paged_list("ListTables", {"Limit": page_size}, items="TableNames",
                          token_in="ExclusiveStartTableName", token_out="LastEvaluatedTableName")
     if not all(isinstance(n, str) for n in names):
         raise MalformedResponseError("ListTables: TableNames holds a non-string")
@@ -274,7 +243,7 @@ async def _read_dynamodb(api: CostExplorer, target: str, page_size: int) -> list
         if not isinstance(table, Mapping):
             raise MalformedResponseError(f"DescribeTable: no Table in the answer for {name!r}")
         arn = _text(table, "TableArn", "DescribeTable")
-        tags = await _unless_gone(_paged(api, "ListTagsOfResource", {"ResourceArn": arn}, items="Tags",
+        tags = await _unless_gone(api.paged_list("ListTagsOfResource", {"ResourceArn": arn}, items="Tags",
                                          token_in="NextToken", token_out="NextToken"))
         if tags is None:
             return None
@@ -284,7 +253,7 @@ async def _read_dynamodb(api: CostExplorer, target: str, page_size: int) -> list
 
 
 async def _read_elasticache(api: CostExplorer, target: str, page_size: int) -> list[InventoryItem]:
-    clusters = await _paged(api, "DescribeCacheClusters", {"MaxRecords": page_size}, items="CacheClusters",
+    clusters = await api.paged_list("DescribeCacheClusters", {"MaxRecords": page_size}, items="CacheClusters",
                             token_in="Marker", token_out="Marker")
     read_at = _now()
 
