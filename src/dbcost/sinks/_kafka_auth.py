@@ -107,7 +107,6 @@ class AwsCredentialChain:
         return (frozen.access_key, frozen.secret_key, frozen.token or None), expires
 
     async def _resolve(self) -> Any:
-        from aiobotocore.credentials import AioDeferredRefreshableCredentials
         from aiobotocore.session import AioSession
 
         from dbcost.errors import CredentialsError
@@ -121,25 +120,10 @@ class AwsCredentialChain:
         if not self.role_arn:
             return base
         region = self.region or session.get_config_variable("region") or "us-east-1"
-        params: dict[str, Any] = {"RoleArn": self.role_arn, "RoleSessionName": self.role_session_name}
-        if self.external_id:
-            params["ExternalId"] = self.external_id
+        from dbcost.transport.aws import assume_role_credentials
 
-        async def refresh() -> dict[str, Any]:
-            from dbcost.transport.aws import translate_errors
-
-            own = await base.get_frozen_credentials()
-            async with session.create_client("sts", region_name=region, aws_access_key_id=own.access_key,
-                                             aws_secret_access_key=own.secret_key,
-                                             aws_session_token=own.token) as sts:
-                with translate_errors("AssumeRole"):
-                    creds = (await sts.assume_role(**params))["Credentials"]
-            expiry = creds["Expiration"]
-            return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
-                    "token": creds["SessionToken"],
-                    "expiry_time": expiry.isoformat() if isinstance(expiry, dt.datetime) else expiry}
-
-        return AioDeferredRefreshableCredentials(refresh_using=refresh, method="assume-role")
+        return assume_role_credentials(session, base, region, role_arn=self.role_arn,
+                                       session_name=self.role_session_name, external_id=self.external_id)
 
 
 class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is untyped

@@ -93,7 +93,7 @@ from dbcost.errors import (
 from dbcost.operations import OPERATIONS
 from dbcost.sinks.base import redact_url
 
-__all__ = ["THROTTLE_CODES", "AwsTransport", "chain_region", "translate_errors"]
+__all__ = ["THROTTLE_CODES", "AwsTransport", "assume_role_credentials", "chain_region", "translate_errors"]
 
 #: Error codes that mean "slow down" (botocore's standard retry list + Cost Explorer's own).
 THROTTLE_CODES = frozenset(
@@ -322,6 +322,31 @@ def chain_region(profile: str | None = None) -> str:
         return str(session.region_name or "us-east-1")
 
 
+def assume_role_credentials(session: Any, source: Any, region: str, *, role_arn: str, session_name: str,
+                            external_id: str | None = None) -> Any:
+    """Refreshable credentials of ``role_arn`` for an aiobotocore ``session``: each refresh calls
+    ``sts:AssumeRole`` signed with ``source`` (the chain's own credentials, read before any swap: signing with
+    the assumed-role credentials would make every refresh wait on itself). Used by :class:`AwsTransport` and
+    the Kafka sink's MSK IAM signer."""
+    params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": session_name}
+    if external_id:
+        params["ExternalId"] = external_id
+
+    async def refresh() -> dict[str, Any]:
+        frozen = await source.get_frozen_credentials()
+        async with session.create_client("sts", region_name=region, aws_access_key_id=frozen.access_key,
+                                         aws_secret_access_key=frozen.secret_key,
+                                         aws_session_token=frozen.token) as sts:
+            with translate_errors("AssumeRole"):
+                creds = (await sts.assume_role(**params))["Credentials"]
+        expiry = creds["Expiration"]
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"],
+                "expiry_time": expiry.isoformat() if isinstance(expiry, dt.datetime) else expiry}
+
+    return AioDeferredRefreshableCredentials(refresh_using=refresh, method="assume-role")
+
+
 class AwsTransport:
     """An aioboto3 client for one AWS service, as a :class:`~dbcost.transport.base.Transport`."""
 
@@ -411,34 +436,15 @@ class AwsTransport:
 
         The STS calls are signed with the chain's own credentials, read *before* the swap: signing them with the
         session's (refreshable, assumed-role) credentials would make every refresh wait on itself."""
+        assert self.role_arn is not None  # only called with a role to assume
         base = session._session  # the AioSession aioboto3 wraps
         with translate_errors("AssumeRole"):
             source = await base.get_credentials()
         if source is None:
             raise CredentialsError(f"--role-arn {self.role_arn}: no credentials to assume it with (profile, "
                                    "environment or instance role)")
-        params: dict[str, Any] = {"RoleArn": self.role_arn, "RoleSessionName": self.role_session_name}
-        if self.external_id:
-            params["ExternalId"] = self.external_id
-
-        async def refresh() -> dict[str, Any]:
-            frozen = await source.get_frozen_credentials()
-            async with base.create_client("sts", region_name=region, aws_access_key_id=frozen.access_key,
-                                          aws_secret_access_key=frozen.secret_key,
-                                          aws_session_token=frozen.token) as sts:
-                with translate_errors("AssumeRole"):
-                    creds = (await sts.assume_role(**params))["Credentials"]
-            expiry = creds["Expiration"]
-            if isinstance(expiry, dt.datetime):
-                expiry = expiry.isoformat()
-            return {
-                "access_key": creds["AccessKeyId"],
-                "secret_key": creds["SecretAccessKey"],
-                "token": creds["SessionToken"],
-                "expiry_time": expiry,
-            }
-
-        base._credentials = AioDeferredRefreshableCredentials(refresh_using=refresh, method="assume-role")
+        base._credentials = assume_role_credentials(base, source, region, role_arn=self.role_arn,
+                                                    session_name=self.role_session_name, external_id=self.external_id)
 
     async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         if self._client is None:
