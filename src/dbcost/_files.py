@@ -21,11 +21,13 @@ import tomllib
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from dbcost.errors import ConfigError
 
-__all__ = ["AtomicOutput", "atomic_path", "read_rules_toml", "read_text_file", "write_json", "write_text_atomic"]
+__all__ = [
+    "AtomicOutput", "TomlTable", "atomic_path", "read_rules_toml", "read_text_file", "write_json", "write_text_atomic",
+]
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -174,3 +176,54 @@ class AtomicOutput:
             os.replace(self._tmp, self.partial_path)
         else:
             self._tmp.unlink(missing_ok=True)
+
+
+class TomlTable:
+    """Typed access to one table of a rules file :func:`read_rules_toml` read; every complaint is a
+    :class:`ConfigError` naming the file (``origin``) and the entry (``where``). The classifier's and the
+    advisor's rules files are both read through it."""
+
+    def __init__(self, origin: str, where: str, table: object) -> None:
+        self.origin = origin
+        self.where = where
+        if not isinstance(table, dict):
+            raise self.error(f"expected a table, got {type(table).__name__}")
+        self.table: dict[str, Any] = table
+        self.used: set[str] = set()
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(f"{self.origin}: {self.where}: {message}")
+
+    def get(self, key: str, kind: type[Any], *, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if default is ...:
+                raise self.error(f"missing key {key!r}")
+            return default
+        value = self.table[key]
+        # bool is an int subclass: keep the two apart.
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self.error(f"{key!r} must be {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    def text(self, key: str, *, default: Any = ...) -> Any:
+        value = self.get(key, str, default=default)
+        if isinstance(value, str) and not value.strip():
+            raise self.error(f"{key!r} must not be empty")
+        return value
+
+    def strings(self, key: str, *, default: Any = ...) -> list[str]:
+        values = self.get(key, list, default=default)
+        if not all(isinstance(v, str) and v for v in values):
+            raise self.error(f"{key!r} must be a list of non-empty strings")
+        return cast(list[str], values)
+
+    def only(self, allowed: frozenset[str]) -> None:
+        """Refuse keys outside ``allowed`` (checked up front, naming what is allowed)."""
+        if extra := sorted(set(self.table) - allowed):
+            raise self.error(f"unknown key(s) {', '.join(map(repr, extra))} (allowed: {', '.join(sorted(allowed))})")
+
+    def done(self) -> None:
+        """Refuse keys no :meth:`get` asked for (checked after reading the entry)."""
+        if extra := sorted(set(self.table) - self.used):
+            raise self.error(f"unknown key(s) {', '.join(map(repr, extra))}")

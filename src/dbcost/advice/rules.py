@@ -23,7 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal, cast, get_args
 
-from dbcost._files import read_rules_toml
+from dbcost._files import TomlTable, read_rules_toml
 from dbcost.attribution import FAMILIES, split_usage_type
 from dbcost.errors import ConfigError
 
@@ -138,54 +138,14 @@ class AdviceRules:
         return tuple(r for r in self.rules if r.kind == kind)
 
 
-class _Table:
-    """Typed access to one TOML table; every complaint names the file and the entry."""
-
-    def __init__(self, origin: str, where: str, table: object) -> None:
-        self.origin = origin
-        self.where = where
-        if not isinstance(table, dict):
-            raise self.error(f"expected a table, got {type(table).__name__}")
-        self.table: dict[str, Any] = table
-
-    def error(self, message: str) -> ConfigError:
-        return ConfigError(f"{self.origin}: {self.where}: {message}")
-
-    def get(self, key: str, kind: type[Any], default: Any = ...) -> Any:
-        if key not in self.table:
-            if default is ...:
-                raise self.error(f"missing key {key!r}")
-            return default
-        value = self.table[key]
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self.error(f"{key!r} must be {kind.__name__}, got {type(value).__name__}")
-        return value
-
-    def text(self, key: str, default: Any = ...) -> Any:
-        value = self.get(key, str, default)
-        if isinstance(value, str) and not value.strip():
-            raise self.error(f"{key!r} must not be empty")
-        return value
-
-    def strings(self, key: str, default: Any = ...) -> list[str]:
-        values = self.get(key, list, default)
-        if not all(isinstance(v, str) and v for v in values):
-            raise self.error(f"{key!r} must be a list of non-empty strings")
-        return cast(list[str], values)
-
-    def only(self, allowed: frozenset[str]) -> None:
-        if extra := sorted(set(self.table) - allowed):
-            raise self.error(f"unknown key(s) {', '.join(map(repr, extra))} (allowed: {', '.join(sorted(allowed))})")
-
-
-def _compile(entry: _Table, key: str, pattern: str) -> re.Pattern[str]:
+def _compile(entry: TomlTable, key: str, pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error as exc:
         raise entry.error(f"bad regex in {key!r} ({exc}): {pattern!r}") from None
 
 
-def _decimal(entry: _Table, key: str, value: object, kind: _ParamType) -> Decimal:
+def _decimal(entry: TomlTable, key: str, value: object, kind: _ParamType) -> Decimal:
     if not isinstance(value, str):
         raise entry.error(f"{key!r} must be a decimal string like \"0.30\" (exact), got {type(value).__name__}")
     try:
@@ -203,9 +163,9 @@ def _decimal(entry: _Table, key: str, value: object, kind: _ParamType) -> Decima
     return number
 
 
-def _params(entry: _Table, kind: Kind, raw: object) -> dict[str, Any]:
+def _params(entry: TomlTable, kind: Kind, raw: object) -> dict[str, Any]:
     spec = _PARAMS[kind]
-    table = _Table(entry.origin, f"{entry.where} [rules.params]", raw if raw is not None else {})
+    table = TomlTable(entry.origin, f"{entry.where} [rules.params]", raw if raw is not None else {})
     table.only(frozenset(spec))
     out: dict[str, Any] = {}
     for key, (ptype, required) in spec.items():
@@ -234,7 +194,7 @@ def _params(entry: _Table, kind: Kind, raw: object) -> dict[str, Any]:
     return out
 
 
-def _classes(entry: _Table, kind: Kind, raw: object) -> dict[str, ClassMapping]:
+def _classes(entry: TomlTable, kind: Kind, raw: object) -> dict[str, ClassMapping]:
     if kind not in _WITH_CLASSES:
         if raw is not None:
             raise entry.error(f"[[rules.classes]] is for the graviton and previous-generation kinds, not {kind}")
@@ -243,7 +203,7 @@ def _classes(entry: _Table, kind: Kind, raw: object) -> dict[str, ClassMapping]:
         raise entry.error(f"the {kind} kind needs [[rules.classes]] rows (family, to, ratio, source)")
     out: dict[str, ClassMapping] = {}
     for i, row in enumerate(raw, 1):
-        table = _Table(entry.origin, f"{entry.where} [[rules.classes]] #{i}", row)
+        table = TomlTable(entry.origin, f"{entry.where} [[rules.classes]] #{i}", row)
         table.only(_CLASS_KEYS)
         family, to = table.text("family"), table.text("to")
         for key, value in (("family", family), ("to", to)):
@@ -259,7 +219,7 @@ def _classes(entry: _Table, kind: Kind, raw: object) -> dict[str, ClassMapping]:
 
 
 def _rule(origin: str, index: int, raw: object) -> AdviceRule:
-    entry = _Table(origin, f"[[rules]] #{index}", raw)
+    entry = TomlTable(origin, f"[[rules]] #{index}", raw)
     name = entry.text("name")
     entry.where = f"rule {name!r}"
     kind = entry.text("kind")
@@ -277,7 +237,7 @@ def _rule(origin: str, index: int, raw: object) -> AdviceRule:
     if needs is not None and not any(alt <= set(pattern.groupindex) for alt in needs):
         wanted = " or ".join("+".join(sorted(alt)) for alt in needs)
         raise entry.error(f"the {kind} kind needs a pattern capturing (?P<...>) {wanted}")
-    examples = tuple(entry.strings("examples", []))
+    examples = tuple(entry.strings("examples", default=[]))
     for example in examples:
         if pattern.fullmatch(split_usage_type(example).body) is None:
             raise entry.error(f"example {example!r} does not match the pattern")
@@ -290,7 +250,7 @@ def _rule(origin: str, index: int, raw: object) -> AdviceRule:
 
 
 def _build(data: dict[str, Any], origin: str) -> AdviceRules:
-    top = _Table(origin, "top level", data)
+    top = TomlTable(origin, "top level", data)
     top.only(frozenset({"schema_version", "rules"}))
     version = top.get("schema_version", int)
     if version != 1:

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, cast, get_args
 
-from dbcost._files import read_rules_toml
+from dbcost._files import TomlTable, read_rules_toml
 from dbcost.errors import ConfigError
 
 __all__ = [
@@ -300,58 +300,14 @@ class RuleSet:
 # ---------------------------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Typed access to one TOML table; every complaint names the file and the entry."""
-
-    def __init__(self, origin: str, where: str, table: object) -> None:
-        self.origin = origin
-        self.where = where
-        if not isinstance(table, dict):
-            raise self.error(f"expected a table, got {type(table).__name__}")
-        self.table: dict[str, Any] = table
-        self.used: set[str] = set()
-
-    def error(self, message: str) -> ConfigError:
-        return ConfigError(f"{self.origin}: {self.where}: {message}")
-
-    def get(self, key: str, kind: type[Any], *, default: Any = ...) -> Any:
-        self.used.add(key)
-        if key not in self.table:
-            if default is ...:
-                raise self.error(f"missing key {key!r}")
-            return default
-        value = self.table[key]
-        # bool is an int subclass: keep the two apart.
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self.error(f"{key!r} must be {kind.__name__}, got {type(value).__name__}")
-        return value
-
-    def text(self, key: str, *, default: Any = ...) -> Any:
-        value = self.get(key, str, default=default)
-        if isinstance(value, str) and not value:
-            raise self.error(f"{key!r} must not be empty")
-        return value
-
-    def strings(self, key: str, *, default: Any = ...) -> list[str]:
-        values = self.get(key, list, default=default)
-        if not all(isinstance(v, str) and v for v in values):
-            raise self.error(f"{key!r} must be a list of non-empty strings")
-        return cast(list[str], values)
-
-    def done(self) -> None:
-        extra = sorted(set(self.table) - self.used)
-        if extra:
-            raise self.error(f"unknown key(s) {', '.join(map(repr, extra))}")
-
-
-def _choice(reader: _Reader, key: str, allowed: tuple[str, ...], *, optional: bool = False) -> str | None:
+def _choice(reader: TomlTable, key: str, allowed: tuple[str, ...], *, optional: bool = False) -> str | None:
     value = reader.text(key, default=None if optional else ...)
     if value is not None and value not in allowed:
         raise reader.error(f"unknown {key} {value!r} (allowed: {', '.join(allowed)})")
     return cast(str | None, value)
 
 
-def _compile(reader: _Reader, key: str, pattern: str) -> re.Pattern[str]:
+def _compile(reader: TomlTable, key: str, pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error as exc:
@@ -366,13 +322,13 @@ def _entries(origin: str, data: dict[str, Any], key: str) -> list[object]:
 
 
 def _build(data: dict[str, Any], origin: str) -> RuleSet:
-    top = _Reader(origin, "top level", data)
+    top = TomlTable(origin, "top level", data)
     version = top.get("schema_version", int)
     if version != 1:
         raise top.error(f"unsupported schema_version {version} (this dbcost reads 1)")
     default_region = top.text("default_region")
 
-    syntax = _Reader(origin, "[prefix_syntax]", top.get("prefix_syntax", dict))
+    syntax = TomlTable(origin, "[prefix_syntax]", top.get("prefix_syntax", dict))
     token_pattern = syntax.text("pattern")
     prefix_re = _compile(syntax, "pattern", f"(?P<tok>{token_pattern})(?P<sep>[-:])")
     token_re = _compile(syntax, "pattern", token_pattern)
@@ -385,7 +341,7 @@ def _build(data: dict[str, Any], origin: str) -> RuleSet:
     seen_prefix: set[str] = set()
     canonical_for: dict[str, str] = {}
     for i, raw in enumerate(_entries(origin, data, "region_prefixes")):
-        entry = _Reader(origin, f"[[region_prefixes]] #{i + 1}", raw)
+        entry = TomlTable(origin, f"[[region_prefixes]] #{i + 1}", raw)
         prefix = entry.text("prefix")
         entry.where = f"region prefix {prefix!r}"
         region = entry.text("region")
@@ -414,7 +370,7 @@ def _build(data: dict[str, Any], origin: str) -> RuleSet:
 
     services: dict[str, Family] = {}
     for i, raw in enumerate(_entries(origin, data, "services")):
-        entry = _Reader(origin, f"[[services]] #{i + 1}", raw)
+        entry = TomlTable(origin, f"[[services]] #{i + 1}", raw)
         name = entry.text("name")
         entry.where = f"service {name!r}"
         family = cast(Family, _choice(entry, "family", FAMILIES))
@@ -427,7 +383,7 @@ def _build(data: dict[str, Any], origin: str) -> RuleSet:
 
     service_patterns: list[tuple[re.Pattern[str], Family]] = []
     for i, raw in enumerate(_entries(origin, data, "service_patterns")):
-        entry = _Reader(origin, f"[[service_patterns]] #{i + 1}", raw)
+        entry = TomlTable(origin, f"[[service_patterns]] #{i + 1}", raw)
         pattern = entry.text("pattern")
         entry.where = f"service pattern {pattern!r}"
         family = cast(Family, _choice(entry, "family", FAMILIES))
@@ -436,15 +392,15 @@ def _build(data: dict[str, Any], origin: str) -> RuleSet:
         entry.done()
         service_patterns.append((_compile(entry, "pattern", pattern), family))
 
-    fragments_reader = _Reader(origin, "[fragments]", top.get("fragments", dict, default={}))
+    fragments_reader = TomlTable(origin, "[fragments]", top.get("fragments", dict, default={}))
     fragments = {k: fragments_reader.text(k) for k in list(fragments_reader.table)}
     fragments_reader.done()
 
-    engines_reader = _Reader(origin, "[engines]", top.get("engines", dict, default={}))
+    engines_reader = TomlTable(origin, "[engines]", top.get("engines", dict, default={}))
     engines = {k: engines_reader.text(k) for k in list(engines_reader.table)}
     engines_reader.done()
 
-    ef_reader = _Reader(origin, "[engine_families]", top.get("engine_families", dict, default={}))
+    ef_reader = TomlTable(origin, "[engine_families]", top.get("engine_families", dict, default={}))
     engine_families: dict[str, Family] = {}
     for engine in list(ef_reader.table):
         engine_families[engine] = cast(Family, _choice(ef_reader, engine, FAMILIES))
@@ -453,7 +409,7 @@ def _build(data: dict[str, Any], origin: str) -> RuleSet:
     rules: list[Rule] = []
     names: set[str] = set()
     for i, raw in enumerate(_entries(origin, data, "rules")):
-        entry = _Reader(origin, f"[[rules]] #{i + 1}", raw)
+        entry = TomlTable(origin, f"[[rules]] #{i + 1}", raw)
         name = entry.text("name")
         entry.where = f"rule {name!r}"
         if name in names:
@@ -479,7 +435,7 @@ def _build(data: dict[str, Any], origin: str) -> RuleSet:
     )
 
 
-def _build_rule(entry: _Reader, name: str, fragments: Mapping[str, str], engines: Mapping[str, str]) -> Rule:
+def _build_rule(entry: TomlTable, name: str, fragments: Mapping[str, str], engines: Mapping[str, str]) -> Rule:
     families = entry.strings("families")
     if not families:
         raise entry.error("'families' must not be empty")
