@@ -648,14 +648,16 @@ async def _run_unit(
             raise
         batch = pending
         pending = []
-        diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid, batch))
+        # with no sink to send it to, the unit is done once committed: its checkpoint goes in the same transaction
+        diff = await store.call(lambda s: s.commit_unit(run_id, version, ref, uid, batch, done=not sinks))
     except BaseException:
         ce.stats.quarantined -= parsed_quarantine  # nothing of this unit was committed
         raise
     ce.stats.quarantined += diff.quarantined - parsed_quarantine
-    for sink in sinks:
-        await sink.write_unit(ref, store.unit_sink_batches(run_id, ref))
-    await store.call(lambda s: s.checkpoint_unit(run_id, uid))
+    if sinks:
+        for sink in sinks:
+            await sink.write_unit(ref, store.unit_sink_batches(run_id, ref))
+        await store.call(lambda s: s.checkpoint_unit(run_id, uid))
     outcome.units_done += 1
     outcome.inserted += diff.inserted
     outcome.changed += diff.changed

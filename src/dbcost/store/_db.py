@@ -20,7 +20,7 @@ import contextlib
 import datetime as dt
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -30,9 +30,11 @@ from dbcost.errors import ConfigError, StoreError
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["Database", "Row", "Rows", "StoreBase", "now", "open_database", "operation"]
+__all__ = ["Database", "Params", "Row", "Rows", "StoreBase", "now", "open_database", "operation"]
 
 Row = tuple[Any, ...]
+#: a statement's parameters: positional (``?``) or named (``$name``, for a value used several times)
+Params = Sequence[Any] | Mapping[str, Any]
 P = ParamSpec("P")
 T = TypeVar("T")
 S = TypeVar("S", bound="StoreBase")
@@ -102,19 +104,22 @@ class Database:
 
     # ---------------------------------------------------------------------------------------- calls
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def run(self, sql: str, params: Params = ()) -> None:
         with self.translated():
-            self._con.execute(sql, list(params))
+            self._con.execute(sql, _bound(params))
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
         with self.translated():
-            return list(self._con.execute(sql, list(params)).fetchall())
+            return list(self._con.execute(sql, _bound(params)).fetchall())
 
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        """The first row (None when there is none); the result is read to its end, so the connection is free
+        for the next statement (DuckDB 2 refuses new work while a result is unfinished)."""
         with self.translated():
-            return self._con.execute(sql, list(params)).fetchone()
+            rows = self._con.execute(sql, _bound(params)).fetchall()
+            return rows[0] if rows else None
 
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def scalar(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row (None when there is no row)."""
         row = self.one(sql, params)
         return row[0] if row else None
@@ -187,6 +192,11 @@ class Database:
     def close(self) -> None:
         with self.translated():
             self._con.close()
+
+
+def _bound(params: Params) -> list[Any] | dict[str, Any]:
+    """``params`` as DuckDB binds them: a dict for named parameters, else a list."""
+    return dict(params) if isinstance(params, Mapping) else list(params)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -20,7 +20,9 @@ one if the token has expired).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,17 @@ DEFAULT_OPERATION = "GetCostAndUsage"
 
 #: the staging columns a page provides, in table order (after unit_id and seq)
 _STAGE_COLUMNS = ("period_start", "period_end", "key1", "key2", "metric", "amount_text", "unit", "estimated")
+
+#: a staged row's columns as every statement on staging reads them (the unit's key aside)
+_SEQ_COLUMNS = ", ".join(("seq", *_STAGE_COLUMNS))
+
+#: the records of a unit's window
+_RECORDS_IN_WINDOW = "dataset = $dataset AND target = $target AND period_start >= $start AND period_start < $end"
+#: the quarantine entries of a unit's window (by period, or by the window they were found in)
+_QUARANTINE_IN_WINDOW = ("dataset = $dataset AND target = $target AND ((period_start >= $start AND period_start < $end) "
+                         "OR (window_start >= $wstart AND window_end <= $wend))")
+
+_NAME = re.compile(r"\$([a-z_]+)")
 
 # Joins on the natural key: key1/key2 may be NULL (a Total-only record), so compare NOT DISTINCT.
 _SAME_KEY = (
@@ -114,6 +127,11 @@ def stage_batch(key_names: Sequence[str], pages: Sequence[ParsedPage]) -> StageB
     return StageBatch(table, qtable, last.page, last.next_token, len(rows) + len(quarantined))
 
 
+def _named(sql: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values ``sql`` names (``$name``): DuckDB refuses a named parameter the statement does not use."""
+    return {name: values[name] for name in set(_NAME.findall(sql))}
+
+
 class Records(StoreBase):
     """Datasets and records (a part of :class:`~dbcost.store.Store`)."""
 
@@ -179,25 +197,34 @@ class Records(StoreBase):
             db.run("UPDATE units SET pages = ?, next_token = ?, updated_at = ? WHERE run_id = ? AND unit_id = ?",
                    [last.page, last.next_token, now(), run_id, unit_id])
 
-    def _stage(self, run_id: str, unit_id: str, batches: Sequence[StageBatch]) -> None:
-        """Insert the batches' rows and quarantine entries into staging (inside the caller's transaction); the
-        unit's staging key is a parameter of the INSERT, not a column repeated per row."""
+    def _numbered(self, batches: Sequence[StageBatch]) -> tuple[Any, Any]:
+        """The batches' rows as one Arrow table led by their staging sequence numbers (staged rows keep their
+        arrival order: the first of a duplicate key wins on commit), and their quarantine entries as one; None
+        for either when there is none."""
         import pyarrow as pa
 
-        key = skey(run_id, unit_id)
-        db = self._db
         tables = [b.rows for b in batches if b.rows is not None]
+        table = None
         if tables:
             table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
             n = table.num_rows
             base = self._seq
-            self._seq += n  # staged rows keep their arrival order (the first of a duplicate key wins on commit)
+            self._seq += n
             table = table.add_column(0, "seq", pa.array(range(base, base + n), pa.int64()))
-            with db.registered("_stage_batch", table):
-                db.run(f"INSERT INTO staging SELECT ?, seq, {', '.join(_STAGE_COLUMNS)} FROM _stage_batch", [key])
         qtables = [b.quarantine for b in batches if b.quarantine is not None]
-        if qtables:
-            qtable = pa.concat_tables(qtables) if len(qtables) > 1 else qtables[0]
+        qtable = (pa.concat_tables(qtables) if len(qtables) > 1 else qtables[0]) if qtables else None
+        return table, qtable
+
+    def _stage(self, run_id: str, unit_id: str, batches: Sequence[StageBatch]) -> None:
+        """Insert the batches' rows and quarantine entries into staging (inside the caller's transaction); the
+        unit's staging key is a parameter of the INSERT, not a column repeated per row."""
+        key = skey(run_id, unit_id)
+        db = self._db
+        table, qtable = self._numbered(batches)
+        if table is not None:
+            with db.registered("_stage_batch", table):
+                db.run(f"INSERT INTO staging SELECT ?, {_SEQ_COLUMNS} FROM _stage_batch", [key])
+        if qtable is not None:
             with db.registered("_stage_q", qtable):
                 db.run("INSERT INTO staging_quarantine SELECT ?, period_start, period_end, page, reason, raw::JSON "
                        "FROM _stage_q", [key])
@@ -206,148 +233,175 @@ class Records(StoreBase):
 
     @operation("commit unit")
     def commit_unit(self, run_id: str, version: int, unit: UnitRef, unit_id: str,
-                    pending: Sequence[StageBatch] = ()) -> UnitDiff:
+                    pending: Sequence[StageBatch] = (), *, done: bool = False) -> UnitDiff:
         """Replace the store's rows for the unit's window by its staged rows and the ``pending`` pages (its last
-        pages, not staged yet: staged here in the same transaction, so a unit that fits in one batch costs one
-        transaction); log what changed."""
-        stamp = now()
-        params_range = [unit.dataset, unit.target, unit.start.isoformat(), unit.end.isoformat()]
-        key = skey(run_id, unit_id)
+        pages, not staged yet: they go from memory straight into the records, in the same transaction, so a
+        unit that fits in one batch costs one transaction and its rows are written once); log what changed.
+        ``done``: no sink is to receive the unit, so it is done once committed (its checkpoint, in the same
+        transaction)."""
         db = self._db
+        # the statements' named parameters
+        values: dict[str, Any] = {
+            "key": skey(run_id, unit_id), "dataset": unit.dataset, "target": unit.target,
+            "start": unit.start.isoformat(), "end": unit.end.isoformat(), "wstart": unit.start, "wend": unit.end,
+            "version": version, "run_id": run_id, "stamp": now(),
+        }
+        look_sql = (
+            "SELECT (SELECT count(*) FROM staging WHERE unit_id = $key), "
+            "(SELECT count(*) FROM staging_quarantine WHERE unit_id = $key), "
+            f"EXISTS (SELECT 1 FROM records WHERE {_RECORDS_IN_WINDOW}), "
+            f"EXISTS (SELECT 1 FROM quarantine WHERE {_QUARANTINE_IN_WINDOW})"
+        )
         with db.transaction():
-            if pending:
-                self._stage(run_id, unit_id, pending)
-            # the staged rows, first occurrence of each natural key (a later duplicate is quarantined); a grouping
-            # finds whether there is any duplicate for a fifth of the window function's cost, which then runs only
-            # when there is one
-            db.run("DROP TABLE IF EXISTS _new")
-            duplicated = db.one(
-                "SELECT 1 FROM staging WHERE unit_id = ? GROUP BY period_start, key1, key2, metric "
-                "HAVING count(*) > 1 LIMIT 1",
-                [key],
-            ) is not None
-            dup_rows: list[Row] = []
+            # one look at what the commit has to do: what earlier transactions staged for the unit (nothing when
+            # it fits in one batch), whether the window holds records (a rerun) or quarantine entries already
+            look = db.one(look_sql, _named(look_sql, values))
+            assert look is not None
+            staged_rows, staged_quarantine, has_old, old_quarantine = (int(look[0]), int(look[1]), bool(look[2]),
+                                                                       bool(look[3]))
+            rows, quarantine = self._numbered(pending)
+            with contextlib.ExitStack() as stack:
+                if rows is not None:
+                    stack.enter_context(db.registered("_pending", rows))
+                if quarantine is not None:
+                    stack.enter_context(db.registered("_pending_q", quarantine))
+                return self._replace(unit, unit_id, values, staged=staged_rows > 0,
+                                     pending=rows is not None, has_old=has_old, old_quarantine=old_quarantine,
+                                     staged_quarantine=staged_quarantine,
+                                     pending_quarantine=quarantine.num_rows if quarantine is not None else 0,
+                                     last_page=pending[-1].page if pending else None, done=done)
+
+    def _replace(self, unit: UnitRef, unit_id: str, values: dict[str, Any], *, staged: bool, pending: bool,
+                 has_old: bool, old_quarantine: bool, staged_quarantine: int, pending_quarantine: int,
+                 last_page: int | None, done: bool) -> UnitDiff:
+        """The body of :meth:`commit_unit`, inside its transaction (``values``: the statements' named
+        parameters): the unit's rows are the staged ones (``staged``) followed by the pending ones (``pending``,
+        registered as ``_pending``)."""
+        db = self._db
+        run_id = values["run_id"]
+
+        def run(sql: str) -> None:
+            db.run(sql, _named(sql, values))
+
+        def one(sql: str) -> Row | None:
+            return db.one(sql, _named(sql, values))
+
+        parts = ([f"SELECT {_SEQ_COLUMNS} FROM staging WHERE unit_id = $key"] if staged else []) + (
+            [f"SELECT {_SEQ_COLUMNS} FROM _pending"] if pending else [])
+        source = f"({' UNION ALL '.join(parts or [f'SELECT {_SEQ_COLUMNS} FROM staging WHERE false'])})"
+        # the unit's rows, first occurrence of each natural key (a later duplicate is quarantined); a grouping
+        # finds whether there is any duplicate for a fifth of the window function's cost, which then runs only
+        # when there is one
+        duplicated = one(f"SELECT 1 FROM {source} GROUP BY period_start, key1, key2, metric "
+                         "HAVING count(*) > 1 LIMIT 1") is not None
+        dup_rows: list[Row] = []
+        new = source
+        if duplicated or has_old:
+            # read several times below: materialised once
+            run("DROP TABLE IF EXISTS _new")
             if duplicated:
-                db.run(
-                    "CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, "
-                    "metric ORDER BY seq) AS _rn FROM staging WHERE unit_id = ?",
-                    [key],
-                )
+                run(f"CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, "
+                    f"metric ORDER BY seq) AS _rn FROM {source}")
                 dup_rows = db.all(
                     "SELECT period_start, period_end, key1, key2, metric, amount_text, unit FROM _new WHERE _rn > 1"
                 )
-                db.run("DELETE FROM _new WHERE _rn > 1")
+                run("DELETE FROM _new WHERE _rn > 1")
             else:
-                db.run("CREATE TEMP TABLE _new AS SELECT * FROM staging WHERE unit_id = ?", [key])
-            has_old = db.one(
-                "SELECT 1 FROM records WHERE dataset = ? AND target = ? AND period_start >= ? AND period_start < ? "
-                "LIMIT 1",
-                params_range,
-            ) is not None
-            if has_old:
-                db.run("DROP TABLE IF EXISTS _old")
-                db.run(
-                    "CREATE TEMP TABLE _old AS SELECT * FROM records WHERE dataset = ? AND target = ? "
-                    "AND period_start >= ? AND period_start < ?",
-                    params_range,
-                )
-                counts = db.one(
-                    f"""
-                    SELECT
-                        count(*) FILTER (WHERE o.metric IS NULL) AS inserted,
-                        count(*) FILTER (WHERE o.metric IS NOT NULL AND (o.amount_text <> n.amount_text
-                            OR o.unit <> n.unit OR o.estimated <> n.estimated)) AS changed,
-                        count(*) AS total
-                    FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
-                    """
-                )
-                assert counts is not None
-                inserted, changed, total = (int(c) for c in counts)
-                deleted = int(db.scalar(
-                    f"SELECT count(*) FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})"
-                ) or 0)
-                # change log: changed and deleted rows (new rows are only counted, a backfill would log everything)
-                db.run(
-                    f"""
-                    INSERT INTO changes
-                    SELECT ?, ?, ?, n.period_start, n.key1, n.key2, n.metric, 'changed', o.amount,
-                           n.amount_text::DECIMAL(38,10), ?
-                    FROM _new n JOIN _old o ON {_SAME_KEY}
-                    WHERE o.amount_text <> n.amount_text OR o.unit <> n.unit OR o.estimated <> n.estimated
-                    """,
-                    [run_id, unit.dataset, unit.target, stamp],
-                )
-                db.run(
-                    f"""
-                    INSERT INTO changes
-                    SELECT ?, ?, ?, o.period_start, o.key1, o.key2, o.metric, 'deleted', o.amount, NULL, ?
-                    FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})
-                    """,
-                    [run_id, unit.dataset, unit.target, stamp],
-                )
-                # replace: unchanged rows keep their version, new/changed rows take this run's
-                db.run(
-                    "DELETE FROM records WHERE dataset = ? AND target = ? AND period_start >= ? AND period_start < ?",
-                    params_range,
-                )
-                db.run(
-                    f"""
-                    INSERT INTO records
-                    SELECT ?, ?, n.period_start, n.period_end, n.key1, n.key2, n.metric,
-                           n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated,
-                           CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
-                                     AND o.estimated = n.estimated THEN o.version ELSE ? END,
-                           CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
-                                     AND o.estimated = n.estimated THEN o.run_id ELSE ? END,
-                           ?
-                    FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
-                    ORDER BY n.seq
-                    """,
-                    [unit.dataset, unit.target, version, run_id, stamp],
-                )
-            else:
-                # the window holds nothing yet (a first backfill): every row is new, nothing changed or vanished,
-                # so the joins against the old rows and the change log have nothing to do
-                total = int(db.scalar("SELECT count(*) FROM _new") or 0)
-                inserted, changed, deleted = total, 0, 0
-                db.run(
-                    "INSERT INTO records SELECT ?, ?, n.period_start, n.period_end, n.key1, n.key2, n.metric, "
-                    "n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated, ?, ?, ? FROM _new n "
-                    "ORDER BY n.seq",
-                    [unit.dataset, unit.target, version, run_id, stamp],
-                )
-            # quarantine of this window: replaced too, so it always describes the current data
-            db.run(
-                "DELETE FROM quarantine WHERE dataset = ? AND target = ? AND "
-                "((period_start >= ? AND period_start < ?) OR (window_start >= ? AND window_end <= ?))",
-                [*params_range, unit.start, unit.end],
+                run(f"CREATE TEMP TABLE _new AS SELECT * FROM {source}")
+            new = "_new"
+        if has_old:
+            run("DROP TABLE IF EXISTS _old")
+            run(f"CREATE TEMP TABLE _old AS SELECT * FROM records WHERE {_RECORDS_IN_WINDOW}")
+            counts = one(
+                f"""
+                SELECT
+                    count(*) FILTER (WHERE o.metric IS NULL) AS inserted,
+                    count(*) FILTER (WHERE o.metric IS NOT NULL AND (o.amount_text <> n.amount_text
+                        OR o.unit <> n.unit OR o.estimated <> n.estimated)) AS changed,
+                    count(*) AS total
+                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
+                """
             )
-            db.run(
-                "INSERT INTO quarantine SELECT ?, ?, ?, ?, period_start, period_end, page, reason, raw, ?, ? "
-                "FROM staging_quarantine WHERE unit_id = ?",
-                [unit.dataset, unit.target, unit.start, unit.end, run_id, stamp, key],
+            assert counts is not None
+            inserted, changed, total = (int(c) for c in counts)
+            deleted_row = one(f"SELECT count(*) FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})")
+            deleted = int(deleted_row[0]) if deleted_row else 0
+            # change log: changed and deleted rows (new rows are only counted, a backfill would log everything)
+            run(
+                f"""
+                INSERT INTO changes
+                SELECT $run_id, $dataset, $target, n.period_start, n.key1, n.key2, n.metric, 'changed', o.amount,
+                       n.amount_text::DECIMAL(38,10), $stamp
+                FROM _new n JOIN _old o ON {_SAME_KEY}
+                WHERE o.amount_text <> n.amount_text OR o.unit <> n.unit OR o.estimated <> n.estimated
+                """
             )
-            for d in dup_rows:
-                db.run(
-                    "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, 0, "
-                    "'duplicate row: same period, keys and metric already staged for this unit', ?::JSON, ?, ?)",
-                    [unit.dataset, unit.target, unit.start, unit.end, d[0], d[1],
-                     orjson.dumps({"key1": d[2], "key2": d[3], "metric": d[4], "amount": d[5], "unit": d[6]}).decode(),
-                     run_id, stamp],
-                )
-            nq = int(db.scalar("SELECT count(*) FROM staging_quarantine WHERE unit_id = ?", [key]) or 0) + len(dup_rows)
-            db.run("DELETE FROM staging WHERE unit_id = ?", [key])
-            db.run("DELETE FROM staging_quarantine WHERE unit_id = ?", [key])
-            db.run("DROP TABLE _new")
-            if has_old:
-                db.run("DROP TABLE _old")
-            db.run(
-                "UPDATE units SET status = ?, records = ?, quarantined = ?, inserted = ?, changed = ?, "
-                "deleted = ?, next_token = NULL, pages = coalesce(?, pages), updated_at = ? "
-                "WHERE run_id = ? AND unit_id = ?",
-                [UnitStatus.COMMITTED, total, nq, inserted, changed, deleted,
-                 pending[-1].page if pending else None, stamp, run_id, unit_id],
+            run(
+                f"""
+                INSERT INTO changes
+                SELECT $run_id, $dataset, $target, o.period_start, o.key1, o.key2, o.metric, 'deleted', o.amount,
+                       NULL, $stamp
+                FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})
+                """
             )
+            # replace: unchanged rows keep their version, new/changed rows take this run's
+            run(f"DELETE FROM records WHERE {_RECORDS_IN_WINDOW}")
+            run(
+                f"""
+                INSERT INTO records
+                SELECT $dataset, $target, n.period_start, n.period_end, n.key1, n.key2, n.metric,
+                       n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated,
+                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
+                                 AND o.estimated = n.estimated THEN o.version ELSE $version END,
+                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
+                                 AND o.estimated = n.estimated THEN o.run_id ELSE $run_id END,
+                       $stamp
+                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
+                ORDER BY n.seq
+                """
+            )
+            run("DROP TABLE _old")
+        else:
+            # the window holds nothing yet (a first backfill): every row is new, nothing changed or vanished,
+            # so the joins against the old rows and the change log have nothing to do; the INSERT counts the rows
+            written = one(
+                "INSERT INTO records SELECT $dataset, $target, n.period_start, n.period_end, n.key1, n.key2, n.metric, "
+                "n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated, $version, $run_id, $stamp "
+                f"FROM {new} n ORDER BY n.seq"
+            )
+            total = int(written[0]) if written else 0
+            inserted, changed, deleted = total, 0, 0
+        if new == "_new":
+            run("DROP TABLE _new")
+        # quarantine of this window: replaced too, so it always describes the current data
+        if old_quarantine:
+            run(f"DELETE FROM quarantine WHERE {_QUARANTINE_IN_WINDOW}")
+        if staged_quarantine:
+            run("INSERT INTO quarantine SELECT $dataset, $target, $wstart, $wend, period_start, period_end, page, "
+                "reason, raw, $run_id, $stamp FROM staging_quarantine WHERE unit_id = $key")
+        if pending_quarantine:
+            run("INSERT INTO quarantine SELECT $dataset, $target, $wstart, $wend, period_start, period_end, page, "
+                "reason, raw::JSON, $run_id, $stamp FROM _pending_q")
+        for d in dup_rows:
+            db.run(
+                "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, 0, "
+                "'duplicate row: same period, keys and metric already staged for this unit', ?::JSON, ?, ?)",
+                [unit.dataset, unit.target, unit.start, unit.end, d[0], d[1],
+                 orjson.dumps({"key1": d[2], "key2": d[3], "metric": d[4], "amount": d[5], "unit": d[6]}).decode(),
+                 run_id, values["stamp"]],
+            )
+        nq = staged_quarantine + pending_quarantine + len(dup_rows)
+        if staged:
+            run("DELETE FROM staging WHERE unit_id = $key")
+        if staged_quarantine:
+            run("DELETE FROM staging_quarantine WHERE unit_id = $key")
+        db.run(
+            "UPDATE units SET status = ?, records = ?, quarantined = ?, inserted = ?, changed = ?, "
+            "deleted = ?, next_token = NULL, pages = coalesce(?, pages), updated_at = ? "
+            "WHERE run_id = ? AND unit_id = ?",
+            [UnitStatus.DONE if done else UnitStatus.COMMITTED, total, nq, inserted, changed, deleted, last_page,
+             values["stamp"], run_id, unit_id],
+        )
         return UnitDiff(total, inserted, changed, deleted, total - inserted - changed, nq, len(dup_rows))
 
     @operation("read deleted keys")

@@ -186,17 +186,29 @@ class State(StoreBase):
     def start_unit(self, run_id: str, unit: UnitRef, unit_id: str, *, fresh: bool) -> None:
         """Mark a unit in progress; ``fresh`` discards anything staged for it before (a restart)."""
         db = self._db
+        key = skey(run_id, unit_id)
+        # one look first: a unit seen for the first time (every unit of a new run) has nothing to discard, and
+        # its row is then one auto-committed INSERT rather than a transaction of five statements
+        found = db.one(
+            "SELECT (SELECT count(*) FROM units WHERE run_id = $run_id AND unit_id = $unit_id), "
+            "(SELECT count(*) FROM staging WHERE unit_id = $key) + (SELECT count(*) FROM staging_quarantine "
+            "WHERE unit_id = $key)",
+            {"run_id": run_id, "unit_id": unit_id, "key": key},
+        )
+        has_row, has_staged = (bool(n) for n in found) if found else (False, False)
+        insert = ("INSERT INTO units (run_id, unit_id, dataset, target, window_start, window_end, status, "
+                  "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        row = [run_id, unit_id, unit.dataset, unit.target, unit.start, unit.end, UnitStatus.RUNNING, now()]
+        if not fresh or not (has_row or has_staged):
+            if not has_row:
+                db.run(insert, row)
+            return
         with db.transaction():
-            if fresh:
-                db.run("DELETE FROM staging WHERE unit_id = ?", [skey(run_id, unit_id)])
-                db.run("DELETE FROM staging_quarantine WHERE unit_id = ?", [skey(run_id, unit_id)])
-                db.run("DELETE FROM units WHERE run_id = ? AND unit_id = ?", [run_id, unit_id])
-            if db.one("SELECT 1 FROM units WHERE run_id = ? AND unit_id = ?", [run_id, unit_id]) is None:
-                db.run(
-                    "INSERT INTO units (run_id, unit_id, dataset, target, window_start, window_end, status, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [run_id, unit_id, unit.dataset, unit.target, unit.start, unit.end, UnitStatus.RUNNING, now()],
-                )
+            if has_staged:
+                db.run("DELETE FROM staging WHERE unit_id = ?", [key])
+                db.run("DELETE FROM staging_quarantine WHERE unit_id = ?", [key])
+            db.run("DELETE FROM units WHERE run_id = ? AND unit_id = ?", [run_id, unit_id])
+            db.run(insert, row)
 
     @operation("checkpoint unit")
     def checkpoint_unit(self, run_id: str, unit_id: str) -> None:
