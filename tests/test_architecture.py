@@ -23,7 +23,7 @@ PURE = {"models", "plan", "governor", "retry", "breaker", "parse", "attribution"
 #: the layers that do I/O or orchestrate it; the pure core never imports them
 IO_LAYERS = {"transport", "client", "store", "sinks", "notify", "pipeline", "jobs", "report", "cli", "emulator"}
 #: libraries that cost import time or belong to one seam
-HEAVY = ("aiohttp", "duckdb", "aioboto3", "aiobotocore", "botocore", "boto3", "pyarrow", "rich", "typer",
+HEAVY = ("aiohttp", "duckdb", "aioboto3", "aiobotocore", "botocore", "boto3", "pyarrow", "nanoarrow", "rich", "typer",
          "aiokafka", "asyncpg")
 AWS_LIBS = ("aioboto3", "aiobotocore", "botocore", "boto3")
 #: SQL statements, as they start a string literal (``SELECT ...``, ``INSERT INTO``, ...)

@@ -21,6 +21,7 @@ one if the token has expired).
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -84,23 +85,40 @@ class StageBatch:
     """Pages of one unit made ready for staging (:func:`stage_batch`): what waits in memory between a page's
     arrival and its staging, as compact Arrow columns rather than a Python object per record."""
 
-    #: the rows (the columns of ``_STAGE_COLUMNS``), None when the pages brought none
-    rows: Any
-    #: the quarantine entries (period_start, period_end, page, reason, raw), None when there are none
+    #: the rows: one Arrow array per column of ``_STAGE_COLUMNS``, None when the pages brought none
+    rows: tuple[Any, ...] | None
+    #: the quarantine entries (period_start, period_end, page, reason, raw) as one Arrow struct array, None
+    #: when there are none
     quarantine: Any
     #: the last page's number and the token after it (the unit's checkpoint once staged)
     page: int
     next_token: str | None
     #: rows + quarantine entries
     size: int
+    #: rows alone
+    n_rows: int = 0
+
+
+@functools.cache
+def _schemas() -> tuple[Any, Any]:
+    """The Arrow schemas of a staged row (with its sequence number) and of a quarantine entry."""
+    import nanoarrow as na
+
+    rows = na.struct({"seq": na.int64(), **{name: na.bool_() if name == "estimated" else na.string()
+                                           for name in _STAGE_COLUMNS}})
+    quarantine = na.struct({"period_start": na.string(), "period_end": na.string(), "page": na.int32(),
+                            "reason": na.string(), "raw": na.string()})
+    return rows, quarantine
 
 
 def stage_batch(key_names: Sequence[str], pages: Sequence[ParsedPage]) -> StageBatch:
     """Consecutive pages of a unit as one :class:`StageBatch` (pure; runs on the store's thread in a backfill).
 
     The hot path of a backfill (every record passes here once): the rows are built by one comprehension over the
-    record tuples (no method call per row, no row object) and become Arrow arrays."""
-    import pyarrow as pa
+    record tuples (no method call per row, no row object) and become Arrow arrays. The arrays are nanoarrow's
+    (the Arrow project's C library): DuckDB reads them through the Arrow C interface, and a backfill loads
+    neither pyarrow (about 30 MB of a process's memory) nor its import time."""
+    import nanoarrow as na
 
     # a missing key name reads as "", which no record's keys hold: .get gives None without a branch per row
     k1 = key_names[0] if len(key_names) > 0 else ""
@@ -109,22 +127,23 @@ def stage_batch(key_names: Sequence[str], pages: Sequence[ParsedPage]) -> StageB
     # format(amount, "f") is money.fmt inline: for an amount received in plain notation, the exact string
     rows = [(r[0], r[1], r[3].get(k1), r[3].get(k2), name, format(m[0], "f"), m[1], r[5])
             for p in pages for r in p.records for name, m in r[4].items()]
-    table = None
+    columns = None
     if rows:
-        table = pa.table({name: pa.array(col, pa.bool_() if name == "estimated" else pa.string())
-                          for name, col in zip(_STAGE_COLUMNS, zip(*rows, strict=True), strict=True)})
+        string, boolean = na.string(), na.bool_()
+        columns = tuple(na.c_array(col, boolean if name == "estimated" else string)
+                        for name, col in zip(_STAGE_COLUMNS, zip(*rows, strict=True), strict=True))
     quarantined = [q for p in pages for q in p.quarantined]
-    qtable = None
+    qarray = None
     if quarantined:
-        qtable = pa.table({
-            "period_start": pa.array([q.period_start for q in quarantined], pa.string()),
-            "period_end": pa.array([q.period_end for q in quarantined], pa.string()),
-            "page": pa.array([q.page for q in quarantined], pa.int32()),
-            "reason": pa.array([q.reason for q in quarantined], pa.string()),
-            "raw": pa.array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], pa.string()),
-        })
+        qarray = na.c_array_from_buffers(_schemas()[1], len(quarantined), [None], children=[
+            na.c_array([q.period_start for q in quarantined], na.string()),
+            na.c_array([q.period_end for q in quarantined], na.string()),
+            na.c_array([q.page for q in quarantined], na.int32()),
+            na.c_array([q.reason for q in quarantined], na.string()),
+            na.c_array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], na.string()),
+        ])
     last = pages[-1]
-    return StageBatch(table, qtable, last.page, last.next_token, len(rows) + len(quarantined))
+    return StageBatch(columns, qarray, last.page, last.next_token, len(rows) + len(quarantined), len(rows))
 
 
 def _named(sql: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,22 +217,23 @@ class Records(StoreBase):
                    [last.page, last.next_token, now(), run_id, unit_id])
 
     def _numbered(self, batches: Sequence[StageBatch]) -> tuple[Any, Any]:
-        """The batches' rows as one Arrow table led by their staging sequence numbers (staged rows keep their
+        """The batches' rows as one Arrow array led by their staging sequence numbers (staged rows keep their
         arrival order: the first of a duplicate key wins on commit), and their quarantine entries as one; None
-        for either when there is none."""
-        import pyarrow as pa
+        for either when there is none. DuckDB may read either several times (an Arrow array, not a stream)."""
+        import nanoarrow as na
 
-        tables = [b.rows for b in batches if b.rows is not None]
-        table = None
-        if tables:
-            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-            n = table.num_rows
-            base = self._seq
-            self._seq += n
-            table = table.add_column(0, "seq", pa.array(range(base, base + n), pa.int64()))
-        qtables = [b.quarantine for b in batches if b.quarantine is not None]
-        qtable = (pa.concat_tables(qtables) if len(qtables) > 1 else qtables[0]) if qtables else None
-        return table, qtable
+        row_schema = _schemas()[0]
+        chunks = []
+        for b in batches:
+            if b.rows is not None:
+                base = self._seq
+                self._seq += b.n_rows
+                seq = na.c_array(range(base, base + b.n_rows), na.int64())
+                chunks.append(na.c_array_from_buffers(row_schema, b.n_rows, [None], children=[seq, *b.rows]))
+        qchunks = [b.quarantine for b in batches if b.quarantine is not None]
+        rows = na.Array.from_chunks(chunks) if chunks else None
+        quarantine = na.Array.from_chunks(qchunks) if qchunks else None
+        return rows, quarantine
 
     def _stage(self, run_id: str, unit_id: str, batches: Sequence[StageBatch]) -> None:
         """Insert the batches' rows and quarantine entries into staging (inside the caller's transaction); the
@@ -268,7 +288,7 @@ class Records(StoreBase):
                 return self._replace(unit, unit_id, values, staged=staged_rows > 0,
                                      pending=rows is not None, has_old=has_old, old_quarantine=old_quarantine,
                                      staged_quarantine=staged_quarantine,
-                                     pending_quarantine=quarantine.num_rows if quarantine is not None else 0,
+                                     pending_quarantine=len(quarantine) if quarantine is not None else 0,
                                      last_page=pending[-1].page if pending else None, done=done)
 
     def _replace(self, unit: UnitRef, unit_id: str, values: dict[str, Any], *, staged: bool, pending: bool,
