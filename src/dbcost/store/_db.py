@@ -69,8 +69,8 @@ class Database:
             self.run(f"SET memory_limit = '{settings.memory_limit}'")
             # the store runs on its own thread: DuckDB's extra workers only competed with the event loop
             self.run(f"SET threads = {int(settings.threads)}")
-            # rows committed since the last checkpoint stay in memory: checkpoint more often than the
-            # 16 MB default so a long run's memory does not grow with its range
+            # a checkpoint rewrites the growing last row group of the records: rarely (config's default says
+            # what it costs); the rows committed since the last one are evicted to <db>.tmp beyond memory_limit
             self.run(f"SET checkpoint_threshold = '{settings.checkpoint_threshold}'")
 
     # ------------------------------------------------------------------------------------ translation

@@ -383,11 +383,14 @@ class Records(StoreBase):
             run("DROP TABLE _old")
         else:
             # the window holds nothing yet (a first backfill): every row is new, nothing changed or vanished,
-            # so the joins against the old rows and the change log have nothing to do; the INSERT counts the rows
+            # so the joins against the old rows and the change log have nothing to do; the INSERT counts the rows.
+            # No ORDER BY seq: the source is read in arrival order already (staged rows, then pending ones), and
+            # no read depends on the records' physical order (each orders what it reads); the sort was a third
+            # of the INSERT
             written = one(
                 "INSERT INTO records SELECT $dataset, $target, n.period_start, n.period_end, n.key1, n.key2, n.metric, "
                 "n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated, $version, $run_id, $stamp "
-                f"FROM {new} n ORDER BY n.seq"
+                f"FROM {new} n"
             )
             total = int(written[0]) if written else 0
             inserted, changed, deleted = total, 0, 0
