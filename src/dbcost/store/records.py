@@ -316,71 +316,68 @@ class Records(StoreBase):
                          "HAVING count(*) > 1 LIMIT 1") is not None
         dup_rows: list[Row] = []
         new = source
-        if duplicated or has_old:
-            # read several times below: materialised once
+        if duplicated:
+            # read twice below (the duplicates, then the rows kept): materialised once
             run("DROP TABLE IF EXISTS _new")
-            if duplicated:
-                run(f"CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, "
-                    f"metric ORDER BY seq) AS _rn FROM {source}")
-                dup_rows = db.all(
-                    "SELECT period_start, period_end, key1, key2, metric, amount_text, unit FROM _new WHERE _rn > 1"
-                )
-                run("DELETE FROM _new WHERE _rn > 1")
-            else:
-                run(f"CREATE TEMP TABLE _new AS SELECT * FROM {source}")
+            run(f"CREATE TEMP TABLE _new AS SELECT *, row_number() OVER (PARTITION BY period_start, key1, key2, "
+                f"metric ORDER BY seq) AS _rn FROM {source}")
+            dup_rows = db.all(
+                "SELECT period_start, period_end, key1, key2, metric, amount_text, unit FROM _new WHERE _rn > 1"
+            )
+            run("DELETE FROM _new WHERE _rn > 1")
             new = "_new"
         if has_old:
-            run("DROP TABLE IF EXISTS _old")
-            run(f"CREATE TEMP TABLE _old AS SELECT * FROM records WHERE {_RECORDS_IN_WINDOW}")
-            counts = one(
+            # a rerun or a restatement: the unit's rows against the window's stored ones, joined once (a full join:
+            # new, changed, unchanged and vanished rows alike) into one table that the counts, the change log and
+            # the replacement then read
+            run("DROP TABLE IF EXISTS _cmp")
+            run(
                 f"""
-                SELECT
-                    count(*) FILTER (WHERE o.metric IS NULL) AS inserted,
-                    count(*) FILTER (WHERE o.metric IS NOT NULL AND (o.amount_text <> n.amount_text
-                        OR o.unit <> n.unit OR o.estimated <> n.estimated)) AS changed,
-                    count(*) AS total
-                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
+                CREATE TEMP TABLE _cmp AS
+                SELECT n.seq, n.period_start, n.period_end, n.key1, n.key2, n.metric, n.amount_text, n.unit,
+                       n.estimated, o.period_start AS o_period_start, o.key1 AS o_key1, o.key2 AS o_key2,
+                       o.metric AS o_metric, o.amount AS o_amount, o.version AS o_version, o.run_id AS o_run_id,
+                       CASE WHEN o.metric IS NULL THEN 'inserted' WHEN n.metric IS NULL THEN 'deleted'
+                            WHEN o.amount_text <> n.amount_text OR o.unit <> n.unit OR o.estimated <> n.estimated
+                            THEN 'changed' ELSE 'unchanged' END AS kind
+                FROM {new} n FULL OUTER JOIN (SELECT * FROM records WHERE {_RECORDS_IN_WINDOW}) o ON {_SAME_KEY}
                 """
+            )
+            counts = one(
+                "SELECT count(*) FILTER (WHERE kind = 'inserted'), count(*) FILTER (WHERE kind = 'changed'), "
+                "count(*) FILTER (WHERE kind = 'deleted'), count(*) FILTER (WHERE kind <> 'deleted') FROM _cmp"
             )
             assert counts is not None
-            inserted, changed, total = (int(c) for c in counts)
-            deleted_row = one(f"SELECT count(*) FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})")
-            deleted = int(deleted_row[0]) if deleted_row else 0
-            # change log: changed and deleted rows (new rows are only counted, a backfill would log everything)
-            run(
-                f"""
-                INSERT INTO changes
-                SELECT $run_id, $dataset, $target, n.period_start, n.key1, n.key2, n.metric, 'changed', o.amount,
-                       n.amount_text::DECIMAL(38,10), $stamp
-                FROM _new n JOIN _old o ON {_SAME_KEY}
-                WHERE o.amount_text <> n.amount_text OR o.unit <> n.unit OR o.estimated <> n.estimated
-                """
-            )
-            run(
-                f"""
-                INSERT INTO changes
-                SELECT $run_id, $dataset, $target, o.period_start, o.key1, o.key2, o.metric, 'deleted', o.amount,
-                       NULL, $stamp
-                FROM _old o WHERE NOT EXISTS (SELECT 1 FROM _new n WHERE {_SAME_KEY})
-                """
-            )
+            inserted, changed, deleted, total = (int(c) for c in counts)
+            if changed or deleted:
+                # change log: changed and deleted rows (new rows are only counted, a backfill would log everything)
+                run(
+                    """
+                    INSERT INTO changes
+                    SELECT $run_id, $dataset, $target, coalesce(period_start, o_period_start),
+                           CASE WHEN kind = 'deleted' THEN o_key1 ELSE key1 END,
+                           CASE WHEN kind = 'deleted' THEN o_key2 ELSE key2 END,
+                           coalesce(metric, o_metric), kind, o_amount,
+                           CASE WHEN kind = 'deleted' THEN NULL ELSE amount_text::DECIMAL(38,10) END, $stamp
+                    FROM _cmp WHERE kind IN ('changed', 'deleted')
+                    ORDER BY kind, seq
+                    """
+                )
             # replace: unchanged rows keep their version, new/changed rows take this run's
             run(f"DELETE FROM records WHERE {_RECORDS_IN_WINDOW}")
             run(
-                f"""
+                """
                 INSERT INTO records
-                SELECT $dataset, $target, n.period_start, n.period_end, n.key1, n.key2, n.metric,
-                       n.amount_text::DECIMAL(38,10), n.amount_text, n.unit, n.estimated,
-                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
-                                 AND o.estimated = n.estimated THEN o.version ELSE $version END,
-                       CASE WHEN o.metric IS NOT NULL AND o.amount_text = n.amount_text AND o.unit = n.unit
-                                 AND o.estimated = n.estimated THEN o.run_id ELSE $run_id END,
+                SELECT $dataset, $target, period_start, period_end, key1, key2, metric,
+                       amount_text::DECIMAL(38,10), amount_text, unit, estimated,
+                       CASE WHEN kind = 'unchanged' THEN o_version ELSE $version END,
+                       CASE WHEN kind = 'unchanged' THEN o_run_id ELSE $run_id END,
                        $stamp
-                FROM _new n LEFT JOIN _old o ON {_SAME_KEY}
-                ORDER BY n.seq
+                FROM _cmp WHERE kind <> 'deleted'
+                ORDER BY seq
                 """
             )
-            run("DROP TABLE _old")
+            run("DROP TABLE _cmp")
         else:
             # the window holds nothing yet (a first backfill): every row is new, nothing changed or vanished,
             # so the joins against the old rows and the change log have nothing to do; the INSERT counts the rows.
