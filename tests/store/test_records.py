@@ -83,3 +83,85 @@ def test_register_dataset_records_the_operation_and_keeps_an_earlier_label(tmp_p
         total = CostQuery.build(start="2026-09-01", end="2026-09-03")
         store.register_dataset(total)
         assert [d["key_names"] for d in store.datasets()] == [["SERVICE", "TAG:team"], []]
+
+
+def test_pending_pages_go_to_the_records_without_staging_and_a_repeat_across_them_is_quarantined(tmp_path: Path) -> None:
+    """A unit's last pages handed to commit_unit never enter the staging table, and a group staged earlier that
+    comes again in them is stored once (the staged, earlier one wins) with the repeat quarantined."""
+    from dbcost.parse import ParsedPage
+    from dbcost.store.records import stage_batch
+    from tests.store.helpers import UID
+
+    with Store(tmp_path / "s.duckdb") as store:
+        run_id, version = store.begin_run("backfill", plan_id="p", args={})
+        store.register_dataset(QUERY)
+        store.start_unit(run_id, ref(run_id), UID, fresh=True)
+        store.stage_pages(run_id, UID, [stage_batch(QUERY.columns, [ParsedPage(1, [rec(1, "RDS", "p", "1.5")], [], "t1")])])
+        assert sql(store, "SELECT count(*) FROM staging") == [(2,)]
+        last = ParsedPage(2, [rec(1, "RDS", "p", "9"), rec(2, "EC2", "q", "2")], [], None)
+        diff = store.commit_unit(run_id, version, ref(run_id), UID, [stage_batch(QUERY.columns, [last])])
+        assert (diff.rows, diff.inserted, diff.duplicates, diff.quarantined) == (4, 4, 2, 2)
+        assert sql(store, "SELECT key1, amount_text FROM records WHERE metric = 'UnblendedCost' ORDER BY 1") == [
+            ("EC2", "2"), ("RDS", "1.5")]
+        assert sql(store, "SELECT count(*) FROM staging") == [(0,)]
+
+
+def test_a_unit_committed_as_done_is_done_in_the_same_step(tmp_path: Path) -> None:
+    """commit_unit(done=True) (no sink to send the unit to) leaves the unit done, not merely committed."""
+    from dbcost.parse import ParsedPage
+    from dbcost.store.records import stage_batch
+    from tests.store.helpers import UID
+
+    with Store(tmp_path / "s.duckdb") as store:
+        run_id, version = store.begin_run("backfill", plan_id="p", args={})
+        store.register_dataset(QUERY)
+        store.start_unit(run_id, ref(run_id), UID, fresh=True)
+        page = ParsedPage(1, [rec(1, "RDS", "p", "1")], [], None)
+        store.commit_unit(run_id, version, ref(run_id), UID, [stage_batch(QUERY.columns, [page])], done=True)
+        assert store.done_units(run_id) == {UID}
+
+
+def test_keys_and_amounts_pass_the_arrow_staging_exactly(tmp_path: Path) -> None:
+    """What the Arrow arrays carry into DuckDB is what was parsed: an empty key stays "" (not NULL), a missing
+    one NULL, any characters survive, and an amount keeps every digit (its text and its DECIMAL value)."""
+    from dbcost.models import CostRecord, Metric
+    from dbcost.parse import ParsedPage
+    from dbcost.store.records import stage_batch
+    from tests.store.helpers import UID
+
+    odd = 'é "quoted", \'single\'\nnew line\t\\ 雪'
+    records = [
+        CostRecord("2026-09-01", "2026-09-02", "DAILY", {"SERVICE": odd, "TAG:team": ""},
+                   {"UnblendedCost": Metric(Decimal("12345678901234567890123456.0123456789"), "USD")}, True),
+        CostRecord("2026-09-01", "2026-09-02", "DAILY", {"SERVICE": "RDS"},
+                   {"UnblendedCost": Metric(Decimal("-0.0000000001"), "USD")}, False),
+    ]
+    with Store(tmp_path / "s.duckdb") as store:
+        run_id, version = store.begin_run("backfill", plan_id="p", args={})
+        store.register_dataset(QUERY)
+        store.start_unit(run_id, ref(run_id), UID, fresh=True)
+        store.stage_pages(run_id, UID, [stage_batch(QUERY.columns, [ParsedPage(1, records[:1], [], "t")])])
+        last = stage_batch(QUERY.columns, [ParsedPage(2, records[1:], [], None)])
+        store.commit_unit(run_id, version, ref(run_id), UID, [last])
+        assert sql(store, "SELECT key1, key2, amount_text, amount, estimated FROM records ORDER BY key1") == [
+            ("RDS", None, "-0.0000000001", Decimal("-0.0000000001"), False),
+            (odd, "", "12345678901234567890123456.0123456789", Decimal("12345678901234567890123456.0123456789"), True)]
+
+
+def test_staging_and_committing_load_no_pyarrow() -> None:
+    """The store's write path builds its Arrow arrays with nanoarrow: a process that stages and commits a unit
+    never imports pyarrow (about 30 MB of a backfill's peak memory)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, tempfile, pathlib
+from tests.store.helpers import QUERY, load, rec
+from dbcost.store import Store
+with Store(pathlib.Path(tempfile.mkdtemp()) / "s.duckdb") as store:
+    load(store, [rec(1, "RDS", "p", "1.5"), rec(2, "EC2", "q", "2")])
+print(sorted(m for m in sys.modules if m.split(".")[0] == "pyarrow"))
+"""
+    root = Path(__file__).resolve().parents[2]  # tests.store.helpers imports from the checkout's root
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "[]"
