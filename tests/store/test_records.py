@@ -165,3 +165,22 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "pyarrow"))
     root = Path(__file__).resolve().parents[2]  # tests.store.helpers imports from the checkout's root
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]"
+
+
+def test_quarantine_in_a_units_last_pages_is_kept_with_its_raw_payload(tmp_path: Path) -> None:
+    """A malformed group in the pages handed to commit_unit (never staged) is quarantined with its reason,
+    period and raw JSON, and counted in the unit's diff."""
+    from dbcost.parse import ParsedPage
+    from dbcost.store.records import stage_batch
+    from tests.store.helpers import UID
+
+    bad = Quarantined("Metrics missing or empty", "2026-09-02", "2026-09-03", 2, {"Keys": ["RDS", "team$x"]})
+    with Store(tmp_path / "s.duckdb") as store:
+        run_id, version = store.begin_run("backfill", plan_id="p", args={})
+        store.register_dataset(QUERY)
+        store.start_unit(run_id, ref(run_id), UID, fresh=True)
+        last = stage_batch(QUERY.columns, [ParsedPage(2, [rec(1, "RDS", "p", "1")], [bad], None)])
+        diff = store.commit_unit(run_id, version, ref(run_id), UID, [last])
+        assert (diff.rows, diff.quarantined) == (2, 1)
+        got = sql(store, "SELECT period_start, page, reason, raw::VARCHAR FROM quarantine")
+        assert got == [("2026-09-02", 2, "Metrics missing or empty", '{"Keys":["RDS","team$x"]}')]
