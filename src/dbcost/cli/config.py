@@ -9,15 +9,10 @@ is what a command would use when the flag is not given.
 from __future__ import annotations
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-import dbcost.config
 from dbcost.cli.app import UsageError, config_given, fail_usage
 from dbcost.cli.options import FormatOpt, OutputOpt, check_output
 from dbcost.cli.views import Out
-from dbcost.report.table import print_table
 
 __all__ = ["config_app"]
 
@@ -40,6 +35,13 @@ def config_show(
     each key also has a DBCOST_<KEY> variable, which wins over the file. A flag given to a command wins over
     both. JSON: {"file": PATH or null, "values": [{"key", "value", "source", "from", "option", "env"}]}.
     """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    import dbcost.config
+    from dbcost.report.table import print_table
+
     try:
         check_output(output)
         resolved = dbcost.config.resolve_config(config_given())

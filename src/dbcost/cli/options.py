@@ -18,20 +18,18 @@ import datetime as dt
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 import dbcost
-import dbcost._files
-import dbcost.attribution.pools
 import dbcost.config
 import dbcost.errors
 import dbcost.governor
-import dbcost.jobs.attribute
-import dbcost.plan
-import dbcost.sinks
 from dbcost.cli.app import UsageError, configured
+
+if TYPE_CHECKING:  # the builders import what they build with when called: a command pays for its own use-case only
+    import dbcost.plan
 
 __all__ = [
     "AllocateOpt",
@@ -206,6 +204,8 @@ def load_filter(text: str | None) -> str | None:
     """``--filter`` takes JSON, or ``@path`` to a JSON file."""
     if text is None or not text.startswith("@"):
         return text
+    import dbcost._files
+
     return dbcost._files.read_text_file(text[1:], f"filter {text[1:]}")
 
 
@@ -213,6 +213,8 @@ def shard_for(shard: str | None, index_env: str | None = None, count: int | None
     """The run's shard: ``--shard K/N`` (or ``DBCOST_SHARD``), or ``--shard-index-env NAME --shard-count N``,
     whose variable holds a 0-based index (shard ``index + 1`` of N). Giving both forms, or one of the pair
     alone, is a UsageError; so is an index that is not a number below N."""
+    import dbcost.plan
+
     if index_env is None and count is None:
         try:
             return dbcost.plan.parse_shard(shard)
@@ -300,6 +302,8 @@ def check_output(path: str) -> None:
 def check_sinks(urls: list[str] | tuple[str, ...]) -> None:
     """Every ``--sink`` URL parsed (its own grammar), and a file sink's path checked as its open would: a run
     must not begin (a store file, a run row) for a sink that cannot work."""
+    import dbcost.sinks
+
     for url in urls:
         options = dbcost.sinks.parse_sink_url(url)
         shown = dbcost.sinks.redact_url(url)
@@ -344,6 +348,8 @@ def run_spec(
 ) -> dbcost.RunSpec:
     """Options -> a validated RunSpec; every problem is a UsageError (exit 2, nothing sent, nothing written).
     The plan itself is checked by the command once its window is known (:func:`dbcost.jobs.backfill.check_run`)."""
+    import dbcost.sinks
+
     day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
     _refuse_a_future_start(start, day)
     # sync computes its own range from the store: it builds the query on a placeholder window first
@@ -379,6 +385,9 @@ def attribute_spec(
     retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
 ) -> dbcost.AttributeSpec:
     """Options -> the AttributeSpec that ``quota check`` and ``report`` read the store with."""
+    import dbcost.attribution.pools
+    import dbcost.jobs.attribute
+
     day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
     dbcost.jobs.attribute.month_range(month, day)
     return dbcost.AttributeSpec(
