@@ -20,7 +20,7 @@ MODULES = sorted(SRC.rglob("*.py"))
 FOUNDATION = {"errors", "money", "clock", "calendar", "_files", "logs", "aio"}
 #: pure logic over values: no I/O layer, no heavy library
 PURE = {"models", "plan", "governor", "retry", "breaker", "parse", "attribution", "quota", "advice", "config",
-        "focus"}
+        "defaults", "focus"}
 #: the layers that do I/O or orchestrate it; the pure core never imports them
 IO_LAYERS = {"transport", "client", "store", "sinks", "notify", "pipeline", "jobs", "report", "cli", "emulator"}
 #: libraries that cost import time or belong to one seam
@@ -88,8 +88,8 @@ def test_foundation_imports_only_foundation(path: Path) -> None:
 
 @pytest.mark.parametrize("path", MODULES, ids=_rel)
 def test_pure_core_does_no_io(path: Path) -> None:
-    """The pure core (models, plan, governor, retry, breaker, parse, attribution, quota, advice, config, focus) never
-    imports an I/O layer or a heavy library: it is tested with values, not servers."""
+    """The pure core (models, plan, governor, retry, breaker, parse, attribution, quota, advice, config, defaults,
+    focus) never imports an I/O layer or a heavy library: it is tested with values, not servers."""
     if _unit(path) not in PURE:
         return
     for target in _dbcost_targets(path):
@@ -209,11 +209,12 @@ def test_cli_is_a_package_of_several_modules() -> None:
 # ------------------------------------------------------------------------- a command pays for its own imports
 
 #: what no command needs to be mounted, to print its help or the version: the use-cases and what sits below them,
-#: the libraries they pull in, and the emulator's server
+#: the libraries they pull in, the emulator's server, and the Settings and query models (the options' defaults
+#: and the configuration come from dbcost.defaults)
 _NOT_FOR_MOUNTING = ("aiobotocore", "botocore", "aioboto3", "boto3", "duckdb", "pyarrow", "aiohttp", "aiokafka",
-                     "asyncpg", "dbcost.jobs.", "dbcost.store", "dbcost.pipeline", "dbcost.client",
-                     "dbcost.transport", "dbcost.sinks", "dbcost.emulator.server", "dbcost.advice",
-                     "dbcost.attribution", "dbcost.report", "dbcost.quota", "dbcost.notify")
+                     "asyncpg", "dbcost.config", "dbcost.models", "dbcost.jobs.", "dbcost.store",
+                     "dbcost.pipeline", "dbcost.client", "dbcost.transport", "dbcost.sinks", "dbcost.emulator.server",
+                     "dbcost.advice", "dbcost.attribution", "dbcost.report", "dbcost.quota", "dbcost.notify")
 #: what a backfill never uses: the other use-cases, what only they use, the emulator's server, and rich in a pipe
 _NOT_FOR_BACKFILL = ("dbcost.advice", "dbcost.report", "dbcost.notify", "dbcost.quota", "dbcost.emulator.server",
                      "dbcost.emulator.fleet", "aiohttp.web", "rich",
@@ -249,22 +250,23 @@ def _loaded(modules: set[str], forbidden: tuple[str, ...]) -> list[str]:
 
 def test_mounting_the_cli_loads_no_use_case() -> None:
     """``import dbcost.cli`` mounts every command without importing a use-case, the store, the client, an AWS,
-    DuckDB, Arrow or aiohttp library, the emulator's server, or rich (each command imports its job when run)."""
+    DuckDB, Arrow or aiohttp library, the emulator's server, pydantic or rich (each command imports its job when
+    run)."""
     code = "import sys, dbcost.cli; print(' '.join(sorted(sys.modules)))"
     modules = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                  check=True).stdout.split())
-    assert not _loaded(modules, (*_NOT_FOR_MOUNTING, "rich")), "import dbcost.cli loaded these"
+    assert not _loaded(modules, (*_NOT_FOR_MOUNTING, "pydantic", "rich")), "import dbcost.cli loaded these"
 
 
 @pytest.mark.parametrize("args", [["--version"], ["backfill", "--help"], ["emulator", "serve", "--help"]],
                          ids=" ".join)
 def test_version_and_help_load_no_use_case(args: list[str]) -> None:
     """``dbcost --version`` and a command's ``--help`` import no use-case and nothing below one (help draws with
-    rich; the version does not even import it)."""
+    rich, and typer converts a command's options with pydantic; the version imports neither)."""
     modules = _imported_by(*args)
     assert not _loaded(modules, _NOT_FOR_MOUNTING), f"dbcost {' '.join(args)} loaded these"
     if args == ["--version"]:
-        assert not _loaded(modules, ("rich",)), "dbcost --version loaded rich"
+        assert not _loaded(modules, ("rich", "pydantic")), "dbcost --version loaded these"
 
 
 @pytest.fixture(scope="module")

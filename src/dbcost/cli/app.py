@@ -39,6 +39,7 @@ import typer
 import typer.core
 
 import dbcost
+import dbcost.defaults
 import dbcost.errors
 import dbcost.logs
 
@@ -304,11 +305,9 @@ def _apply_logging(**given: str) -> None:
 def _apply_config(ctx: Any, config: str | None) -> None:
     """Resolve the configuration (``--config`` or the default places) into click's configured defaults for
     ``ctx``'s command tree: the root's (before the command), or one command's (``--config`` after it)."""
-    import dbcost.config
-
     _CONFIG_GIVEN["path"] = config
     try:
-        resolved = dbcost.config.resolve_config(config)
+        resolved = dbcost.defaults.resolve_config(config)
     except dbcost.errors.ConfigError as exc:
         fail_usage(str(exc))
     # click's mechanism for configured defaults: a flag on the command line still wins over a default_map

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 import dbcost
-import dbcost.config
+import dbcost.defaults
 import dbcost.governor
 from dbcost.cli.app import EXIT_FAILED, UsageError, fail_usage, live_progress, run_async, say
 from dbcost.cli.options import (
@@ -90,8 +90,8 @@ def attribute(
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
     max_pages_per_chain: ChainPagesOpt = None,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     today: TodayOpt = None,
 ) -> None:
     """Database spend of a month per team, cluster and category (compute, storage, io, backup, ...).

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 import dbcost
-import dbcost.config
+import dbcost.defaults
 import dbcost.governor
 from dbcost.cli.app import (
     EXIT_FAILED,
@@ -96,8 +96,8 @@ def backfill(
     max_pages_per_chain: ChainPagesOpt = None,
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
     format_: FormatOpt = "table",
@@ -175,8 +175,8 @@ def sync(
     max_pages_per_chain: ChainPagesOpt = None,
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
     format_: FormatOpt = "table",

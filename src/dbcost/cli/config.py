@@ -1,6 +1,6 @@
 """``dbcost config show``: the defaults the configuration gives every command, and where each came from.
 
-The configuration is resolved once per invocation by the root command (:func:`dbcost.config.resolve_config`:
+The configuration is resolved once per invocation by the root command (:func:`dbcost.defaults.resolve_config`:
 a flag beats ``DBCOST_*`` variables, which beat the file, which beats the built-in default) and handed to
 click as the commands' default map; this command resolves it the same way and prints it, so what it shows
 is what a command would use when the flag is not given.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import typer
 
+import dbcost.defaults
 from dbcost.cli.app import UsageError, config_given, fail_usage
 from dbcost.cli.options import FormatOpt, OutputOpt, check_output
 from dbcost.cli.views import Out
@@ -39,12 +40,11 @@ def config_show(
     from rich.table import Table
     from rich.text import Text
 
-    import dbcost.config
     from dbcost.report.table import print_table
 
     try:
         check_output(output)
-        resolved = dbcost.config.resolve_config(config_given())
+        resolved = dbcost.defaults.resolve_config(config_given())
     except UsageError as exc:  # the root command has refused it already; kept for a direct call
         fail_usage(str(exc))
     out = Out(output)

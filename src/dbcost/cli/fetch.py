@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 import dbcost
-import dbcost.config
+import dbcost.defaults
 import dbcost.governor
 from dbcost.cli.app import (
     EXIT_FAILED,
@@ -68,8 +68,8 @@ def fetch(
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
     max_pages_per_chain: ChainPagesOpt = None,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     strict: StrictOpt = False,
     output: Annotated[
         str, typer.Option("--output", "-o", help="Where records go: a file path, or - for stdout.")

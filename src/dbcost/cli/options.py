@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 import dbcost
-import dbcost.config
+import dbcost.defaults
 import dbcost.errors
 import dbcost.governor
 from dbcost.cli.app import UsageError, configured
@@ -113,13 +113,13 @@ MaxReqOpt = Annotated[
     int | None,
     typer.Option("--max-requests", min=0,
                  help=f"Stop before sending more than N requests ($0.01 each; every attempt counts). Default "
-                      f"{dbcost.config.DEFAULT_MAX_REQUESTS} per run; 0 = no limit."),
+                      f"{dbcost.defaults.DEFAULT_MAX_REQUESTS} per run; 0 = no limit."),
 ]
 ChainPagesOpt = Annotated[
     int | None,
     typer.Option("--max-pages-per-chain", min=0,
                  help=f"Stop a page chain (one unit, or a whole fetch) after N pages. Default "
-                      f"{dbcost.config.DEFAULT_MAX_CHAIN_PAGES}; 0 = no limit."),
+                      f"{dbcost.defaults.DEFAULT_MAX_CHAIN_PAGES}; 0 = no limit."),
 ]
 RequestTimeoutOpt = Annotated[
     float,
@@ -257,23 +257,25 @@ def _one_target_description(targets: str | None, endpoint_url: str | None, profi
 
 
 def settings_for(*, targets: str | None, endpoint_url: str | None, profile: str | None, region: str | None,
-                 db: str = str(dbcost.config.DEFAULT_DB), max_rps: float = dbcost.governor.DEFAULT_MAX_RPS,
+                 db: str = str(dbcost.defaults.DEFAULT_DB), max_rps: float = dbcost.governor.DEFAULT_MAX_RPS,
                  max_concurrency: int = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
                  sinks: list[str] | None = None,
-                 request_timeout_s: float = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-                 retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+                 request_timeout_s: float = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+                 retry_budget_s: float = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
                  max_requests: int | None = None, max_cost_usd: float | None = None,
                  max_chain_pages: int | None = None) -> dbcost.Settings:
     """``--targets FILE`` or the one target the command line describes (never both), the store, the rate, the
     limits and the sinks: the same :class:`dbcost.Settings` a library caller builds
     (:func:`dbcost.config.load_settings`). ``--max-requests``/``--max-cost-usd`` given (0 included) replace
     the default run limit; ``--max-pages-per-chain 0`` lifts the chain limit."""
+    import dbcost.config
+
     targets, endpoint_url, profile, region = _one_target_description(targets, endpoint_url, profile, region)
     explicit_cap = max_requests is not None or max_cost_usd is not None
     if max_cost_usd is not None and max_cost_usd < 0:
         raise UsageError(f"--max-cost-usd: must be 0 (no limit) or more, got {max_cost_usd:g}")
-    run_cap = (max_requests or None) if explicit_cap else dbcost.config.DEFAULT_MAX_REQUESTS
-    chain = dbcost.config.DEFAULT_MAX_CHAIN_PAGES if max_chain_pages is None else (max_chain_pages or None)
+    run_cap = (max_requests or None) if explicit_cap else dbcost.defaults.DEFAULT_MAX_REQUESTS
+    chain = dbcost.defaults.DEFAULT_MAX_CHAIN_PAGES if max_chain_pages is None else (max_chain_pages or None)
     return dbcost.config.load_settings(targets_file=targets, endpoint_url=endpoint_url, profile=profile,
                                        region=region, db=db, max_rps=max_rps, max_concurrency=max_concurrency,
                                        sinks=tuple(sinks or ()), request_timeout_s=request_timeout_s,
@@ -342,8 +344,8 @@ def run_spec(
     max_requests: int | None, max_cost_usd: float | None, max_rps: float, max_concurrency: int,
     sinks: list[str] | None, window: str, today: str | None,
     shard_index_env: str | None = None, shard_count: int | None = None,
-    request_timeout_s: float = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: float = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: float = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     max_chain_pages: int | None = None, metrics_file: str | None = None,
 ) -> dbcost.RunSpec:
     """Options -> a validated RunSpec; every problem is a UsageError (exit 2, nothing sent, nothing written).
@@ -381,8 +383,8 @@ def attribute_spec(
     *, month: str, db: str, metric: str, cluster_tag: str, team_tag: str, topology: str | None,
     allocate_shared: bool, endpoint_url: str | None, profile: str | None, region: str | None,
     targets: str | None, today: str | None,
-    request_timeout_s: float = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: float = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: float = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
 ) -> dbcost.AttributeSpec:
     """Options -> the AttributeSpec that ``quota check`` and ``report`` read the store with."""
     import dbcost.attribution.pools

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 import dbcost
-import dbcost.config
+import dbcost.defaults
 from dbcost.cli.app import UsageError, fail_usage, run_async, say
 from dbcost.cli.options import (
     AllocateOpt,
@@ -72,8 +72,8 @@ def quota_check(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     targets: TargetsOpt = None,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     today: TodayOpt = None,
 ) -> None:
     """Evaluate each pool's month against its budget: actual, daily burn, run-rate forecast, breach date.

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 import dbcost
-import dbcost.config
+import dbcost.defaults
 import dbcost.governor
 from dbcost.cli.app import EXIT_FAILED, UsageError, fail_usage, run_async, say
 from dbcost.cli.options import (
@@ -93,8 +93,8 @@ def resources(
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     today: TodayOpt = None,
 ) -> None:
     """What each database instance, cluster and table cost, tagged or not (resource-level data, last 14 days).
