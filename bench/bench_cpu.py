@@ -189,8 +189,9 @@ def _import_rss() -> dict[str, float]:
     """Peak RSS (MB) of a child that only imports what is named (the floor under every contender)."""
     out: dict[str, float] = {}
     for label, code in (("python", "pass"), ("aioboto3", "import aioboto3"), ("duckdb", "import duckdb"),
-                        ("pyarrow", "import pyarrow"), ("dbcost cli", "import dbcost.cli.app"),
-                        ("all of them", "import aioboto3, duckdb, pyarrow, dbcost.cli.app")):
+                        ("pyarrow", "import pyarrow"), ("dbcost cli", "import dbcost.cli"),
+                        ("dbcost backfill's own", "import dbcost.cli, dbcost.jobs.backfill"),
+                        ("all of them", "import aioboto3, duckdb, pyarrow, dbcost.cli, dbcost.jobs.backfill")):
         out[label] = round(measure([sys.executable, "-c", f"{code}; print('{{}}')"]).rss_mb, 1)
     return out
 
