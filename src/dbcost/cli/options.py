@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 import dbcost
+import dbcost._files
 import dbcost.defaults
 import dbcost.errors
 import dbcost.governor
@@ -204,8 +205,6 @@ def load_filter(text: str | None) -> str | None:
     """``--filter`` takes JSON, or ``@path`` to a JSON file."""
     if text is None or not text.startswith("@"):
         return text
-    import dbcost._files
-
     return dbcost._files.read_text_file(text[1:], f"filter {text[1:]}")
 
 
