@@ -8,6 +8,7 @@ import ast
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ MODULES = sorted(SRC.rglob("*.py"))
 FOUNDATION = {"errors", "money", "clock", "calendar", "_files", "logs", "aio"}
 #: pure logic over values: no I/O layer, no heavy library
 PURE = {"models", "plan", "governor", "retry", "breaker", "parse", "attribution", "quota", "advice", "config",
-        "focus"}
+        "defaults", "focus"}
 #: the layers that do I/O or orchestrate it; the pure core never imports them
 IO_LAYERS = {"transport", "client", "store", "sinks", "notify", "pipeline", "jobs", "report", "cli", "emulator"}
 #: libraries that cost import time or belong to one seam
@@ -87,8 +88,8 @@ def test_foundation_imports_only_foundation(path: Path) -> None:
 
 @pytest.mark.parametrize("path", MODULES, ids=_rel)
 def test_pure_core_does_no_io(path: Path) -> None:
-    """The pure core (models, plan, governor, retry, breaker, parse, attribution, quota, advice, config, focus) never
-    imports an I/O layer or a heavy library: it is tested with values, not servers."""
+    """The pure core (models, plan, governor, retry, breaker, parse, attribution, quota, advice, config, defaults,
+    focus) never imports an I/O layer or a heavy library: it is tested with values, not servers."""
     if _unit(path) not in PURE:
         return
     for target in _dbcost_targets(path):
@@ -203,3 +204,102 @@ def test_cli_is_a_package_of_several_modules() -> None:
     """The CLI rules above read the cli/ package, so they cannot pass by finding no files."""
     assert {"__init__", "app", "options", "views"} <= {p.stem for p in CLI_MODULES}
     assert not (SRC / "cli.py").exists()
+
+
+# ------------------------------------------------------------------------- a command pays for its own imports
+
+#: what no command needs to be mounted, to print its help or the version: the use-cases and what sits below them,
+#: the libraries they pull in, the emulator's server, and the Settings and query models (the options' defaults
+#: and the configuration come from dbcost.defaults)
+_NOT_FOR_MOUNTING = ("aiobotocore", "botocore", "aioboto3", "boto3", "duckdb", "pyarrow", "aiohttp", "aiokafka",
+                     "asyncpg", "dbcost.config", "dbcost.models", "dbcost.jobs.", "dbcost.store",
+                     "dbcost.pipeline", "dbcost.client", "dbcost.transport", "dbcost.sinks", "dbcost.emulator.server",
+                     "dbcost.advice", "dbcost.attribution", "dbcost.report", "dbcost.quota", "dbcost.notify")
+#: what a backfill never uses: the other use-cases, what only they use, the emulator's server, and rich in a pipe
+_NOT_FOR_BACKFILL = ("dbcost.advice", "dbcost.report", "dbcost.notify", "dbcost.quota", "dbcost.emulator.server",
+                     "dbcost.emulator.fleet", "aiohttp.web", "rich",
+                     *(f"dbcost.jobs.{job}" for job in ("advise", "attribute", "datasets", "demo", "export", "fetch",
+                                                        "inventory", "quota", "report", "resources")))
+#: a fetch writes a file: no store either
+_NOT_FOR_FETCH = (*(m for m in _NOT_FOR_BACKFILL if m != "dbcost.jobs.fetch"), "dbcost.jobs.backfill",
+                  "dbcost.jobs.metrics", "dbcost.store", "dbcost.pipeline", "duckdb", "pyarrow")
+
+#: runs the CLI's entry point as ``dbcost`` with the arguments after ``--``, then prints the modules it imported
+_RUN_AND_LIST = """\
+import atexit, sys
+atexit.register(lambda: print("\\nMODULES " + " ".join(sorted(sys.modules))))
+sys.argv = ["dbcost", *sys.argv[sys.argv.index("--") + 1:]]
+from dbcost.cli import main
+main()
+"""
+
+
+def _imported_by(*args: str) -> set[str]:
+    """The modules a ``dbcost ARGS`` process imported by the time it exited (it must exit 0)."""
+    proc = subprocess.run([sys.executable, "-c", _RUN_AND_LIST, "--", *args], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return set(proc.stdout.rpartition("\nMODULES ")[2].split())
+
+
+def _loaded(modules: set[str], forbidden: tuple[str, ...]) -> list[str]:
+    """The modules of ``forbidden`` (a name, its submodules; a trailing dot: its submodules only) loaded."""
+    return sorted(m for m in modules for f in forbidden
+                  if m.startswith(f) if f.endswith(".") or m == f or m.startswith(f + "."))
+
+
+def test_mounting_the_cli_loads_no_use_case() -> None:
+    """``import dbcost.cli`` mounts every command without importing a use-case, the store, the client, an AWS,
+    DuckDB, Arrow or aiohttp library, the emulator's server, pydantic or rich (each command imports its job when
+    run)."""
+    code = "import sys, dbcost.cli; print(' '.join(sorted(sys.modules)))"
+    modules = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout.split())
+    assert not _loaded(modules, (*_NOT_FOR_MOUNTING, "pydantic", "rich")), "import dbcost.cli loaded these"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["backfill", "--help"], ["emulator", "serve", "--help"]],
+                         ids=" ".join)
+def test_version_and_help_load_no_use_case(args: list[str]) -> None:
+    """``dbcost --version`` and a command's ``--help`` import no use-case and nothing below one (help draws with
+    rich, and typer converts a command's options with pydantic; the version imports neither)."""
+    modules = _imported_by(*args)
+    assert not _loaded(modules, _NOT_FOR_MOUNTING), f"dbcost {' '.join(args)} loaded these"
+    if args == ["--version"]:
+        assert not _loaded(modules, ("rich", "pydantic")), "dbcost --version loaded these"
+
+
+@pytest.fixture(scope="module")
+def emulator_url() -> Iterator[str]:
+    """A small emulator as its own process (``dbcost emulator serve``), as a user starts one."""
+    proc = subprocess.Popen([sys.executable, "-m", "dbcost", "emulator", "serve", "--clusters", "6",
+                             "--today", "2026-11-28", "--page-size", "200"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_a_backfill_imports_only_its_own_use_case(emulator_url: str, tmp_path: Path) -> None:
+    """A real ``dbcost backfill`` (into a store, output to a pipe) imports none of the advice, report, quota,
+    notification or other jobs' modules, nor the emulator's server, aiohttp's server or rich."""
+    modules = _imported_by("backfill", "--start", "2026-10-01", "--end", "2026-10-04", "--endpoint-url",
+                           emulator_url, "--group-by", "SERVICE", "--db", str(tmp_path / "b.duckdb"),
+                           "--today", "2026-11-28", "--json")
+    assert "dbcost.jobs.backfill" in modules and "duckdb" in modules  # it did run
+    assert not _loaded(modules, _NOT_FOR_BACKFILL), "dbcost backfill loaded these"
+
+
+def test_a_fetch_imports_neither_the_store_nor_other_use_cases(emulator_url: str, tmp_path: Path) -> None:
+    """A real ``dbcost fetch`` to a JSONL file imports no store (DuckDB, Arrow, the pipeline) and none of the
+    other use-cases' modules."""
+    modules = _imported_by("fetch", "--start", "2026-10-01", "--end", "2026-10-04", "--endpoint-url", emulator_url,
+                           "--group-by", "SERVICE", "--output", str(tmp_path / "f.jsonl"))
+    assert "dbcost.jobs.fetch" in modules and (tmp_path / "f.jsonl").stat().st_size > 0  # it did run
+    assert not _loaded(modules, _NOT_FOR_FETCH), "dbcost fetch loaded these"

@@ -153,7 +153,7 @@ async def test_throttles_and_5xx_are_retried_and_every_attempt_passes_the_govern
         2: [ThrottledError("Rate limit exceeded", code="LimitExceededException", status=400)],
     }
     clock = FakeClock()
-    gov = Governor(GovernorSettings(max_rps=1000, burst=1000, initial=1.0, backoff=0.5, probe=0.0), clock=clock)
+    gov = Governor(GovernorSettings(max_rps=1000, burst=1000, initial=1.0, first_cut=0.5), clock=clock)
     slots = 0
     real_slot = gov.slot
 
@@ -169,7 +169,7 @@ async def test_throttles_and_5xx_are_retried_and_every_attempt_passes_the_govern
     assert ce.stats.requests == slots == 3 + 4
     assert ce.stats.retries == 4 and ce.stats.throttled == 2
     assert ce.stats.billed_requests == 3
-    assert gov.rate == 250  # two congestion events halved it twice, no recovery with increase=probe=0
+    assert gov.cuts == 2 and gov.rate == 250  # two congestion events a page apart: first_cut twice, no streak since
 
 
 async def test_budget_stops_before_spending_more() -> None:

@@ -259,7 +259,7 @@ class CostExplorer:
             if not answered:  # cancelled while waiting or in flight: release a probe slot, learn nothing
                 self.breaker.on_neutral()
         self.stats.billed_requests += 1
-        self.governor.on_success()
+        self.governor.on_success(sent_at)
         self.breaker.on_success()
         return response
 

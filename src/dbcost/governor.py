@@ -2,36 +2,48 @@
 coroutine that talks to one target. Every attempt, first or retried, passes it.
 
 Adaptive, because AWS publishes no rate for Cost Explorer (an AWS engineer once suggested 10/s) and a
-user's ``--max-rps`` is a guess. Additive increase, multiplicative decrease, with the decrease anchored on
-what the service was seen to accept rather than on what was asked:
+user's ``--max-rps`` is a guess. The governor *searches* for the service's limit between two bounds and holds
+just under it, rather than saw-toothing around it:
 
-* **even pacing**: one token every ``1/rate`` seconds, at most ``burst`` (default 1) saved up, so the
-  requests leave evenly spaced; nothing is ever sent above ``max_rps`` (the rate never exceeds it and the
-  bucket never holds more than ``burst`` tokens);
-* **start**: at ``initial`` x ``max_rps`` (default half), doubling every ``ramp_s`` seconds (and at most every
-  8 successes) while requests succeed and the rate is what holds them back, up to ``max_rps`` or the first
-  throttle. A client told
-  2.5x the service's limit then overshoots by less, for a shorter time, than one that starts at the top;
-* **a throttle** (one *congestion event*: throttles of attempts released before the last cut are counted
-  but do not cut again) sets the *ceiling* to the rate in force when the throttled attempt was released (the
-  rate the service refused), and the rate ``backoff`` (4%) below:
+* **even pacing**: one token every ``1/rate`` seconds, at most ``burst`` (default 1) saved up, so requests
+  leave evenly spaced; nothing is ever sent above ``max_rps`` (the rate never exceeds it and the bucket never
+  holds more than ``burst`` tokens);
+* **evidence is per rate**: a success counts for a rate only if its attempt was released at that rate (after
+  the rate was last set) and while the rate binds (a request recently waited for its token: a run held back by
+  its chains proves nothing about the service). ``streak`` (8) such successes in a row make the rate
+  *sustained*: the lower bound :attr:`Governor.floor` rises to it;
+* **the upper bound** :attr:`Governor.ceiling` is the rate an attempt was released at when the service
+  throttled it (one *congestion event*: throttles of attempts released before the last cut are counted but do
+  not cut again);
+* **start**: at ``initial`` x ``max_rps`` (default half); each sustained rate grows by ``ramp`` (1.25x), up to
+  ``max_rps`` or the first event. Growth per sustained streak is a ramp per round trip: the answers that prove
+  a rate come back one latency later. A gentle one, because a bucket with saved tokens (a burst) lets a rate
+  above its limit pass for a while, and whatever was ramped to meanwhile is the overshoot;
+* **a congestion event**, by what it says:
 
-  - the first event cuts from what the service accepted (successes per second from their spacing over the
-    last ``window_s``), but to no less than 3/4 of the ceiling: a one-token bucket answers a client just above
-    its rate with every other request throttled, so the accepted rate alone would halve the rate each time;
-  - an event within 50 successes of the last one means the recovery aimed too high: the new ceiling is
-    half-way between where the cut lands and where the attempt was sent (a bisection, not 4% steps);
-  - any other event is a probe that passed the limit: the rate steps back to 4% below where it was passed.
+  - the first one, or one right after a cut (within ``2 x streak`` successes): the start overshot by an unknown
+    amount, or the cut was not enough; the rate goes to ``first_cut`` (0.85) of the refused rate and the
+    sustained rate is forgotten (a bursty bucket's saved tokens may have carried it);
+  - a try above the sustained rate failed: back to the sustained rate, less ``backoff`` (4%): near the limit a
+    bursty bucket's saved tokens make a rate just above it look sustained for a while, and a one-token bucket
+    refuses early arrivals (a few milliseconds of network or scheduling jitter are enough at 20/s);
+  - a refusal at a rate that held a while (the limit fell, saved tokens ran out, an early arrival): the rate,
+    and the sustained rate, step ``backoff`` below the refused rate.
 
   The bucket is drained, so the next request waits a full interval at the new rate;
-* **after it**, successes climb fast (the ramp) back to 4% below the ceiling, then probe additively: each
-  success adds ``probe`` x ceiling (0.03%), a step that doubles every ``probe_double`` (128) successes
-  without a throttle. So the rate saw-tooths between 0.96 and a little over 1.0 x the service's limit, there
-  is no standing discount, about one event per hundred-odd requests costs one or two throttled (retried,
-  unbilled) attempts, and a limit that rises is found again within a few hundred requests;
-* growth only when the rate binds: successes raise the rate only while a request recently had to wait
-  for its token, so a run held back by its chains (latency, few units) does not drift up to ``max_rps``
-  and then release a burst when more chains start.
+* **the search**: a sustained rate with the ceiling more than ``settle`` (2.5%) above it tries half-way to it,
+  by at most ``step`` (5%: a try above a one-token bucket's limit throttles every other attempt for one round
+  trip), and only after ``window`` (50) attempts in a row were accepted, so tries do not pile throttles onto
+  throttles. Within ``settle`` the governor holds: no standing discount beyond that gap;
+* **a limit that rises**: after ``hold`` (400) successes without an event the ceiling is raised by twice
+  ``settle``, so the search tries once more above it: at most one failed try per ``hold`` successes when the
+  limit has not moved.
+
+The throttles of the start-up search are the price of finding the limit: they do not hold back the first tries
+(they leave the window once a rate is first sustained). ``bench/bench_rate.py`` measures all of this against
+the emulator over HTTP; ``tests/test_governor.py`` runs it against a simulated service in virtual time. The
+parameters were chosen on a virtual-time model of the benchmark's matrix (allowed 2-20/s, burst 1 and 5,
+50-800 ms, told 2.5x), with the scheduling jitter measured on the emulator.
 
 Defaults: 5 requests/s, 16 in flight, burst 1 (below the 10/s once suggested).
 
@@ -56,10 +68,6 @@ DEFAULT_MAX_RPS = 5.0
 DEFAULT_MAX_CONCURRENCY = 16
 DEFAULT_BURST = 1.0
 _EPS = 1e-9
-#: a congestion event within this many successes of the last one means the recovery aimed too high
-_SOON = 50
-#: one event cuts to no less than this share of the rate that was refused (then 4% below)
-_FLOOR = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +78,22 @@ class GovernorSettings:
     min_rps: float = 0.2
     #: the starting rate, as a share of max_rps
     initial: float = 0.5
-    #: before the first throttle the rate doubles every ramp_s seconds (while it binds)
-    ramp_s: float = 0.5
-    #: a congestion event sets the rate this share below the accepted rate
+    #: successes in a row, released at a binding rate, that make it sustained
+    streak: int = 8
+    #: before the first congestion event, a sustained rate grows by this factor
+    ramp: float = 1.25
+    #: with no sustained rate yet, an event cuts to this share of the refused rate
+    first_cut: float = 0.85
+    #: a failed try, or a refusal at a rate that held, steps the rate this share down
     backoff: float = 0.04
-    #: after one, each success adds this share of the ceiling
-    probe: float = 0.0003
-    #: ... and that step doubles every probe_double successes without a throttle
-    probe_double: float = 128.0
-    #: the accepted rate is measured over this many seconds
-    window_s: float = 2.0
+    #: the search stops when the refused rate is within this share above the sustained one
+    settle: float = 0.025
+    #: successes without an event after which the search tries above the limit again
+    hold: int = 400
+    #: a try above the sustained rate waits until this many attempts in a row were accepted
+    window: int = 50
+    #: a try above the sustained rate goes at most this share higher
+    step: float = 0.05
 
     def __post_init__(self) -> None:
         if self.max_rps <= 0:
@@ -90,10 +104,14 @@ class GovernorSettings:
             raise ValueError("burst must be at least 1")
         if not 0 < self.initial <= 1:
             raise ValueError("initial must be between 0 and 1")
-        if not 0 <= self.backoff < 1:
-            raise ValueError("backoff must be between 0 and 1")
-        if self.probe < 0 or self.ramp_s <= 0 or self.window_s <= 0 or self.probe_double <= 0:
-            raise ValueError("probe must be >= 0, ramp_s, window_s and probe_double must be positive")
+        shares = {"first_cut": self.first_cut, "backoff": self.backoff, "settle": self.settle, "step": self.step}
+        for name, value in shares.items():
+            if not 0 < value < 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.ramp <= 1:
+            raise ValueError("ramp must be above 1")
+        if self.streak < 1 or self.hold < 1 or self.window < 1:
+            raise ValueError("streak, hold and window must be at least 1")
 
 
 class Governor:
@@ -112,14 +130,18 @@ class Governor:
         self.in_flight = 0
         self.throttles = 0
         self.cuts = 0
+        #: the lowest rate the service refused (None before the first congestion event)
         self.ceiling: float | None = None
+        #: the highest rate the service sustained since the rate last fell below it (None: none yet)
+        self.floor: float | None = None
+        self._set_at = self._last  # when the rate was last set: only attempts released since count for it
+        self._streak = 0  # successes in a row at the current rate
+        self._quiet = 0  # successes since the last congestion event
+        self._settled = False  # the start-up search is over
+        self._outcomes: deque[bool] = deque(maxlen=self.settings.window)  # recent attempts: throttled or not
         self._last_cut = float("-inf")
-        self._since_cut = 0
-        self._started = self._clock.monotonic()
-        self._last_grow = self._started
         self._waited_at = float("-inf")  # when a request last had to wait for its token
-        self._accepted: deque[float] = deque()  # times of recent successes, for the accepted rate
-        self._history: deque[tuple[float, float]] = deque([(self._started, self._rate)])  # (since, rate)
+        self._history: deque[tuple[float, float]] = deque([(self._last, self._rate)])  # (since, rate)
 
     @property
     def rate(self) -> float:
@@ -148,7 +170,7 @@ class Governor:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[float]:
         """Hold one in-flight slot and one token for the duration of a single attempt; yields the time
-        the attempt was released (pass it to :meth:`on_throttle`).
+        the attempt was released (pass it to :meth:`on_throttle` and :meth:`on_success`).
 
         The in-flight slot is taken *before* the token: taking a token and then queueing for a slot
         would let tokens pile up behind slow requests and leave in a burst later.
@@ -163,36 +185,76 @@ class Governor:
 
     def on_throttle(self, sent_at: float | None = None) -> None:
         """The service throttled an attempt released at ``sent_at`` — unless it left before the last cut (that
-        congestion event is accounted for already): the ceiling becomes the rate it was released at, the
-        rate ``backoff`` below what the service accepted (by at most a quarter), the bucket is drained."""
+        congestion event is accounted for already): the refused rate becomes the upper bound, the rate goes
+        back to the last sustained one (or ``first_cut`` of the refused one), the bucket is drained."""
         self.throttles += 1
+        self._outcomes.append(True)
         if sent_at is not None and sent_at < self._last_cut:
             return
+        s = self.settings
         self._refill()
         self.cuts += 1
         now = self._clock.monotonic()
-        sent_rate = self._rate_at(sent_at) if sent_at is not None else self._rate
-        accepted = self._accepted_rate(now)
-        # what the service accepted, but not below 3/4 of the rate sent at: a bucket of one token answers a client
-        # just above its rate with every other request throttled, so the accepted rate alone would halve it (a
-        # client far above the limit takes a few events of 25% to come down: the bisection then finds it)
-        measured = sent_rate if accepted is None else min(sent_rate, max(accepted, sent_rate * _FLOOR))
-        if self.ceiling is None:  # the first event: all there is to go by
-            ceiling, base = sent_rate, measured
-        elif self._since_cut < _SOON:
-            # throttled again soon after the last cut: the recovery aimed too high; the limit lies between where
-            # this cut lands and where the attempt was sent, so aim half-way (a bisection)
-            ceiling, base = (sent_rate + measured) / 2.0, measured
-        else:  # a probe passed the limit: step back just below where it was passed
-            ceiling, base = sent_rate, sent_rate
-        self.ceiling = max(ceiling, self._min_rate)
-        self._set_rate(max(self._min_rate, base * (1.0 - self.settings.backoff)), now)
+        refused = self._rate_at(sent_at) if sent_at is not None else self._rate
+        self.ceiling = max(self._min_rate, refused)
+        floor = self.floor
+        if floor is not None and floor < refused:  # a try above the sustained rate failed: back below it
+            floor *= 1.0 - s.backoff  # (a bursty bucket's saved tokens may have carried the sustained one)
+            target = floor
+        elif self.cuts == 1 or self._quiet < 2 * s.streak:
+            # the first event (the start overshot by an unknown amount), or refused again right after a cut
+            # (that cut was not enough, or a bursty bucket's saved tokens carried the rate taken as sustained)
+            target, floor = refused * s.first_cut, None
+        else:  # refused at a rate that held a while: the limit fell, saved tokens ran out, or an early arrival
+            target = refused * (1.0 - s.backoff)
+            floor = None if floor is None else target
+        self.floor = floor
+        target = max(self._min_rate, min(target, s.max_rps))
+        self._set_rate(target, now)
         self._tokens = min(self._tokens, 0.0)
         self._last_cut = now
-        self._since_cut = 0
+        self._quiet = 0
+
+    def on_success(self, sent_at: float | None = None) -> None:
+        """An attempt released at ``sent_at`` succeeded: a streak of them at a binding rate makes the rate
+        sustained, and then the rate ramps (before any event), tries towards the ceiling (while the bounds are
+        apart and the last ``window`` attempts were accepted), or holds; never above ``max_rps``."""
+        s = self.settings
+        now = self._clock.monotonic()
+        self._quiet += 1
+        self._outcomes.append(False)
+        if self.ceiling is not None and self._quiet >= s.hold and self._quiet % s.hold == 0:
+            self.ceiling *= 1.0 + 2.0 * s.settle  # the limit may have risen: try once more above it
+        if sent_at is not None and sent_at < self._set_at:
+            return  # released at an older rate: no evidence for this one
+        # the rate binds if a request waited for a token within about two token intervals
+        if now - self._waited_at > 2.0 / self._rate + 0.05:
+            self._streak = 0
+            return
+        self._streak += 1
+        if self._streak < s.streak:
+            return
+        rate = self._rate
+        if self.floor is None and self.ceiling is not None and self.cuts and not self._settled:
+            self._settled = True  # the start-up search found a rate the service sustains: its throttles were
+            self._outcomes.clear()  # the price of finding it, not a sign of how the search does from here
+        self.floor = rate if self.floor is None else max(self.floor, rate)
+        if self.ceiling is None:
+            nxt = rate * s.ramp
+        elif self.ceiling > rate * (1.0 + s.settle) and not any(self._outcomes):
+            # half-way, but by at most ``step``: a try above the limit costs the attempts of one round trip
+            nxt = min((rate + self.ceiling) / 2.0, rate * (1.0 + s.step))
+        else:
+            self._streak = 0
+            return
+        nxt = min(s.max_rps, nxt)
+        if nxt > rate:
+            self._set_rate(nxt, now)
 
     def _set_rate(self, rate: float, now: float) -> None:
         self._rate = rate
+        self._set_at = now
+        self._streak = 0
         hist = self._history
         hist.append((now, rate))
         while len(hist) > 1 and hist[1][0] <= now - 60.0:  # a minute back: longer than any request may take
@@ -206,48 +268,3 @@ class Governor:
             if t <= when:
                 break
         return rate
-
-    def _accepted_rate(self, now: float) -> float | None:
-        """Successes per second, from their spacing: ``(n - 1) / (last - first)`` over the successes of the last
-        ``window_s`` (at least the last 8). Spacing, not a count per window: at 2 requests/s a 2-second window
-        holds 4 or 5 of them, a 25% error; and the first answers' latency does not count as idle time. None
-        with fewer than 3 successes: too few to say."""
-        acc = self._accepted
-        horizon = now - self.settings.window_s
-        while len(acc) > 8 and acc[0] <= horizon:
-            acc.popleft()
-        if len(acc) < 3 or acc[-1] <= acc[0]:
-            return None
-        return (len(acc) - 1) / (acc[-1] - acc[0])
-
-    def on_success(self) -> None:
-        """An attempt succeeded: ramp up before the first throttle, recover fast below the last ceiling, probe
-        additively beyond it, never above ``max_rps``, and only while the rate is what holds requests back."""
-        s = self.settings
-        now = self._clock.monotonic()
-        self._accepted.append(now)
-        if len(self._accepted) > 4 * s.max_rps * s.window_s + 16:  # bounded even if nothing ever throttles
-            self._accepted.popleft()
-        # a pause (no success for a while) is not a reason to grow: at most two token intervals count
-        since, self._last_grow = min(now - self._last_grow, 2.0 / self._rate), now
-        if self._rate >= s.max_rps:
-            return
-        # the rate binds if a request waited for a token within about two token intervals
-        if now - self._waited_at > 2.0 / self._rate + 0.05:
-            return
-        self._refill()
-        # doubling every ramp_s, and at most every 8 successes: at 2 requests/s a time-only ramp would double
-        # between two requests, and a bucket's saved token hides the overshoot for a few more
-        ramped = self._rate * 2.0 ** min(since / s.ramp_s, 0.125)
-        if self.ceiling is None:
-            self._set_rate(min(s.max_rps, ramped), now)
-            return
-        target = self.ceiling * (1.0 - s.backoff)
-        if self._rate < target:  # below where the last event says the limit is: nothing to fear there
-            self._set_rate(min(s.max_rps, target, ramped), now)
-            return
-        # additive, with a step that doubles every probe_double successes since the last cut: near the limit
-        # it climbs gently (few congestion events); if the limit rose, it finds it within a few hundred requests
-        step = self.ceiling * s.probe * 2.0 ** min(16.0, self._since_cut / s.probe_double)
-        self._set_rate(min(s.max_rps, self._rate + step), now)
-        self.ceiling = max(self.ceiling, self._rate / (1.0 - s.backoff))

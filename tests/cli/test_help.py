@@ -140,3 +140,12 @@ def test_shell_completion_completes_options_and_choices() -> None:
 
     assert complete("dbcost attribute --for", 2) == ["--format"]
     assert complete("dbcost attribute --format ", 3) == ["table", "json", "csv"]
+
+
+def test_advise_non_prod_default_is_the_advisors() -> None:
+    """``advise --non-prod``'s default, written in the CLI so that mounting it imports no advice rules, is the
+    advisor's own :data:`dbcost.advice.DEFAULT_NON_PROD`."""
+    import dbcost.advice
+    import dbcost.cli.advise
+
+    assert ",".join(dbcost.advice.DEFAULT_NON_PROD) == dbcost.cli.advise.NON_PROD_DEFAULT

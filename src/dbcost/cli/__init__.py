@@ -4,6 +4,11 @@
 :mod:`~dbcost.cli.options`; what is drawn in :mod:`~dbcost.cli.views`; each command group in its own module.
 The command modules declare their commands and this module mounts them, in one list, so the order of
 ``dbcost --help`` is written down here rather than left to the order of imports.
+
+Every command is mounted on every start, so mounting is light: a command module imports its use-case
+(``dbcost.jobs.*``), rich and whatever else only its work needs inside the command function, and its
+signature's defaults come from :mod:`dbcost.defaults`; ``dbcost --version`` imports no use-case, no pydantic
+and no rich, and ``dbcost backfill`` none of the other commands' libraries (``tests/test_architecture.py``).
 """
 
 from __future__ import annotations

@@ -26,23 +26,27 @@ errors to one line on stderr and an exit code) and renders the result. Operator 
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Annotated, Any, Final, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NoReturn, TypeVar
 
 import typer
 import typer.core
-from rich.console import Console
 
 import dbcost
-import dbcost.config
+import dbcost.defaults
 import dbcost.errors
 import dbcost.logs
+
+if TYPE_CHECKING:  # imported where used: `dbcost --version` and `--help` run no event loop and draw nothing
+    import asyncio
+
+    from rich.console import Console
 
 __all__ = [
     "EXIT_FAILED",
@@ -239,7 +243,17 @@ app = typer.Typer(
     context_settings={"help_option_names": _HELP_NAMES},
 )
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+_CONSOLE: list[Console] = []
+
+
+def err_console() -> Console:
+    """The rich console on stderr that live progress draws on (made on first use: rich is imported only by a
+    command that draws)."""
+    if not _CONSOLE:
+        from rich.console import Console
+
+        _CONSOLE.append(Console(stderr=True, highlight=False, soft_wrap=True))
+    return _CONSOLE[0]
 
 
 def _version_callback(value: bool) -> None:
@@ -293,7 +307,7 @@ def _apply_config(ctx: Any, config: str | None) -> None:
     ``ctx``'s command tree: the root's (before the command), or one command's (``--config`` after it)."""
     _CONFIG_GIVEN["path"] = config
     try:
-        resolved = dbcost.config.resolve_config(config)
+        resolved = dbcost.defaults.resolve_config(config)
     except dbcost.errors.ConfigError as exc:
         fail_usage(str(exc))
     # click's mechanism for configured defaults: a flag on the command line still wins over a default_map
@@ -346,13 +360,20 @@ def say(message: str, *, level: str = "info", fields: Mapping[str, Any] | None =
     if _JSON_LOGS["on"]:
         sys.stderr.write(dbcost.logs.json_line(level, "dbcost.cli", message, **dict(fields or {})) + "\n")
         sys.stderr.flush()
-    else:
-        err_console.print(message, markup=False)
+    else:  # plain text (while rich's live progress draws, it redirects stderr and prints this above itself)
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
 
 def live_progress() -> bool:
-    """Whether rich progress may draw on stderr: a terminal, and no JSON log lines to interleave with."""
-    return err_console.is_terminal and not _JSON_LOGS["on"]
+    """Whether rich progress may draw on stderr: a terminal, and no JSON log lines to interleave with. Rich
+    decides what a terminal is; it is not imported to say that a pipe is not one (rich's own answer whenever
+    stderr is not a tty and neither FORCE_TERMINAL nor TTY_COMPATIBLE is set)."""
+    if _JSON_LOGS["on"]:
+        return False
+    if not sys.stderr.isatty() and "FORCE_TERMINAL" not in os.environ and "TTY_COMPATIBLE" not in os.environ:
+        return False
+    return err_console().is_terminal
 
 
 def fail_usage(message: str) -> NoReturn:
@@ -380,6 +401,8 @@ class _Signals:
         self.hint: str | None = None
 
     def on_signal(self, sig: signal.Signals) -> None:
+        import asyncio
+
         first = self.received is None
         now = time.monotonic()
         if not first and sig == self.received and now - self.received_at < _ECHO_S:
@@ -404,6 +427,8 @@ _SIGNALS: list[_Signals] = []
 def stop_requested() -> asyncio.Event:
     """For a command that can stop cleanly (inside :func:`run_async`): the event SIGTERM/SIGINT sets. Asking
     for it is what makes the signal set it instead of cancelling the command."""
+    import asyncio
+
     state = _SIGNALS[-1]
     if state.stop is None:
         state.stop = asyncio.Event()
@@ -446,6 +471,8 @@ def _first_dbcost_error(group: BaseExceptionGroup[Any]) -> DbcostError | None:
 def run_async(main: Callable[[], Awaitable[T]]) -> T:
     """Run a command's coroutine under the signal handlers; map every error to one line on stderr and an exit
     code (module docstring)."""
+    import asyncio
+
     state = _Signals()
     _SIGNALS.append(state)
     try:
@@ -488,6 +515,8 @@ def _internal(exc: BaseException) -> NoReturn:
 
 
 async def _call(main: Callable[[], Awaitable[T]], state: _Signals) -> T:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     state.task = asyncio.current_task()
     installed: list[signal.Signals] = []

@@ -9,11 +9,8 @@ from typing import Annotated
 import typer
 
 import dbcost
-import dbcost.attribution.pools
-import dbcost.calendar
-import dbcost.config
+import dbcost.defaults
 import dbcost.governor
-import dbcost.jobs.attribute
 from dbcost.cli.app import EXIT_FAILED, UsageError, fail_usage, live_progress, run_async, say
 from dbcost.cli.options import (
     AllocateOpt,
@@ -45,6 +42,9 @@ __all__ = ["attribute"]
 def _months(month: str | None, start_month: str | None, end_month: str | None, months: int | None,
             today: dt.date) -> list[str] | None:
     """The range asked for (None: one --month); exactly one of --month, --start-month[/--end-month], --months."""
+    import dbcost.calendar
+    import dbcost.jobs.attribute
+
     given = [name for name, v in (("--month", month), ("--start-month", start_month), ("--months", months))
              if v is not None]
     if len(given) != 1:
@@ -90,8 +90,8 @@ def attribute(
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
     max_pages_per_chain: ChainPagesOpt = None,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     today: TodayOpt = None,
 ) -> None:
     """Database spend of a month per team, cluster and category (compute, storage, io, backup, ...).
@@ -104,6 +104,9 @@ def attribute(
     A range (--start-month/--end-month, or --months N) is attributed in one pipeline run; JSON is then a
     list of the months' attributions, oldest first.
     """
+    import dbcost.attribution.pools
+    import dbcost.jobs.attribute
+
     try:
         check_output(output)
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
@@ -140,6 +143,8 @@ def attribute(
 
 
 def _attribute_range(spec: dbcost.AttributeSpec, span: list[str], format_: str, out: Out) -> None:
+    import dbcost.jobs.attribute
+
     with RunProgress(live=live_progress() and not (format_ != "table" and out.terminal)) as progress:
         result = run_async(lambda: dbcost.jobs.attribute.run_attribute_months(spec, span, progress=progress))
     if result.fetched is not None:

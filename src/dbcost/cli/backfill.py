@@ -14,10 +14,8 @@ from typing import Annotated
 import typer
 
 import dbcost
-import dbcost.config
+import dbcost.defaults
 import dbcost.governor
-import dbcost.jobs.backfill
-import dbcost.jobs.metrics
 from dbcost.cli.app import (
     EXIT_FAILED,
     EXIT_OK,
@@ -98,8 +96,8 @@ def backfill(
     max_pages_per_chain: ChainPagesOpt = None,
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
     format_: FormatOpt = "table",
@@ -117,6 +115,8 @@ def backfill(
     a rerun replaces, never adds. SIGTERM/SIGINT stop it within seconds (exit 143/130) with the exact --resume
     command; --resume with nothing to resume says so and sends nothing.
     """
+    import dbcost.jobs.backfill
+
     try:
         spec = run_spec(command="backfill", start=start, end=end, granularity=granularity, metric=metric,
                         group_by=group_by, filter_=filter_, targets=targets, endpoint_url=endpoint_url,
@@ -175,8 +175,8 @@ def sync(
     max_pages_per_chain: ChainPagesOpt = None,
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     sink: SinkOpt = None,
     window: WindowOpt = "auto",
     format_: FormatOpt = "table",
@@ -193,6 +193,8 @@ def sync(
     records replace the old ones (new version); what changed is recorded in the store's changes table.
     With --dataset the query is the one the store keeps for that dataset (or for each, with `all`).
     """
+    import dbcost.jobs.backfill
+
     if dataset is not None:
         restated = [flag for name, flag in _QUERY_OPTIONS
                     if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"]
@@ -251,6 +253,8 @@ def _sync_datasets(selector: str, *, start: str | None, targets: str | None, end
     JSON stream, one object per dataset, as ``jq`` reads it; CSV: one row each under one header; to
     ``--output`` all at once when the last ends). The exit code is the worst: 1 if a sync failed,
     else 3 if one quarantined with ``--strict``; a signal stops the loop (the rest are not started)."""
+    import dbcost.jobs.backfill
+
     try:
         base = run_spec(command="sync", start=None, end=None, granularity="DAILY", metric=None, group_by=None,
                         filter_=None, targets=targets, endpoint_url=endpoint_url, profile=profile, region=region,
@@ -297,6 +301,8 @@ def _sync_datasets(selector: str, *, start: str | None, targets: str | None, end
 
 async def _run(spec: dbcost.RunSpec, *, dry_run: bool, fmt: str, out: Out, strict: bool,
                metrics_file: str | None, probe: bool = False) -> int:
+    import dbcost.jobs.backfill
+
     if dry_run and probe:
         probed = await dbcost.jobs.backfill.probe_backfill(spec)
         print_plan(probed.plan, fmt, out, probe=probed)
@@ -348,6 +354,8 @@ async def _run(spec: dbcost.RunSpec, *, dry_run: bool, fmt: str, out: Out, stric
 
 def _say_quarantined(outcome: dbcost.RunOutcome, spec: dbcost.RunSpec, command: str) -> None:
     """Why ``--strict`` exits 3, in one line: how many groups, for which reasons, and where they are kept."""
+    import dbcost.jobs.backfill
+
     try:
         reasons = dbcost.jobs.backfill.quarantine_reasons(spec)
     except DbcostError:  # the run's own result stands; the reasons are a courtesy
@@ -362,6 +370,8 @@ def _say_quarantined(outcome: dbcost.RunOutcome, spec: dbcost.RunSpec, command: 
 
 def _write_metrics(path: str, spec: dbcost.RunSpec) -> bool:
     """The metrics file from the store; a failure is one line (the run's own result stands, exit 1)."""
+    import dbcost.jobs.metrics
+
     try:
         dbcost.jobs.metrics.write_metrics_file(path, spec.db)
     except DbcostError as exc:

@@ -1,6 +1,6 @@
 """``dbcost config show``: the defaults the configuration gives every command, and where each came from.
 
-The configuration is resolved once per invocation by the root command (:func:`dbcost.config.resolve_config`:
+The configuration is resolved once per invocation by the root command (:func:`dbcost.defaults.resolve_config`:
 a flag beats ``DBCOST_*`` variables, which beat the file, which beats the built-in default) and handed to
 click as the commands' default map; this command resolves it the same way and prints it, so what it shows
 is what a command would use when the flag is not given.
@@ -9,15 +9,11 @@ is what a command would use when the flag is not given.
 from __future__ import annotations
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-import dbcost.config
+import dbcost.defaults
 from dbcost.cli.app import UsageError, config_given, fail_usage
 from dbcost.cli.options import FormatOpt, OutputOpt, check_output
 from dbcost.cli.views import Out
-from dbcost.report.table import print_table
 
 __all__ = ["config_app"]
 
@@ -40,9 +36,15 @@ def config_show(
     each key also has a DBCOST_<KEY> variable, which wins over the file. A flag given to a command wins over
     both. JSON: {"file": PATH or null, "values": [{"key", "value", "source", "from", "option", "env"}]}.
     """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from dbcost.report.table import print_table
+
     try:
         check_output(output)
-        resolved = dbcost.config.resolve_config(config_given())
+        resolved = dbcost.defaults.resolve_config(config_given())
     except UsageError as exc:  # the root command has refused it already; kept for a direct call
         fail_usage(str(exc))
     out = Out(output)

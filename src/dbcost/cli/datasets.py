@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.table import Table
-from rich.text import Text
-
-import dbcost.jobs.datasets
 from dbcost.cli.app import DbcostError, UsageError, fail, fail_usage
 from dbcost.cli.options import DbOpt, FormatOpt, OutputOpt, check_output
 from dbcost.cli.views import Out
-from dbcost.report.table import print_table
 
 __all__ = ["datasets"]
 
@@ -25,6 +20,12 @@ def datasets(db: DbOpt = "dbcost.duckdb", format_: FormatOpt = "table", output: 
     `dbcost export --dataset ID|LABEL`, or `--dataset all` to have every row name its dataset;
     `dbcost sync --dataset ID|LABEL|all` brings them up to date with their stored query.
     """
+    from rich.table import Table
+    from rich.text import Text
+
+    import dbcost.jobs.datasets
+    from dbcost.report.table import print_table
+
     try:
         check_output(output)
         infos = dbcost.jobs.datasets.list_datasets(Path(db))

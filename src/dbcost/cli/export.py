@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 import typer
 
-import dbcost.jobs.export
 from dbcost.cli.app import DbcostError, UsageError, fail, fail_usage, say
 from dbcost.cli.options import ClusterTagOpt, DbOpt, TeamTagOpt
 
@@ -46,6 +45,8 @@ def export(
     datasets needs --dataset (they overlap: summing them counts spend twice). --quarantine writes the groups
     that failed validation instead, with their reason and raw JSON.
     """
+    import dbcost.jobs.export
+
     if format_ not in dbcost.jobs.export.FORMATS:
         fail_usage(f"--format: must be jsonl, csv, parquet or focus, got {format_!r}")
     if format_ == "parquet" and output == "-":

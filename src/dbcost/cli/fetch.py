@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 import dbcost
-import dbcost.config
+import dbcost.defaults
 import dbcost.governor
-import dbcost.jobs.fetch
-import dbcost.plan
-import dbcost.sinks
 from dbcost.cli.app import (
     EXIT_FAILED,
     EXIT_OK,
@@ -51,6 +48,9 @@ from dbcost.cli.options import (
 )
 from dbcost.cli.views import page_status, print_table, write_summary
 
+if TYPE_CHECKING:
+    import dbcost.sinks
+
 __all__ = ["fetch"]
 
 
@@ -68,8 +68,8 @@ def fetch(
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
     max_pages_per_chain: ChainPagesOpt = None,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     strict: StrictOpt = False,
     output: Annotated[
         str, typer.Option("--output", "-o", help="Where records go: a file path, or - for stdout.")
@@ -96,6 +96,9 @@ def fetch(
     --quarantine keeps them with their raw JSON. A summary line goes to stderr at the end. A fetch that fails
     or is stopped (SIGTERM/SIGINT: exit 143/130) keeps what it received as PATH.partial, whole records only.
     """
+    import dbcost.plan
+    import dbcost.sinks
+
     if quarantine is not None and quarantine == output:
         fail_usage("--quarantine: must not be the same file as --output")
     try:
@@ -136,6 +139,8 @@ async def _fetch(
     sinks: list[str],
     sink_context: dbcost.sinks.SinkContext,
 ) -> int:
+    import dbcost.jobs.fetch
+
     with page_status(enabled=live_progress()) as status:
         outcome = await dbcost.jobs.fetch.run_fetch(
             query, settings, output=output, fmt=fmt, quarantine=quarantine, sinks=sinks, sink_context=sink_context,

@@ -18,20 +18,19 @@ import datetime as dt
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 import dbcost
 import dbcost._files
-import dbcost.attribution.pools
-import dbcost.config
+import dbcost.defaults
 import dbcost.errors
 import dbcost.governor
-import dbcost.jobs.attribute
-import dbcost.plan
-import dbcost.sinks
 from dbcost.cli.app import UsageError, configured
+
+if TYPE_CHECKING:  # the builders import what they build with when called: a command pays for its own use-case only
+    import dbcost.plan
 
 __all__ = [
     "AllocateOpt",
@@ -115,13 +114,13 @@ MaxReqOpt = Annotated[
     int | None,
     typer.Option("--max-requests", min=0,
                  help=f"Stop before sending more than N requests ($0.01 each; every attempt counts). Default "
-                      f"{dbcost.config.DEFAULT_MAX_REQUESTS} per run; 0 = no limit."),
+                      f"{dbcost.defaults.DEFAULT_MAX_REQUESTS} per run; 0 = no limit."),
 ]
 ChainPagesOpt = Annotated[
     int | None,
     typer.Option("--max-pages-per-chain", min=0,
                  help=f"Stop a page chain (one unit, or a whole fetch) after N pages. Default "
-                      f"{dbcost.config.DEFAULT_MAX_CHAIN_PAGES}; 0 = no limit."),
+                      f"{dbcost.defaults.DEFAULT_MAX_CHAIN_PAGES}; 0 = no limit."),
 ]
 RequestTimeoutOpt = Annotated[
     float,
@@ -213,6 +212,8 @@ def shard_for(shard: str | None, index_env: str | None = None, count: int | None
     """The run's shard: ``--shard K/N`` (or ``DBCOST_SHARD``), or ``--shard-index-env NAME --shard-count N``,
     whose variable holds a 0-based index (shard ``index + 1`` of N). Giving both forms, or one of the pair
     alone, is a UsageError; so is an index that is not a number below N."""
+    import dbcost.plan
+
     if index_env is None and count is None:
         try:
             return dbcost.plan.parse_shard(shard)
@@ -255,23 +256,25 @@ def _one_target_description(targets: str | None, endpoint_url: str | None, profi
 
 
 def settings_for(*, targets: str | None, endpoint_url: str | None, profile: str | None, region: str | None,
-                 db: str = str(dbcost.config.DEFAULT_DB), max_rps: float = dbcost.governor.DEFAULT_MAX_RPS,
+                 db: str = str(dbcost.defaults.DEFAULT_DB), max_rps: float = dbcost.governor.DEFAULT_MAX_RPS,
                  max_concurrency: int = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
                  sinks: list[str] | None = None,
-                 request_timeout_s: float = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-                 retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+                 request_timeout_s: float = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+                 retry_budget_s: float = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
                  max_requests: int | None = None, max_cost_usd: float | None = None,
                  max_chain_pages: int | None = None) -> dbcost.Settings:
     """``--targets FILE`` or the one target the command line describes (never both), the store, the rate, the
     limits and the sinks: the same :class:`dbcost.Settings` a library caller builds
     (:func:`dbcost.config.load_settings`). ``--max-requests``/``--max-cost-usd`` given (0 included) replace
     the default run limit; ``--max-pages-per-chain 0`` lifts the chain limit."""
+    import dbcost.config
+
     targets, endpoint_url, profile, region = _one_target_description(targets, endpoint_url, profile, region)
     explicit_cap = max_requests is not None or max_cost_usd is not None
     if max_cost_usd is not None and max_cost_usd < 0:
         raise UsageError(f"--max-cost-usd: must be 0 (no limit) or more, got {max_cost_usd:g}")
-    run_cap = (max_requests or None) if explicit_cap else dbcost.config.DEFAULT_MAX_REQUESTS
-    chain = dbcost.config.DEFAULT_MAX_CHAIN_PAGES if max_chain_pages is None else (max_chain_pages or None)
+    run_cap = (max_requests or None) if explicit_cap else dbcost.defaults.DEFAULT_MAX_REQUESTS
+    chain = dbcost.defaults.DEFAULT_MAX_CHAIN_PAGES if max_chain_pages is None else (max_chain_pages or None)
     return dbcost.config.load_settings(targets_file=targets, endpoint_url=endpoint_url, profile=profile,
                                        region=region, db=db, max_rps=max_rps, max_concurrency=max_concurrency,
                                        sinks=tuple(sinks or ()), request_timeout_s=request_timeout_s,
@@ -300,6 +303,8 @@ def check_output(path: str) -> None:
 def check_sinks(urls: list[str] | tuple[str, ...]) -> None:
     """Every ``--sink`` URL parsed (its own grammar), and a file sink's path checked as its open would: a run
     must not begin (a store file, a run row) for a sink that cannot work."""
+    import dbcost.sinks
+
     for url in urls:
         options = dbcost.sinks.parse_sink_url(url)
         shown = dbcost.sinks.redact_url(url)
@@ -338,12 +343,14 @@ def run_spec(
     max_requests: int | None, max_cost_usd: float | None, max_rps: float, max_concurrency: int,
     sinks: list[str] | None, window: str, today: str | None,
     shard_index_env: str | None = None, shard_count: int | None = None,
-    request_timeout_s: float = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: float = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: float = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     max_chain_pages: int | None = None, metrics_file: str | None = None,
 ) -> dbcost.RunSpec:
     """Options -> a validated RunSpec; every problem is a UsageError (exit 2, nothing sent, nothing written).
     The plan itself is checked by the command once its window is known (:func:`dbcost.jobs.backfill.check_run`)."""
+    import dbcost.sinks
+
     day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
     _refuse_a_future_start(start, day)
     # sync computes its own range from the store: it builds the query on a placeholder window first
@@ -375,10 +382,13 @@ def attribute_spec(
     *, month: str, db: str, metric: str, cluster_tag: str, team_tag: str, topology: str | None,
     allocate_shared: bool, endpoint_url: str | None, profile: str | None, region: str | None,
     targets: str | None, today: str | None,
-    request_timeout_s: float = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: float = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: float = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: float = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
 ) -> dbcost.AttributeSpec:
     """Options -> the AttributeSpec that ``quota check`` and ``report`` read the store with."""
+    import dbcost.attribution.pools
+    import dbcost.jobs.attribute
+
     day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
     dbcost.jobs.attribute.month_range(month, day)
     return dbcost.AttributeSpec(

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 import dbcost
-import dbcost.config
-import dbcost.notify
-import dbcost.quota
-import dbcost.sinks
+import dbcost.defaults
 from dbcost.cli.app import UsageError, fail_usage, run_async, say
 from dbcost.cli.options import (
     AllocateOpt,
@@ -34,6 +31,9 @@ from dbcost.cli.options import (
     check_output,
 )
 from dbcost.cli.views import Out
+
+if TYPE_CHECKING:
+    import dbcost.quota
 
 __all__ = ["quota_app"]
 
@@ -72,8 +72,8 @@ def quota_check(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     targets: TargetsOpt = None,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     today: TodayOpt = None,
 ) -> None:
     """Evaluate each pool's month against its budget: actual, daily burn, run-rate forecast, breach date.
@@ -84,6 +84,10 @@ def quota_check(
     (state kept in the store), so a cron job does not spam. Reads the attribution from the store:
     run `dbcost attribute --month` first.
     """
+    import dbcost.notify
+    import dbcost.quota
+    import dbcost.sinks
+
     try:
         check_output(output)
         spec = attribute_spec(month=month, db=db, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag,
@@ -132,6 +136,7 @@ def _print_table(report: dbcost.quota.QuotaReport, out: Out) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    import dbcost.quota
     from dbcost.report.table import print_table
 
     amounts = {"actual", "budget", "used", "forecast"}
@@ -157,6 +162,8 @@ def _print_table(report: dbcost.quota.QuotaReport, out: Out) -> None:
 @quota_app.command("example")
 def quota_example(output: OutputOpt = "-") -> None:
     """Print an example policy file (the one the demo uses) to start from."""
+    import dbcost.quota
+
     try:
         check_output(output)
     except UsageError as exc:

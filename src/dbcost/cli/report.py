@@ -6,11 +6,6 @@ from typing import Annotated, Literal
 
 import typer
 
-import dbcost
-import dbcost.jobs.quota
-import dbcost.jobs.report
-import dbcost.quota
-import dbcost.report
 from dbcost.cli.app import DbcostError, UsageError, fail, fail_usage, say
 from dbcost.cli.options import (
     AllocateOpt,
@@ -57,6 +52,10 @@ def report(
     that opens offline; like every format it goes to stdout unless --output names a file. Reads the store
     only: run `dbcost attribute --month` for each month first.
     """
+    import dbcost.jobs.report
+    import dbcost.quota
+    import dbcost.report
+
     try:
         check_output(output)
         spec = attribute_spec(month=month, db=db, metric=metric, cluster_tag=cluster_tag, team_tag=team_tag,

@@ -18,19 +18,13 @@ import csv
 import datetime as dt
 import io
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 import dbcost
-import dbcost._files
-import dbcost.attribution.pools
-import dbcost.attribution.resources
-import dbcost.config
+import dbcost.defaults
 import dbcost.governor
-import dbcost.jobs.resources
-import dbcost.money
-import dbcost.operations
 from dbcost.cli.app import EXIT_FAILED, UsageError, fail_usage, run_async, say
 from dbcost.cli.options import (
     ClusterTagOpt,
@@ -54,10 +48,13 @@ from dbcost.cli.options import (
 )
 from dbcost.cli.views import Out, report_run
 
+if TYPE_CHECKING:
+    import dbcost.attribution.resources
+
 __all__ = ["resources"]
 
-_CSV_COLUMNS = ("resource_id", "service", "kind", "account", "region", "cluster", "team", "placed_by", "amount",
-                *dbcost.attribution.resources.RESOURCE_CATEGORIES)
+#: the CSV's columns: these, then one per category (:data:`dbcost.attribution.resources.RESOURCE_CATEGORIES`)
+_CSV_COLUMNS = ("resource_id", "service", "kind", "account", "region", "cluster", "team", "placed_by", "amount")
 
 
 def _date(option: str, text: str | None) -> dt.date | None:
@@ -96,8 +93,8 @@ def resources(
     max_rps: MaxRpsOpt = dbcost.governor.DEFAULT_MAX_RPS,
     max_concurrency: MaxConcOpt = dbcost.governor.DEFAULT_MAX_CONCURRENCY,
     max_requests: MaxReqOpt = None,
-    request_timeout_s: RequestTimeoutOpt = dbcost.config.DEFAULT_REQUEST_TIMEOUT_S,
-    retry_budget_s: RetryBudgetOpt = dbcost.config.DEFAULT_RETRY_BUDGET_S,
+    request_timeout_s: RequestTimeoutOpt = dbcost.defaults.DEFAULT_REQUEST_TIMEOUT_S,
+    retry_budget_s: RetryBudgetOpt = dbcost.defaults.DEFAULT_RETRY_BUDGET_S,
     today: TodayOpt = None,
 ) -> None:
     """What each database instance, cluster and table cost, tagged or not (resource-level data, last 14 days).
@@ -109,6 +106,9 @@ def resources(
     resource_id or cluster (topology); otherwise it is unattributed. The payer must have opted in to
     resource-level data in Cost Explorer's preferences.
     """
+    import dbcost.attribution.pools
+    import dbcost.jobs.resources
+
     try:
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
         first, last = _date("--start", start), _date("--end", end)
@@ -155,6 +155,8 @@ def resources(
 def _fail_run(outcome: dbcost.RunOutcome) -> None:
     """A run that did not complete: the not-enabled answer is one line naming the setting, anything else the
     run summary. Exit 1 either way."""
+    import dbcost.operations
+
     setting = dbcost.operations.COST_AND_USAGE_WITH_RESOURCES.opt_in or ""
     not_enabled = next((e for e in outcome.errors if setting and setting in e), None)
     if not_enabled is not None:
@@ -165,13 +167,16 @@ def _fail_run(outcome: dbcost.RunOutcome) -> None:
 
 
 def _csv(a: dbcost.attribution.resources.ResourceAttribution) -> str:
+    import dbcost.attribution.resources
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(_CSV_COLUMNS)
+    categories = dbcost.attribution.resources.RESOURCE_CATEGORIES
+    w.writerow((*_CSV_COLUMNS, *categories))
     for r in a.resources:
         j = r.to_json()
-        w.writerow([*(j[c] if j[c] is not None else "" for c in _CSV_COLUMNS[:9]),
-                    *(j["categories"][c] for c in _CSV_COLUMNS[9:])])
+        w.writerow([*(j[c] if j[c] is not None else "" for c in _CSV_COLUMNS),
+                    *(j["categories"][c] for c in categories)])
     return buf.getvalue()
 
 
@@ -179,6 +184,8 @@ def _table(a: dbcost.attribution.resources.ResourceAttribution, console: Any, li
     from rich.table import Table
     from rich.text import Text
 
+    import dbcost.attribution.resources
+    import dbcost.money
     from dbcost.report.table import print_table
 
     table = Table(title=f"Database resources {a.start} to {a.end} (exclusive; {a.metric}, USD): total {a.total:,.2f}, "

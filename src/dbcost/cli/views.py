@@ -25,14 +25,16 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 import dbcost
 import dbcost._files
-import dbcost.plan
 from dbcost.cli.app import EXIT_FAILED, EXIT_OK, EXIT_QUARANTINED, err_console, say
+
+if TYPE_CHECKING:  # rich is imported by what draws, the plan's module by what prints a plan
+    from rich.console import Console
+
+    import dbcost.plan
 
 __all__ = [
     "ATTRIBUTION_CSV",
@@ -57,7 +59,7 @@ class page_status:
     """A rich status spinner on a terminal; nothing otherwise."""
 
     def __init__(self, *, enabled: bool) -> None:
-        self._status: Any = err_console.status("fetching…") if enabled else None
+        self._status: Any = err_console().status("fetching…") if enabled else None
 
     def __enter__(self) -> Callable[[str], None]:
         if self._status is None:
@@ -130,7 +132,7 @@ class RunProgress:
 
             self._progress = _TwoLines(
                 TextColumn("[bold]pages"), BarColumn(bar_width=None), MofNCompleteColumn(), TaskProgressColumn(),
-                TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"), console=err_console, transient=False,
+                TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"), console=err_console(), transient=False,
             )
             self._progress.__enter__()
 
@@ -289,6 +291,8 @@ class Out:
     def draw(self, render: Callable[[Console], None]) -> None:
         """Call ``render`` with a console: the terminal's, or one at the natural width whose text is written
         to the file or the pipe."""
+        from rich.console import Console
+
         if self.terminal:
             render(Console(highlight=False, width=shutil.get_terminal_size().columns))
             return
@@ -330,6 +334,7 @@ def print_table(f: Any, query: dbcost.CostQuery, records: list[dbcost.CostRecord
     """``fetch --format table``: one row per record, one column per group key and metric, and a total row
     per metric whose records share one unit; fitted to the terminal when ``f`` is one, else at its natural
     width."""
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -373,6 +378,8 @@ def print_plan(plan: dbcost.plan.Plan, fmt: str, out: Out, *, probe: Any = None,
     """``--dry-run``: the units and what they will cost, as a table, JSON or CSV (one row per unit); with
     ``probe`` (a :class:`~dbcost.jobs.backfill.ProbeOutcome`) the run's expected requests are the probe's estimate
     of what it still sends, and what the probe spent is shown."""
+    import dbcost.plan
+
     units = dbcost.plan.describe_units(plan.units)
     expected = probe.expected_requests if probe is not None else plan.expected_requests
     expected_usd = probe.expected_cost_usd if probe is not None else plan.expected_cost_usd

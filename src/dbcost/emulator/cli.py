@@ -8,7 +8,6 @@ error of dbcost.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from typing import Annotated
@@ -81,6 +80,8 @@ def serve(
     ] = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM; print the bound URL as the only line on stdout."""
+    import asyncio  # here, not at module level: the dbcost CLI mounts this app on every start
+
     try:
         cfg = EmulatorConfig(
             host=host,
@@ -111,15 +112,19 @@ def serve(
 
 
 async def _serve(cfg: EmulatorConfig) -> None:
-    # imported here, not at module level: the dbcost CLI mounts this app on every start
-    from dbcost.emulator.server import Emulator
+    import asyncio
 
+    from dbcost.emulator.server import Emulator  # the server (aiohttp.web) only for a command that serves
+
+    # the loop admits requests while the build thread makes answers; a short switch interval hands it the GIL
+    # within half a millisecond (Python's default is 5 ms), so a throttle decision waits on no page being built
+    sys.setswitchinterval(0.0005)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with Emulator(cfg) as emu:
+        async with Emulator(cfg, build_thread=True) as emu:
             print(emu.url, flush=True)  # the one line of stdout: where the emulator listens
             await stop.wait()
     finally:

@@ -52,6 +52,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
@@ -164,8 +165,11 @@ class Emulator:
     with for a GetCostAndUsage request at the current knobs and version.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, *, build_thread: bool = False) -> None:
+        """``build_thread``: answers are built on one worker thread, so the event loop (which admits or throttles
+        each request as it arrives) is never held up by another request's page; ``emulator serve`` uses it."""
         self._config = config if config is not None else EmulatorConfig()
+        self._builds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emulator-build") if build_thread else None
         cfg = self._config
         self.fleet = Fleet(
             seed=cfg.seed, clusters=cfg.clusters, accounts=cfg.accounts, anchor=cfg.today or _utc_today()
@@ -222,6 +226,14 @@ class Emulator:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        if self._builds is not None:
+            self._builds.shutdown(wait=True)
+
+    async def _build(self, fn: Callable[[Any], Any], body: Any) -> Any:
+        """``fn(body)``: on the build thread when there is one (one at a time, in arrival order), else inline."""
+        if self._builds is None:
+            return fn(body)
+        return await asyncio.get_running_loop().run_in_executor(self._builds, fn, body)
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
@@ -400,7 +412,7 @@ class Emulator:
                 raise AwsError("SerializationException", "The request body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise AwsError("SerializationException", "The request body must be a JSON object")
-            payload = handler(body)
+            payload = await self._build(handler, body)
         except _Drop:
             st.dropped += 1
             transport = request.transport
@@ -499,7 +511,7 @@ class Emulator:
                 if not isinstance(body, dict):
                     return _admin_error(400, "SerializationException", "the body must be a JSON object")
             try:
-                result = fn(body)
+                result = await self._build(fn, body)
             except AwsError as err:
                 return _admin_error(err.status, err.code, err.message)
             except (ValueError, TypeError) as exc:
