@@ -10,7 +10,7 @@ import pytest
 
 from dbcost.errors import UsageError
 from dbcost.models import CostQuery
-from dbcost.plan import Density, Shard, chains_wanted, parse_shard, plan_units
+from dbcost.plan import Density, Shard, _split, _whole_rounds, chains_wanted, parse_shard, plan_units
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -111,16 +111,29 @@ def test_bad_shard_is_a_usage_error(text: str) -> None:
 
 
 def test_known_density_splits_for_the_latency_but_not_past_five_percent_of_partial_pages() -> None:
-    """With pages per day known: 40 req/s x 0.5 s wants 16 chains, so a 4-month range is cut into ISO weeks (18
-    units, about 9 extra half pages over 492 pages); with a tenth of the data the same range stays in months."""
+    """With pages per day known: 40 req/s x 0.5 s wants 16 chains; ISO weeks would make 18 units, two rounds of
+    16 slots, so the 4-month range is cut into 9-day windows (15 units, one round, about 7 extra half pages over
+    492 pages); with a tenth of the data the same range stays in months."""
     query = q("2026-07-01", "2026-11-01")
     big = plan_units(query, ["t"], today=TODAY, max_rps=40, max_concurrency=16, pages_per_day={query.fingerprint: 4.0})
-    assert len(big.units) == 18 and all(u.days <= 7 for u in big.units)
+    assert len(big.units) == 15 and all(u.days <= 9 for u in big.units)
+    assert sum(u.days for u in big.units) == (query.end - query.start).days
     small = plan_units(query, ["t"], today=TODAY, max_rps=40, max_concurrency=16,
                        pages_per_day={query.fingerprint: 0.4})
     assert len(small.units) == 4
     unknown = plan_units(query, ["t"], today=TODAY, max_rps=40, max_concurrency=16)  # no history: half the cap
     assert len(unknown.units) == 8
+
+
+def test_units_fill_whole_rounds_of_the_slots() -> None:
+    """Between one and three rounds of units, equal k-day windows that all run at once instead (a second round of
+    a few chains could not carry the rate); under one round or from three rounds on, the window stays."""
+    start, end = dt.date(2026, 5, 12), dt.date(2026, 11, 28)  # 200 days: 30 ISO weeks, about
+    assert _whole_rounds(start, end, "week", 24) == "9day"
+    assert len(_split(start, end, "9day")) <= 24
+    assert _whole_rounds(start, end, "week", 40) == "week"  # one round already
+    assert _whole_rounds(start, end, "day", 24) == "day"  # 200 units: eight rounds, a small tail
+    assert _whole_rounds(start, end, "week", 1) == "week"
 
 
 def test_chains_follow_littles_law_capped_by_concurrency() -> None:

@@ -11,7 +11,7 @@ Date rules (``COST-EXPLORER-FACTS.md``; AWS does not publish all of them, so the
 * Nothing is served for days after today: a range that starts in the future is refused, and the units of a
   range that runs past today stop at today's unit (a future day would cost a request and bring nothing).
 
-Windows are calendar-aligned (months, half-months, ISO weeks or days), so the same range and the same
+Windows are calendar-aligned (months, half-months, ISO weeks, k-day grids or days), so the same range and the same
 history always yield the same units. ``auto`` sizes them between two limits:
 
 * **enough chains for the latency.** A unit is one page chain, and a chain is sequential: it sends its next
@@ -26,7 +26,12 @@ history always yield the same units. ``auto`` sizes them between two limits:
   about half a page. When the store knows the dataset's pages per day (earlier runs, or a probe), the
   windows are never so fine that the units would add more than :data:`MAX_SPLIT_OVERHEAD` (5%) over the
   fewest requests the data allows (one chain over the range): more chains only where the data is large
-  enough to pay for them. Without that history the chain count alone decides (months are the coarsest).
+  enough to pay for them. Without that history the chain count alone decides (months are the coarsest);
+* **whole rounds.** At most ``max_concurrency`` units of a target run at once (shared by its datasets), and
+  the units of a window are about equal: 30 of them in 24 slots run as 24 and then 6, whose chains cannot
+  carry the rate. With the pages per day known, a window that makes between one and three rounds of units
+  becomes equal ``<k>``-day windows (on a grid of day numbers divisible by ``k``, so still deterministic) that
+  all fit in one round.
 
 Units are ordered by (target, dataset, start) and sharded round-robin over that order: ``--shard K/N`` takes
 a deterministic, disjoint share.
@@ -161,8 +166,8 @@ _AUTO_WINDOWS: tuple[str, ...] = ("month", "semimonth", "week", "4day", "2day", 
 
 def _split(start: dt.date, end: dt.date, window: str) -> list[tuple[dt.date, dt.date]]:
     """Calendar-aligned windows covering ``[start, end)``."""
-    if window in ("4day", "2day"):
-        k = int(window[0])
+    if window.endswith("day") and window[:-3].isdigit():  # "4day", "2day" or a whole-rounds "<k>day"
+        k = int(window[:-3])
         bounds_k = {start, end} | {dt.date.fromordinal(o) for o in range(start.toordinal() + 1, end.toordinal())
                                    if o % k == 0}
         return list(itertools.pairwise(sorted(bounds_k)))
@@ -213,6 +218,21 @@ def _auto_window(start: dt.date, end: dt.date, want_units: int, pages_per_day: f
         if n >= want_units:
             break
     return chosen
+
+
+def _whole_rounds(start: dt.date, end: dt.date, window: str, slots: int) -> str:
+    """``window``, or equal ``<k>day`` windows that fit in one round of ``slots`` units at a time.
+
+    The units of a window are about equal, and at most ``slots`` of them run at once: 30 units in 24 slots run
+    as 24, then 6 alone, and those 6 chains cannot carry the rate (at 800 ms, 20/s takes 16 chains), so the
+    last round takes as long as the first at a fraction of the rate. Between one and three rounds' worth, fewer
+    but longer units that all start at once do better (and cost fewer partial pages); from three rounds on
+    the tail is a small share of the run."""
+    n = len(_split(start, end, window))
+    if slots < 2 or not slots < n < 3 * slots:
+        return window
+    k = math.ceil((end - start).days / (slots - 1))  # one fewer: the k-day grid may cut a partial unit at each end
+    return f"{k}day" if k > 1 else "day"
 
 
 def chains_wanted(max_concurrency: int, max_rps: float | None, latency_s: float = DEFAULT_LATENCY_S) -> int:
@@ -321,6 +341,9 @@ def plan_units(
             want = max(1, math.ceil(chains_wanted(max_concurrency, max_rps if density is not None else None,
                                                   latency_s) / share))
             win = _auto_window(query.start, min(query.end, add_months(today, 2)), want, density)
+            if density is not None:
+                slots = max(1, max_concurrency // max(1, sibling_queries)) - len(fixed)
+                win = _whole_rounds(s, min(e, add_months(today, 2)), win, slots)
         else:
             win = window
         # a unit starting after today would bring nothing; the split stops well past today's unit (whose own
