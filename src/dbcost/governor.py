@@ -130,7 +130,8 @@ class Governor:
         self.in_flight = 0
         self.throttles = 0
         self.cuts = 0
-        #: the lowest rate the service refused (None before the first congestion event)
+        #: the rate the service last refused, raised after every ``hold`` quiet successes (None before the
+        #: first congestion event)
         self.ceiling: float | None = None
         #: the highest rate the service sustained since the rate last fell below it (None: none yet)
         self.floor: float | None = None

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import itertools
+import threading
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -501,3 +504,56 @@ async def test_latency_delays_every_aws_response() -> None:
         failed = time.perf_counter() - t0
     assert ok >= 0.15
     assert failed >= 0.15
+
+
+@contextlib.contextmanager
+def _served_from_a_thread(cfg: EmulatorConfig, *, build_thread: bool) -> Iterator[Emulator]:
+    """The emulator on its own event loop in a thread, as a separate server would be: a build that holds that
+    loop does not hold the client's."""
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    emu = Emulator(cfg, build_thread=build_thread)
+    asyncio.run_coroutine_threadsafe(emu.start(), loop).result(30)
+    try:
+        yield emu
+    finally:
+        asyncio.run_coroutine_threadsafe(emu.close(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(30)
+        loop.close()
+
+
+@pytest.mark.parametrize("build_thread", [True, False])
+async def test_a_page_being_built_does_not_hold_up_admission_on_the_build_thread(build_thread: bool) -> None:
+    """With answers built on the worker thread (as `emulator serve` does), a throttle is decided and answered
+    while a long build (a 13-month truth, about a second) runs; built inline, the same throttle waits for it."""
+    cfg = EmulatorConfig(today=TODAY, max_rps=0.1, burst=1)  # one token, the next in 10 s
+    long_truth = {"TimePeriod": {"Start": "2025-10-01", "End": "2026-11-28"}, "Granularity": "DAILY",
+                  "Metrics": ["UnblendedCost"], "GroupBy": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"},
+                                                            {"Type": "TAG", "Key": "db-cluster"}]}
+    with _served_from_a_thread(cfg, build_thread=build_thread) as emu:
+        async with ce_client(emu.url) as ce:
+            await ce.get_tags(TimePeriod={"Start": "2026-10-01", "End": "2026-11-01"})  # takes the one token
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            took: dict[str, float] = {}
+
+            async def truth() -> None:
+                async with aiohttp.ClientSession() as http, http.post(emu.url + "/_emulator/truth",
+                                                                      json=long_truth) as resp:
+                    assert resp.status == 200
+                    await resp.read()
+                took["truth"] = loop.time() - began
+
+            async def throttled() -> None:
+                await asyncio.sleep(0.2)  # the build is under way
+                with pytest.raises(ce.exceptions.LimitExceededException):
+                    await ce.get_tags(TimePeriod={"Start": "2026-10-01", "End": "2026-11-01"})
+                took["throttle"] = loop.time() - began
+
+            await asyncio.gather(truth(), throttled())
+    if build_thread:  # answered while the build ran
+        assert took["throttle"] < 0.5 * took["truth"]
+    else:  # held up until the build was done
+        assert took["throttle"] > 0.8 * took["truth"]
