@@ -140,8 +140,8 @@ async def test_the_search_bisects_by_at_most_step_then_holds_within_settle() -> 
     it and goes back below the sustained rate; tries wait for a window of accepted attempts; within 2.5% of the
     ceiling it holds."""
     clock = FakeClock()
-    gov = Governor(GovernorSettings(max_rps=20, initial=0.5, first_cut=0.85, streak=8, step=0.05, settle=0.025,
-                                    backoff=0.04, window=50), clock=clock)
+    gov = Governor(GovernorSettings(max_rps=20, initial=0.5, first_cut=0.85, streak=8, try_streak=8, step=0.05,
+                                    settle=0.025, backoff=0.04, window=50), clock=clock)
     await _refuse(gov)
     await _succeed(gov, 8)
     assert gov.floor == pytest.approx(8.5) and gov.rate == pytest.approx(8.925)  # 8.5 x 1.05 < (8.5 + 10) / 2
@@ -157,6 +157,20 @@ async def test_the_search_bisects_by_at_most_step_then_holds_within_settle() -> 
     held = gov.rate  # 8.97 -> 9.17: within 2.5% of 9.37, so it holds there
     await _succeed(gov, 200)
     assert gov.rate == held and gov.ceiling is not None and gov.ceiling <= held * 1.025
+
+
+async def test_a_try_above_the_sustained_rate_needs_the_longer_streak() -> None:
+    """A try is sustained only after try_streak successes (a bursty bucket's saved tokens carry a rate just
+    above its limit for a while), the first sustained rate after a cut after streak."""
+    clock = FakeClock()
+    gov = Governor(GovernorSettings(max_rps=20, initial=0.5, first_cut=0.85, streak=8, try_streak=32), clock=clock)
+    await _refuse(gov)
+    await _succeed(gov, 8)
+    assert gov.floor == pytest.approx(8.5) and gov.rate == pytest.approx(8.925)  # trying
+    await _succeed(gov, 31)
+    assert gov.floor == pytest.approx(8.5) and gov.rate == pytest.approx(8.925)
+    await _succeed(gov, 1)
+    assert gov.floor == pytest.approx(8.925)
 
 
 async def test_a_refusal_at_a_rate_that_held_steps_it_down_by_backoff() -> None:
@@ -246,7 +260,7 @@ async def test_throttle_slows_subsequent_acquisitions() -> None:
 def test_settings_reject_nonsense() -> None:
     """Zero or negative rates and caps, shares outside (0, 1), are refused."""
     for kw in ({"max_rps": 0}, {"max_concurrency": 0}, {"burst": 0.5}, {"backoff": 1.5}, {"initial": 0},
-               {"first_cut": 1.0}, {"step": 0}, {"ramp": 1.0}, {"streak": 0}, {"window": 0}):
+               {"first_cut": 1.0}, {"step": 0}, {"ramp": 1.0}, {"streak": 0}, {"try_streak": 0}, {"window": 0}):
         with pytest.raises(ValueError, match="must"):
             GovernorSettings(**kw)
 

@@ -11,7 +11,9 @@ just under it, rather than saw-toothing around it:
 * **evidence is per rate**: a success counts for a rate only if its attempt was released at that rate (after
   the rate was last set) and while the rate binds (a request recently waited for its token: a run held back by
   its chains proves nothing about the service). ``streak`` (8) such successes in a row make the rate
-  *sustained*: the lower bound :attr:`Governor.floor` rises to it;
+  *sustained* (``try_streak``, 32, for a try above the sustained rate: a bucket with saved tokens carries a
+  rate just above its limit for a while, and a try that passed on them would be a sustained rate that is
+  not): the lower bound :attr:`Governor.floor` rises to it;
 * **the upper bound** :attr:`Governor.ceiling` is the rate an attempt was released at when the service
   throttled it (one *congestion event*: throttles of attempts released before the last cut are counted but do
   not cut again);
@@ -22,8 +24,9 @@ just under it, rather than saw-toothing around it:
 * **a congestion event**, by what it says:
 
   - the first one, or one right after a cut (within ``2 x streak`` successes): the start overshot by an unknown
-    amount, or the cut was not enough; the rate goes to ``first_cut`` (0.85) of the refused rate and the
-    sustained rate is forgotten (a bursty bucket's saved tokens may have carried it);
+    amount, or the cut was not enough; the rate goes to ``first_cut`` (0.75: one ramp step back and 6%
+    more) of the refused rate and the sustained rate is forgotten (a bursty bucket's saved tokens may have
+    carried it);
   - a try above the sustained rate failed: back to the sustained rate, less ``backoff`` (4%): near the limit a
     bursty bucket's saved tokens make a rate just above it look sustained for a while, and a one-token bucket
     refuses early arrivals (a few milliseconds of network or scheduling jitter are enough at 20/s);
@@ -80,10 +83,13 @@ class GovernorSettings:
     initial: float = 0.5
     #: successes in a row, released at a binding rate, that make it sustained
     streak: int = 8
+    #: ... and that make a try above the sustained rate sustained (a bursty bucket's saved tokens carry a rate
+    #: just above its limit for a while)
+    try_streak: int = 32
     #: before the first congestion event, a sustained rate grows by this factor
     ramp: float = 1.25
     #: with no sustained rate yet, an event cuts to this share of the refused rate
-    first_cut: float = 0.85
+    first_cut: float = 0.75
     #: a failed try, or a refusal at a rate that held, steps the rate this share down
     backoff: float = 0.04
     #: the search stops when the refused rate is within this share above the sustained one
@@ -110,8 +116,8 @@ class GovernorSettings:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.ramp <= 1:
             raise ValueError("ramp must be above 1")
-        if self.streak < 1 or self.hold < 1 or self.window < 1:
-            raise ValueError("streak, hold and window must be at least 1")
+        if self.streak < 1 or self.try_streak < 1 or self.hold < 1 or self.window < 1:
+            raise ValueError("streak, try_streak, hold and window must be at least 1")
 
 
 class Governor:
@@ -233,7 +239,8 @@ class Governor:
             self._streak = 0
             return
         self._streak += 1
-        if self._streak < s.streak:
+        trying = self.ceiling is not None and self.floor is not None and self._rate > self.floor  # (not the ramp)
+        if self._streak < (s.try_streak if trying else s.streak):
             return
         rate = self._rate
         if self.floor is None and self.ceiling is not None and self.cuts and not self._settled:
