@@ -27,21 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._emulator import serve_emulator
+
 TODAY = dt.date(2026, 11, 28)
 
 
 def start_emulator(rps: float, latency_ms: float, page_size: int) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dbcost", "emulator", "serve", "--today", TODAY.isoformat(), "--max-rps", str(rps),
-         "--latency-ms", str(latency_ms), "--page-size", str(page_size)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"emulator did not start: {url!r}")
-    return proc, url
+    return serve_emulator("--today", TODAY.isoformat(), "--max-rps", str(rps), "--latency-ms", str(latency_ms),
+                          "--page-size", str(page_size))
 
 
 def run_backfill(url: str, start: str, rps: float, concurrency: int, db: Path) -> dict[str, Any]:

@@ -48,6 +48,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench._emulator import serve_emulator
+
 TODAY = dt.date(2026, 11, 28)
 START, END = "2026-08-01", "2026-11-01"  # 92 days
 LONG_START = "2025-10-01"  # 13 months to END
@@ -68,6 +70,15 @@ def _request(start: str, end: str) -> dict[str, Any]:
             "GroupBy": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}, {"Type": "TAG", "Key": "db-cluster"}]}
 
 
+def _collect(page: dict[str, Any], rows: list[tuple[str, str, str, Decimal, str]]) -> None:
+    """What each reference client does per group: one tuple (day, key, key, ``Decimal`` amount, unit)."""
+    for result in page["ResultsByTime"]:
+        day = result["TimePeriod"]["Start"]
+        for g in result["Groups"]:
+            m = g["Metrics"]["UnblendedCost"]
+            rows.append((day, g["Keys"][0], g["Keys"][1], Decimal(m["Amount"]), m["Unit"]))
+
+
 async def _aioboto3_loop(url: str, start: str, end: str) -> int:
     import aioboto3
 
@@ -77,11 +88,7 @@ async def _aioboto3_loop(url: str, start: str, end: str) -> int:
         params = _request(start, end)
         while True:
             page = await ce.get_cost_and_usage(**params)
-            for result in page["ResultsByTime"]:
-                day = result["TimePeriod"]["Start"]
-                for g in result["Groups"]:
-                    m = g["Metrics"]["UnblendedCost"]
-                    rows.append((day, g["Keys"][0], g["Keys"][1], Decimal(m["Amount"]), m["Unit"]))
+            _collect(page, rows)
             token = page.get("NextPageToken")
             if not token:
                 return len(rows)
@@ -110,11 +117,7 @@ async def _aiohttp_loop(url: str, start: str, end: str) -> int:
                 if resp.status != 200:
                     raise SystemExit(f"floor: HTTP {resp.status}: {body[:200]!r}")
             page = orjson.loads(body)
-            for result in page["ResultsByTime"]:
-                day = result["TimePeriod"]["Start"]
-                for g in result["Groups"]:
-                    m = g["Metrics"]["UnblendedCost"]
-                    rows.append((day, g["Keys"][0], g["Keys"][1], Decimal(m["Amount"]), m["Unit"]))
+            _collect(page, rows)
             token = page.get("NextPageToken")
             if not token:
                 return len(rows)
@@ -133,17 +136,10 @@ class Sample:
 
 
 def start_emulator(quick: bool) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "dbcost", "emulator", "serve", "--today", TODAY.isoformat(),
-           "--page-size", str(PAGE_SIZE)]
+    options = ["--today", TODAY.isoformat(), "--page-size", str(PAGE_SIZE)]
     if quick:
-        cmd += ["--clusters", "24"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, **ENV})
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"emulator did not start: {url!r}")
-    return proc, url
+        options += ["--clusters", "24"]
+    return serve_emulator(*options, env={**os.environ, **ENV})
 
 
 def measure(cmd: list[str], groups_from: Path | None = None) -> Sample:

@@ -46,6 +46,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench._emulator import serve_emulator
+
 TODAY = dt.date(2026, 11, 28)
 #: groups per day of SERVICE x TAG:db-cluster in the default emulator fleet (about 200 in 2026)
 _GROUPS_PER_DAY = 200
@@ -67,18 +69,9 @@ def _env() -> dict[str, str]:
 
 
 def start_emulator(rps: float, burst: int, latency_ms: float, page_size: int) -> tuple[subprocess.Popen[str], str]:
-    """The emulator in its own process (its CPU is not the client's); returns it and its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dbcost", "emulator", "serve", "--today", TODAY.isoformat(), "--max-rps", str(rps),
-         "--burst", str(burst), "--latency-ms", str(latency_ms), "--page-size", str(page_size)],
-        stdout=subprocess.PIPE, text=True, env=_env(),
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"emulator did not start: {url!r}")
-    return proc, url
+    """The emulator allowing ``rps`` with ``burst`` and ``latency_ms``; it and its URL."""
+    return serve_emulator("--today", TODAY.isoformat(), "--max-rps", str(rps), "--burst", str(burst),
+                          "--latency-ms", str(latency_ms), "--page-size", str(page_size), env=_env())
 
 
 def warm(url: str, start: dt.date) -> None:

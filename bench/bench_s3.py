@@ -33,6 +33,7 @@ from typing import Any
 
 from tests.sinks.conftest import MotoServer, create_bucket, s3_client
 
+from bench._emulator import serve_emulator
 from dbcost.sinks import UnitRef, open_sink
 from dbcost.sinks.s3 import S3Sink
 from dbcost.store import Store
@@ -42,14 +43,7 @@ BUCKET = "bench"
 
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "dbcost", "emulator", "serve", "--today", TODAY.isoformat()],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"emulator did not start: {url!r}")
-    return proc, url
+    return serve_emulator("--today", TODAY.isoformat())
 
 
 def backfill(emulator: str, start: dt.date, db: Path, *sink: str) -> tuple[float, dict[str, Any]]:

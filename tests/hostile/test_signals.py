@@ -41,6 +41,12 @@ def slow_emulator() -> EmulatorConfig:
     return EmulatorConfig(today=TODAY, page_size=40, latency_ms=25)
 
 
+def _backfill(url: str, db: Path) -> list[str]:
+    """The two-month backfill these tests stop, against ``url`` into ``db`` (two units at a time)."""
+    return ["backfill", "--start", "2026-09-01", "--end", "2026-11-01", *Q, "--endpoint-url", url, *FAST,
+            "--max-concurrency", "2", "--db", str(db)]
+
+
 def truth_total(emu: Emulator, start: str, end: str) -> Decimal:
     t = emu.truth({"TimePeriod": {"Start": start, "End": end}, "Granularity": "DAILY", "Metrics": ["UnblendedCost"],
                    "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "TAG", "Key": "team"}]})
@@ -62,8 +68,7 @@ async def test_a_signalled_backfill_says_what_completed_and_resumes_exactly(
     exact --resume command; that command finishes the plan and the store equals the truth."""
     db = tmp_path / "s.duckdb"
     async with Emulator(slow_emulator()) as emu:
-        args = ["backfill", "--start", "2026-09-01", "--end", "2026-11-01", *Q, "--endpoint-url", emu.url, *FAST,
-                "--max-concurrency", "2", "--db", str(db)]
+        args = _backfill(emu.url, db)
         proc = await spawn(*args)
         await wait_for(lambda: emu.stats()["pages_served"] >= 12)
         proc.send_signal(sig)
@@ -141,8 +146,7 @@ async def test_kill_9_mid_backfill_then_resume_equals_the_truth(tmp_path: Path) 
     """kill -9 mid-run (no handler can run), then --resume: the store equals the truth."""
     db = tmp_path / "s.duckdb"
     async with Emulator(slow_emulator()) as emu:
-        args = ["backfill", "--start", "2026-09-01", "--end", "2026-11-01", *Q, "--endpoint-url", emu.url, *FAST,
-                "--max-concurrency", "2", "--db", str(db)]
+        args = _backfill(emu.url, db)
         proc = await spawn(*args)
         await wait_for(lambda: emu.stats()["pages_served"] >= 10)
         proc.send_signal(signal.SIGKILL)
@@ -226,8 +230,7 @@ async def test_a_signal_sent_twice_at_once_is_one_request_to_stop(tmp_path: Path
     moments is one request, so the backfill still stops cleanly and says what completed and how to resume."""
     db = tmp_path / "s.duckdb"
     async with Emulator(slow_emulator()) as emu:
-        proc = await spawn("backfill", "--start", "2026-09-01", "--end", "2026-11-01", *Q, "--endpoint-url", emu.url,
-                           *FAST, "--max-concurrency", "2", "--db", str(db))
+        proc = await spawn(*_backfill(emu.url, db))
         await wait_for(lambda: emu.stats()["pages_served"] >= 12)
         proc.send_signal(signal.SIGTERM)
         proc.send_signal(signal.SIGTERM)
@@ -244,8 +247,7 @@ async def test_a_backfill_cancelled_by_a_second_signal_still_says_how_to_resume(
     command line, and that command finishes the plan exactly."""
     db = tmp_path / "s.duckdb"
     async with Emulator(slow_emulator()) as emu:
-        args = ["backfill", "--start", "2026-09-01", "--end", "2026-11-01", *Q, "--endpoint-url", emu.url, *FAST,
-                "--max-concurrency", "2", "--db", str(db)]
+        args = _backfill(emu.url, db)
         proc = await spawn(*args)
         await wait_for(lambda: emu.stats()["pages_served"] >= 12)
         proc.send_signal(signal.SIGINT)
