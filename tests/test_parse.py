@@ -290,3 +290,104 @@ def test_group_fast_and_slow_paths_agree(amount: str, ok: bool) -> None:
     assert bool(page.records) is ok
     if not ok:
         assert page.quarantined[0].reason != "group is not valid"
+
+
+# ------------------------------------------------------------------------------------- columnar pages
+
+_KEY = st.one_of(st.sampled_from(["db$aurora-1", "db$", "RDS", "other$x"]), st.integers(0, 3))
+_GROUP = st.one_of(
+    st.fixed_dictionaries({"Keys": st.lists(_KEY, min_size=2, max_size=2),
+                           "Metrics": st.dictionaries(st.sampled_from(["UnblendedCost", "BlendedCost"]),
+                                                      _METRIC_ENTRY, min_size=0, max_size=2)}),
+    st.sampled_from([{"Keys": ["RDS"]}, {"Keys": "RDS"}, "group", None]),
+)
+_RESULT = st.fixed_dictionaries({
+    "TimePeriod": st.sampled_from([{"Start": "2026-01-01", "End": "2026-01-02"},
+                                   {"Start": "2026-01-02", "End": "2026-01-03"}, {"Start": "x"}]),
+    "Estimated": st.sampled_from([False, True, "yes"]),
+    "Groups": st.lists(_GROUP, max_size=12),
+    "Total": st.sampled_from([{}, {"UnblendedCost": {"Amount": "3.25", "Unit": "USD"}}, {"UnblendedCost": "x"}]),
+})
+
+
+def _stage_lists(batch: Any) -> list[list[Any]]:
+    """A StageBatch's rows, column by column, as Python values."""
+    import nanoarrow as na
+
+    return [list(na.Array(col).to_pylist()) for col in batch.rows] if batch.rows is not None else []
+
+
+@given(results=st.lists(_RESULT, max_size=4))
+def test_a_columnar_page_holds_what_a_page_of_records_holds(results: list[dict[str, Any]]) -> None:
+    """Built as columns (what a backfill stages), a page keeps, quarantines and orders exactly what the page
+    of records does, whatever mix of fast-path, slow-path (exponent, two metrics), bad and Total-only groups it
+    holds; the store stages the same rows from either."""
+    from dbcost.store.records import stage_batch
+
+    raw = {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}, {"Type": "TAG", "Key": "db"}],
+           "ResultsByTime": results}
+    plain = parse_page(copy.deepcopy(raw), granularity="DAILY", metrics=["UnblendedCost"])
+    cols = parse_page(copy.deepcopy(raw), granularity="DAILY", metrics=["UnblendedCost"], columnar=True)
+    assert cols.columns is not None
+    assert cols.n_records == len(plain.records)
+    assert cols.last_period_start == (plain.records[-1].period_start if plain.records else None)
+    names = ["USAGE_TYPE", "TAG:db"]
+    assert _stage_lists(stage_batch(names, [cols])) == _stage_lists(stage_batch(names, [plain]))
+    assert cols.quarantined == plain.quarantined
+    assert cols.records == plain.records and cols.columns is None  # made once, then the page's one copy
+
+
+def test_a_columnar_page_stages_each_amount_as_received() -> None:
+    """The staged text of a plain amount is the string received, digit for digit (trailing zeros too); an
+    exponent amount takes the slow path and is staged in plain notation, exactly."""
+    from dbcost.store.records import stage_batch
+
+    amounts = ["12.5000000000", "0.0000000001", "-0.10", "1234567890123456789012345678.1", "1.5E-7"]
+    raw = {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}, {"Type": "TAG", "Key": "db"}],
+           "ResultsByTime": [{"TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Estimated": False,
+                              "Groups": [{"Keys": ["u", f"db$c{i}"], "Metrics": {"UnblendedCost": {
+                                  "Amount": a, "Unit": "USD"}}} for i, a in enumerate(amounts)]}]}
+    page = parse_page(raw, granularity="DAILY", metrics=["UnblendedCost"], columnar=True)
+    staged = _stage_lists(stage_batch(["USAGE_TYPE", "TAG:db"], [page]))
+    assert staged[5] == [*amounts[:4], "0.00000015"]
+    assert [r.metrics["UnblendedCost"].amount for r in page.records] == [Decimal(a) for a in amounts]
+
+
+def test_a_columnar_page_keeps_slow_path_groups_in_their_place() -> None:
+    """Fast-path groups around a two-metric group and an exponent amount: every row keeps its own metric,
+    amount and place, and the records made from the columns are the records."""
+    def group(i: int, **metrics: str) -> dict[str, Any]:
+        return {"Keys": ["u", f"db$c{i}"], "Metrics": {n: {"Amount": a, "Unit": "USD"} for n, a in metrics.items()}}
+
+    raw = {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}, {"Type": "TAG", "Key": "db"}],
+           "ResultsByTime": [{"TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Estimated": False,
+                              "Groups": [group(0, UnblendedCost="1"), group(1, UnblendedCost="2", BlendedCost="3"),
+                                         group(2, UnblendedCost="4"), group(3, UnblendedCost="5E-1"),
+                                         group(4, UnblendedCost="6")]}]}
+    plain = parse_page(copy.deepcopy(raw), metrics=["UnblendedCost"])
+    page = parse_page(copy.deepcopy(raw), metrics=["UnblendedCost"], columnar=True)
+    assert page.columns is not None
+    assert list(zip(page.columns.key2, page.columns.metric, page.columns.amount_text, strict=True)) == [
+        ("c0", "UnblendedCost", "1"), ("c1", "UnblendedCost", "2"), ("c1", "BlendedCost", "3"),
+        ("c2", "UnblendedCost", "4"), ("c3", "UnblendedCost", "0.5"), ("c4", "UnblendedCost", "6")]
+    assert page.n_records == 5 and page.records == plain.records
+
+
+@pytest.mark.parametrize("name", ["01_awscli_two_groupkeys_dimension_plus_tag.json",
+                                  "02_groupby_service_monthly_cloudscape_excerpt.json",
+                                  "03_total_only_no_groupby_daily_estimated_flip.json"])
+def test_every_sample_parses_the_same_as_columns(name: str) -> None:
+    """Each real GetCostAndUsage sample gives the same records and quarantine built as columns (one metric)."""
+    raw = load(name)
+    metric = next(iter(raw["ResultsByTime"][0].get("Total") or raw["ResultsByTime"][0]["Groups"][0]["Metrics"]))
+    plain = parse_page(copy.deepcopy(raw), granularity="MONTHLY", metrics=[metric])
+    cols = parse_page(copy.deepcopy(raw), granularity="MONTHLY", metrics=[metric], columnar=True)
+    assert cols.columns is not None and cols.n_records == len(plain.records) > 0
+    assert cols.records == plain.records and cols.quarantined == plain.quarantined
+
+
+def test_a_query_of_several_metrics_is_not_columnar() -> None:
+    """Columns hold one metric per group: a query of two metrics gives a page of records."""
+    page = parse_page(load("01_awscli_two_groupkeys_dimension_plus_tag.json"),
+                      metrics=["UnblendedCost", "UsageQuantity"], columnar=True)
+    assert page.columns is None and len(page.records) == 2

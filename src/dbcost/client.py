@@ -143,7 +143,11 @@ def _outside_window(parsed: ParsedPage, window: tuple[str, str]) -> None:
     """A record whose period lies outside the requested window is quarantined: stored, it would escape the
     unit's replace-by-window and be counted again by every rerun."""
     lo, hi = window
-    if all(lo <= r.period_start < hi for r in parsed.records):
+    cols = parsed.columns
+    if cols is not None:
+        if not cols.period_start or (lo <= min(cols.period_start) and max(cols.period_start) < hi):
+            return  # the common case, decided without a record made (the periods are ISO strings)
+    elif all(lo <= r.period_start < hi for r in parsed.records):
         return
     kept = []
     for rec in parsed.records:
@@ -187,8 +191,12 @@ def _check_grouping(payload: object, group_defs: list[dict[str, str]], page_no: 
 
 
 def _content_key(parsed: ParsedPage) -> int:
-    """What a page brought, as one number: its groups' (period, keys) and its quarantined groups' reasons."""
-    return hash((tuple(r.identity for r in parsed.records),
+    """What a page brought, as one number: its groups' (period, keys) and its quarantined groups' reasons. A
+    columnar page is read as its columns (a chain's pages are all columnar or all not, so its keys compare)."""
+    cols = parsed.columns
+    rows: tuple[Any, ...] = ((tuple(cols.period_start), tuple(cols.key1), tuple(cols.key2), tuple(cols.metric))
+                             if cols is not None else tuple(r.identity for r in parsed.records))
+    return hash((rows,
                  tuple((q.period_start, q.reason) for q in parsed.quarantined)))
 
 
@@ -305,12 +313,14 @@ class CostExplorer:
         dedup: bool = True,
         resume_token: str | None = None,
         resume_page: int = 0,
+        columnar: bool = False,
     ) -> AsyncIterator[ParsedPage]:
         """Every page of ``query`` (optionally of the sub-window ``start``..``end``), parsed.
 
         ``resume_token``/``resume_page`` continue a chain a killed run checkpointed after page
         ``resume_page``; if the token has expired meanwhile, the chain restarts from page one (and the
-        first page is flagged ``restarted``).
+        first page is flagged ``restarted``). ``columnar``: pages hold their records as
+        :class:`~dbcost.parse.PageColumns` where the query allows (what a backfill stages).
         """
         op = query.op
         token_key = op.token_key or "NextPageToken"
@@ -353,7 +363,7 @@ class CostExplorer:
                 _check_grouping(payload, group_defs, page_no)
                 parsed = parse_page(
                     payload, page=page_no, granularity=query.granularity, group_definitions=group_defs,
-                    metrics=query.metrics,
+                    metrics=query.metrics, columnar=columnar,
                 )
                 del payload  # the decoded page is garbage now: do not hold it while the consumer has the page
                 parsed.restarted = passes > 1 and page_no == 1
@@ -365,7 +375,7 @@ class CostExplorer:
                         )
                     tokens.add(token)
                     key = _content_key(parsed)
-                    idle = idle + 1 if key in contents or not (parsed.records or parsed.quarantined) else 0
+                    idle = idle + 1 if key in contents or not (parsed.n_records or parsed.quarantined) else 0
                     contents.add(key)
                     if idle >= self.idle_pages:
                         raise MalformedResponseError(
@@ -377,7 +387,7 @@ class CostExplorer:
                 if dedup:
                     self._dedup(parsed, seen, emitted, emitted_quarantine)
                 self.stats.pages += 1
-                self.stats.records += len(parsed.records)
+                self.stats.records += parsed.n_records
                 self.stats.quarantined += len(parsed.quarantined)
                 yield parsed
                 if token is None:

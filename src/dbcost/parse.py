@@ -30,22 +30,132 @@ from dbcost.errors import MalformedResponseError
 from dbcost.models import CostRecord, Metric, Quarantined
 from dbcost.money import FAST_AMOUNT, AmountError, parse_amount
 
-__all__ = ["ParsedPage", "column_names", "parse_page"]
+__all__ = ["PageColumns", "ParsedPage", "column_names", "parse_page"]
 
 _PERIOD_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?")
 
 
 @dataclass(slots=True)
-class ParsedPage:
-    """What one page yielded."""
+class PageColumns:
+    """A page's records as the store's staging rows, one list per column (one row per record and metric).
 
-    page: int
-    records: list[CostRecord] = field(default_factory=list)
-    quarantined: list[Quarantined] = field(default_factory=list)
-    next_token: str | None = None
-    #: the first page of a chain restarted after InvalidNextToken/RequestChanged: what an earlier
-    #: pass yielded for this query is superseded (consumers that buffer discard it)
-    restarted: bool = False
+    What :func:`parse_page` builds with ``columnar=True`` for the shape nearly every query has (one metric, at
+    most two keys), in place of a :class:`CostRecord` (two dicts, a ``Decimal`` and two tuples) per group: a
+    backfill stages these lists as Arrow arrays as they are, and every other consumer gets records, made from
+    the columns when first asked for (:attr:`ParsedPage.records`). ``amount_text`` is each amount as received
+    (the fast path admits only plain notation, which ``format(Decimal(text), "f")`` gives back unchanged); a
+    record that took the slow path contributes ``format(amount, "f")`` like any record staged from records.
+    """
+
+    granularity: str
+    #: the record key names (the page's GroupDefinitions), at most two
+    names: tuple[str, ...]
+    period_start: list[str] = field(default_factory=list)
+    period_end: list[str] = field(default_factory=list)
+    key1: list[str | None] = field(default_factory=list)
+    key2: list[str | None] = field(default_factory=list)
+    metric: list[str] = field(default_factory=list)
+    amount_text: list[str] = field(default_factory=list)
+    unit: list[str] = field(default_factory=list)
+    estimated: list[bool] = field(default_factory=list)
+    #: records (groups) held: rows, except where a record has several metrics
+    groups: int = 0
+    #: first row -> row count, for each record of more than one row (one row per record otherwise)
+    multi: dict[int, int] = field(default_factory=dict)
+
+    def add(self, record: CostRecord) -> None:
+        """Append one record (the slow path's, or a Total-only one) as its rows."""
+        keys = [*record.keys.values(), None, None]
+        first = len(self.amount_text)
+        for name, m in record.metrics.items():
+            self.period_start.append(record.period_start)
+            self.period_end.append(record.period_end)
+            self.key1.append(keys[0])
+            self.key2.append(keys[1])
+            self.metric.append(name)
+            self.amount_text.append(format(m.amount, "f"))
+            self.unit.append(m.unit)
+            self.estimated.append(record.estimated)
+        if len(record.metrics) != 1:
+            self.multi[first] = len(record.metrics)
+        self.groups += 1
+
+    def records(self) -> list[CostRecord]:
+        """The records the rows hold, in order (exact: ``Decimal`` of each amount's text)."""
+        out: list[CostRecord] = []
+        names = self.names
+        i, n = 0, len(self.amount_text)
+        while i < n:
+            rows = self.multi.get(i, 1)
+            keys = {name: v for name, v in zip(names, (self.key1[i], self.key2[i]), strict=False) if v is not None}
+            metrics = {self.metric[j]: Metric(Decimal(self.amount_text[j]), self.unit[j]) for j in range(i, i + rows)}
+            out.append(CostRecord(self.period_start[i], self.period_end[i], self.granularity, keys, metrics,
+                                  self.estimated[i]))
+            i += rows
+        return out
+
+
+class ParsedPage:
+    """What one page yielded: its records (or the same as :class:`PageColumns`), its quarantine entries, the
+    token after it.
+
+    A columnar page (``columns`` given) makes its records only when :attr:`records` is first read; from then
+    on the records are the page's one copy (``columns`` is None), so whatever a consumer changes in them is
+    what every later reader sees.
+    """
+
+    __slots__ = ("_columns", "_records", "next_token", "page", "quarantined", "restarted")
+
+    def __init__(self, page: int, records: list[CostRecord] | None = None,
+                 quarantined: list[Quarantined] | None = None, next_token: str | None = None,
+                 restarted: bool = False, *, columns: PageColumns | None = None) -> None:
+        self.page = page
+        self._records = records if records is not None else []
+        self._columns = columns
+        self.quarantined: list[Quarantined] = quarantined if quarantined is not None else []
+        self.next_token = next_token
+        #: the first page of a chain restarted after InvalidNextToken/RequestChanged: what an earlier
+        #: pass yielded for this query is superseded (consumers that buffer discard it)
+        self.restarted = restarted
+
+    @property
+    def records(self) -> list[CostRecord]:
+        if self._columns is not None:
+            self._records, self._columns = self._columns.records(), None
+        return self._records
+
+    @records.setter
+    def records(self, value: list[CostRecord]) -> None:
+        self._records, self._columns = value, None
+
+    @property
+    def columns(self) -> PageColumns | None:
+        """The records as staging rows, while no one has asked for them as records."""
+        return self._columns
+
+    @property
+    def n_records(self) -> int:
+        """How many records the page holds (without making them)."""
+        return self._columns.groups if self._columns is not None else len(self._records)
+
+    @property
+    def last_period_start(self) -> str | None:
+        """The period of the page's last record (None when it has none)."""
+        if self._columns is not None:
+            return self._columns.period_start[-1] if self._columns.period_start else None
+        return self._records[-1].period_start if self._records else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedPage):
+            return NotImplemented
+        return (self.page, self.records, self.quarantined, self.next_token, self.restarted) == (
+            other.page, other.records, other.quarantined, other.next_token, other.restarted)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+
+    def __repr__(self) -> str:
+        return (f"ParsedPage(page={self.page}, records={self.n_records}, quarantined={len(self.quarantined)}, "
+                f"next_token={self.next_token!r}, restarted={self.restarted})")
 
 
 class _Bad(Exception):
@@ -131,6 +241,43 @@ def _group_reason(
     return "group is not valid"  # pragma: no cover - the fast path accepts whatever passes the checks above
 
 
+def _one_group(group: object, start: str, end: str, estimated: bool, page: int, granularity: str,
+               specs: list[tuple[str, str | None, int]], names: list[str], prefixes: list[str | None],
+               required: frozenset[str] | None) -> CostRecord | Quarantined:
+    """One group by the general rules: any number of keys and metrics, any amount form :func:`parse_amount`
+    accepts. The parser's loops take it for what their unrolled fast paths do not cover."""
+    if type(group) is dict:
+        raw_keys = group.get("Keys")
+        raw_metrics = group.get("Metrics")
+        if type(raw_keys) is list and len(raw_keys) == len(specs) and type(raw_metrics) is dict and raw_metrics:
+            keys: dict[str, str] = {}
+            for (name, prefix, plen), raw in zip(specs, raw_keys, strict=False):
+                if type(raw) is not str or (prefix is not None and not raw.startswith(prefix)):
+                    break
+                keys[name] = raw if prefix is None else raw[plen:]
+            else:
+                values: dict[str, Metric] = {}
+                for mname, mval in raw_metrics.items():
+                    if type(mval) is not dict:
+                        break
+                    text = mval.get("Amount")
+                    unit = mval.get("Unit")
+                    if type(text) is not str or type(unit) is not str or not unit:
+                        break
+                    if FAST_AMOUNT(text):
+                        amount = Decimal(text)
+                    else:  # rare forms (an exponent): the full check, the same as the slow path
+                        try:
+                            amount = parse_amount(text)
+                        except AmountError:
+                            break
+                    values[mname] = Metric(amount, unit)
+                else:
+                    if required is None or required <= values.keys():
+                        return CostRecord(start, end, granularity, keys, values, estimated)
+    return Quarantined(_group_reason(group, names, prefixes, required), start, end, page, group)
+
+
 def parse_page(
     payload: Mapping[str, Any],
     *,
@@ -138,12 +285,15 @@ def parse_page(
     granularity: str = "",
     group_definitions: Sequence[Mapping[str, Any]] | None = None,
     metrics: Sequence[str] | None = None,
+    columnar: bool = False,
 ) -> ParsedPage:
     """Parse one GetCostAndUsage response page.
 
     ``group_definitions`` (the query's GroupBy in API form) names the keys when the page carries no
     ``GroupDefinitions`` of its own; ``metrics`` are the metric names every group must carry;
-    ``granularity`` is stamped on each record (the API does not echo it).
+    ``granularity`` is stamped on each record (the API does not echo it). ``columnar``: build the records as
+    :class:`PageColumns` when the query has one metric (what a backfill stages; the page makes records from
+    them if asked); the validation, the quarantine and the order are the same either way.
     """
     if not isinstance(payload, dict):
         raise MalformedResponseError(f"page {page}: response is not a JSON object")
@@ -172,8 +322,9 @@ def parse_page(
     if token is not None and (not isinstance(token, str) or not token):
         raise MalformedResponseError(f"page {page}: NextPageToken is not a non-empty string")
 
-    out = ParsedPage(page=page, next_token=token)
-    records = out.records
+    cols = PageColumns(granularity, tuple(names)) if columnar and one_metric is not None and nkeys <= 2 else None
+    out = ParsedPage(page=page, next_token=token, columns=cols)
+    records: list[CostRecord] = []
     quarantined = out.quarantined
 
     for result in results:
@@ -206,75 +357,117 @@ def parse_page(
         if not isinstance(groups, list):
             quarantined.append(Quarantined("Groups is not a list", start, end, page, result))
             continue
-        for group in groups:
+        if cols is not None:
+            assert one_metric is not None  # a columnar page has one metric
+            _columns_of(cols, groups, start, end, estimated, page, one_metric, specs, names, prefixes, required,
+                        prefix1 if two_dim_tag else None, quarantined)
+        for group in groups if cols is None else ():
             # Fast path: the shape Cost Explorer sends, with as few Python-level calls as possible
-            # (this loop runs once per group; bench/bench_parse.py measures it). Anything unusual falls
-            # through to _group_reason, which finds the precise reason for the quarantine entry.
-            if type(group) is dict:
+            # (this loop runs once per group; bench/bench_parse.py measures it). Anything else takes
+            # _one_group, which applies the general rules and finds the precise reason for a quarantine.
+            if two_dim_tag and one_metric is not None and type(group) is dict:
                 raw_keys = group.get("Keys")
                 raw_metrics = group.get("Metrics")
-                if type(raw_keys) is list and len(raw_keys) == nkeys and type(raw_metrics) is dict and raw_metrics:
-                    keys: dict[str, str] | None
-                    if two_dim_tag:  # the common SERVICE x TAG shape, unrolled
-                        k0, k1 = raw_keys
-                        keys = ({name0: k0, name1: k1[plen1:]}
-                                if type(k0) is str and type(k1) is str and k1.startswith(prefix1) else None)
-                    else:
-                        keys = {}
-                        for (name, prefix, plen), raw in zip(specs, raw_keys, strict=False):
-                            if type(raw) is not str:
-                                keys = None
-                                break
-                            if prefix is None:
-                                keys[name] = raw
-                            elif raw.startswith(prefix):
-                                keys[name] = raw[plen:]
-                            else:
-                                keys = None
-                                break
-                    if keys is not None and one_metric is not None and len(raw_metrics) == 1:
-                        mval = raw_metrics.get(one_metric)
-                        if type(mval) is dict:
-                            text = mval.get("Amount")
-                            unit = mval.get("Unit")
-                            if type(text) is str and type(unit) is str and unit and fast_amount(text):
-                                records.append(new(CostRecord, (start, end, granularity, keys,
-                                                                {one_metric: new(Metric, (Decimal(text), unit))},
-                                                                estimated)))
-                                continue
-                        # anything else (an exponent form, a wrong name or shape): the general loop below
-                    if keys is not None:
-                        values: dict[str, Metric] = {}
-                        for mname, mval in raw_metrics.items():
-                            if type(mval) is not dict:
-                                break
-                            text = mval.get("Amount")
-                            unit = mval.get("Unit")
-                            if type(text) is not str or type(unit) is not str or not unit:
-                                break
-                            if fast_amount(text):
-                                amount = Decimal(text)
-                            else:  # rare forms (an exponent): the full check, the same as the slow path
-                                try:
-                                    amount = parse_amount(text)
-                                except AmountError:
-                                    break
-                            values[mname] = new(Metric, (amount, unit))
-                        else:
-                            if required is None or required <= values.keys():
-                                records.append(new(CostRecord, (start, end, granularity, keys, values, estimated)))
-                                continue
-            quarantined.append(
-                Quarantined(_group_reason(group, names, prefixes, required), start, end, page, group)
-            )
+                if type(raw_keys) is list and len(raw_keys) == 2 and type(raw_metrics) is dict and len(raw_metrics) == 1:
+                    k0, k1 = raw_keys
+                    mval = raw_metrics.get(one_metric)
+                    if type(k0) is str and type(k1) is str and k1.startswith(prefix1) and type(mval) is dict:
+                        text = mval.get("Amount")
+                        unit = mval.get("Unit")
+                        if type(text) is str and type(unit) is str and unit and fast_amount(text):
+                            records.append(new(CostRecord, (start, end, granularity, {name0: k0, name1: k1[plen1:]},
+                                                            {one_metric: new(Metric, (Decimal(text), unit))},
+                                                            estimated)))
+                            continue
+            item = _one_group(group, start, end, estimated, page, granularity, specs, names, prefixes, required)
+            if isinstance(item, Quarantined):
+                quarantined.append(item)
+            else:
+                records.append(item)
         if not groups:
             total = result.get("Total")
             if total:  # a Total-only period (no GroupBy, or GroupBy with nothing to group)
                 try:
-                    records.append(CostRecord(start, end, granularity, {}, _metrics(total, required), estimated))
+                    record = CostRecord(start, end, granularity, {}, _metrics(total, required), estimated)
                 except _Bad as bad:
                     quarantined.append(Quarantined(f"Total: {bad}", start, end, page, result))
+                else:
+                    if cols is not None:
+                        cols.add(record)
+                    else:
+                        records.append(record)
+    if cols is None:
+        out.records = records
     return out
+
+
+def _columns_of(cols: PageColumns, groups: list[Any], start: str, end: str, estimated: bool, page: int,
+                metric: str, specs: list[tuple[str, str | None, int]], names: list[str],
+                prefixes: list[str | None], required: frozenset[str] | None, tag_prefix: str | None,
+                quarantined: list[Quarantined]) -> None:
+    """One period's groups into ``cols`` (the columnar fast path: a backfill's every group passes here).
+
+    Per group, only what varies is appended (the keys, the amount's text, its unit); the period, the metric
+    and the estimated flag are the same for the period's every row and are extended once per run of fast
+    rows. A group the fast path does not cover takes :func:`_one_group` and joins the columns in its place."""
+    a1, a2, at, au = cols.key1.append, cols.key2.append, cols.amount_text.append, cols.unit.append
+    fast_amount = FAST_AMOUNT
+    nkeys = len(specs)
+    plen = len(tag_prefix) if tag_prefix is not None else 0
+
+    def flush() -> None:
+        # the constant columns catch up with the rows appended since the last flush
+        lag = len(cols.amount_text) - len(cols.period_start)
+        if lag:
+            cols.period_start.extend([start] * lag)
+            cols.period_end.extend([end] * lag)
+            cols.metric.extend([metric] * lag)
+            cols.estimated.extend([estimated] * lag)
+            cols.groups += lag
+
+    for group in groups:
+        if type(group) is dict:
+            raw_keys = group.get("Keys")
+            raw_metrics = group.get("Metrics")
+            if type(raw_keys) is list and len(raw_keys) == nkeys and type(raw_metrics) is dict and len(raw_metrics) == 1:
+                mval = raw_metrics.get(metric)
+                if type(mval) is dict:
+                    text = mval.get("Amount")
+                    unit = mval.get("Unit")
+                    if type(text) is str and type(unit) is str and unit and fast_amount(text):
+                        if tag_prefix is not None:  # the common DIMENSION x TAG shape, unrolled
+                            k0, k1 = raw_keys
+                            if type(k0) is str and type(k1) is str and k1.startswith(tag_prefix):
+                                a1(k0)
+                                a2(k1[plen:])
+                                at(text)
+                                au(unit)
+                                continue
+                        else:
+                            values: list[str | None] = []
+                            for (_, prefix, n), raw in zip(specs, raw_keys, strict=False):
+                                if type(raw) is not str:
+                                    break
+                                if prefix is None:
+                                    values.append(raw)
+                                elif raw.startswith(prefix):
+                                    values.append(raw[n:])
+                                else:
+                                    break
+                            else:
+                                values += [None, None]
+                                a1(values[0])
+                                a2(values[1])
+                                at(text)
+                                au(unit)
+                                continue
+        item = _one_group(group, start, end, estimated, page, cols.granularity, specs, names, prefixes, required)
+        if isinstance(item, Quarantined):
+            quarantined.append(item)
+        else:
+            flush()
+            cols.add(item)
+    flush()
 
 
 def _real_period(start: str, end: str) -> bool:

@@ -556,7 +556,7 @@ async def _prefetch(pages: AsyncIterator[ParsedPage], prepare: Callable[[ParsedP
     async def produce() -> None:
         try:
             async for page in pages:
-                through = page.records[-1].period_start if page.records else None
+                through = page.last_period_start
                 fetched = _Fetched(page.page, page.restarted, len(page.quarantined), await prepare(page), through)
                 del page  # its records are in the batch now
                 await queue.put(fetched)
@@ -629,7 +629,7 @@ async def _run_unit(
     try:
         try:
             async for page in _prefetch(ce.pages(unit.window_query, dedup=False, resume_token=token,
-                                                 resume_page=first_page),
+                                                 resume_page=first_page, columnar=True),
                                         lambda p: store.prepare(key_names, p)):
                 if page.restarted:
                     # the chain restarted (token expired): what was staged from the old chain is superseded

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from dbcost.models import CostQuery, Quarantined
 from dbcost.store import Store
@@ -184,3 +187,40 @@ def test_quarantine_in_a_units_last_pages_is_kept_with_its_raw_payload(tmp_path:
         assert (diff.rows, diff.quarantined) == (2, 1)
         got = sql(store, "SELECT period_start, page, reason, raw::VARCHAR FROM quarantine")
         assert got == [("2026-09-02", 2, "Metrics missing or empty", '{"Keys":["RDS","team$x"]}')]
+
+
+def _commit_split(path: Path, pages: list[list[Any]], staged: int, *, own: bool) -> tuple[Any, list[Any], list[Any]]:
+    """Stage the first ``staged`` pages, commit the rest as pending; ``own=False`` makes the store forget that
+    it began the run (what a store resuming another process's run knows), so it asks DuckDB instead."""
+    from dbcost.parse import ParsedPage
+    from dbcost.store.records import stage_batch
+    from tests.store.helpers import UID
+
+    with Store(path) as store:
+        run_id, version = store.begin_run("backfill", plan_id="p", args={})
+        if not own:
+            store._own_runs.clear()
+        store.register_dataset(QUERY)
+        store.start_unit(run_id, ref(run_id), UID, fresh=True)
+        batches = [stage_batch(QUERY.columns, [ParsedPage(i + 1, recs, [], f"t{i + 1}")]) for i, recs in enumerate(pages)]
+        for b in batches[:staged]:
+            store.stage_pages(run_id, UID, [b])
+        diff = store.commit_unit(run_id, version, ref(run_id), UID, batches[staged:])
+        return (diff, sql(store, "SELECT period_start, key1, key2, metric, amount_text FROM records ORDER BY ALL"),
+                sql(store, "SELECT period_start, reason, raw FROM quarantine ORDER BY ALL"))
+
+
+@pytest.mark.parametrize("staged", [0, 1, 2, 3])
+@pytest.mark.parametrize("layout", ["none", "within a page", "across pages", "staged and pending"])
+def test_a_store_knows_its_own_runs_staging_as_duckdb_would_tell_it(tmp_path: Path, layout: str, staged: int) -> None:
+    """For a run it began, the store commits from what it knows it staged (counts, key hashes) without asking
+    DuckDB; the records, the quarantined duplicates and the counts are those of a store that has to ask (one
+    resuming another process's run), wherever the duplicates lie among staged and pending pages."""
+    a, b, c = rec(1, "RDS", "p", "1.5"), rec(1, "EC2", "q", "2"), rec(2, "RDS", "p", "3")
+    repeat = rec(1, "RDS", "p", "9")  # a's key, another amount: the first one staged wins
+    pages = {"none": [[a], [b], [c]], "within a page": [[a, repeat], [b], [c]],
+             "across pages": [[a], [b, repeat], [c]], "staged and pending": [[a], [b], [c, repeat]]}[layout]
+    known = _commit_split(tmp_path / "own.duckdb", pages, staged, own=True)
+    asked = _commit_split(tmp_path / "asked.duckdb", pages, staged, own=False)
+    assert known == asked
+    assert known[0].duplicates == (0 if layout == "none" else 2) and known[0].inserted == 6

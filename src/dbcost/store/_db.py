@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -30,7 +31,7 @@ from dbcost.errors import ConfigError, StoreError
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["Database", "Params", "Row", "Rows", "StoreBase", "now", "open_database", "operation"]
+__all__ = ["Database", "Params", "Row", "Rows", "Staged", "StoreBase", "now", "open_database", "operation"]
 
 Row = tuple[Any, ...]
 #: a statement's parameters: positional (``?``) or named (``$name``, for a value used several times)
@@ -232,12 +233,38 @@ class Rows:
         self.close()
 
 
+@dataclass(slots=True)
+class Staged:
+    """What is staged for one unit of a run this store began, known without asking DuckDB: nothing but this
+    store stages under its own run's id, so its counts are exact. The natural keys are kept as hashes: two
+    equal keys have equal hashes, so no duplicate goes unseen (a collision only sends the commit to DuckDB's
+    own duplicate search)."""
+
+    rows: int = 0
+    quarantine: int = 0
+    keys: set[int] = field(default_factory=set)
+    duplicated: bool = False
+
+
 class StoreBase:
-    """What the store's parts share: the settings, the path and the translated connection."""
+    """What the store's parts share: the settings, the path and the translated connection, and what the store
+    knows of its own runs' staging (:class:`Staged`)."""
 
     settings: StoreSettings
     path: Path
     _db: Database
+    #: runs this store began (``begin_run``): their units and staging are all this store's doing
+    _own_runs: set[str]
+    #: units of those runs that have their row (``start_unit``), by staging key
+    _started: set[str]
+    #: what those runs' units have staged, by staging key (absent: nothing)
+    _staged: dict[str, Staged]
+
+    def _forget_staging(self, run_id: str) -> None:
+        """The run's staging was deleted: nothing of it is staged any more."""
+        prefix = f"{run_id}|"
+        for key in [k for k in self._staged if k.startswith(prefix)]:
+            del self._staged[key]
 
 
 def open_database(settings: StoreSettings, *, read_only: bool) -> Database:

@@ -28,6 +28,7 @@ class Store(Records, State, Reads):
         self.settings = path if isinstance(path, StoreSettings) else StoreSettings(path=Path(path))
         self.path = self.settings.path
         self._seq = 0
+        self._own_runs, self._started, self._staged = set(), set(), {}
         self._db = open_database(self.settings, read_only=read_only)
         try:
             if read_only:

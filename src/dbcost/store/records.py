@@ -32,7 +32,7 @@ import orjson
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.parse import ParsedPage
 from dbcost.sinks.base import SinkRecord, UnitRef
-from dbcost.store._db import Row, StoreBase, now, operation
+from dbcost.store._db import Row, Staged, StoreBase, now, operation
 from dbcost.store._schema import UnitStatus
 
 __all__ = ["Records", "StageBatch", "UnitDiff", "stage_batch"]
@@ -97,6 +97,9 @@ class StageBatch:
     size: int
     #: rows alone
     n_rows: int = 0
+    #: the hashes of the rows' natural keys (period_start, key1, key2, metric), and whether two rows share one
+    keys: frozenset[int] = frozenset()
+    duplicated: bool = False
 
 
 @functools.cache
@@ -114,24 +117,43 @@ def _schemas() -> tuple[Any, Any]:
 def stage_batch(key_names: Sequence[str], pages: Sequence[ParsedPage]) -> StageBatch:
     """Consecutive pages of a unit as one :class:`StageBatch` (pure; runs on the store's thread in a backfill).
 
-    The hot path of a backfill (every record passes here once): the rows are built by one comprehension over the
-    record tuples (no method call per row, no row object) and become Arrow arrays. The arrays are nanoarrow's
-    (the Arrow project's C library): DuckDB reads them through the Arrow C interface, and a backfill loads
-    neither pyarrow (about 30 MB of a process's memory) nor its import time."""
+    The hot path of a backfill (every record passes here once). A backfill's pages are columnar
+    (:class:`~dbcost.parse.PageColumns`): their lists are the staging columns already; a page of records becomes
+    rows by one comprehension over the record tuples (no method call per row, no row object). The columns become
+    Arrow arrays, nanoarrow's (the Arrow project's C library): DuckDB reads them through the Arrow C interface,
+    and a backfill loads neither pyarrow (about 30 MB of a process's memory) nor its import time. The batch also
+    carries its rows' key hashes, from which the commit of a run this store began knows whether the unit holds
+    a duplicate without searching for one."""
     import nanoarrow as na
 
     # a missing key name reads as "", which no record's keys hold: .get gives None without a branch per row
     k1 = key_names[0] if len(key_names) > 0 else ""
     k2 = key_names[1] if len(key_names) > 1 else ""
+    # a columnar page's lists are the staging columns already; a page of records becomes rows, by one
+    # comprehension over the record tuples (no method call per row, no row object).
     # CostRecord is (period_start, period_end, granularity, keys, metrics, estimated), Metric (amount, unit);
     # format(amount, "f") is money.fmt inline: for an amount received in plain notation, the exact string
-    rows = [(r[0], r[1], r[3].get(k1), r[3].get(k2), name, format(m[0], "f"), m[1], r[5])
-            for p in pages for r in p.records for name, m in r[4].items()]
+    lists: list[list[Any]] = [[] for _ in _STAGE_COLUMNS]
+    for p in pages:
+        cols = p.columns
+        if cols is not None and cols.names == tuple(key_names[:len(cols.names)]):
+            page_lists: tuple[list[Any], ...] = (cols.period_start, cols.period_end, cols.key1, cols.key2,
+                                                 cols.metric, cols.amount_text, cols.unit, cols.estimated)
+            for out, col in zip(lists, page_lists, strict=True):
+                out.extend(col)
+            continue
+        rows = [(r[0], r[1], r[3].get(k1), r[3].get(k2), name, format(m[0], "f"), m[1], r[5])
+                for r in p.records for name, m in r[4].items()]
+        for out, values in zip(lists, zip(*rows, strict=True), strict=False):
+            out.extend(values)
+    n_rows = len(lists[0])
+    # the natural keys' hashes: the commit knows from them that a unit holds no duplicate without a search
+    keys = frozenset(map(hash, zip(lists[0], lists[2], lists[3], lists[4], strict=True)))
     columns = None
-    if rows:
+    if n_rows:
         string, boolean = na.string(), na.bool_()
         columns = tuple(na.c_array(col, boolean if name == "estimated" else string)
-                        for name, col in zip(_STAGE_COLUMNS, zip(*rows, strict=True), strict=True))
+                        for name, col in zip(_STAGE_COLUMNS, lists, strict=True))
     quarantined = [q for p in pages for q in p.quarantined]
     qarray = None
     if quarantined:
@@ -143,7 +165,8 @@ def stage_batch(key_names: Sequence[str], pages: Sequence[ParsedPage]) -> StageB
             na.c_array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], na.string()),
         ])
     last = pages[-1]
-    return StageBatch(columns, qarray, last.page, last.next_token, len(rows) + len(quarantined), len(rows))
+    return StageBatch(columns, qarray, last.page, last.next_token, n_rows + len(quarantined), n_rows, keys,
+                      len(keys) < n_rows)
 
 
 def _named(sql: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,6 +238,13 @@ class Records(StoreBase):
             last = batches[-1]
             db.run("UPDATE units SET pages = ?, next_token = ?, updated_at = ? WHERE run_id = ? AND unit_id = ?",
                    [last.page, last.next_token, now(), run_id, unit_id])
+        if run_id in self._own_runs:
+            staged = self._staged.setdefault(skey(run_id, unit_id), Staged())
+            for b in batches:
+                staged.duplicated = staged.duplicated or b.duplicated or not staged.keys.isdisjoint(b.keys)
+                staged.keys |= b.keys
+                staged.rows += b.n_rows
+                staged.quarantine += b.size - b.n_rows
 
     def _numbered(self, batches: Sequence[StageBatch]) -> tuple[Any, Any]:
         """The batches' rows as one Arrow array led by their staging sequence numbers (staged rows keep their
@@ -266,34 +296,52 @@ class Records(StoreBase):
             "start": unit.start.isoformat(), "end": unit.end.isoformat(), "wstart": unit.start, "wend": unit.end,
             "version": version, "run_id": run_id, "stamp": now(),
         }
+        key = values["key"]
+        # what earlier transactions staged for the unit (nothing when it fits in one batch) and whether its rows
+        # share a natural key: known here for a run this store began (StoreBase), else looked up
+        known = self._staged.get(key, Staged()) if run_id in self._own_runs else None
         look_sql = (
-            "SELECT (SELECT count(*) FROM staging WHERE unit_id = $key), "
-            "(SELECT count(*) FROM staging_quarantine WHERE unit_id = $key), "
-            f"EXISTS (SELECT 1 FROM records WHERE {_RECORDS_IN_WINDOW}), "
+            ("" if known is not None else
+             "(SELECT count(*) FROM staging WHERE unit_id = $key), "
+             "(SELECT count(*) FROM staging_quarantine WHERE unit_id = $key), ")
+            + f"EXISTS (SELECT 1 FROM records WHERE {_RECORDS_IN_WINDOW}), "
             f"EXISTS (SELECT 1 FROM quarantine WHERE {_QUARANTINE_IN_WINDOW})"
         )
+        duplicated: bool | None = None
+        if known is not None:
+            seen = len(known.keys)
+            everything = known.keys.union(*(b.keys for b in pending))
+            duplicated = (known.duplicated or any(b.duplicated for b in pending)
+                          or len(everything) < seen + sum(len(b.keys) for b in pending))
         with db.transaction():
-            # one look at what the commit has to do: what earlier transactions staged for the unit (nothing when
-            # it fits in one batch), whether the window holds records (a rerun) or quarantine entries already
-            look = db.one(look_sql, _named(look_sql, values))
+            # one look at what the commit has to do: whether the window holds records (a rerun) or quarantine
+            # entries already, and what is staged unless that is known
+            look = db.one(f"SELECT {look_sql}", _named(look_sql, values))
             assert look is not None
-            staged_rows, staged_quarantine, has_old, old_quarantine = (int(look[0]), int(look[1]), bool(look[2]),
-                                                                       bool(look[3]))
+            if known is not None:
+                staged_rows, staged_quarantine = known.rows, known.quarantine
+                has_old, old_quarantine = bool(look[0]), bool(look[1])
+            else:
+                staged_rows, staged_quarantine = int(look[0]), int(look[1])
+                has_old, old_quarantine = bool(look[2]), bool(look[3])
             rows, quarantine = self._numbered(pending)
             with contextlib.ExitStack() as stack:
                 if rows is not None:
                     stack.enter_context(db.registered("_pending", rows))
                 if quarantine is not None:
                     stack.enter_context(db.registered("_pending_q", quarantine))
-                return self._replace(unit, unit_id, values, staged=staged_rows > 0,
+                diff = self._replace(unit, unit_id, values, staged=staged_rows > 0,
                                      pending=rows is not None, has_old=has_old, old_quarantine=old_quarantine,
                                      staged_quarantine=staged_quarantine,
                                      pending_quarantine=len(quarantine) if quarantine is not None else 0,
-                                     last_page=pending[-1].page if pending else None, done=done)
+                                     last_page=pending[-1].page if pending else None, done=done,
+                                     duplicated=duplicated)
+        self._staged.pop(key, None)  # the commit emptied the unit's staging
+        return diff
 
     def _replace(self, unit: UnitRef, unit_id: str, values: dict[str, Any], *, staged: bool, pending: bool,
                  has_old: bool, old_quarantine: bool, staged_quarantine: int, pending_quarantine: int,
-                 last_page: int | None, done: bool) -> UnitDiff:
+                 last_page: int | None, done: bool, duplicated: bool | None = None) -> UnitDiff:
         """The body of :meth:`commit_unit`, inside its transaction (``values``: the statements' named
         parameters): the unit's rows are the staged ones (``staged``) followed by the pending ones (``pending``,
         registered as ``_pending``)."""
@@ -309,11 +357,12 @@ class Records(StoreBase):
         parts = ([f"SELECT {_SEQ_COLUMNS} FROM staging WHERE unit_id = $key"] if staged else []) + (
             [f"SELECT {_SEQ_COLUMNS} FROM _pending"] if pending else [])
         source = f"({' UNION ALL '.join(parts or [f'SELECT {_SEQ_COLUMNS} FROM staging WHERE false'])})"
-        # the unit's rows, first occurrence of each natural key (a later duplicate is quarantined); a grouping
-        # finds whether there is any duplicate for a fifth of the window function's cost, which then runs only
-        # when there is one
-        duplicated = one(f"SELECT 1 FROM {source} GROUP BY period_start, key1, key2, metric "
-                         "HAVING count(*) > 1 LIMIT 1") is not None
+        # the unit's rows, first occurrence of each natural key (a later duplicate is quarantined); whether there
+        # is any duplicate is known from the batches' key hashes (``duplicated``) or, when not, found by a
+        # grouping for a fifth of the window function's cost; the window function runs only when there is one
+        if duplicated is None:
+            duplicated = one(f"SELECT 1 FROM {source} GROUP BY period_start, key1, key2, metric "
+                             "HAVING count(*) > 1 LIMIT 1") is not None
         dup_rows: list[Row] = []
         new = source
         if duplicated:

@@ -91,6 +91,10 @@ class State(StoreBase):
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [run_id, command, plan_id, version, now(), RunStatus.RUNNING, orjson.dumps(args, default=str).decode()],
             )
+        if plan_id is not None:
+            for old in stale:
+                self._forget_staging(old)
+        self._own_runs.add(run_id)
         return run_id, version
 
     @operation("find resumable run")
@@ -162,6 +166,7 @@ class State(StoreBase):
         if status == RunStatus.DONE:  # nothing left to resume: drop whatever staging a failed attempt left
             db.run("DELETE FROM staging WHERE unit_id LIKE ?", [f"{run_id}|%"])
             db.run("DELETE FROM staging_quarantine WHERE unit_id LIKE ?", [f"{run_id}|%"])
+            self._forget_staging(run_id)
         db.run(
             "UPDATE runs SET status = ?, finished_at = ?, stats = ?, incomplete_targets = ? WHERE run_id = ?",
             [str(status), now(), orjson.dumps(stats, default=str).decode(), list(incomplete_targets), run_id],
@@ -188,20 +193,28 @@ class State(StoreBase):
         db = self._db
         key = skey(run_id, unit_id)
         # one look first: a unit seen for the first time (every unit of a new run) has nothing to discard, and
-        # its row is then one auto-committed INSERT rather than a transaction of five statements
-        found = db.one(
-            "SELECT (SELECT count(*) FROM units WHERE run_id = $run_id AND unit_id = $unit_id), "
-            "(SELECT count(*) FROM staging WHERE unit_id = $key) + (SELECT count(*) FROM staging_quarantine "
-            "WHERE unit_id = $key)",
-            {"run_id": run_id, "unit_id": unit_id, "key": key},
-        )
-        has_row, has_staged = (bool(n) for n in found) if found else (False, False)
+        # its row is then one auto-committed INSERT rather than a transaction of five statements. A run this
+        # store began needs no look: its units' rows and staging are all this store's (StoreBase)
+        own = run_id in self._own_runs
+        if own:
+            staged = self._staged.get(key)
+            has_row, has_staged = key in self._started, staged is not None and bool(staged.rows or staged.quarantine)
+        else:
+            found = db.one(
+                "SELECT (SELECT count(*) FROM units WHERE run_id = $run_id AND unit_id = $unit_id), "
+                "(SELECT count(*) FROM staging WHERE unit_id = $key) + (SELECT count(*) FROM staging_quarantine "
+                "WHERE unit_id = $key)",
+                {"run_id": run_id, "unit_id": unit_id, "key": key},
+            )
+            has_row, has_staged = (bool(n) for n in found) if found else (False, False)
         insert = ("INSERT INTO units (run_id, unit_id, dataset, target, window_start, window_end, status, "
                   "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         row = [run_id, unit_id, unit.dataset, unit.target, unit.start, unit.end, UnitStatus.RUNNING, now()]
         if not fresh or not (has_row or has_staged):
             if not has_row:
                 db.run(insert, row)
+                if own:
+                    self._started.add(key)
             return
         with db.transaction():
             if has_staged:
@@ -209,6 +222,9 @@ class State(StoreBase):
                 db.run("DELETE FROM staging_quarantine WHERE unit_id = ?", [key])
             db.run("DELETE FROM units WHERE run_id = ? AND unit_id = ?", [run_id, unit_id])
             db.run(insert, row)
+        if own:
+            self._staged.pop(key, None)
+            self._started.add(key)
 
     @operation("checkpoint unit")
     def checkpoint_unit(self, run_id: str, unit_id: str) -> None:
