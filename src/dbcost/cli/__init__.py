@@ -38,10 +38,14 @@ app.add_typer(quota.quota_app, name="quota")
 app.add_typer(config.config_app, name="config")
 
 
-#: the cyclic collector's first-generation threshold in the CLI process (Python's default is 700): a backfill
-#: makes several objects per group, nearly all freed by reference counting; at 700 the collector ran every few
-#: groups and scanned the survivors again and again (about a third of a backfill's CPU, bench/bench_cpu.py)
-GC_THRESHOLD = 10_000
+#: the cyclic collector's first-generation threshold in the CLI process (Python's default is 700). The count is of
+#: container objects made and not yet freed, so the pages' objects (freed by reference counting within a page)
+#: hardly move it; what does is what the command imports after start-up (aiobotocore and botocore's models: about
+#: 100,000 objects, out of reach of the start's ``gc.freeze``) and cyclic garbage. At 700 the collector ran every
+#: few groups (about a third of a backfill's CPU); at 10,000 it still ran a dozen times, tracing the imported
+#: models again each time (60 ms of a 92-day backfill, bench/bench_cpu.py); at 200,000 a run's collections are
+#: the imports' own. Cycles are still collected, after at most that many objects (a few tens of MB)
+GC_THRESHOLD = 200_000
 
 
 def _tune_gc() -> None:
