@@ -291,18 +291,20 @@ async def test_throttle_slows_subsequent_acquisitions() -> None:
     assert clock.monotonic() - t0 == pytest.approx(1.0)
 
 
-async def test_after_a_cut_the_next_attempt_leaves_one_interval_at_the_new_rate_after_the_last() -> None:
-    """A cut counts the interval from the last release, not from the cut (the answer came a round trip later),
-    and no saved-up burst survives it."""
-    clock = FakeClock()
-    gov = Governor(fixed(max_rps=4, burst=1, first_cut=0.5), clock=clock)
-    async with gov.slot():
-        pass
-    clock.advance(0.3)
-    gov.on_throttle()  # 2/s now: the next may leave at 0.5, one interval after the one at 0
-    async with gov.slot():
-        pass
-    assert clock.monotonic() == pytest.approx(0.5)
+async def test_after_a_cut_the_next_attempt_waits_one_interval_at_the_new_rate() -> None:
+    """For a shallow bucket the interval counts from the last release (the answer came a round trip later),
+    for a bursty one from the cut; no saved-up burst survives a cut."""
+    for shallow_within, released in ((2, 0.5), (0, 0.8)):
+        clock = FakeClock()
+        gov = Governor(fixed(max_rps=4, burst=1, first_cut=0.5, shallow_within=shallow_within), clock=clock)
+        async with gov.slot():
+            pass
+        clock.advance(0.3)
+        gov.on_throttle()  # 2/s now: one interval after the release at 0, or after the cut at 0.3
+        assert gov.shallow is (shallow_within > 0)
+        async with gov.slot():
+            pass
+        assert clock.monotonic() == pytest.approx(released)
     clock = FakeClock()
     gov = Governor(fixed(max_rps=4, burst=4, first_cut=0.5), clock=clock)
     async with gov.slot():

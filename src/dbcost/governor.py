@@ -23,10 +23,11 @@ just under it, rather than saw-toothing around it:
   above its limit pass for a while, and whatever was ramped to meanwhile is the overshoot;
 * **a shallow bucket**: the starting rate refused among its first ``shallow_within`` (2) answers, before any
   rate was sustained, is a bucket of about one token (:attr:`Governor.shallow`): one with saved tokens carries
-  a start above its limit for a while (a 5-token bucket about 20 attempts at 1.25x). Such a bucket cannot carry
-  a rate above its limit past its first early attempt, so what it sustained it sustains: a failed try goes back
-  to the sustained rate itself, and tries are smaller (every one above the limit is refused). Decided once, at
-  the first event (after a ramp, saved tokens may have carried the rates before it, so it is not decided);
+  a start above its limit for a while (a 5-token bucket some 25 attempts at 1.25x its rate). Such a bucket
+  cannot carry a rate above its limit past its first early attempt, so what it sustained it sustains: a failed
+  try goes back to the sustained rate itself, and tries are smaller (every one above the limit is refused).
+  Decided once, at the first event, and only for a refused start (after a ramp, saved tokens may have carried
+  the rates sustained before the refusal);
 * **a congestion event**, by what it says:
 
   - the first one, or one right after a cut (within ``2 x streak`` successes; for a shallow bucket only while
@@ -41,8 +42,9 @@ just under it, rather than saw-toothing around it:
     enough near its limit), or a shallow bucket's refusal at its sustained rate: the rate, and the sustained
     rate, step ``backoff`` below the refused rate.
 
-  Nothing saved up survives: the next request leaves a full interval at the new rate after the last one left
-  (counted from that release, not from the cut, which comes a round trip later);
+  Nothing saved up survives: the next request waits a full interval at the new rate, counted from the cut (the
+  pause lets a bursty bucket save a little) or, for a shallow bucket, from the last release (its state is only
+  its last accepted arrival, and the cut comes a round trip later: counting from it would idle the quota);
 * **the search**: a sustained rate with the ceiling more than ``settle`` (2.5%) above it tries half-way to it,
   by at most ``step`` (5%; ``shallow_step``, 2.5%, for a shallow bucket: a try above a one-token bucket's
   limit throttles every other attempt for one round trip, and near the limit early arrivals do too), and only
@@ -245,9 +247,12 @@ class Governor:
         self.floor = floor
         target = max(self._min_rate, min(target, s.max_rps))
         self._set_rate(target, now)
-        # nothing saved up survives a cut: the next attempt leaves one full interval at the new rate after the
-        # last one left (not after the cut: counting from the cut would leave part of an interval idle each time)
-        self._tokens = min(self._tokens, 1.0, max(0.0, now - self._released_at) * target)
+        # nothing saved up survives a cut: the next attempt waits one full interval at the new rate, counted for a
+        # shallow bucket from the last release (all its state is the last accepted arrival, so the part of an
+        # interval idled by counting from the cut, a round trip later, buys nothing) and otherwise from the cut
+        # (the pause lets a bursty bucket save a little towards what the overshoot took)
+        since = self._released_at if self.shallow else now
+        self._tokens = min(self._tokens, 1.0, max(0.0, now - since) * target)
         self._last_cut = now
         self._quiet = 0
 
