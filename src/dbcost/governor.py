@@ -21,23 +21,35 @@ just under it, rather than saw-toothing around it:
   ``max_rps`` or the first event. Growth per sustained streak is a ramp per round trip: the answers that prove
   a rate come back one latency later. A gentle one, because a bucket with saved tokens (a burst) lets a rate
   above its limit pass for a while, and whatever was ramped to meanwhile is the overshoot;
+* **a shallow bucket**: the starting rate refused among its first ``shallow_within`` (2) answers, before any
+  rate was sustained, is a bucket of about one token (:attr:`Governor.shallow`): one with saved tokens carries
+  a start above its limit for a while (a 5-token bucket some 25 attempts at 1.25x its rate). Such a bucket
+  cannot carry a rate above its limit past its first early attempt, so what it sustained it sustains: a failed
+  try goes back to the sustained rate itself, and tries are smaller (every one above the limit is refused).
+  Decided once, at the first event, and only for a refused start (after a ramp, saved tokens may have carried
+  the rates sustained before the refusal);
 * **a congestion event**, by what it says:
 
-  - the first one, or one right after a cut (within ``2 x streak`` successes): the start overshot by an unknown
-    amount, or the cut was not enough; the rate goes to ``first_cut`` (0.75: one ramp step back and 6%
-    more) of the refused rate and the sustained rate is forgotten (a bursty bucket's saved tokens may have
-    carried it);
-  - a try above the sustained rate failed: back to the sustained rate, less ``backoff`` (4%): near the limit a
-    bursty bucket's saved tokens make a rate just above it look sustained for a while, and a one-token bucket
-    refuses early arrivals (a few milliseconds of network or scheduling jitter are enough at 20/s);
-  - a refusal at a rate that held a while (the limit fell, saved tokens ran out, an early arrival): the rate,
-    and the sustained rate, step ``backoff`` below the refused rate.
+  - the first one, or one right after a cut (within ``2 x streak`` successes; for a shallow bucket only while
+    no rate is sustained): the start overshot by an unknown amount, or the cut was not enough; the rate goes
+    to ``first_cut`` (0.75: one ramp step back and 6% more) of the refused rate and the sustained rate is
+    forgotten (a bursty bucket's saved tokens may have carried it);
+  - a try above the sustained rate failed: back to the sustained rate, less ``backoff`` (4%) unless the bucket
+    is shallow: near the limit a bursty bucket's saved tokens make a rate just above it look sustained for a
+    while;
+  - a refusal at a rate that held a while (the limit fell, saved tokens ran out, an early arrival: a one-token
+    bucket refuses an attempt that arrives a few milliseconds early, and network or scheduling jitter is
+    enough near its limit), or a shallow bucket's refusal at its sustained rate: the rate, and the sustained
+    rate, step ``backoff`` below the refused rate.
 
-  The bucket is drained, so the next request waits a full interval at the new rate;
+  Nothing saved up survives: the next request waits a full interval at the new rate, counted from the cut (the
+  pause lets a bursty bucket save a little) or, for a shallow bucket, from the last release (its state is only
+  its last accepted arrival, and the cut comes a round trip later: counting from it would idle the quota);
 * **the search**: a sustained rate with the ceiling more than ``settle`` (2.5%) above it tries half-way to it,
-  by at most ``step`` (5%: a try above a one-token bucket's limit throttles every other attempt for one round
-  trip), and only after ``window`` (50) attempts in a row were accepted, so tries do not pile throttles onto
-  throttles. Within ``settle`` the governor holds: no standing discount beyond that gap;
+  by at most ``step`` (5%; ``shallow_step``, 2.5%, for a shallow bucket: a try above a one-token bucket's
+  limit throttles every other attempt for one round trip, and near the limit early arrivals do too), and only
+  after ``window`` (50) attempts in a row were accepted, so tries do not pile throttles onto throttles. Within
+  ``settle`` the governor holds: no standing discount beyond that gap;
 * **a limit that rises**: after ``hold`` (400) successes without an event the ceiling is raised by twice
   ``settle``, so the search tries once more above it: at most one failed try per ``hold`` successes when the
   limit has not moved.
@@ -100,6 +112,11 @@ class GovernorSettings:
     window: int = 50
     #: a try above the sustained rate goes at most this share higher
     step: float = 0.05
+    #: the starting rate refused within this many answers at it marks a shallow bucket (0: never); a bucket with
+    #: saved tokens would have carried the start for a while
+    shallow_within: int = 2
+    #: ... and then a try goes at most this share higher (every try above a shallow bucket's limit is refused)
+    shallow_step: float = 0.025
 
     def __post_init__(self) -> None:
         if self.max_rps <= 0:
@@ -110,7 +127,8 @@ class GovernorSettings:
             raise ValueError("burst must be at least 1")
         if not 0 < self.initial <= 1:
             raise ValueError("initial must be between 0 and 1")
-        shares = {"first_cut": self.first_cut, "backoff": self.backoff, "settle": self.settle, "step": self.step}
+        shares = {"first_cut": self.first_cut, "backoff": self.backoff, "settle": self.settle, "step": self.step,
+                  "shallow_step": self.shallow_step}
         for name, value in shares.items():
             if not 0 < value < 1:
                 raise ValueError(f"{name} must be between 0 and 1")
@@ -118,6 +136,8 @@ class GovernorSettings:
             raise ValueError("ramp must be above 1")
         if self.streak < 1 or self.try_streak < 1 or self.hold < 1 or self.window < 1:
             raise ValueError("streak, try_streak, hold and window must be at least 1")
+        if self.shallow_within < 0:
+            raise ValueError("shallow_within must be at least 0")
 
 
 class Governor:
@@ -143,11 +163,15 @@ class Governor:
         self.floor: float | None = None
         self._set_at = self._last  # when the rate was last set: only attempts released since count for it
         self._streak = 0  # successes in a row at the current rate
+        self._answered = 0  # successes of attempts released at the current rate
+        #: the service's bucket holds about one token: the start was refused at once (see ``shallow_within``)
+        self.shallow = False
         self._quiet = 0  # successes since the last congestion event
         self._settled = False  # the start-up search is over
         self._outcomes: deque[bool] = deque(maxlen=self.settings.window)  # recent attempts: throttled or not
         self._last_cut = float("-inf")
         self._waited_at = float("-inf")  # when a request last had to wait for its token
+        self._released_at = self._last  # when a token was last taken (the start, before any)
         self._history: deque[tuple[float, float]] = deque([(self._last, self._rate)])  # (since, rate)
 
     @property
@@ -168,6 +192,7 @@ class Governor:
                 # tolerate float dust: 0.2 s * 5/s may come out as 0.9999999999999998 tokens
                 if self._tokens >= 1.0 - _EPS:
                     self._tokens = max(0.0, self._tokens - 1.0)
+                    self._released_at = self._last
                     return
                 # sleep exactly until one token exists at the current rate; the rate may change while
                 # we sleep (a throttle elsewhere), so loop and recompute rather than assume
@@ -193,7 +218,7 @@ class Governor:
     def on_throttle(self, sent_at: float | None = None) -> None:
         """The service throttled an attempt released at ``sent_at`` — unless it left before the last cut (that
         congestion event is accounted for already): the refused rate becomes the upper bound, the rate goes
-        back to the last sustained one (or ``first_cut`` of the refused one), the bucket is drained."""
+        back to the last sustained one (or ``first_cut`` of the refused one), nothing saved up survives."""
         self.throttles += 1
         self._outcomes.append(True)
         if sent_at is not None and sent_at < self._last_cut:
@@ -205,20 +230,29 @@ class Governor:
         refused = self._rate_at(sent_at) if sent_at is not None else self._rate
         self.ceiling = max(self._min_rate, refused)
         floor = self.floor
-        if floor is not None and floor < refused:  # a try above the sustained rate failed: back below it
-            floor *= 1.0 - s.backoff  # (a bursty bucket's saved tokens may have carried the sustained one)
+        if self.cuts == 1 and floor is None and self._answered < s.shallow_within:
+            self.shallow = True  # the starting rate, refused at once: nothing saved up carried it
+        if floor is not None and floor < refused:  # a try above the sustained rate failed: back to the floor
+            if not self.shallow:  # saved tokens may have carried the sustained rate (a one-token bucket has none)
+                floor *= 1.0 - s.backoff
             target = floor
-        elif self.cuts == 1 or self._quiet < 2 * s.streak:
+        elif self.cuts == 1 or (self._quiet < 2 * s.streak and not (self.shallow and floor is not None)):
             # the first event (the start overshot by an unknown amount), or refused again right after a cut
             # (that cut was not enough, or a bursty bucket's saved tokens carried the rate taken as sustained)
             target, floor = refused * s.first_cut, None
-        else:  # refused at a rate that held a while: the limit fell, saved tokens ran out, or an early arrival
+        else:  # refused at a rate that held a while (the limit fell, saved tokens ran out, an early arrival), or a
+            # shallow bucket refused its sustained rate (an early arrival: nothing saved up carried that rate)
             target = refused * (1.0 - s.backoff)
             floor = None if floor is None else target
         self.floor = floor
         target = max(self._min_rate, min(target, s.max_rps))
         self._set_rate(target, now)
-        self._tokens = min(self._tokens, 0.0)
+        # nothing saved up survives a cut: the next attempt waits one full interval at the new rate, counted for a
+        # shallow bucket from the last release (all its state is the last accepted arrival, so the part of an
+        # interval idled by counting from the cut, a round trip later, buys nothing) and otherwise from the cut
+        # (the pause lets a bursty bucket save a little towards what the overshoot took)
+        since = self._released_at if self.shallow else now
+        self._tokens = min(self._tokens, 1.0, max(0.0, now - since) * target)
         self._last_cut = now
         self._quiet = 0
 
@@ -234,6 +268,7 @@ class Governor:
             self.ceiling *= 1.0 + 2.0 * s.settle  # the limit may have risen: try once more above it
         if sent_at is not None and sent_at < self._set_at:
             return  # released at an older rate: no evidence for this one
+        self._answered += 1
         # the rate binds if a request waited for a token within about two token intervals
         if now - self._waited_at > 2.0 / self._rate + 0.05:
             self._streak = 0
@@ -251,7 +286,7 @@ class Governor:
             nxt = rate * s.ramp
         elif self.ceiling > rate * (1.0 + s.settle) and not any(self._outcomes):
             # half-way, but by at most ``step``: a try above the limit costs the attempts of one round trip
-            nxt = min((rate + self.ceiling) / 2.0, rate * (1.0 + s.step))
+            nxt = min((rate + self.ceiling) / 2.0, rate * (1.0 + (s.shallow_step if self.shallow else s.step)))
         else:
             self._streak = 0
             return
@@ -263,6 +298,7 @@ class Governor:
         self._rate = rate
         self._set_at = now
         self._streak = 0
+        self._answered = 0
         hist = self._history
         hist.append((now, rate))
         while len(hist) > 1 and hist[1][0] <= now - 60.0:  # a minute back: longer than any request may take
