@@ -253,8 +253,10 @@ async def test_pages_sends_the_operation_the_query_names() -> None:
     assert {op for op, _ in transport.calls} == {"GetCostAndUsageWithResources"}
 
 
-async def test_records_outside_the_requested_window_are_quarantined_not_doubled() -> None:
-    """A server answering with a period outside the request cannot escape replace-by-window."""
+@pytest.mark.parametrize("columnar", [False, True])
+async def test_records_outside_the_requested_window_are_quarantined_not_doubled(columnar: bool) -> None:
+    """A server answering with a period outside the request cannot escape replace-by-window (nor in a
+    backfill's columnar pages)."""
     q = CostQuery.build(start="2026-01-01", end="2026-01-03", group_by=["SERVICE"])
 
     def handler(op: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -264,7 +266,8 @@ async def test_records_outside_the_requested_window_are_quarantined_not_doubled(
             for day, end in (("2026-01-01", "2026-01-02"), ("2026-01-05", "2026-01-06"))]}
 
     async with open_client(FetchSettings(retry=RetryPolicy.no_wait()), transport=MockTransport(handler)) as ce:
-        pages = [p async for p in ce.pages(q)]
+        pages = [p async for p in ce.pages(q, dedup=not columnar, columnar=columnar)]
+    assert pages[0].n_records == 1 and pages[0].last_period_start == "2026-01-01"
     assert [r.period_start for r in pages[0].records] == ["2026-01-01"]
     assert "outside the requested" in pages[0].quarantined[0].reason
 

@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -237,13 +238,13 @@ class Rows:
 class Staged:
     """What is staged for one unit of a run this store began, known without asking DuckDB: nothing but this
     store stages under its own run's id, so its counts are exact. The natural keys are kept as hashes: two
-    equal keys have equal hashes, so no duplicate goes unseen (a collision only sends the commit to DuckDB's
-    own duplicate search)."""
+    equal keys have equal hashes, so no duplicate goes unseen (a collision only sends the commit through the
+    duplicate path, which finds none)."""
 
     rows: int = 0
     quarantine: int = 0
-    keys: set[int] = field(default_factory=set)
-    duplicated: bool = False
+    #: the staged rows' key hashes (:attr:`StageBatch.keys <dbcost.store.records.StageBatch.keys>`)
+    keys: array[int] = field(default_factory=lambda: array("q"))
 
 
 class StoreBase:

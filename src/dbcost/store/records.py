@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import re
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -97,9 +99,9 @@ class StageBatch:
     size: int
     #: rows alone
     n_rows: int = 0
-    #: the hashes of the rows' natural keys (period_start, key1, key2, metric), and whether two rows share one
-    keys: frozenset[int] = frozenset()
-    duplicated: bool = False
+    #: the hashes of the rows' natural keys (period_start, key1, key2, metric), 8 bytes a row: the commit finds
+    #: from them whether the unit holds a duplicate (a set of them, made then, for one unit at a time)
+    keys: array[int] = field(default_factory=lambda: array("q"))
 
 
 @functools.cache
@@ -148,7 +150,7 @@ def stage_batch(key_names: Sequence[str], pages: Sequence[ParsedPage]) -> StageB
             out.extend(values)
     n_rows = len(lists[0])
     # the natural keys' hashes: the commit knows from them that a unit holds no duplicate without a search
-    keys = frozenset(map(hash, zip(lists[0], lists[2], lists[3], lists[4], strict=True)))
+    keys = array("q", map(hash, zip(lists[0], lists[2], lists[3], lists[4], strict=True)))
     columns = None
     if n_rows:
         string, boolean = na.string(), na.bool_()
@@ -165,8 +167,7 @@ def stage_batch(key_names: Sequence[str], pages: Sequence[ParsedPage]) -> StageB
             na.c_array([orjson.dumps(q.raw, default=str).decode() for q in quarantined], na.string()),
         ])
     last = pages[-1]
-    return StageBatch(columns, qarray, last.page, last.next_token, n_rows + len(quarantined), n_rows, keys,
-                      len(keys) < n_rows)
+    return StageBatch(columns, qarray, last.page, last.next_token, n_rows + len(quarantined), n_rows, keys)
 
 
 def _named(sql: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,8 +242,7 @@ class Records(StoreBase):
         if run_id in self._own_runs:
             staged = self._staged.setdefault(skey(run_id, unit_id), Staged())
             for b in batches:
-                staged.duplicated = staged.duplicated or b.duplicated or not staged.keys.isdisjoint(b.keys)
-                staged.keys |= b.keys
+                staged.keys.extend(b.keys)
                 staged.rows += b.n_rows
                 staged.quarantine += b.size - b.n_rows
 
@@ -309,10 +309,8 @@ class Records(StoreBase):
         )
         duplicated: bool | None = None
         if known is not None:
-            seen = len(known.keys)
-            everything = known.keys.union(*(b.keys for b in pending))
-            duplicated = (known.duplicated or any(b.duplicated for b in pending)
-                          or len(everything) < seen + sum(len(b.keys) for b in pending))
+            hashes = (known.keys, *(b.keys for b in pending))
+            duplicated = len(set(itertools.chain.from_iterable(hashes))) < sum(len(h) for h in hashes)
         with db.transaction():
             # one look at what the commit has to do: whether the window holds records (a rerun) or quarantine
             # entries already, and what is staged unless that is known
