@@ -20,8 +20,8 @@ import contextlib
 import datetime as dt
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
