@@ -241,41 +241,83 @@ def _group_reason(
     return "group is not valid"  # pragma: no cover - the fast path accepts whatever passes the checks above
 
 
-def _one_group(group: object, start: str, end: str, estimated: bool, page: int, granularity: str,
-               specs: list[tuple[str, str | None, int]], names: list[str], prefixes: list[str | None],
-               required: frozenset[str] | None) -> CostRecord | Quarantined:
-    """One group by the general rules: any number of keys and metrics, any amount form :func:`parse_amount`
-    accepts. The parser's loops take it for what their unrolled fast paths do not cover."""
-    if type(group) is dict:
-        raw_keys = group.get("Keys")
-        raw_metrics = group.get("Metrics")
-        if type(raw_keys) is list and len(raw_keys) == len(specs) and type(raw_metrics) is dict and raw_metrics:
-            keys: dict[str, str] = {}
-            for (name, prefix, plen), raw in zip(specs, raw_keys, strict=False):
-                if type(raw) is not str or (prefix is not None and not raw.startswith(prefix)):
-                    break
-                keys[name] = raw if prefix is None else raw[plen:]
-            else:
-                values: dict[str, Metric] = {}
-                for mname, mval in raw_metrics.items():
-                    if type(mval) is not dict:
-                        break
-                    text = mval.get("Amount")
-                    unit = mval.get("Unit")
-                    if type(text) is not str or type(unit) is not str or not unit:
-                        break
-                    if FAST_AMOUNT(text):
-                        amount = Decimal(text)
-                    else:  # rare forms (an exponent): the full check, the same as the slow path
-                        try:
-                            amount = parse_amount(text)
-                        except AmountError:
-                            break
-                    values[mname] = Metric(amount, unit)
+def _records_of(groups: list[Any], start: str, end: str, estimated: bool, page: int, granularity: str,
+                specs: list[tuple[str, str | None, int]], names: list[str], prefixes: list[str | None],
+                required: frozenset[str] | None, records: list[CostRecord], quarantined: list[Quarantined]) -> None:
+    """One period's groups as records (or quarantine entries), by every rule of the module docstring; called
+    once per period, so the loop over groups stays one Python frame. The columnar path calls it for the rare
+    group its own fast path does not cover."""
+    nkeys = len(specs)
+    # the most common shape (a dimension and a tag, e.g. SERVICE x TAG:db-cluster) gets an unrolled path
+    two_dim_tag = nkeys == 2 and prefixes[0] is None and prefixes[1] is not None
+    name0, name1 = [*names, "", ""][:2]
+    prefix1 = prefixes[1] if two_dim_tag and prefixes[1] is not None else ""
+    plen1 = len(prefix1)
+    # the most common metric set (one metric, e.g. UnblendedCost) gets an unrolled path too
+    one_metric = next(iter(required)) if required is not None and len(required) == 1 else None
+    fast_amount = FAST_AMOUNT
+    new = tuple.__new__  # Metric and CostRecord are NamedTuples: this skips their Python-level __new__
+    for group in groups:
+        # Fast path: the shape Cost Explorer sends, with as few Python-level calls as possible
+        # (this loop runs once per group; bench/bench_parse.py measures it). Anything unusual falls
+        # through to _group_reason, which finds the precise reason for the quarantine entry.
+        if type(group) is dict:
+            raw_keys = group.get("Keys")
+            raw_metrics = group.get("Metrics")
+            if type(raw_keys) is list and len(raw_keys) == nkeys and type(raw_metrics) is dict and raw_metrics:
+                keys: dict[str, str] | None
+                if two_dim_tag:  # the common SERVICE x TAG shape, unrolled
+                    k0, k1 = raw_keys
+                    keys = ({name0: k0, name1: k1[plen1:]}
+                            if type(k0) is str and type(k1) is str and k1.startswith(prefix1) else None)
                 else:
-                    if required is None or required <= values.keys():
-                        return CostRecord(start, end, granularity, keys, values, estimated)
-    return Quarantined(_group_reason(group, names, prefixes, required), start, end, page, group)
+                    keys = {}
+                    for (name, prefix, plen), raw in zip(specs, raw_keys, strict=False):
+                        if type(raw) is not str:
+                            keys = None
+                            break
+                        if prefix is None:
+                            keys[name] = raw
+                        elif raw.startswith(prefix):
+                            keys[name] = raw[plen:]
+                        else:
+                            keys = None
+                            break
+                if keys is not None and one_metric is not None and len(raw_metrics) == 1:
+                    mval = raw_metrics.get(one_metric)
+                    if type(mval) is dict:
+                        text = mval.get("Amount")
+                        unit = mval.get("Unit")
+                        if type(text) is str and type(unit) is str and unit and fast_amount(text):
+                            records.append(new(CostRecord, (start, end, granularity, keys,
+                                                            {one_metric: new(Metric, (Decimal(text), unit))},
+                                                            estimated)))
+                            continue
+                    # anything else (an exponent form, a wrong name or shape): the general loop below
+                if keys is not None:
+                    values: dict[str, Metric] = {}
+                    for mname, mval in raw_metrics.items():
+                        if type(mval) is not dict:
+                            break
+                        text = mval.get("Amount")
+                        unit = mval.get("Unit")
+                        if type(text) is not str or type(unit) is not str or not unit:
+                            break
+                        if fast_amount(text):
+                            amount = Decimal(text)
+                        else:  # rare forms (an exponent): the full check, the same as the slow path
+                            try:
+                                amount = parse_amount(text)
+                            except AmountError:
+                                break
+                        values[mname] = new(Metric, (amount, unit))
+                    else:
+                        if required is None or required <= values.keys():
+                            records.append(new(CostRecord, (start, end, granularity, keys, values, estimated)))
+                            continue
+        quarantined.append(
+            Quarantined(_group_reason(group, names, prefixes, required), start, end, page, group)
+        )
 
 
 def parse_page(
@@ -308,16 +350,10 @@ def parse_page(
     names, prefixes = column_names(defs)
     nkeys = len(names)
     specs = [(n, p, len(p) if p is not None else 0) for n, p in zip(names, prefixes, strict=True)]
-    # the most common shape (a dimension and a tag, e.g. SERVICE x TAG:db-cluster) gets an unrolled path
-    two_dim_tag = nkeys == 2 and prefixes[0] is None and prefixes[1] is not None
-    name0, name1 = [*names, "", ""][:2]
-    prefix1 = prefixes[1] if two_dim_tag and prefixes[1] is not None else ""
-    plen1 = len(prefix1)
     required = frozenset(metrics) if metrics else None
-    # the most common metric set (one metric, e.g. UnblendedCost) gets an unrolled path too
     one_metric = next(iter(required)) if required is not None and len(required) == 1 else None
-    fast_amount = FAST_AMOUNT
-    new = tuple.__new__  # Metric and CostRecord are NamedTuples: this skips their Python-level __new__
+    # the DIMENSION x TAG shape's tag prefix (the columnar path unrolls that shape)
+    tag_prefix = prefixes[1] if nkeys == 2 and prefixes[0] is None else None
     token = payload.get("NextPageToken")
     if token is not None and (not isinstance(token, str) or not token):
         raise MalformedResponseError(f"page {page}: NextPageToken is not a non-empty string")
@@ -360,30 +396,10 @@ def parse_page(
         if cols is not None:
             assert one_metric is not None  # a columnar page has one metric
             _columns_of(cols, groups, start, end, estimated, page, one_metric, specs, names, prefixes, required,
-                        prefix1 if two_dim_tag else None, quarantined)
-        for group in groups if cols is None else ():
-            # Fast path: the shape Cost Explorer sends, with as few Python-level calls as possible
-            # (this loop runs once per group; bench/bench_parse.py measures it). Anything else takes
-            # _one_group, which applies the general rules and finds the precise reason for a quarantine.
-            if two_dim_tag and one_metric is not None and type(group) is dict:
-                raw_keys = group.get("Keys")
-                raw_metrics = group.get("Metrics")
-                if type(raw_keys) is list and len(raw_keys) == 2 and type(raw_metrics) is dict and len(raw_metrics) == 1:
-                    k0, k1 = raw_keys
-                    mval = raw_metrics.get(one_metric)
-                    if type(k0) is str and type(k1) is str and k1.startswith(prefix1) and type(mval) is dict:
-                        text = mval.get("Amount")
-                        unit = mval.get("Unit")
-                        if type(text) is str and type(unit) is str and unit and fast_amount(text):
-                            records.append(new(CostRecord, (start, end, granularity, {name0: k0, name1: k1[plen1:]},
-                                                            {one_metric: new(Metric, (Decimal(text), unit))},
-                                                            estimated)))
-                            continue
-            item = _one_group(group, start, end, estimated, page, granularity, specs, names, prefixes, required)
-            if isinstance(item, Quarantined):
-                quarantined.append(item)
-            else:
-                records.append(item)
+                        tag_prefix, quarantined)
+        else:
+            _records_of(groups, start, end, estimated, page, granularity, specs, names, prefixes, required,
+                        records, quarantined)
         if not groups:
             total = result.get("Total")
             if total:  # a Total-only period (no GroupBy, or GroupBy with nothing to group)
@@ -409,7 +425,7 @@ def _columns_of(cols: PageColumns, groups: list[Any], start: str, end: str, esti
 
     Per group, only what varies is appended (the keys, the amount's text, its unit); the period, the metric
     and the estimated flag are the same for the period's every row and are extended once per run of fast
-    rows. A group the fast path does not cover takes :func:`_one_group` and joins the columns in its place."""
+    rows. A group the fast path does not cover takes :func:`_records_of` and joins the columns in its place."""
     a1, a2, at, au = cols.key1.append, cols.key2.append, cols.amount_text.append, cols.unit.append
     fast_amount = FAST_AMOUNT
     nkeys = len(specs)
@@ -461,12 +477,12 @@ def _columns_of(cols: PageColumns, groups: list[Any], start: str, end: str, esti
                                 at(text)
                                 au(unit)
                                 continue
-        item = _one_group(group, start, end, estimated, page, cols.granularity, specs, names, prefixes, required)
-        if isinstance(item, Quarantined):
-            quarantined.append(item)
-        else:
+        made: list[CostRecord] = []  # the general rules, for this one group
+        _records_of([group], start, end, estimated, page, cols.granularity, specs, names, prefixes, required, made,
+                    quarantined)
+        if made:
             flush()
-            cols.add(item)
+            cols.add(made[0])
     flush()
 
 

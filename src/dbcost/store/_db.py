@@ -241,9 +241,8 @@ class Staged:
     equal keys have equal hashes, so no duplicate goes unseen (a collision only sends the commit through the
     duplicate path, which finds none)."""
 
-    rows: int = 0
     quarantine: int = 0
-    #: the staged rows' key hashes (:attr:`StageBatch.keys <dbcost.store.records.StageBatch.keys>`)
+    #: the staged rows' key hashes, one a row (:attr:`StageBatch.keys <dbcost.store.records.StageBatch.keys>`)
     keys: array[int] = field(default_factory=lambda: array("q"))
 
 

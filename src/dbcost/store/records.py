@@ -243,7 +243,6 @@ class Records(StoreBase):
             staged = self._staged.setdefault(skey(run_id, unit_id), Staged())
             for b in batches:
                 staged.keys.extend(b.keys)
-                staged.rows += b.n_rows
                 staged.quarantine += b.size - b.n_rows
 
     def _numbered(self, batches: Sequence[StageBatch]) -> tuple[Any, Any]:
@@ -317,7 +316,7 @@ class Records(StoreBase):
             look = db.one(f"SELECT {look_sql}", _named(look_sql, values))
             assert look is not None
             if known is not None:
-                staged_rows, staged_quarantine = known.rows, known.quarantine
+                staged_rows, staged_quarantine = len(known.keys), known.quarantine
                 has_old, old_quarantine = bool(look[0]), bool(look[1])
             else:
                 staged_rows, staged_quarantine = int(look[0]), int(look[1])

@@ -198,7 +198,7 @@ class State(StoreBase):
         own = run_id in self._own_runs
         if own:
             staged = self._staged.get(key)
-            has_row, has_staged = key in self._started, staged is not None and bool(staged.rows or staged.quarantine)
+            has_row, has_staged = key in self._started, staged is not None and bool(staged.keys or staged.quarantine)
         else:
             found = db.one(
                 "SELECT (SELECT count(*) FROM units WHERE run_id = $run_id AND unit_id = $unit_id), "
