@@ -391,3 +391,155 @@ def test_a_query_of_several_metrics_is_not_columnar() -> None:
     page = parse_page(load("01_awscli_two_groupkeys_dimension_plus_tag.json"),
                       metrics=["UnblendedCost", "UsageQuantity"], columnar=True)
     assert page.columns is None and len(page.records) == 2
+
+
+# ------------------------------------------------------------------------------------------ the typed decode
+
+_TWO_KEYS = [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}, {"Type": "TAG", "Key": "db"}]
+
+
+def _columns_of_parse(raw: dict[str, Any], defs: list[dict[str, str]], metric: str = "UnblendedCost") -> Any:
+    """What parse_page makes of ``raw`` as columns (the general path the typed decode must agree with)."""
+    page = parse_page(copy.deepcopy(raw), granularity="DAILY", group_definitions=defs, metrics=[metric],
+                      columnar=True)
+    return page.columns, page.quarantined, page.next_token
+
+
+@given(results=st.lists(_RESULT, max_size=4), token=st.sampled_from([None, "t-1"]),
+       echo=st.booleans())
+def test_the_typed_decode_agrees_with_the_general_path_or_declines(results: list[dict[str, Any]],
+                                                                   token: str | None, echo: bool) -> None:
+    """On any page (valid, quarantining, Total-only, odd periods), the typed decode either declines (None) or
+    gives exactly the general path's columns and token, and it only decodes pages with nothing to quarantine."""
+    from dbcost.parse import fast_decoder
+
+    raw: dict[str, Any] = {"ResultsByTime": results}
+    if echo:
+        raw["GroupDefinitions"] = _TWO_KEYS
+    if token:
+        raw["NextPageToken"] = token
+    decode = fast_decoder(_TWO_KEYS, ["UnblendedCost"], "DAILY")
+    fast = decode(json.dumps(raw).encode())
+    if fast is None:
+        return
+    columns, quarantined, next_token = _columns_of_parse(raw, _TWO_KEYS)
+    assert quarantined == [] and not columns.multi
+    assert fast.columns == columns and fast.next_token == next_token
+
+
+_VALID_GROUP = st.builds(
+    lambda svc, tag, amount, unit: {"Keys": [svc, f"db${tag}"], "Metrics": {"UnblendedCost": {
+        "Amount": format(amount, "f"), "Unit": unit}}},
+    st.text(min_size=0, max_size=8), st.text(max_size=8),
+    st.decimals(allow_nan=False, allow_infinity=False, places=10, min_value=-(10**12), max_value=10**12),
+    st.sampled_from(["USD", "Hrs", "GB-Mo"]))
+
+
+@given(days=st.lists(st.tuples(st.sampled_from([("2026-01-01", "2026-01-02"), ("2026-01-02", "2026-01-03")]),
+                               st.booleans(), st.lists(_VALID_GROUP, max_size=8)), max_size=3))
+def test_the_typed_decode_takes_every_well_formed_page(days: list[tuple[tuple[str, str], bool, list[Any]]]) -> None:
+    """A page whose every group is well formed (any key text, any plain amount, any unit) is decoded by the
+    typed path, into the general path's columns: the fast case really is the common case."""
+    from dbcost.parse import fast_decoder
+
+    raw = {"GroupDefinitions": _TWO_KEYS, "ResultsByTime": [
+        {"TimePeriod": {"Start": s, "End": e}, "Estimated": est, "Groups": groups, "Total": {}}
+        for (s, e), est, groups in days]}
+    fast = fast_decoder(_TWO_KEYS, ["UnblendedCost"], "DAILY")(json.dumps(raw).encode())
+    assert fast is not None
+    columns, quarantined, _ = _columns_of_parse(raw, _TWO_KEYS)
+    assert fast.columns == columns and quarantined == []
+
+
+def _one_good_page() -> dict[str, Any]:
+    raw = two_key_page()
+    raw["NextPageToken"] = "t-2"
+    return raw
+
+
+def _mutate(path: str, value: Any) -> dict[str, Any]:
+    """The good page with one member (a dotted path; ``-`` deletes) changed."""
+    raw = _one_good_page()
+    *parents, last = path.split(".")
+    node: Any = raw
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    if value == "-":
+        del node[int(last) if last.isdigit() else last]
+    else:
+        node[int(last) if last.isdigit() else last] = value
+    return raw
+
+
+_DECLINED: list[tuple[str, Any]] = [
+    ("key count", _mutate("ResultsByTime.0.Groups.1.Keys", ["Amazon DynamoDB"])),
+    ("tag prefix", _mutate("ResultsByTime.0.Groups.1.Keys.1", "team$x")),
+    ("key not a string", _mutate("ResultsByTime.0.Groups.1.Keys.0", 7)),
+    ("number amount", _mutate("ResultsByTime.0.Groups.1.Metrics.UnblendedCost.Amount", 1.5)),
+    ("exponent amount", _mutate("ResultsByTime.0.Groups.1.Metrics.UnblendedCost.Amount", "1.5E-7")),
+    ("leading zero", _mutate("ResultsByTime.0.Groups.1.Metrics.UnblendedCost.Amount", "01.5")),
+    ("NaN", _mutate("ResultsByTime.0.Groups.1.Metrics.UnblendedCost.Amount", "NaN")),
+    ("extra metric", _mutate("ResultsByTime.0.Groups.1.Metrics.BlendedCost", {"Amount": "1", "Unit": "USD"})),
+    ("other metric", _mutate("ResultsByTime.0.Groups.1.Metrics", {"BlendedCost": {"Amount": "1", "Unit": "USD"}})),
+    ("no unit", _mutate("ResultsByTime.0.Groups.1.Metrics.UnblendedCost.Unit", "-")),
+    ("empty unit", _mutate("ResultsByTime.0.Groups.1.Metrics.UnblendedCost.Unit", "")),
+    ("group not an object", _mutate("ResultsByTime.0.Groups.1", "garbage")),
+    ("null Estimated", _mutate("ResultsByTime.0.Estimated", None)),
+    ("bad date", _mutate("ResultsByTime.0.TimePeriod.Start", "2026-02-30")),
+    ("no period", _mutate("ResultsByTime.0.TimePeriod", "-")),
+    ("Total-only", _mutate("ResultsByTime.0.Groups", [])
+     | {"ResultsByTime": [{"TimePeriod": {"Start": "2026-09-01", "End": "2026-09-02"}, "Groups": [],
+                           "Total": {"UnblendedCost": {"Amount": "3", "Unit": "USD"}}, "Estimated": False}]}),
+    ("other grouping", _mutate("GroupDefinitions.1.Key", "team")),
+    ("empty token", _mutate("NextPageToken", "")),
+    ("ResultsByTime not a list", _mutate("ResultsByTime", {})),
+]
+
+
+@pytest.mark.parametrize(("label", "raw"), _DECLINED, ids=[d[0] for d in _DECLINED])
+def test_the_typed_decode_declines_what_the_general_path_must_judge(label: str, raw: dict[str, Any]) -> None:
+    """Every page the general path would quarantine a group of, refuse, or read as a Total-only record is left
+    to it (the decoder answers None), so every reason and raw payload stays the general path's."""
+    from dbcost.parse import fast_decoder
+
+    decode = fast_decoder(two_key_page()["GroupDefinitions"], ["UnblendedCost"], "DAILY")
+    assert decode(json.dumps(_one_good_page()).encode()) is not None  # the page before the change is decoded
+    assert decode(json.dumps(raw).encode()) is None
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>proxy</html>", b'{"ResultsByTime": [', b"[]", b'"\\ud800"',
+                                  b"\xff\xfe"])
+def test_the_typed_decode_declines_a_body_that_is_not_a_page(body: bytes) -> None:
+    """A body that is not JSON, not an object or not UTF-8 is never decoded (and never raises): the transport's
+    general path then refuses it as before."""
+    from dbcost.parse import fast_decoder
+
+    assert fast_decoder(_TWO_KEYS, ["UnblendedCost"], "DAILY")(body) is None
+
+
+def test_the_typed_decode_covers_one_metric_and_one_or_two_keys_only() -> None:
+    """Several metrics, no GroupBy or an invalid GroupBy: no typed decoder; one key, a dimension pair: one."""
+    from dbcost.parse import fast_decoder
+
+    assert fast_decoder(_TWO_KEYS, ["UnblendedCost", "UsageQuantity"], "DAILY") is None
+    assert fast_decoder([], ["UnblendedCost"], "DAILY") is None
+    assert fast_decoder([{"Type": "NOPE", "Key": "x"}], ["UnblendedCost"], "DAILY") is None
+    one = [{"Type": "DIMENSION", "Key": "SERVICE"}]
+    raw = load("02_groupby_service_monthly_cloudscape_excerpt.json")
+    metric = next(iter(raw["ResultsByTime"][0]["Groups"][0]["Metrics"]))
+    fast = fast_decoder(one, [metric], "DAILY")(json.dumps(raw).encode())
+    columns, quarantined, _ = _columns_of_parse(raw, one, metric)
+    assert fast is not None and fast.columns == columns and columns.groups > 0 and quarantined == []
+
+
+@given(results=st.lists(_RESULT, max_size=4))
+def test_columns_write_the_jsonl_their_records_write(results: list[dict[str, Any]]) -> None:
+    """``PageColumns.jsonl`` is byte for byte the JSONL of the records the columns hold (dbcost fetch's
+    output), whatever mix of fast, slow-path and Total-only records the page has."""
+    import orjson
+
+    raw = {"GroupDefinitions": _TWO_KEYS, "ResultsByTime": results}
+    page = parse_page(copy.deepcopy(raw), granularity="DAILY", metrics=["UnblendedCost"], columnar=True)
+    assert page.columns is not None
+    text = page.columns.jsonl()
+    assert text == b"".join(orjson.dumps(r.to_json()) + b"\n" for r in page.records)

@@ -15,6 +15,15 @@ not, that is a :class:`~dbcost.errors.MalformedResponseError`, not a quarantine.
 Validation is hand-written over plain dicts rather than a pydantic model of the page: each failure needs
 its own reason and must not take the page down, and it runs several times faster than nested models
 (``bench/bench_parse.py``).
+
+**The typed decode** (:func:`fast_decoder`, what a backfill's pages take). A page whose every group has the
+query's shape (the keys as strings with their tag prefix, the one metric alone, its amount in plain notation,
+a unit) needs none of the per-group reasons above; msgspec decodes such a body straight into typed structs
+(in C: no dict per group, no Python check per field) and the columns are made from them, list by list. A body
+that is not exactly that shape (anything that would quarantine, a Total-only period, a grouping other than the
+query's, a body that is not JSON) is not decoded this way at all: the decoder answers None and the page takes
+:func:`parse_page` from the body, so every rule, reason and raw payload stays the general path's. It is that
+path's fast case, not a second set of rules: ``tests/test_parse.py`` checks the two agree.
 """
 
 from __future__ import annotations
@@ -24,13 +33,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import msgspec
+import orjson
 
 from dbcost.errors import MalformedResponseError
 from dbcost.models import CostRecord, Metric, Quarantined
 from dbcost.money import FAST_AMOUNT, AmountError, parse_amount
 
-__all__ = ["PageColumns", "ParsedPage", "column_names", "parse_page"]
+__all__ = ["FastPage", "PageColumns", "ParsedPage", "column_names", "fast_decoder", "parse_page"]
 
 _PERIOD_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?")
 
@@ -79,6 +92,21 @@ class PageColumns:
         if len(record.metrics) != 1:
             self.multi[first] = len(record.metrics)
         self.groups += 1
+
+    def jsonl(self) -> bytes:
+        """The records as ``dbcost fetch``'s JSONL lines (:meth:`CostRecord.to_json`, one line each, in order),
+        written from the rows without making the records: ``amount_text`` is already what ``fmt`` writes."""
+        names, granularity, dumps = self.names, self.granularity, orjson.dumps
+        if self.multi or len(names) != 2 or None in self.key1 or None in self.key2:
+            return b"".join(dumps(r.to_json()) + b"\n" for r in self.records())
+        n1, n2 = names
+        lines = [dumps({"period_start": s, "period_end": e, "granularity": granularity, "keys": {n1: k1, n2: k2},
+                        "metrics": {m: {"amount": t, "unit": u}}, "estimated": est})
+                 for s, e, k1, k2, m, t, u, est in zip(self.period_start, self.period_end, self.key1, self.key2,
+                                                       self.metric, self.amount_text, self.unit, self.estimated,
+                                                       strict=True)]
+        lines.append(b"")
+        return b"\n".join(lines) if len(lines) > 1 else b""
 
     def records(self) -> list[CostRecord]:
         """The records the rows hold, in order (exact: ``Decimal`` of each amount's text)."""
@@ -318,6 +346,128 @@ def _records_of(groups: list[Any], start: str, end: str, estimated: bool, page: 
         quarantined.append(
             Quarantined(_group_reason(group, names, prefixes, required), start, end, page, group)
         )
+
+
+# ------------------------------------------------------------------------------------------ the typed decode
+
+
+class FastPage(NamedTuple):
+    """A page :func:`fast_decoder` decoded: its records as columns (every group valid) and the token after it."""
+
+    columns: PageColumns
+    next_token: str | None
+
+
+class _MetricValue(msgspec.Struct, gc=False):
+    Amount: str
+    Unit: str
+
+
+class _Period(msgspec.Struct, gc=False):
+    Start: str
+    End: str
+
+
+class _GroupDef(msgspec.Struct, gc=False):
+    Type: str
+    Key: str
+
+
+@lru_cache(maxsize=32)
+def _page_type(metric: str, nkeys: int) -> Any:
+    """The msgspec type of a page whose groups have ``nkeys`` string keys and exactly the one ``metric``."""
+    # the metric's name is the member's JSON name; any other metric, or none, fails the decode
+    metrics = msgspec.defstruct("_Metrics", [("value", _MetricValue)], rename={"value": metric},
+                                forbid_unknown_fields=True, gc=False)
+    group = msgspec.defstruct("_Group", [("Keys", tuple[(str,) * nkeys]), ("Metrics", metrics)],  # type: ignore[misc]
+                              gc=False)
+    result = msgspec.defstruct("_Result", [
+        ("TimePeriod", _Period),
+        ("Groups", list[group] | None, None),  # type: ignore[valid-type]
+        ("Total", dict[str, Any] | None, None),
+        ("Estimated", bool, True),  # absent: the general path's "not final" too
+    ], gc=False)
+    page = msgspec.defstruct("_Page", [
+        ("ResultsByTime", list[result]),  # type: ignore[valid-type]
+        ("NextPageToken", str | None, None),
+        ("GroupDefinitions", list[_GroupDef] | None, None),
+    ], gc=False)
+    return msgspec.json.Decoder(page)
+
+
+def fast_decoder(group_definitions: Sequence[Mapping[str, Any]], metrics: Sequence[str],
+                 granularity: str) -> Any:
+    """A function ``body -> FastPage | None`` for the pages of a query grouped by ``group_definitions`` (its
+    GroupBy, API form) with the one metric ``metrics``; None when the query has another shape (several metrics,
+    no key or more than two). The function answers None for a body the general path must see (module
+    docstring); it never raises."""
+    if len(metrics) != 1 or not 1 <= len(group_definitions) <= 2:
+        return None
+    try:
+        names, prefixes = column_names(group_definitions)
+    except MalformedResponseError:
+        return None
+    metric = metrics[0]
+    decoder = _page_type(metric, len(names))
+    asked = [(gd["Type"], gd["Key"]) for gd in group_definitions]
+    p1, p2 = [*prefixes, None][:2]
+    n1, n2 = len(p1 or ""), len(p2 or "")
+    fast_amount, period_re = FAST_AMOUNT, _PERIOD_RE.fullmatch
+    two = len(names) == 2
+
+    def decode(body: bytes) -> FastPage | None:
+        try:
+            page = decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        token = page.NextPageToken
+        if token == "":
+            return None
+        if page.GroupDefinitions is not None and [(g.Type, g.Key) for g in page.GroupDefinitions] != asked:
+            return None
+        cols = PageColumns(granularity, tuple(names))
+        for result in page.ResultsByTime:
+            tp = result.TimePeriod
+            start, end = tp.Start, tp.End
+            if not (period_re(start) and period_re(end) and _real_period(start, end)):
+                return None
+            groups = result.Groups
+            if not groups:
+                if result.Total:  # a Total-only period: the general path's record
+                    return None
+                continue
+            keys = [g.Keys for g in groups]
+            values = [g.Metrics.value for g in groups]
+            texts = [v.Amount for v in values]
+            units = [v.Unit for v in values]
+            if not (all(map(fast_amount, texts)) and all(units)):
+                return None
+            k1 = [k[0] for k in keys]
+            if p1 is not None:
+                if not all(k.startswith(p1) for k in k1):
+                    return None
+                k1 = [k[n1:] for k in k1]
+            if two:
+                k2: list[str | None] = [k[1] for k in keys]
+                if p2 is not None:
+                    if not all(k.startswith(p2) for k in k2):  # type: ignore[union-attr]
+                        return None
+                    k2 = [k[n2:] for k in k2]  # type: ignore[index]
+            else:
+                k2 = [None] * len(keys)
+            n = len(groups)
+            cols.period_start += [start] * n
+            cols.period_end += [end] * n
+            cols.key1 += k1
+            cols.key2 += k2
+            cols.metric += [metric] * n
+            cols.amount_text += texts
+            cols.unit += units
+            cols.estimated += [result.Estimated] * n
+            cols.groups += n
+        return FastPage(cols, token)
+
+    return decode
 
 
 def parse_page(
