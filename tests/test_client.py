@@ -4,6 +4,7 @@ budget and breaker — every path a user runs, with an injected transport and a 
 from __future__ import annotations
 
 import asyncio
+import copy
 from decimal import Decimal
 from typing import Any
 
@@ -78,21 +79,29 @@ def client(transport: MockTransport, **kw: Any) -> CostExplorer:
                                                              clock=clock)), **kw)
 
 
-async def collect(ce: CostExplorer, query: CostQuery = QUERY) -> tuple[list[Any], list[Any], list[Any]]:
+async def collect(ce: CostExplorer, query: CostQuery = QUERY, *, columnar: bool = False,
+                  kinds: list[bool] | None = None) -> tuple[list[Any], list[Any], list[Any]]:
+    """Every record, quarantine entry and page of ``query``; ``kinds`` gets, per page, whether it came as columns."""
     recs, quar, pages = [], [], []
-    async for page in ce.pages(query):
+    async for page in ce.pages(query, columnar=columnar):
+        if kinds is not None:
+            kinds.append(page.columns is not None)
         pages.append(page)
         recs.extend(page.records)
         quar.extend(page.quarantined)
     return recs, quar, pages
 
 
-async def test_follows_every_page_and_resends_the_identical_request() -> None:
-    """7,002 groups over 29 pages: every group arrives once, each request identical but for the token."""
+@pytest.mark.parametrize("columnar", [False, True])
+async def test_follows_every_page_and_resends_the_identical_request(columnar: bool) -> None:
+    """7,002 groups over 29 pages: every group arrives once, each request identical but for the token (pages
+    of records, and pages of columns deduplicated as columns)."""
     pages = make_pages(3501, 250)
     transport = serve(pages)
     ce = client(transport)
-    recs, quar, got = await collect(ce)
+    kinds: list[bool] = []
+    recs, quar, got = await collect(ce, columnar=columnar, kinds=kinds)
+    assert kinds == [columnar] * 29
     assert len(got) == len(pages) == 29 and len(recs) == 7002 and not quar
     assert sum(r.metrics["UnblendedCost"].amount for r in recs) == 2 * sum(
         Decimal(f"{i}.0000000001") for i in range(3501))
@@ -113,15 +122,17 @@ async def test_repeated_token_is_refused() -> None:
         await collect(client(serve(pages)))
 
 
+@pytest.mark.parametrize("columnar", [False, True])
 @pytest.mark.parametrize("exc_type", [InvalidNextTokenError, RequestChangedError])
 async def test_token_error_restarts_the_chain_once_without_duplicates(
-    exc_type: type[InvalidNextTokenError | RequestChangedError],
+    exc_type: type[InvalidNextTokenError | RequestChangedError], columnar: bool,
 ) -> None:
-    """A token error mid-chain restarts from page 1; what was already yielded is not yielded again."""
+    """A token error mid-chain restarts from page 1; what was already yielded is not yielded again (a columnar
+    first pass's signatures match the records its replays are compared as)."""
     pages = make_pages(10, 4)  # 20 groups, 5 pages
     transport = serve(pages, faults={3: [exc_type("expired", code=exc_type.__name__)]})
     ce = client(transport)
-    recs, quar, got = await collect(ce)
+    recs, quar, got = await collect(ce, columnar=columnar)
     assert len(recs) == 20 and not quar
     assert len({r.identity for r in recs}) == 20
     assert ce.stats.restarts == 1 and ce.stats.replayed == 12
@@ -136,12 +147,19 @@ async def test_second_token_error_in_one_query_fails() -> None:
         await collect(client(transport))
 
 
-async def test_duplicate_group_within_a_chain_is_quarantined() -> None:
-    """A server that repeats a group cannot double a cent: the repeat is quarantined."""
-    pages = make_pages(4, 100)
-    pages[0]["ResultsByTime"][1]["Groups"].append(pages[0]["ResultsByTime"][1]["Groups"][0])
-    recs, quar, _ = await collect(client(serve(pages)))
-    assert len(recs) == 8 and len(quar) == 1 and "duplicate" in quar[0].reason
+@pytest.mark.parametrize("columnar", [False, True])
+@pytest.mark.parametrize("where", ["same page", "next page"])
+async def test_duplicate_group_within_a_chain_is_quarantined(columnar: bool, where: str) -> None:
+    """A server that repeats a group cannot double a cent: the repeat is quarantined, on the page that repeats
+    it or on a later one, whether the pages hold records or columns."""
+    pages = make_pages(4, 4)  # 2 pages, one day each
+    repeat = pages[0]["ResultsByTime"][0]["Groups"][0]
+    target = pages[0] if where == "same page" else pages[1]
+    target["ResultsByTime"].insert(0, {"TimePeriod": {"Start": "2026-09-01", "End": "2026-09-02"}, "Total": {},
+                                       "Groups": [copy.deepcopy(repeat)], "Estimated": False})
+    recs, quar, _ = await collect(client(serve(pages)), columnar=columnar)
+    assert len(recs) == 8 and len({r.identity for r in recs}) == 8
+    assert len(quar) == 1 and "duplicate" in quar[0].reason
 
 
 async def test_throttles_and_5xx_are_retried_and_every_attempt_passes_the_governor() -> None:
@@ -272,9 +290,10 @@ async def test_records_outside_the_requested_window_are_quarantined_not_doubled(
     assert "outside the requested" in pages[0].quarantined[0].reason
 
 
-async def test_restatement_during_a_streamed_fetch_fails_instead_of_mixing_versions() -> None:
+@pytest.mark.parametrize("columnar", [False, True])
+async def test_restatement_during_a_streamed_fetch_fails_instead_of_mixing_versions(columnar: bool) -> None:
     """If a page-chain restart finds a different value for a group already written, the fetch fails;
-    a malformed group served again after the restart is reported once."""
+    a malformed group served again after the restart is reported once (pages of records or of columns)."""
     q = CostQuery.build(start="2026-01-01", end="2026-01-03", group_by=["SERVICE"])
     state = {"version": 1}
 
@@ -299,7 +318,7 @@ async def test_restatement_during_a_streamed_fetch_fails_instead_of_mixing_versi
 
     async def drain(ce: Any) -> None:
         nonlocal quarantined
-        async for p in ce.pages(q):
+        async for p in ce.pages(q, columnar=columnar):
             quarantined += len(p.quarantined)
             state["version"] = 2  # Cost Explorer restates right after the first page
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
@@ -64,7 +64,7 @@ from dbcost.errors import (
 from dbcost.governor import Governor, GovernorSettings
 from dbcost.models import CostQuery, CostRecord, Quarantined
 from dbcost.operations import COST_FORECAST, DIMENSION_VALUES, TAGS, Operation
-from dbcost.parse import ParsedPage, parse_page
+from dbcost.parse import FastPage, ParsedPage, fast_decoder, parse_page
 from dbcost.retry import RetryPolicy, retry
 from dbcost.transport.base import Transport
 
@@ -74,6 +74,8 @@ log = logging.getLogger("dbcost.client")
 
 #: Cost Explorer API price: $0.01 per request, each page a separate request.
 PRICE_PER_REQUEST_USD = Decimal("0.01")
+#: a body -> result function a transport may apply to a page's 2xx body (``AwsTransport.call_decoded``)
+_Decode = Callable[[bytes], Any]
 
 
 @dataclass
@@ -235,7 +237,7 @@ class CostExplorer:
 
     # ------------------------------------------------------------------------------------ one call
 
-    async def _attempt(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def _attempt(self, operation: str, params: Mapping[str, Any], decode: _Decode | None = None) -> Any:
         self.budget.take()  # before the breaker: a refused budget must not hold a half-open probe slot
         self.breaker.before_call()
         answered = False
@@ -243,7 +245,7 @@ class CostExplorer:
             async with self.governor.slot() as sent_at:
                 self.stats.requests += 1
                 try:
-                    response = await self._send(operation, params)
+                    response = await self._send(operation, params, decode)
                 except Exception as exc:
                     answered = True
                     if not is_sent(exc):  # never left this machine (nothing to sign it with): not a request
@@ -271,13 +273,15 @@ class CostExplorer:
         self.breaker.on_success()
         return response
 
-    async def _send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def _send(self, operation: str, params: Mapping[str, Any], decode: _Decode | None = None) -> Any:
         """One request under the request deadline: connect, headers and the whole body."""
         timeout = self.request_timeout_s
-        if timeout is None:
-            return await self.transport.call(operation, params)
         try:
             async with asyncio.timeout(timeout) as timer:
+                if decode is not None:
+                    call_decoded = getattr(self.transport, "call_decoded", None)
+                    if call_decoded is not None:  # a transport without it answers the dict, which is as good
+                        return await call_decoded(operation, params, decode)
                 return await self.transport.call(operation, params)
         except TimeoutError:
             if not timer.expired():
@@ -288,13 +292,18 @@ class CostExplorer:
 
     async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """One operation through governor, retry and breaker. Raises only :mod:`dbcost.errors`."""
+        response: dict[str, Any] = await self._call(operation, params)
+        return response
+
+    async def _call(self, operation: str, params: Mapping[str, Any], decode: _Decode | None = None) -> Any:
+        """:meth:`call`; with ``decode``, a page the transport decoded with it comes back as its result."""
 
         def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
             self.stats.retries += 1
             log.info("%s: %s attempt %d failed (%s); retrying in %.2fs", self.name, operation, attempt, exc, delay)
 
         return await retry(
-            lambda: self._attempt(operation, params),
+            lambda: self._attempt(operation, params, decode),
             self.retry_policy,
             clock=self.clock,
             on_retry=on_retry,
@@ -327,6 +336,9 @@ class CostExplorer:
         request = query.to_request(start, end)
         window = (request["TimePeriod"]["Start"], request["TimePeriod"]["End"])
         group_defs = request.get("GroupBy", [])
+        # a columnar chain's pages of the common shape are decoded straight into columns (parse.fast_decoder);
+        # any other page, and every page of a transport without call_decoded, comes back as a dict for parse_page
+        decode = fast_decoder(group_defs, query.metrics, query.granularity) if columnar else None
         # dedup bookkeeping: what was yielded (identity -> value signature) and which quarantine entries
         emitted: dict[tuple[str, tuple[str, ...]], int] = {}
         emitted_quarantine: set[int] = set()
@@ -352,7 +364,7 @@ class CostExplorer:
                 if token is not None:
                     params[token_key] = token
                 try:
-                    payload = await self.call(query.operation, params)
+                    payload = await self._call(query.operation, params, decode)
                 except (InvalidNextTokenError, RequestChangedError) as exc:
                     if token is None or passes > 1:
                         raise
@@ -360,11 +372,14 @@ class CostExplorer:
                     self.stats.restarts += 1
                     restart = True
                     break
-                _check_grouping(payload, group_defs, page_no)
-                parsed = parse_page(
-                    payload, page=page_no, granularity=query.granularity, group_definitions=group_defs,
-                    metrics=query.metrics, columnar=columnar,
-                )
+                if type(payload) is FastPage:  # every group valid, grouped as asked (the decoder checked)
+                    parsed = ParsedPage(page=page_no, next_token=payload.next_token, columns=payload.columns)
+                else:
+                    _check_grouping(payload, group_defs, page_no)
+                    parsed = parse_page(
+                        payload, page=page_no, granularity=query.granularity, group_definitions=group_defs,
+                        metrics=query.metrics, columnar=columnar,
+                    )
                 del payload  # the decoded page is garbage now: do not hold it while the consumer has the page
                 parsed.restarted = passes > 1 and page_no == 1
                 token = parsed.next_token
@@ -405,6 +420,52 @@ class CostExplorer:
         """In-pass duplicates are quarantined; after a restart, what was already yielded is skipped if it
         is unchanged, and a changed value fails the query (the data was restated while paging: what was
         already written is partly stale, so the output would match neither version)."""
+        if not self._dedup_columns(parsed, seen, emitted):
+            self._dedup_records(parsed, seen, emitted)
+        if parsed.quarantined:  # a restarted chain serves its malformed groups again: report each once
+            fresh: list[Quarantined] = []
+            for q in parsed.quarantined:
+                key = hash((q.period_start, q.reason, orjson.dumps(q.raw, option=orjson.OPT_SORT_KEYS)))
+                if key not in emitted_quarantine:
+                    emitted_quarantine.add(key)
+                    fresh.append(q)
+            parsed.quarantined = fresh
+
+    @staticmethod
+    def _dedup_columns(parsed: ParsedPage, seen: set[tuple[str, tuple[str, ...]]],
+                       emitted: dict[tuple[str, tuple[str, ...]], int]) -> bool:
+        """:meth:`_dedup` of a columnar page with nothing to drop (no duplicate, no replay: every page of a
+        first pass, nearly always), on its columns, so they stay columns. The identities and signatures are
+        the records' own (a record's keys are its non-null key values; ``Metric`` hashes as its tuple), so a
+        later page deduplicated as records compares with these. False, having changed nothing, when the page
+        is not columnar or has something to drop: :meth:`_dedup_records` then does it."""
+        cols = parsed.columns
+        if cols is None or cols.multi:
+            return False
+        nkeys = len(cols.names)
+        if nkeys == 2 and None not in cols.key1 and None not in cols.key2:
+            keys: list[tuple[str, ...]] = list(zip(cols.key1, cols.key2, strict=True))  # type: ignore[arg-type]
+        elif nkeys == 1 and None not in cols.key1:
+            keys = list(zip(cols.key1))  # type: ignore[arg-type]
+        else:  # a Total-only record (no keys) or no GroupBy: the same rule, row by row
+            keys = [tuple(k for k in pair[:nkeys] if k is not None) for pair in zip(cols.key1, cols.key2, strict=True)]
+        idents = list(zip(cols.period_start, keys, strict=True))
+        fresh = set(idents)
+        # what this pass has seen was yielded (in this pass or an earlier one), so it is in ``emitted``: one
+        # look there finds a duplicate and a replay alike (the keys view looks up the page's idents, not the
+        # other way round)
+        if len(fresh) != len(idents) or not emitted.keys().isdisjoint(fresh):
+            return False
+        seen |= fresh
+        # a record's signature hashes ((metric, Metric(amount, unit)),); a Metric hashes as its plain tuple
+        emitted.update(zip(idents, [hash(((m, (Decimal(t), u)),))
+                                    for m, t, u in zip(cols.metric, cols.amount_text, cols.unit, strict=True)],
+                           strict=True))
+        return True
+
+    def _dedup_records(self, parsed: ParsedPage, seen: set[tuple[str, tuple[str, ...]]],
+                       emitted: dict[tuple[str, tuple[str, ...]], int]) -> None:
+        """:meth:`_dedup` record by record: quarantines in-pass duplicates, skips unchanged replays."""
         kept: list[CostRecord] = []
         for rec in parsed.records:
             ident = rec.identity
@@ -429,14 +490,6 @@ class CostExplorer:
             emitted[ident] = signature
             kept.append(rec)
         parsed.records = kept
-        if parsed.quarantined:  # a restarted chain serves its malformed groups again: report each once
-            fresh: list[Quarantined] = []
-            for q in parsed.quarantined:
-                key = hash((q.period_start, q.reason, orjson.dumps(q.raw, option=orjson.OPT_SORT_KEYS)))
-                if key not in emitted_quarantine:
-                    emitted_quarantine.add(key)
-                    fresh.append(q)
-            parsed.quarantined = fresh
 
     async def records(self, query: CostQuery) -> AsyncIterator[CostRecord | Quarantined]:
         """Every record and quarantined entry of ``query``, in page order."""

@@ -110,3 +110,68 @@ async def test_a_null_groups_member_reads_as_no_groups_and_unknown_keys_are_kept
     assert got["ResultsByTime"][0]["Groups"][0]["Extra"] == "kept"
     parsed = parse_page(got, granularity="DAILY", metrics=["UnblendedCost"])
     assert len(parsed.records) == 1 and parsed.quarantined == []
+
+
+async def test_a_columnar_chain_is_decoded_typed_and_holds_what_the_dict_path_holds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backfill's columnar pages over real HTTP: every emulator page takes the typed decode (parse_page is never
+    called, no shape walk) and the chain's records are the ones the orjson + parse_page path gives."""
+    import dbcost.client
+    import dbcost.parse
+    from dbcost.client import CostExplorer
+    from dbcost.governor import Governor, GovernorSettings
+    from dbcost.models import CostQuery
+
+    query = CostQuery.build(start="2026-10-01", end="2026-10-08", group_by=["USAGE_TYPE", "TAG:db-cluster"])
+    general = dbcost.parse.parse_page
+    parsed: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        parsed.append(kwargs.get("page", 0))
+        return general(*args, **kwargs)
+
+    async with Emulator(EmulatorConfig(page_size=100, clusters=24)) as emu:
+        async def chain(columnar: bool) -> tuple[list[Any], int]:
+            async with AwsTransport(endpoint_url=emu.url, region="us-east-1", credentials=KEYS) as t:
+                ce = CostExplorer(t, governor=Governor(GovernorSettings(max_rps=1000, burst=1000)))
+                records, pages = [], 0
+                async for p in ce.pages(query, dedup=False, columnar=columnar):
+                    pages += 1
+                    assert not p.quarantined
+                    records.extend(p.records)
+                return records, pages
+
+        plain, n = await chain(False)
+        monkeypatch.setattr(dbcost.client, "parse_page", counting)
+        walked = _walked(monkeypatch)
+        typed, m = await chain(True)
+    assert parsed == [] and not [name for name in walked if "CostAndUsage" in name]
+    assert n == m > 1 and typed == plain and len(typed) > 100
+
+
+async def test_a_page_the_typed_decode_declines_still_quarantines_its_bad_group() -> None:
+    """A malformed group (a number amount) in a columnar chain over HTTP: the page takes the general path, the
+    group is quarantined with its raw JSON and reason, its neighbours are kept; the clean next page is typed."""
+    from dbcost.client import CostExplorer
+    from dbcost.governor import Governor, GovernorSettings
+    from dbcost.models import CostQuery
+
+    async def serve(call: Call) -> web.StreamResponse:
+        if call.token is None:
+            body = page(call, [("Amazon RDS", "a", "1.25"), ("Amazon RDS", "b", "x"), ("Amazon RDS", "c", "2.5")],
+                        token="t-1")
+            body["ResultsByTime"][0]["Groups"][1]["Metrics"]["UnblendedCost"]["Amount"] = 3.5
+            return answer(body)
+        return answer(page(call, [("Amazon RDS", "d", "4")], day="2026-10-02"))
+
+    query = CostQuery.build(start="2026-10-01", end="2026-10-03", group_by=["SERVICE", "TAG:team"])
+    async with Hostile(serve) as srv, AwsTransport(endpoint_url=srv.url, region="us-east-1",
+                                                   credentials=KEYS) as t:
+        ce = CostExplorer(t, governor=Governor(GovernorSettings(max_rps=1000, burst=1000)))
+        pages = [p async for p in ce.pages(query, dedup=False, columnar=True)]
+    first, second = pages
+    assert [q.reason for q in first.quarantined] == ["Metrics.UnblendedCost.amount must be a string, got float"]
+    assert first.quarantined[0].raw["Keys"] == ["Amazon RDS", "team$b"]
+    assert [(r.keys["TAG:team"], str(r.metrics["UnblendedCost"].amount)) for r in first.records] == [
+        ("a", "1.25"), ("c", "2.5")]
+    assert second.columns is not None and second.columns.key2 == ["d"] and not second.quarantined

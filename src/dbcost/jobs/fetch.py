@@ -45,11 +45,13 @@ class FetchResult:
 
 
 async def fetch_pages(
-    query: CostQuery, settings: FetchSettings, *, stats: Stats | None = None, transport: Transport | None = None
+    query: CostQuery, settings: FetchSettings, *, stats: Stats | None = None, transport: Transport | None = None,
+    columnar: bool = False,
 ) -> AsyncIterator[ParsedPage]:
-    """Every parsed page of ``query``; replays after a page-chain restart are not yielded twice."""
+    """Every parsed page of ``query``; replays after a page-chain restart are not yielded twice. ``columnar``:
+    pages hold their records as columns where the query allows (:meth:`CostExplorer.pages`)."""
     async with open_client(settings, stats=stats, transport=transport) as ce:
-        async for page in ce.pages(query):
+        async for page in ce.pages(query, columnar=columnar):
             yield page
 
 
@@ -179,17 +181,21 @@ async def _fetch_into(
                         writer = csv.writer(f, lineterminator="\n")
                         writer.writerow([*CSV_BASE_COLUMNS, *query.columns, "metric", "amount", "unit"])
                         out.mark()
-                async for page in fetch_pages(query, settings, stats=outcome.stats):
+                # JSONL is written from a page's columns (no record per group) unless a sink asks for records
+                columnar = fmt == "jsonl" and not feeds.active
+                async for page in fetch_pages(query, settings, stats=outcome.stats, columnar=columnar):
                     with _writing(out, "output"):
                         if writer is not None:
                             writer.writerows(csv_rows(page.records, query.columns))
                         elif fmt == "jsonl":
-                            f.write(b"".join(jsonl_line(r.to_json()) for r in page.records))
+                            cols = page.columns
+                            f.write(cols.jsonl() if cols is not None else
+                                    b"".join(jsonl_line(r.to_json()) for r in page.records))
                         else:
                             table_rows.extend(page.records)
                         out.mark()
                     if fmt != "table":
-                        outcome.records_written += len(page.records)
+                        outcome.records_written += page.n_records
                     outcome.pages_completed = page.page
                     if page.quarantined:
                         with _writing(qout, "--quarantine"):
@@ -199,7 +205,8 @@ async def _fetch_into(
                             if qout is not None:
                                 qout.mark()
                     outcome.quarantined.extend(page.quarantined)
-                    await feeds.put(page.records)
+                    if feeds.active:
+                        await feeds.put(page.records)
                     if on_page is not None:
                         on_page(page.page, outcome.stats)
                 await feeds.finish()
@@ -251,6 +258,11 @@ class _SinkFeeds:
     async def _drain(queue: asyncio.Queue[list[SinkRecord] | None]) -> AsyncIterator[list[SinkRecord]]:
         while (batch := await queue.get()) is not None:
             yield batch
+
+    @property
+    def active(self) -> bool:
+        """Whether any sink is fed (known once :meth:`open` has run: it opens them)."""
+        return bool(self._queues)
 
     async def put(self, records: list[CostRecord]) -> None:
         if not self._queues or not records:

@@ -53,13 +53,20 @@ botocore's: credentials, SigV4, endpoints, the HTTP exchange, the ``before-parse
 service, and a 2xx body orjson cannot decode (botocore's own parser then, so such a body behaves exactly as
 before). The parser is installed as the session's ``response_parser_factory`` component (a public botocore hook)
 for the ``ce`` service only.
+
+A caller that knows the page's shape can go one step further: :meth:`AwsTransport.call_decoded` hands the
+parser a ``decode`` function (:func:`dbcost.parse.fast_decoder`, through a context variable, so it is this
+task's call's alone) that turns the body straight into its result, with no dict per group. When ``decode``
+answers None (a body of another shape) the body takes the orjson path above and the call returns the dict,
+so what a page that is not of the common shape becomes is decided where it always was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -263,9 +270,17 @@ def _refuse_a_body_that_is_not_json(response_dict: Mapping[str, Any], **_: Any) 
 RAW_OPERATIONS = frozenset(op.name for op in OPERATIONS.values() if op.shape == "results_by_time")
 
 
+#: the decode function of the call in progress in this task (:meth:`AwsTransport.call_decoded`), else None
+_DECODE: contextvars.ContextVar[Callable[[bytes], Any] | None] = contextvars.ContextVar("dbcost_decode",
+                                                                                        default=None)
+#: the key under which the parser hands a decoded result back to :meth:`AwsTransport.call_decoded`
+_DECODED = "dbcost:decoded"
+
+
 class _RawJSONParser(AioJSONParser):  # type: ignore[misc]  # aiobotocore ships no types
     """botocore's parser for the ``json`` protocol, except that a 2xx answer to one of ``raw_operations`` is
-    returned as orjson decodes it (module docstring). Error answers never reach ``_do_parse``."""
+    returned as the call's ``decode`` function makes it, else as orjson decodes it (module docstring). Error
+    answers never reach ``_do_parse``."""
 
     def __init__(self, raw_operations: frozenset[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -275,6 +290,11 @@ class _RawJSONParser(AioJSONParser):  # type: ignore[misc]  # aiobotocore ships 
         context = response.get("context") or {}
         body = response.get("body")
         if context.get("operation_name") in self._raw and isinstance(body, bytes | bytearray) and body:
+            decode = _DECODE.get()
+            if decode is not None:
+                decoded = decode(bytes(body))
+                if decoded is not None:
+                    return {_DECODED: decoded}
             try:
                 parsed = orjson.loads(body)
             except orjson.JSONDecodeError:
@@ -465,4 +485,14 @@ class AwsTransport:
             response: dict[str, Any] = await method(**params)
         response.pop("ResponseMetadata", None)
         return response
+
+    async def call_decoded(self, operation: str, params: Mapping[str, Any], decode: Callable[[bytes], Any]) -> Any:
+        """:meth:`call`, with a 2xx body of a record-shaped operation handed to ``decode`` first: its result
+        when it is not None, else the dict :meth:`call` returns (module docstring, the response path)."""
+        reset = _DECODE.set(decode)
+        try:
+            response = await self.call(operation, params)
+        finally:
+            _DECODE.reset(reset)
+        return response.get(_DECODED, response) if len(response) == 1 else response
 
