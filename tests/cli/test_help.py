@@ -149,3 +149,51 @@ def test_advise_non_prod_default_is_the_advisors() -> None:
     import dbcost.cli.advise
 
     assert ",".join(dbcost.advice.DEFAULT_NON_PROD) == dbcost.cli.advise.NON_PROD_DEFAULT
+
+
+_ALONE = """
+import contextlib, io, json, sys
+from dbcost.cli import _one_command, app
+out = {}
+for path in json.loads(sys.argv[1]):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), _one_command(["dbcost", *path]):
+        try:
+            app([*path, "--help"], prog_name="dbcost")
+        except SystemExit as exc:
+            assert exc.code in (0, None), (path, exc.code)
+    out[" ".join(path)] = buf.getvalue()
+print(json.dumps(out))
+"""
+
+
+def test_a_command_built_alone_helps_as_in_the_whole_tree(helps: dict[str, str]) -> None:
+    """``dbcost <command>`` builds only that command's tree: its help (and its subcommands') is the whole
+    tree's, word for word, global options included."""
+    env = {**os.environ, "COLUMNS": "80", "LINES": "40", "TERM": "dumb"}
+    env.pop("TERMINAL_WIDTH", None)
+    paths = [p for p in _command_paths() if p]
+    done = subprocess.run([sys.executable, "-c", _ALONE, json.dumps(paths)], env=env, check=True,
+                          capture_output=True, text=True, timeout=120)
+    alone: dict[str, str] = json.loads(done.stdout)
+    assert alone.keys() == {" ".join(p) for p in paths}
+    for name, text in alone.items():
+        assert text == helps[name], name
+
+
+@pytest.mark.parametrize(("argv", "built"), [
+    (["dbcost", "backfill", "--start", "2026-01-01"], {"backfill"}),
+    (["dbcost", "quota", "check"], {"quota"}),
+    (["dbcost"], None), (["dbcost", "--log-level", "INFO", "backfill"], None), (["dbcost", "backfil"], None),
+    (["dbcost", "--help"], None),
+])
+def test_only_the_command_named_first_is_built(argv: list[str], built: set[str] | None) -> None:
+    """The command named first is the only one built (and the tree is whole again after); no name first, a root
+    option first or a misspelt name (whose suggestion needs every name) builds the whole tree."""
+    from dbcost.cli import _one_command
+
+    whole = set(getattr(typer.main.get_command(app), "commands", {}))
+    with _one_command(argv):
+        names = set(getattr(typer.main.get_command(app), "commands", {}))
+    assert names == (built if built is not None else whole)
+    assert set(getattr(typer.main.get_command(app), "commands", {})) == whole and len(whole) == 13
