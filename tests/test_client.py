@@ -367,3 +367,48 @@ async def test_breaker_probe_slot_is_released_when_the_budget_refuses_or_the_cal
         release.set()
         assert await ce.call("X", {}) == {"ResultsByTime": []}  # a new probe went out: not CircuitOpenError
         assert ce.breaker.state.value == "closed"
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+@pytest.mark.parametrize(("before", "after", "changed"), [
+    ("10.00", "10.0", False), ("10.5", "10.50", False), ("-0.00", "0", False), ("100", "100.0", False),
+    ("1.5E+1", "15", False), ("10.00", "10.01", True), ("100", "10", True), ("0.1", "-0.1", True),
+])
+async def test_a_replay_is_compared_by_value_not_notation(columnar: bool, before: str, after: str,
+                                                          changed: bool) -> None:
+    """After a chain restart a group served again with the same value in another notation is a replay (skipped);
+    a different value is a restatement (the fetch fails), whether the first pass came as records or columns."""
+    q = CostQuery.build(start="2026-01-01", end="2026-01-03", group_by=["SERVICE"])
+    state = {"pass": 1}
+
+    def handler(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        tok = params.get("NextPageToken")
+        if tok is None:
+            amount = before if state["pass"] == 1 else after
+            return {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}], "NextPageToken": f"t{state['pass']}",
+                    "ResultsByTime": [{"TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Estimated": False,
+                                       "Groups": [{"Keys": ["RDS"], "Metrics": {"UnblendedCost": {
+                                           "Amount": amount, "Unit": "USD"}}}]}]}
+        if tok != f"t{state['pass']}":
+            raise InvalidNextTokenError("expired", code="InvalidNextTokenException")
+        return {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}], "ResultsByTime": [
+            {"TimePeriod": {"Start": "2026-01-02", "End": "2026-01-03"}, "Estimated": False,
+             "Groups": [{"Keys": ["RDS"], "Metrics": {"UnblendedCost": {"Amount": "5", "Unit": "USD"}}}]}]}
+
+    ce = client(MockTransport(handler))
+
+    async def drain() -> list[Any]:
+        out = []
+        async for p in ce.pages(q, columnar=columnar):
+            out.extend(p.records)
+            state["pass"] = 2  # the first page's token expires: the chain restarts from page 1
+        return out
+
+    if changed:
+        with pytest.raises(DataChangedError):
+            await drain()
+        return
+    recs = await drain()
+    assert [(r.period_start, r.metrics["UnblendedCost"].amount) for r in recs] == [
+        ("2026-01-01", Decimal(before)), ("2026-01-02", Decimal(5))]
+    assert ce.stats.restarts == 1 and ce.stats.replayed == 1

@@ -63,6 +63,7 @@ from dbcost.errors import (
 )
 from dbcost.governor import Governor, GovernorSettings
 from dbcost.models import CostQuery, CostRecord, Quarantined
+from dbcost.money import fmt
 from dbcost.operations import COST_FORECAST, DIMENSION_VALUES, TAGS, Operation
 from dbcost.parse import FastPage, ParsedPage, fast_decoder, parse_page
 from dbcost.retry import RetryPolicy, retry
@@ -200,6 +201,16 @@ def _content_key(parsed: ParsedPage) -> int:
                              if cols is not None else tuple(r.identity for r in parsed.records))
     return hash((rows,
                  tuple((q.period_start, q.reason) for q in parsed.quarantined)))
+
+
+def _canonical(text: str) -> str:
+    """An amount in plain notation (what ``fmt`` writes) as one text per value: without the fraction's trailing
+    zeros and without a negative zero's sign, so two texts are equal exactly when their ``Decimal`` values are
+    (``1.50`` and ``1.5``, ``-0.0`` and ``0``). What a replayed record's value is compared by after a restart; a
+    string op, several times cheaper per row than a ``Decimal`` and its hash."""
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 class CostExplorer:
@@ -436,8 +447,8 @@ class CostExplorer:
                        emitted: dict[tuple[str, tuple[str, ...]], int]) -> bool:
         """:meth:`_dedup` of a columnar page with nothing to drop (no duplicate, no replay: every page of a
         first pass, nearly always), on its columns, so they stay columns. The identities and signatures are
-        the records' own (a record's keys are its non-null key values; ``Metric`` hashes as its tuple), so a
-        later page deduplicated as records compares with these. False, having changed nothing, when the page
+        the records' own (a record's keys are its non-null key values; its signature is its metrics' texts as
+        :func:`_canonical` writes them), so a later page deduplicated as records compares with these. False, having changed nothing, when the page
         is not columnar or has something to drop: :meth:`_dedup_records` then does it."""
         cols = parsed.columns
         if cols is None or cols.multi:
@@ -457,8 +468,8 @@ class CostExplorer:
         if len(fresh) != len(idents) or not emitted.keys().isdisjoint(fresh):
             return False
         seen |= fresh
-        # a record's signature hashes ((metric, Metric(amount, unit)),); a Metric hashes as its plain tuple
-        emitted.update(zip(idents, [hash(((m, (Decimal(t), u)),))
+        # a row's amount_text is what fmt writes of its amount: the records' signature, from the text as it is
+        emitted.update(zip(idents, [hash(((m, _canonical(t), u),))
                                     for m, t, u in zip(cols.metric, cols.amount_text, cols.unit, strict=True)],
                            strict=True))
         return True
@@ -476,7 +487,7 @@ class CostExplorer:
                 )
                 continue
             seen.add(ident)
-            signature = hash(tuple(rec.metrics.items()))
+            signature = hash(tuple((name, _canonical(fmt(m.amount)), m.unit) for name, m in rec.metrics.items()))
             before = emitted.get(ident)
             if before is not None:
                 if before != signature:
