@@ -532,13 +532,19 @@ def test_the_typed_decode_covers_one_metric_and_one_or_two_keys_only() -> None:
     assert fast is not None and fast.columns == columns and columns.groups > 0 and quarantined == []
 
 
-@given(results=st.lists(_RESULT, max_size=4))
-def test_columns_write_the_jsonl_their_records_write(results: list[dict[str, Any]]) -> None:
+@given(results=st.lists(_RESULT, max_size=4), one_key=st.booleans())
+def test_columns_write_the_jsonl_their_records_write(results: list[dict[str, Any]], one_key: bool) -> None:
     """``PageColumns.jsonl`` is byte for byte the JSONL of the records the columns hold (dbcost fetch's
-    output), whatever mix of fast, slow-path and Total-only records the page has."""
+    output), whatever mix of fast, slow-path and Total-only records the page has, with one key or two."""
     import orjson
 
-    raw = {"GroupDefinitions": _TWO_KEYS, "ResultsByTime": results}
+    if one_key:  # the same groups, their first key alone
+        results = copy.deepcopy(results)
+        for result in results:
+            for group in result.get("Groups") or []:
+                if isinstance(group, dict) and isinstance(group.get("Keys"), list):
+                    group["Keys"] = group["Keys"][:1]
+    raw = {"GroupDefinitions": _TWO_KEYS[:1] if one_key else _TWO_KEYS, "ResultsByTime": results}
     page = parse_page(copy.deepcopy(raw), granularity="DAILY", metrics=["UnblendedCost"], columnar=True)
     assert page.columns is not None
     text = page.columns.jsonl()

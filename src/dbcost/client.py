@@ -448,8 +448,9 @@ class CostExplorer:
         """:meth:`_dedup` of a columnar page with nothing to drop (no duplicate, no replay: every page of a
         first pass, nearly always), on its columns, so they stay columns. The identities and signatures are
         the records' own (a record's keys are its non-null key values; its signature is its metrics' texts as
-        :func:`_canonical` writes them), so a later page deduplicated as records compares with these. False, having changed nothing, when the page
-        is not columnar or has something to drop: :meth:`_dedup_records` then does it."""
+        :func:`_canonical` writes them), so a later page deduplicated as records compares with these. False,
+        having changed nothing, when the page is not columnar or has something to drop: :meth:`_dedup_records`
+        then does it."""
         cols = parsed.columns
         if cols is None or cols.multi:
             return False

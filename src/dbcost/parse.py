@@ -16,10 +16,10 @@ Validation is hand-written over plain dicts rather than a pydantic model of the 
 its own reason and must not take the page down, and it runs several times faster than nested models
 (``bench/bench_parse.py``).
 
-**The typed decode** (:func:`fast_decoder`, what a backfill's pages take). A page whose every group has the
-query's shape (the keys as strings with their tag prefix, the one metric alone, its amount in plain notation,
-a unit) needs none of the per-group reasons above; msgspec decodes such a body straight into typed structs
-(in C: no dict per group, no Python check per field) and the columns are made from them, list by list. A body
+**The typed decode** (:func:`fast_decoder`, what a backfill's and a JSONL fetch's pages take). A page whose
+every group has the query's shape (the keys as strings with their tag prefix, the one metric alone, its amount in
+plain notation, a unit) needs none of the per-group reasons above; msgspec decodes such a body straight into typed
+structs (in C: no dict per group, no Python check per field) and the columns are made from them, list by list. A body
 that is not exactly that shape (anything that would quarantine, a Total-only period, a grouping other than the
 query's, a body that is not JSON) is not decoded this way at all: the decoder answers None and the page takes
 :func:`parse_page` from the body, so every rule, reason and raw payload stays the general path's. It is that
@@ -97,10 +97,13 @@ class PageColumns:
         """The records as ``dbcost fetch``'s JSONL lines (:meth:`CostRecord.to_json`, one line each, in order),
         written from the rows without making the records: ``amount_text`` is already what ``fmt`` writes."""
         names, granularity, dumps = self.names, self.granularity, orjson.dumps
-        if self.multi or len(names) != 2 or None in self.key1 or None in self.key2:
+        if self.multi or not 1 <= len(names) <= 2 or None in self.key1 or (len(names) == 2 and None in self.key2):
+            # several metrics a record, a keyless (Total-only) record: the records' own lines
             return b"".join(dumps(r.to_json()) + b"\n" for r in self.records())
-        n1, n2 = names
-        lines = [dumps({"period_start": s, "period_end": e, "granularity": granularity, "keys": {n1: k1, n2: k2},
+        n1, n2 = [*names, ""][:2]
+        two = len(names) == 2
+        lines = [dumps({"period_start": s, "period_end": e, "granularity": granularity,
+                        "keys": {n1: k1, n2: k2} if two else {n1: k1},
                         "metrics": {m: {"amount": t, "unit": u}}, "estimated": est})
                  for s, e, k1, k2, m, t, u, est in zip(self.period_start, self.period_end, self.key1, self.key2,
                                                        self.metric, self.amount_text, self.unit, self.estimated,
