@@ -76,6 +76,15 @@ class PageColumns:
     #: first row -> row count, for each record of more than one row (one row per record otherwise)
     multi: dict[int, int] = field(default_factory=dict)
 
+    def fill(self, start: str, end: str, metric: str, estimated: bool, n: int) -> None:
+        """The constant columns (period, metric, estimated) of ``n`` rows of one period whose varying columns
+        (keys, amount, unit) were appended already; the rows count as ``n`` records."""
+        self.period_start.extend([start] * n)
+        self.period_end.extend([end] * n)
+        self.metric.extend([metric] * n)
+        self.estimated.extend([estimated] * n)
+        self.groups += n
+
     def add(self, record: CostRecord) -> None:
         """Append one record (the slow path's, or a Total-only one) as its rows."""
         keys = [*record.keys.values(), None, None]
@@ -398,6 +407,16 @@ def _page_type(metric: str, nkeys: int) -> Any:
     return msgspec.json.Decoder(page)
 
 
+def _values(raw: list[str], prefix: str | None) -> list[str | None] | None:
+    """A key column's values: the raw keys, or with their tag prefix taken off; None if one lacks the prefix."""
+    if prefix is None:
+        return list(raw)
+    if not all(k.startswith(prefix) for k in raw):
+        return None
+    n = len(prefix)
+    return [k[n:] for k in raw]
+
+
 def fast_decoder(group_definitions: Sequence[Mapping[str, Any]], metrics: Sequence[str],
                  granularity: str) -> Any:
     """A function ``body -> FastPage | None`` for the pages of a query grouped by ``group_definitions`` (its
@@ -414,7 +433,6 @@ def fast_decoder(group_definitions: Sequence[Mapping[str, Any]], metrics: Sequen
     decoder = _page_type(metric, len(names))
     asked = [(gd["Type"], gd["Key"]) for gd in group_definitions]
     p1, p2 = [*prefixes, None][:2]
-    n1, n2 = len(p1 or ""), len(p2 or "")
     fast_amount, period_re = FAST_AMOUNT, _PERIOD_RE.fullmatch
     two = len(names) == 2
 
@@ -445,29 +463,15 @@ def fast_decoder(group_definitions: Sequence[Mapping[str, Any]], metrics: Sequen
             units = [v.Unit for v in values]
             if not (all(map(fast_amount, texts)) and all(units)):
                 return None
-            k1 = [k[0] for k in keys]
-            if p1 is not None:
-                if not all(k.startswith(p1) for k in k1):
-                    return None
-                k1 = [k[n1:] for k in k1]
-            if two:
-                k2: list[str | None] = [k[1] for k in keys]
-                if p2 is not None:
-                    if not all(k.startswith(p2) for k in k2):  # type: ignore[union-attr]
-                        return None
-                    k2 = [k[n2:] for k in k2]  # type: ignore[index]
-            else:
-                k2 = [None] * len(keys)
-            n = len(groups)
-            cols.period_start += [start] * n
-            cols.period_end += [end] * n
+            k1 = _values([k[0] for k in keys], p1)
+            k2 = _values([k[1] for k in keys], p2) if two else [None] * len(keys)
+            if k1 is None or k2 is None:
+                return None
             cols.key1 += k1
             cols.key2 += k2
-            cols.metric += [metric] * n
             cols.amount_text += texts
             cols.unit += units
-            cols.estimated += [result.Estimated] * n
-            cols.groups += n
+            cols.fill(start, end, metric, result.Estimated, len(groups))
         return FastPage(cols, token)
 
     return decode
@@ -588,11 +592,7 @@ def _columns_of(cols: PageColumns, groups: list[Any], start: str, end: str, esti
         # the constant columns catch up with the rows appended since the last flush
         lag = len(cols.amount_text) - len(cols.period_start)
         if lag:
-            cols.period_start.extend([start] * lag)
-            cols.period_end.extend([end] * lag)
-            cols.metric.extend([metric] * lag)
-            cols.estimated.extend([estimated] * lag)
-            cols.groups += lag
+            cols.fill(start, end, metric, estimated, lag)
 
     for group in groups:
         if type(group) is dict:

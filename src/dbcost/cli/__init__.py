@@ -82,7 +82,7 @@ def _one_command(argv: list[str]) -> Iterator[None]:
     first = argv[1] if len(argv) > 1 else ""
     commands, groups = app.registered_commands, app.registered_groups
     keep = ([c for c in commands if _name(c) == first], [g for g in groups if _name(g) == first])
-    if first.startswith("-") or not any(keep):
+    if not any(keep):  # no name first (an option, nothing) or not a command's
         yield
         return
     app.registered_commands, app.registered_groups = keep
