@@ -22,7 +22,8 @@ clients' libraries come compiled from site-packages; ``--cold`` measures that wa
 Rounds take turns (each round runs every contender once), so a busy spell of a shared machine hits all of
 them; the median of ``--rounds`` (3) is reported, with ratios in one table. ``--long`` adds the peak RSS of
 a 13-month backfill of the same fleet (flat memory: it must stay at most 200 MB like the 3-month one);
-``--imports`` adds the RSS of importing the heavy libraries alone (what dominates what is left).
+``--imports`` adds the CPU and RSS of importing the heavy libraries alone, and all each contender loads (what
+dominates what is left: a share of every figure is paid before the first request).
 
 Targets (issue 12; benchmarks, not tests): backfill CPU <= 1.0x the aioboto3 loop and <= 2.5x the floor,
 fetch lower; peak RSS <= 200 MB.
@@ -181,16 +182,21 @@ def contenders(url: str, start: str, end: str, work: Path) -> dict[str, tuple[li
     }
 
 
-def _import_rss() -> dict[str, float]:
-    """Peak RSS (MB) of a child that only imports what is named (the floor under every contender)."""
-    out: dict[str, float] = {}
+def _imports(rounds: int) -> dict[str, dict[str, float]]:
+    """CPU (median of ``rounds``) and peak RSS of a child that only imports what is named: what each contender
+    pays before its first request (the floor under its figures), and the heavy libraries one by one."""
+    out: dict[str, dict[str, float]] = {}
     # pyarrow is the Parquet sinks' and exports' (the store stages through nanoarrow): not in a backfill's set
-    for label, code in (("python", "pass"), ("aioboto3", "import aioboto3"), ("duckdb", "import duckdb"),
+    for label, code in (("python", "pass"), ("floor's (aiohttp, orjson)", "import aiohttp, orjson"),
+                        ("aioboto3", "import aioboto3"), ("duckdb", "import duckdb"),
                         ("nanoarrow", "import nanoarrow"), ("pyarrow", "import pyarrow"),
                         ("dbcost cli", "import dbcost.cli"),
-                        ("dbcost backfill's own", "import dbcost.cli, dbcost.jobs.backfill"),
-                        ("all a backfill loads", "import aioboto3, duckdb, nanoarrow, dbcost.cli, dbcost.jobs.backfill")):
-        out[label] = round(measure([sys.executable, "-c", f"{code}; print('{{}}')"]).rss_mb, 1)
+                        ("dbcost backfill's own", "import dbcost.cli, dbcost.cli.backfill, dbcost.jobs.backfill"),
+                        ("all a backfill loads", "import aioboto3, duckdb, nanoarrow, dbcost.cli, dbcost.cli.backfill, "
+                                                 "dbcost.jobs.backfill")):
+        runs = [measure([sys.executable, "-c", f"{code}; print('{{}}')"]) for _ in range(rounds)]
+        out[label] = {"cpu_s": round(statistics.median(r.cpu_s for r in runs), 3),
+                      "peak_rss_mb": round(max(r.rss_mb for r in runs), 1)}
     return out
 
 
@@ -241,7 +247,11 @@ def run(rounds: int, quick: bool, long: bool, imports: bool, cold: bool = False)
     if long_rss:
         report["backfill_peak_rss_mb"] = long_rss
     if imports:
-        report["import_rss_mb"] = _import_rss()
+        report["imports"] = imp = _imports(rounds)
+        # each contender's CPU less what its imports alone cost: the work the targets are really about
+        paid = {"aioboto3": imp["aioboto3"]["cpu_s"], "floor": imp["floor's (aiohttp, orjson)"]["cpu_s"],
+                "backfill": imp["all a backfill loads"]["cpu_s"]}
+        report["less_imports_cpu_s"] = {k: round(med[k].cpu_s - v, 3) for k, v in paid.items()}
     r = report["ratios"]
     rss_ok = max(m.rss_mb for m in med.values()) <= 200 and all(v <= 200 for v in long_rss.values())
     report["targets_met"] = {
@@ -265,8 +275,13 @@ def print_table(report: dict[str, Any]) -> None:
               f"{m['peak_rss_mb']:>11.1f}  {m['wall_s']:>6.2f}")
     for label, mb in report.get("backfill_peak_rss_mb", {}).items():
         print(f"backfill {label}: peak RSS {mb} MB")
-    if "import_rss_mb" in report:
-        print("import alone (peak RSS MB): " + ", ".join(f"{k} {v}" for k, v in report["import_rss_mb"].items()))
+    if "imports" in report:
+        print("import alone (cpu_s, peak RSS MB): "
+              + ", ".join(f"{k} {v['cpu_s']:.2f} s {v['peak_rss_mb']} MB" for k, v in report["imports"].items()))
+        work = report["less_imports_cpu_s"]
+        print("cpu_s less the imports alone: " + ", ".join(f"{k} {v:.2f}" for k, v in work.items())
+              + f"; backfill {work['backfill'] / work['floor']:.2f}x floor, {work['backfill'] / work['aioboto3']:.2f}x "
+              "aioboto3")
     print("targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in report["targets_met"].items()))
 
 
@@ -275,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="a smoke test: 3 days of a small fleet, one round")
     ap.add_argument("--long", action="store_true", help="also the peak RSS of a 3- and a 13-month backfill")
-    ap.add_argument("--imports", action="store_true", help="also the RSS of importing the heavy libraries alone")
+    ap.add_argument("--imports", action="store_true", help="also the CPU and RSS of importing the heavy libraries alone")
     ap.add_argument("--cold", action="store_true",
                     help="no bytecode compiled beforehand (with PYTHONDONTWRITEBYTECODE, each child compiles dbcost)")
     ap.add_argument("--json", action="store_true")
