@@ -182,19 +182,25 @@ def contenders(url: str, start: str, end: str, work: Path) -> dict[str, tuple[li
     }
 
 
+#: what a backfill's own code loads (the CLI, the command, the use-case); the libraries are imported by them lazily
+_BACKFILL_OWN = "dbcost.cli, dbcost.cli.backfill, dbcost.jobs.backfill"
+#: (label, modules imported, the contender whose start-up they are, if any). pyarrow is the Parquet sinks' and
+#: exports' (the store stages through nanoarrow): not in a backfill's set
+_IMPORT_SETS = (
+    ("python", "", None), ("floor's (aiohttp, orjson)", "aiohttp, orjson", "floor"),
+    ("aioboto3", "aioboto3", "aioboto3"), ("duckdb", "duckdb", None), ("nanoarrow", "nanoarrow", None),
+    ("pyarrow", "pyarrow", None), ("dbcost cli", "dbcost.cli", None), ("dbcost backfill's own", _BACKFILL_OWN, None),
+    ("all a backfill loads", f"aioboto3, duckdb, nanoarrow, {_BACKFILL_OWN}", "backfill"),
+)
+
+
 def _imports(rounds: int) -> dict[str, dict[str, float]]:
     """CPU (median of ``rounds``) and peak RSS of a child that only imports what is named: what each contender
     pays before its first request (the floor under its figures), and the heavy libraries one by one."""
     out: dict[str, dict[str, float]] = {}
-    # pyarrow is the Parquet sinks' and exports' (the store stages through nanoarrow): not in a backfill's set
-    for label, code in (("python", "pass"), ("floor's (aiohttp, orjson)", "import aiohttp, orjson"),
-                        ("aioboto3", "import aioboto3"), ("duckdb", "import duckdb"),
-                        ("nanoarrow", "import nanoarrow"), ("pyarrow", "import pyarrow"),
-                        ("dbcost cli", "import dbcost.cli"),
-                        ("dbcost backfill's own", "import dbcost.cli, dbcost.cli.backfill, dbcost.jobs.backfill"),
-                        ("all a backfill loads", "import aioboto3, duckdb, nanoarrow, dbcost.cli, dbcost.cli.backfill, "
-                                                 "dbcost.jobs.backfill")):
-        runs = [measure([sys.executable, "-c", f"{code}; print('{{}}')"]) for _ in range(rounds)]
+    for label, modules, _ in _IMPORT_SETS:
+        code = f"import {modules}; " if modules else ""
+        runs = [measure([sys.executable, "-c", f"{code}print('{{}}')"]) for _ in range(rounds)]
         out[label] = {"cpu_s": round(statistics.median(r.cpu_s for r in runs), 3),
                       "peak_rss_mb": round(max(r.rss_mb for r in runs), 1)}
     return out
@@ -250,9 +256,8 @@ def run(rounds: int, quick: bool, long: bool, imports: bool, cold: bool = False)
         report["imports"] = imp = _imports(rounds)
         # each contender's CPU less what its imports alone cost: its work beyond start-up (a difference of two
         # noisy figures: read it as rough where the work is small, as the floor's is; the targets stay end to end)
-        paid = {"aioboto3": imp["aioboto3"]["cpu_s"], "floor": imp["floor's (aiohttp, orjson)"]["cpu_s"],
-                "backfill": imp["all a backfill loads"]["cpu_s"]}
-        report["less_imports_cpu_s"] = {k: round(med[k].cpu_s - v, 3) for k, v in paid.items()}
+        report["less_imports_cpu_s"] = {who: round(med[who].cpu_s - imp[label]["cpu_s"], 3)
+                                        for label, _, who in _IMPORT_SETS if who is not None}
     r = report["ratios"]
     rss_ok = max(m.rss_mb for m in med.values()) <= 200 and all(v <= 200 for v in long_rss.values())
     report["targets_met"] = {
@@ -281,9 +286,9 @@ def print_table(report: dict[str, Any]) -> None:
               + ", ".join(f"{k} {v['cpu_s']:.2f} s {v['peak_rss_mb']} MB" for k, v in report["imports"].items()))
         work = report["less_imports_cpu_s"]
         # a ratio to less than 0.1 s of work (the floor's in --quick) would be noise divided by noise
-        ratios = "".join(f", {work['backfill'] / work[b]:.2f}x {b}" for b in ("floor", "aioboto3") if work[b] >= 0.1)
+        ratios = [f"{work['backfill'] / work[b]:.2f}x {b}" for b in ("floor", "aioboto3") if work[b] >= 0.1]
         print("cpu_s less the imports alone: " + ", ".join(f"{k} {v:.2f}" for k, v in work.items())
-              + (f"; backfill{ratios[1:]}" if ratios else ""))
+              + (f"; backfill {', '.join(ratios)}" if ratios else ""))
     print("targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in report["targets_met"].items()))
 
 
